@@ -1,0 +1,1 @@
+"""Folder processing shared by the CLI and the batch dialog."""

@@ -1,0 +1,47 @@
+"""Helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ovpaint.core.jobs import CancelToken, Progress, ProgressEvent
+
+
+def manager_for(args: argparse.Namespace):
+    from ovpaint.models.manager import manager_from_options
+
+    manager = manager_from_options(getattr(args, "models", None), getattr(args, "device", None),
+                                   getattr(args, "dtype", None))
+    if manager.is_tiny or manager.choice.note:
+        print(f"ovpaint: {manager.banner()}", file=sys.stderr)
+    return manager
+
+
+def tqdm_progress(desc: str = "", disable: bool | None = None) -> tuple[Progress, callable]:
+    """A Progress rendered by tqdm on stderr; returns (progress, close)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=desc, disable=disable, file=sys.stderr, leave=False,
+               dynamic_ncols=True)
+    progress = Progress()
+
+    def on_event(event: ProgressEvent) -> None:
+        if event.total is not None and bar.total != event.total:
+            bar.reset(total=event.total)
+        bar.set_description(event.stage or desc, refresh=False)
+        bar.n = event.done
+        bar.refresh()
+
+    progress.subscribe(on_event)
+    return progress, bar.close
+
+
+def print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def new_cancel() -> CancelToken:
+    return CancelToken()

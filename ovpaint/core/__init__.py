@@ -1,0 +1,1 @@
+"""Qt-free, torch-free foundations: documents, masks, images, settings, paths, jobs."""

@@ -1,0 +1,154 @@
+"""The one image loader of the product, and atomic image export.
+
+Every path (CLI, batch, benchmark, app) loads through :func:`load_image`, so odd files get the
+same treatment everywhere: EXIF orientation applied; grayscale, palette, 16-bit, CMYK and
+alpha converted to 8-bit RGB with the alpha kept aside for export; a pixel limit against
+decompression bombs; one clear :class:`BadInput` for corrupt, truncated, empty or non-images.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.fileio import atomic_save
+
+DEFAULT_MAX_PIXELS = 250_000_000
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+EXPORT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                  ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+
+
+@dataclass
+class LoadedImage:
+    rgb: np.ndarray  # H×W×3 uint8, C-contiguous
+    alpha: np.ndarray | None  # H×W uint8, or None when the file had no transparency
+    path: Path | None
+    source_mode: str
+    source_format: str | None
+
+    @property
+    def height(self) -> int:
+        return self.rgb.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.rgb.shape[1]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as PIL says it."""
+        return self.width, self.height
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    # 16-bit and 32-bit integer images: scale by the type's range, not by the content,
+    # so two exposures of one scene keep their relative brightness.
+    info_max = 65535 if arr.max(initial=0) <= 65535 else np.iinfo(arr.dtype).max
+    return (arr.astype(np.float64) * (255.0 / info_max) + 0.5).astype(np.uint8)
+
+
+def pil_to_arrays(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Convert any PIL mode to (RGB uint8, alpha uint8 or None)."""
+    mode = img.mode
+    alpha = None
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        arr = np.asarray(rgba)
+        alpha = np.ascontiguousarray(arr[..., 3])
+        return np.ascontiguousarray(arr[..., :3]), alpha
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img)
+        gray = _to_uint8(arr)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2)), None
+    if mode == "RGB":
+        return np.ascontiguousarray(np.asarray(img)), None
+    # L, 1, CMYK, YCbCr, LAB, HSV and the rest.
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"))), None
+
+
+def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"File not found: {path}")
+    if path.is_dir():
+        raise BadInput(f"Expected an image file, got a folder: {path}")
+    if path.stat().st_size == 0:
+        raise BadInput(f"The file is empty: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise BadInput(
+                        f"{path.name} is {width}×{height} = {width * height / 1e6:.0f} megapixels, "
+                        f"over the limit of {max_pixels / 1e6:.0f} megapixels "
+                        "(setting 'max_image_megapixels')."
+                    )
+                fmt = img.format
+                source_mode = img.mode
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb, alpha = pil_to_arrays(img)
+    except BadInput:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise BadInput(f"{path.name} is too large to open safely: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise BadInput(f"{path.name} is not an image this program can read.") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadInput(f"{path.name} is corrupt or truncated: {exc}") from exc
+    if rgb.size == 0:
+        raise BadInput(f"{path.name} has no pixels.")
+    return LoadedImage(rgb=rgb, alpha=alpha, path=path, source_mode=source_mode, source_format=fmt)
+
+
+def image_from_array(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if alpha is None:
+        return Image.fromarray(rgb, "RGB")
+    rgba = np.dstack([rgb, np.asarray(alpha, dtype=np.uint8)])
+    return Image.fromarray(rgba, "RGBA")
+
+
+def save_image(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    *,
+    quality: int = 95,
+    overwrite: bool = True,
+) -> Path:
+    """Save atomically; the format follows the extension. JPEG drops the alpha."""
+    path = Path(path)
+    fmt = EXPORT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInput(
+            f"Unsupported export format '{path.suffix}'. Use one of: "
+            + ", ".join(sorted(set(EXPORT_FORMATS)))
+        )
+    img = image_from_array(rgb, None if fmt == "JPEG" else alpha)
+    kwargs: dict = {}
+    if fmt in ("JPEG", "WEBP"):
+        kwargs["quality"] = quality
+    return atomic_save(path, lambda tmp: img.save(tmp, format=fmt, **kwargs), overwrite=overwrite)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS

@@ -1,0 +1,120 @@
+"""Mask operations and mask files: palette label maps, binary PNGs, grow/shrink/feather."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.fileio import atomic_save
+
+
+def palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map (bit-interleaved), n×3 uint8: 0 black, then distinct colours."""
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = (r, g, b)
+    return cmap
+
+
+def save_label_png(path: str | os.PathLike, labels: np.ndarray, *, overwrite: bool = True) -> Path:
+    """Write a label map as an 8-bit palette PNG (VOC colours), atomically."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError("labels must be H×W")
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise BadInput("A palette PNG holds at most 256 labels (0–255).")
+    img = Image.fromarray(labels.astype(np.uint8), "P")
+    img.putpalette(palette().ravel().tolist())
+    return atomic_save(path, lambda tmp: img.save(tmp, format="PNG"), overwrite=overwrite)
+
+
+def save_mask_png(path: str | os.PathLike, mask: np.ndarray, *, overwrite: bool = True) -> Path:
+    """Binary (or soft uint8) mask as a grayscale PNG: 255 = masked."""
+    mask = np.asarray(mask)
+    data = (mask > 0).astype(np.uint8) * 255 if mask.dtype == np.bool_ else mask.astype(np.uint8)
+    img = Image.fromarray(data, "L")
+    return atomic_save(path, lambda tmp: img.save(tmp, format="PNG"), overwrite=overwrite)
+
+
+def load_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a label map: palette indices for 'P' images, the gray value otherwise."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode == "P":
+                return np.asarray(img, dtype=np.uint8).copy()
+            if img.mode in ("L", "I", "I;16"):
+                return np.asarray(img).astype(np.int32)
+            return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    except FileNotFoundError as exc:
+        raise BadInput(f"Mask file not found: {path}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadInput(f"{path.name} is not a readable mask image: {exc}") from exc
+
+
+def load_mask(path: str | os.PathLike, class_index: int | None = None) -> np.ndarray:
+    """A boolean mask from any grayscale or palette PNG: non-zero is masked, or ``== class``."""
+    labels = load_label_png(path)
+    if class_index is not None:
+        if not (labels == class_index).any():
+            present = sorted(int(v) for v in np.unique(labels))
+            raise BadInput(f"Label {class_index} does not occur in {Path(path).name}; "
+                           f"labels present: {present}")
+        return labels == class_index
+    return labels > 0
+
+
+def _disk(radius: int) -> np.ndarray:
+    size = 2 * radius + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate (radius > 0) or erode (radius < 0) a boolean mask by a disk."""
+    mask = np.asarray(mask, dtype=bool)
+    if radius == 0:
+        return mask.copy()
+    kernel = _disk(abs(radius))
+    m8 = mask.astype(np.uint8)
+    out = cv2.dilate(m8, kernel) if radius > 0 else cv2.erode(m8, kernel, borderValue=1)
+    return out.astype(bool)
+
+
+def shrink(mask: np.ndarray, radius: int) -> np.ndarray:
+    return grow(mask, -abs(radius))
+
+
+def feather(mask: np.ndarray, radius: int) -> np.ndarray:
+    """A soft float32 alpha in [0, 1] that is 0 outside ``mask`` and ramps up inside it.
+
+    The ramp lies entirely inside the mask, so anything outside the mask keeps alpha 0.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0:
+        return mask.astype(np.float32)
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    return np.clip(dist / float(radius), 0.0, 1.0).astype(np.float32)
+
+
+def invert(mask: np.ndarray) -> np.ndarray:
+    return ~np.asarray(mask, dtype=bool)
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), exclusive end, or None for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1

@@ -1,0 +1,65 @@
+"""Where things live: resources (source tree or frozen app), user data, cache and config.
+
+Every user-writable location can be moved with an environment variable so tests and portable
+installs never touch the user's real folders:
+``OVPAINT_HOME`` (moves all three), ``OVPAINT_CACHE_DIR``, ``OVPAINT_CONFIG_DIR``,
+``OVPAINT_DATA_DIR``. Model weights go under the cache unless ``OVPAINT_MODEL_DIR`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "ovpaint"
+
+
+def resources_dir() -> Path:
+    """``resources/`` beside the package in a source tree, or inside a PyInstaller bundle."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        return Path(frozen_root) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def resource(*parts: str) -> Path:
+    path = resources_dir().joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"Resource missing from this installation: {path}")
+    return path
+
+
+def _dir(env: str, sub: str, default: str) -> Path:
+    if os.environ.get(env):
+        path = Path(os.environ[env]).expanduser()
+    elif os.environ.get("OVPAINT_HOME"):
+        path = Path(os.environ["OVPAINT_HOME"]).expanduser() / sub
+    else:
+        path = Path(default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    return _dir("OVPAINT_CACHE_DIR", "cache", platformdirs.user_cache_dir(APP_NAME))
+
+
+def config_dir() -> Path:
+    return _dir("OVPAINT_CONFIG_DIR", "config", platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    return _dir("OVPAINT_DATA_DIR", "data", platformdirs.user_data_dir(APP_NAME))
+
+
+def model_dir() -> Path:
+    if os.environ.get("OVPAINT_MODEL_DIR"):
+        path = Path(os.environ["OVPAINT_MODEL_DIR"]).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = cache_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

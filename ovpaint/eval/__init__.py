@@ -1,0 +1,1 @@
+"""Evaluation on public benchmarks: metrics, dataset readers, the runner, reports."""

@@ -1,0 +1,274 @@
+"""ModelManager: one place that loads, places and serialises the models.
+
+- Lazy: nothing loads until a pipeline asks for a role ("clip", "sam2", "inpaint").
+- Device and dtype: cuda > mps > cpu unless overridden; fp16 on CUDA, fp32 on CPU by default.
+- Serialised: ``with manager.use("sam2") as sam:`` holds that model's lock, so two worker
+  threads never run one model at once; different models may run side by side.
+- Offload: on a GPU, before a model is placed, idle models are moved to the CPU until the
+  resident total fits the memory budget (setting ``gpu_memory_budget_gb``; 0 = automatic),
+  so CLIP → SAM2 → SD inpainting runs on a 6 GB card.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ovpaint.core.errors import BadInput, ModelUnavailable, OutOfMemory
+from ovpaint.core.settings import Settings
+from ovpaint.models import device as devices
+from ovpaint.models.registry import ROLES, ModelSpec, default_model_id, get_spec
+from ovpaint.models.store import ModelStore
+
+PROFILES = ("real", "tiny")
+_LOADERS = {
+    "clip": "ovpaint.models.clip_loader",
+    "sam2": "ovpaint.models.sam2_loader",
+    "inpaint": "ovpaint.models.inpaint_loader",
+}
+_SETTING_FOR_ROLE = {"clip": "clip_model", "sam2": "sam2_model", "inpaint": "inpaint_model"}
+GPU_MARGIN_BYTES = 1_000_000_000  # left free for activations when the budget is automatic
+
+
+@dataclass
+class ModelState:
+    role: str
+    model_id: str
+    title: str
+    state: str  # "missing" | "installed" | "loaded" | "tiny"
+    device: str | None = None
+    dtype: str | None = None
+    nbytes: int | None = None
+    in_use: bool = False
+
+
+class _Slot:
+    def __init__(self, role: str, model_id: str, bundle: Any, dtype: torch.dtype) -> None:
+        self.role = role
+        self.model_id = model_id
+        self.bundle = bundle
+        self.dtype = dtype
+        self.lock = threading.RLock()
+        self.users = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.bundle.device
+
+
+class ModelManager:
+    def __init__(
+        self,
+        profile: str = "real",
+        device: str = "auto",
+        dtype: str = "auto",
+        settings: Settings | None = None,
+        store: ModelStore | None = None,
+        seed: int = 0,
+    ) -> None:
+        if profile not in PROFILES:
+            raise BadInput(f"Unknown model profile '{profile}'. Use 'real' or 'tiny'.")
+        self.profile = profile
+        self.settings = settings or Settings()
+        self.choice = devices.choose(device, dtype)
+        self.store = store or ModelStore(overrides=self.settings["local_model_paths"])
+        self.seed = seed
+        self._slots: dict[str, _Slot] = {}
+        self._lock = threading.RLock()  # guards _slots and placement decisions
+
+    # ----------------------------------------------------------------- description
+    @property
+    def device(self) -> torch.device:
+        return self.choice.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.choice.dtype
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.profile == "tiny"
+
+    def banner(self) -> str:
+        """One line for status bars and CLI summaries; says plainly when weights are fake."""
+        parts = []
+        if self.is_tiny:
+            parts.append("TINY TEST MODELS (random weights: results are meaningless)")
+        parts.append(self.choice.describe())
+        return " · ".join(parts)
+
+    def model_id(self, role: str) -> str:
+        if role not in ROLES:
+            raise KeyError(role)
+        if self.is_tiny:
+            return f"tiny-{role}"
+        chosen = self.settings[_SETTING_FOR_ROLE[role]]
+        return chosen or default_model_id(role, self.device.type)
+
+    def spec(self, role: str) -> ModelSpec | None:
+        return None if self.is_tiny else get_spec(self.model_id(role))
+
+    def check_available(self, role: str) -> None:
+        """Raise ModelUnavailable with the fix, before any work starts."""
+        if self.is_tiny or role in self._slots:
+            return
+        spec = self.spec(role)
+        self.store.require(spec)
+
+    def states(self) -> list[ModelState]:
+        out = []
+        for role in ROLES:
+            model_id = self.model_id(role)
+            slot = self._slots.get(role)
+            if self.is_tiny:
+                title, state = f"tiny {role} (random weights)", "tiny"
+            else:
+                spec = get_spec(model_id)
+                title = spec.title
+                state = "installed" if self.store.installed_path(spec) else "missing"
+            if slot is not None:
+                out.append(ModelState(role, model_id, title, "loaded", str(slot.device),
+                                      devices.DTYPE_NAMES.get(slot.dtype, str(slot.dtype)),
+                                      slot.bundle.nbytes(), slot.users > 0))
+            else:
+                out.append(ModelState(role, model_id, title, state))
+        return out
+
+    # ----------------------------------------------------------------- loading
+    def _load(self, role: str) -> _Slot:
+        loader = importlib.import_module(_LOADERS[role])
+        dtype = self.dtype
+        if self.is_tiny:
+            if role == "sam2":
+                bundle = loader.build_tiny(self.seed, device="cpu")
+            else:
+                bundle = loader.build_tiny(self.seed, device="cpu", dtype=torch.float32)
+            dtype = torch.float32
+            if self.device.type != "cpu":
+                bundle.to_device(self.device)
+            return _Slot(role, self.model_id(role), bundle, dtype)
+        spec = self.spec(role)
+        path = self.store.require(spec)
+        try:
+            bundle = loader.load_real(spec, path, torch.device("cpu"), dtype)
+        except (ModelUnavailable, BadInput):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken file must not become a traceback
+            raise ModelUnavailable(
+                f"Could not load '{spec.title}' from {path}: {exc}. The file may be corrupt or "
+                f"of another model; check it with `ovpaint models verify {spec.id}`."
+            ) from exc
+        return _Slot(role, spec.id, bundle, dtype)
+
+    def _slot(self, role: str) -> _Slot:
+        with self._lock:
+            slot = self._slots.get(role)
+            if slot is None:
+                slot = self._load(role)
+                self._slots[role] = slot
+            return slot
+
+    def get(self, role: str) -> Any:
+        """The loaded bundle, without placing or locking it (for inspection)."""
+        return self._slot(role).bundle
+
+    # ----------------------------------------------------------------- placement
+    def gpu_budget_bytes(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        configured = float(self.settings["gpu_memory_budget_gb"] or 0.0)
+        if configured > 0:
+            return int(configured * 1e9)
+        free = devices.gpu_free_bytes(self.device) or 0
+        resident = sum(s.bundle.nbytes() for s in self._slots.values()
+                       if s.device.type == "cuda")
+        return max(0, free + resident - GPU_MARGIN_BYTES)
+
+    def _place(self, slot: _Slot) -> None:
+        if self.device.type == "cpu" or slot.device == self.device:
+            return
+        budget = self.gpu_budget_bytes()
+        if budget is not None:
+            need = slot.bundle.nbytes()
+            resident = [s for s in self._slots.values()
+                        if s is not slot and s.device.type == self.device.type]
+            total = need + sum(s.bundle.nbytes() for s in resident)
+            for other in sorted(resident, key=lambda s: s.users):
+                if total <= budget:
+                    break
+                if other.users == 0:
+                    other.bundle.to_device(torch.device("cpu"))
+                    total -= other.bundle.nbytes()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        try:
+            slot.bundle.to_device(self.device)
+        except Exception as exc:  # noqa: BLE001
+            if devices.is_out_of_memory(exc):
+                slot.bundle.to_device(torch.device("cpu"))
+                raise OutOfMemory(
+                    f"Not enough GPU memory to place {slot.model_id}. Close other GPU programs, "
+                    "lower the memory budget or use --device cpu."
+                ) from exc
+            raise
+
+    @contextmanager
+    def use(self, role: str) -> Iterator[Any]:
+        """Hold the model of ``role`` on the compute device for the duration of the block."""
+        slot = self._slot(role)
+        with slot.lock:
+            with self._lock:
+                slot.users += 1
+                try:
+                    self._place(slot)
+                except BaseException:
+                    slot.users -= 1
+                    raise
+            try:
+                yield slot.bundle
+            finally:
+                with self._lock:
+                    slot.users -= 1
+
+    def offload(self, keep: tuple[str, ...] = ()) -> None:
+        """Move idle models not in ``keep`` to the CPU, freeing GPU memory."""
+        with self._lock:
+            for role, slot in self._slots.items():
+                if role not in keep and slot.users == 0 and slot.device.type != "cpu":
+                    slot.bundle.to_device(torch.device("cpu"))
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    def release(self, role: str) -> None:
+        """Forget a loaded model entirely (it reloads on next use)."""
+        with self._lock:
+            slot = self._slots.get(role)
+            if slot is not None and slot.users == 0:
+                del self._slots[role]
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def device_of(self, role: str) -> str | None:
+        slot = self._slots.get(role)
+        return None if slot is None else str(slot.device)
+
+
+def manager_from_options(models: str | None, device: str | None, dtype: str | None,
+                         settings: Settings | None = None) -> ModelManager:
+    """Build a manager from CLI-style options, falling back to settings and OVPAINT_MODELS."""
+    import os
+
+    settings = settings or Settings.load()
+    profile = models or os.environ.get("OVPAINT_MODELS") or settings["model_profile"]
+    return ModelManager(
+        profile=profile,
+        device=device or settings["device"],
+        dtype=dtype or settings["dtype"],
+        settings=settings,
+    )

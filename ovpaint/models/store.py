@@ -1,0 +1,104 @@
+"""Where model files live on disk, and whether a model is installed.
+
+Layout: ``<model_dir>/<model id>/`` holds the files at their repository paths plus
+``ovpaint-manifest.json`` (repo, revision, each file's size and sha256), written by the
+downloader only after every file verified. A user may instead point a model at a local file
+or folder (``ovpaint models import``), recorded in the settings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ovpaint.core.errors import ModelUnavailable
+from ovpaint.core.paths import model_dir
+from ovpaint.models.registry import ModelSpec
+
+MANIFEST = "ovpaint-manifest.json"
+
+
+def missing_message(spec: ModelSpec) -> str:
+    size_gb = spec.approx_bytes / 1e9
+    return (
+        f"The model '{spec.title}' ({spec.id}, about {size_gb:.1f} GB) is not installed. "
+        f"Download it with `ovpaint models download {spec.id}` or Models → Download in the app, "
+        f"or use a copy you already have with `ovpaint models import {spec.id} PATH`. "
+        "To try the program without any weights, use `--models tiny`."
+    )
+
+
+class ModelStore:
+    def __init__(self, root: Path | None = None, overrides: dict[str, str] | None = None) -> None:
+        self._root = root
+        self.overrides = dict(overrides or {})
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = model_dir()
+        self._root.mkdir(parents=True, exist_ok=True)
+        return self._root
+
+    def folder(self, spec: ModelSpec) -> Path:
+        return self.root / spec.id
+
+    def manifest_path(self, spec: ModelSpec) -> Path:
+        return self.folder(spec) / MANIFEST
+
+    def read_manifest(self, spec: ModelSpec) -> dict | None:
+        path = self.manifest_path(spec)
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def downloaded_path(self, spec: ModelSpec) -> Path | None:
+        """The downloaded copy, when its manifest exists and every file has its recorded size."""
+        manifest = self.read_manifest(spec)
+        if manifest is None:
+            return None
+        folder = self.folder(spec)
+        for entry in manifest.get("files", []):
+            path = folder / entry["path"]
+            if not path.is_file() or path.stat().st_size != entry.get("size"):
+                return None
+        return self.entrypoint(spec, folder)
+
+    def override_path(self, spec: ModelSpec) -> Path | None:
+        raw = self.overrides.get(spec.id)
+        if not raw:
+            return None
+        return Path(raw).expanduser()
+
+    def installed_path(self, spec: ModelSpec) -> Path | None:
+        override = self.override_path(spec)
+        if override is not None:
+            return self.entrypoint(spec, override) if override.exists() else None
+        return self.downloaded_path(spec)
+
+    def require(self, spec: ModelSpec) -> Path:
+        override = self.override_path(spec)
+        if override is not None and not override.exists():
+            raise ModelUnavailable(
+                f"The local path chosen for '{spec.title}' ({spec.id}) no longer exists: "
+                f"{override}. Choose another with `ovpaint models import {spec.id} PATH`."
+            )
+        path = self.installed_path(spec)
+        if path is None:
+            raise ModelUnavailable(missing_message(spec))
+        return path
+
+    @staticmethod
+    def entrypoint(spec: ModelSpec, base: Path) -> Path:
+        """The path a loader wants: the weights file for single-file models, else the folder."""
+        if base.is_file() or spec.is_folder:
+            return base
+        for f in spec.files:
+            candidate = base / f.path
+            if candidate.is_file():
+                return candidate
+        return base

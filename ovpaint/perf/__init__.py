@@ -1,0 +1,161 @@
+"""``ovpaint perf``: the project's benchmark.
+
+Stages time the real code paths with full-size architectures and random weights (speed does
+not depend on weight values), or the tiny profile with ``--models tiny``. Each stage module in
+``STAGE_MODULES`` exposes ``stages(ctx) -> list[Stage]``. A stage may name a ``baseline``
+stage; the report then gives the speed-up ratio measured in the same run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGE_MODULES = (
+    "ovpaint.perf.foundation",
+    "ovpaint.perf.dense",
+    "ovpaint.perf.proposals",
+    "ovpaint.perf.inpaint",
+    "ovpaint.perf.batch",
+)
+
+
+@dataclass
+class Stage:
+    group: str
+    name: str
+    run: Callable[[], Any]
+    repeats: int = 3
+    warmup: int = 1
+    baseline: str | None = None  # name of the stage this one is compared against
+    note: str = ""
+    setup: Callable[[], Any] | None = None  # untimed, once before the warm-up
+
+
+@dataclass
+class StageResult:
+    group: str
+    name: str
+    median_s: float
+    times_s: list[float]
+    baseline: str | None = None
+    speedup: float | None = None
+    note: str = ""
+    error: str | None = None
+
+
+@dataclass
+class PerfContext:
+    """What a stage module needs: the device choice and the profile (real archs or tiny)."""
+
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    tiny: bool = False
+    quick: bool = False  # fewer repeats and smaller inputs (used by the test suite)
+    cache: dict = field(default_factory=dict)  # shared between stage modules (built models)
+
+    def repeats(self, n: int) -> int:
+        return 1 if self.quick else n
+
+
+def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
+    stages: list[Stage] = []
+    for name in STAGE_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # that stage group is not part of this build
+            raise
+        stages.extend(module.stages(ctx))
+    if only:
+        keys = [k.strip().lower() for k in only.split(",") if k.strip()]
+        stages = [s for s in stages
+                  if any(k in s.group.lower() or k in s.name.lower() for k in keys)
+                  or any(k in (s2.group.lower() + s2.name.lower()) for k in keys
+                         for s2 in stages if s2.baseline == s.name)]
+    return stages
+
+
+def time_stage(stage: Stage) -> StageResult:
+    try:
+        if stage.setup is not None:
+            stage.setup()
+        for _ in range(stage.warmup):
+            stage.run()
+        times = []
+        for _ in range(max(1, stage.repeats)):
+            t0 = time.perf_counter()
+            stage.run()
+            times.append(time.perf_counter() - t0)
+        return StageResult(stage.group, stage.name, statistics.median(times), times,
+                           stage.baseline, note=stage.note)
+    except Exception as exc:  # noqa: BLE001 - one failing stage must not hide the others
+        return StageResult(stage.group, stage.name, float("nan"), [], stage.baseline,
+                           note=stage.note, error=f"{type(exc).__name__}: {exc}")
+
+
+def run(stages: list[Stage], on_result: Callable[[StageResult], None] | None = None
+        ) -> list[StageResult]:
+    results = []
+    by_name: dict[str, StageResult] = {}
+    for stage in stages:
+        result = time_stage(stage)
+        by_name[stage.name] = result
+        results.append(result)
+        if on_result:
+            on_result(result)
+    for result in results:
+        base = by_name.get(result.baseline) if result.baseline else None
+        if base and base.median_s > 0 and result.median_s > 0:
+            result.speedup = base.median_s / result.median_s
+    return results
+
+
+def machine_info(ctx: PerfContext) -> dict:
+    import os
+
+    import torch
+
+    info = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(ctx.device),
+        "dtype": str(ctx.dtype).replace("torch.", ""),
+        "profile": "tiny" if ctx.tiny else "real architectures, random weights",
+    }
+    if ctx.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(ctx.device)
+    return info
+
+
+def format_table(results: list[StageResult]) -> str:
+    rows = [("group", "stage", "median", "speed-up", "note")]
+    for r in results:
+        median = "error" if r.error else _fmt_seconds(r.median_s)
+        speed = f"{r.speedup:.2f}× vs {r.baseline}" if r.speedup else ""
+        rows.append((r.group, r.name, median, speed, r.error or r.note))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    lines = []
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+    return "\n".join(lines)
+
+
+def _fmt_seconds(s: float) -> str:
+    if s != s:  # nan
+        return "n/a"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.1f} ms"
+    return f"{s:.2f} s"

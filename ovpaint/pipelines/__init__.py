@@ -1,0 +1,1 @@
+"""One module per method. Each exposes plain functions ``run(..., progress, cancel)``."""
