@@ -23,7 +23,9 @@ Conventions
   ground-truth boundary pixel lies within ``tolerance`` px (Euclidean), and vice versa for
   recall. The tolerance is 0.75 % of the image diagonal, at least 1 px (``boundary_tolerance``).
   Counts are summed over the run per class, then P/R/F1 per class, then the nan-aware mean.
-  Boundary pixels in the ignore region are left out of both sets.
+  Boundary pixels deeper than ``tolerance`` inside the ignore region are not counted; those
+  within it are (VOC draws its 255 band exactly over object edges, where a correct predicted
+  edge lies).
 """
 
 from __future__ import annotations
@@ -88,16 +90,20 @@ def boundary_counts(gt: np.ndarray, pred: np.ndarray, num_classes: int,
     if tolerance is None:
         tolerance = boundary_tolerance(*gt.shape)
     valid = gt != ignore_index
+    # A boundary pixel counts when it lies within the tolerance of a scored pixel: VOC draws
+    # its 255 band exactly over object edges, where a correct predicted edge falls.
+    counted = valid if valid.all() else _near(valid, tolerance)
     counts = np.zeros((num_classes, 4), dtype=np.int64)
     present = set(np.unique(gt[valid]).tolist()) | set(np.unique(pred[valid]).tolist())
     for c in sorted(present):
         if not 0 <= c < num_classes:
             continue
-        gt_b = _inner_boundary(gt == c) & valid
-        pred_b = _inner_boundary(pred == c) & valid
+        gt_full = _inner_boundary(gt == c)
+        pred_full = _inner_boundary(pred == c)
+        gt_b, pred_b = gt_full & counted, pred_full & counted
         n_gt, n_pred = int(gt_b.sum()), int(pred_b.sum())
-        pred_hit = int((pred_b & _near(gt_b, tolerance)).sum()) if n_pred and n_gt else 0
-        gt_hit = int((gt_b & _near(pred_b, tolerance)).sum()) if n_pred and n_gt else 0
+        pred_hit = int((pred_b & _near(gt_full, tolerance)).sum()) if gt_full.any() else 0
+        gt_hit = int((gt_b & _near(pred_full, tolerance)).sum()) if pred_full.any() else 0
         counts[c] = (pred_hit, n_pred, gt_hit, n_gt)
     return counts
 

@@ -117,7 +117,7 @@ def test_boundary_f1_ignores_ignore_region_and_missing_class():
     gt = _block((8, 8), 2, 2)
     gt[:, 6:] = 255
     pred = _block((8, 8), 2, 2)
-    pred[0, 6] = 1  # a stray prediction inside the ignored region: not counted
+    pred[0, 7] = 1  # a stray prediction deep in the ignored region (2 px > tolerance): not counted
     s = scores_from_counts(*confusion(gt, pred, 2), boundary_counts(gt, pred, 2, tolerance=1))
     assert s.boundary_f1[1] == 1.0
     empty = boundary_counts(gt, np.zeros_like(pred), 2, tolerance=1)

@@ -1,0 +1,296 @@
+"""Readers for the standard benchmark layouts: PASCAL VOC 2012, COCO-Stuff164k, ADE20K.
+
+Every reader turns its dataset's label convention into the one the metrics use: ids
+``0 .. K-1`` and 255 for "not scored". Class names and the text queries for each class live in
+``resources/classes/`` (one class per line; ``label`` or ``label: name1|name2``).
+
+Errors name the file: a missing split file, a missing image or annotation, an image whose size
+differs from its annotation's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.image_io import LoadedImage, load_image
+from ovpaint.core.masks import load_label_png
+from ovpaint.core.paths import resource
+from ovpaint.core.prompt import ClassQuery
+
+IGNORE = 255
+DATASET_KEYS = ("voc", "cocostuff", "ade20k")
+_ALIASES = {"voc": "voc", "voc21": "voc", "voc2012": "voc", "pascal": "voc",
+            "cocostuff": "cocostuff", "coco-stuff": "cocostuff", "coco_stuff": "cocostuff",
+            "cocostuff164k": "cocostuff", "coco": "cocostuff",
+            "ade20k": "ade20k", "ade": "ade20k", "ade150": "ade20k"}
+
+
+@dataclass(frozen=True)
+class DatasetClass:
+    label: str  # the dataset's own name, shown in reports
+    queries: tuple[str, ...]  # text queries; the class scores the best of them
+
+    def query(self) -> ClassQuery:
+        return ClassQuery(self.label, self.queries)
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    image_path: Path
+    label_path: Path
+
+
+@dataclass
+class LoadedSample:
+    sample: Sample
+    image: LoadedImage
+    gt: np.ndarray  # H×W int32 in 0..K-1 or 255
+
+
+def read_class_file(path: str | os.PathLike) -> list[DatasetClass]:
+    """Parse a class list: one class per line, ``#`` comments, ``label[: q1|q2]``."""
+    classes = []
+    for line_no, raw in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        label, _, rest = line.partition(":")
+        label = label.strip()
+        queries = tuple(q.strip() for q in rest.split("|") if q.strip()) if rest else (label,)
+        if not label or not queries:
+            raise BadInput(f"{path}, line {line_no}: expected 'label' or 'label: name1|name2'.")
+        classes.append(DatasetClass(label, queries))
+    return classes
+
+
+class Dataset:
+    """A benchmark split: its classes, its samples, and how to read one sample."""
+
+    key = ""
+    title = ""
+    class_file = ""
+    num_classes = 0
+    #: Dataset id of the class that stands for "none of the named classes", or None when
+    #: the dataset has no such class (then an unlabelled prediction is a miss).
+    background_id: int | None = None
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise BadInput(f"Dataset folder not found: {self.root}")
+        self.classes = read_class_file(resource("classes", self.class_file))
+        if len(self.classes) != self.num_classes:
+            raise BadInput(f"{self.class_file} lists {len(self.classes)} classes; "
+                           f"{self.title} has {self.num_classes}.")
+        self.samples = self._list_samples()
+        if not self.samples:
+            raise BadInput(f"No images found for {self.title} under {self.root}.")
+
+    # -- to implement per layout
+    def _list_samples(self) -> list[Sample]:
+        raise NotImplementedError
+
+    def _convert_labels(self, raw: np.ndarray, sample: Sample) -> np.ndarray:
+        return raw
+
+    # -- shared
+    @property
+    def class_names(self) -> list[str]:
+        return [c.label for c in self.classes]
+
+    def class_queries(self) -> list[ClassQuery]:
+        return [c.query() for c in self.classes]
+
+    def load(self, sample: Sample) -> LoadedSample:
+        image = load_image(sample.image_path)
+        if not sample.label_path.exists():
+            raise BadInput(f"Annotation missing for image {sample.image_path.name}: "
+                           f"{sample.label_path}")
+        raw = load_label_png(sample.label_path)
+        if raw.shape[:2] != (image.height, image.width):
+            raise BadInput(
+                f"Image and annotation sizes differ: {sample.image_path} is "
+                f"{image.width}×{image.height}, {sample.label_path} is "
+                f"{raw.shape[1]}×{raw.shape[0]}."
+            )
+        gt = self._convert_labels(np.asarray(raw).astype(np.int32), sample)
+        bad = (gt != IGNORE) & ((gt < 0) | (gt >= self.num_classes))
+        if bad.any():
+            value = int(gt[bad][0])
+            raise BadInput(f"{sample.label_path} holds label {value}, outside the "
+                           f"{self.num_classes} classes of {self.title}.")
+        return LoadedSample(sample, image, gt)
+
+    def prediction_png_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Our 0..K-1/255 ids back into the dataset's own annotation values, for saving."""
+        return ids
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise BadInput(f"{what} folder not found: {path}")
+    return path
+
+
+def _first_existing(candidates: list[Path], marker: str) -> Path | None:
+    for c in candidates:
+        if (c / marker).exists():
+            return c
+    return None
+
+
+def _pair_by_stem(images_dir: Path, labels_dir: Path, label_for) -> list[Sample]:
+    samples = []
+    for img in sorted(images_dir.iterdir()):
+        if img.suffix.lower() not in (".jpg", ".jpeg", ".png") or img.name.startswith("."):
+            continue
+        label = label_for(img.stem)
+        if label is None:
+            raise BadInput(f"Annotation missing for image {img}: expected "
+                           f"{labels_dir / (img.stem + '.png')}")
+        samples.append(Sample(img.stem, img, label))
+    return samples
+
+
+class VOCDataset(Dataset):
+    """PASCAL VOC 2012 segmentation val: ``JPEGImages``, ``SegmentationClass`` palette PNGs
+    (index = class, 255 = object border / difficult, ignored), ``ImageSets/Segmentation``."""
+
+    key = "voc"
+    title = "PASCAL VOC 2012"
+    class_file = "voc21.txt"
+    num_classes = 21
+    background_id = 0
+
+    def __init__(self, root: str | os.PathLike, split: str = "val") -> None:
+        self.split = split
+        super().__init__(root)
+
+    def _list_samples(self) -> list[Sample]:
+        base = _first_existing([self.root, self.root / "VOC2012", self.root / "VOCdevkit" /
+                                "VOC2012"], "JPEGImages") or self.root
+        self.base = base
+        images = _require_dir(base / "JPEGImages", "VOC images (JPEGImages)")
+        labels = _require_dir(base / "SegmentationClass", "VOC annotations (SegmentationClass)")
+        split_file = base / "ImageSets" / "Segmentation" / f"{self.split}.txt"
+        if not split_file.is_file():
+            raise BadInput(f"VOC split file missing: {split_file}")
+        samples = []
+        for line in split_file.read_text("utf-8").splitlines():
+            sid = line.strip().split()[0] if line.strip() else ""
+            if not sid:
+                continue
+            img = images / f"{sid}.jpg"
+            if not img.exists():
+                raise BadInput(f"Image listed in {split_file.name} is missing: {img}")
+            lab = labels / f"{sid}.png"
+            if not lab.exists():
+                raise BadInput(f"Annotation listed in {split_file.name} is missing: {lab}")
+            samples.append(Sample(sid, img, lab))
+        return samples
+
+
+class COCOStuffDataset(Dataset):
+    """COCO-Stuff164k val: ``images/val2017/*.jpg`` and ``annotations/val2017``. Accepts the
+    original stuffthingmaps PNGs (ids 0..181, mapped to 171 train ids; unused ids → 255) and
+    mmseg's converted ``*_labelTrainIds.png`` (already train ids)."""
+
+    key = "cocostuff"
+    title = "COCO-Stuff164k"
+    class_file = "cocostuff171.txt"
+    num_classes = 171
+
+    def __init__(self, root: str | os.PathLike, split: str = "val2017") -> None:
+        self.split = split
+        mapping = json.loads(resource("classes", "cocostuff182_to_171.json").read_text("utf-8"))
+        unused = set(mapping["unused_ids"])
+        self._lut = np.full(256, IGNORE, dtype=np.int32)
+        used = [i for i in range(mapping["num_source_ids"]) if i not in unused]
+        self._lut[used] = np.arange(len(used))
+        self._to_source = np.full(256, IGNORE, dtype=np.int32)
+        self._to_source[np.arange(len(used))] = used
+        super().__init__(root)
+
+    def _list_samples(self) -> list[Sample]:
+        images = _require_dir(self.root / "images" / self.split, "COCO-Stuff images")
+        labels = _require_dir(self.root / "annotations" / self.split, "COCO-Stuff annotations")
+
+        def label_for(stem: str) -> Path | None:
+            for name in (f"{stem}_labelTrainIds.png", f"{stem}.png"):
+                if (labels / name).exists():
+                    return labels / name
+            return None
+
+        return _pair_by_stem(images, labels, label_for)
+
+    def _convert_labels(self, raw: np.ndarray, sample: Sample) -> np.ndarray:
+        if sample.label_path.name.endswith("_labelTrainIds.png"):
+            return raw
+        if raw.size and (raw.min() < 0 or raw.max() > 255):
+            raise BadInput(f"{sample.label_path} holds values outside 0..255.")
+        return self._lut[raw]
+
+    def prediction_png_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Back to the 182-id stuffthingmaps convention (255 stays 255)."""
+        return self._to_source[np.clip(ids, 0, 255)]
+
+
+class ADE20KDataset(Dataset):
+    """ADE20K (ADEChallengeData2016) validation: ``images/validation/*.jpg`` and
+    ``annotations/validation/*.png``; value 0 ("other") ignored, v ≥ 1 is class v − 1."""
+
+    key = "ade20k"
+    title = "ADE20K"
+    class_file = "ade150.txt"
+    num_classes = 150
+
+    def __init__(self, root: str | os.PathLike, split: str = "validation") -> None:
+        self.split = split
+        super().__init__(root)
+
+    def _list_samples(self) -> list[Sample]:
+        base = _first_existing([self.root, self.root / "ADEChallengeData2016"], "images")
+        base = base or self.root
+        images = _require_dir(base / "images" / self.split, "ADE20K images")
+        labels = _require_dir(base / "annotations" / self.split, "ADE20K annotations")
+
+        def label_for(stem: str) -> Path | None:
+            path = labels / f"{stem}.png"
+            return path if path.exists() else None
+
+        return _pair_by_stem(images, labels, label_for)
+
+    def _convert_labels(self, raw: np.ndarray, sample: Sample) -> np.ndarray:
+        out = raw - 1
+        out[raw == 0] = IGNORE
+        return out
+
+    def prediction_png_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Back to ADE's values: class c is c + 1; unassigned (255) becomes 0."""
+        out = ids + 1
+        out[ids == IGNORE] = 0
+        return out
+
+
+_READERS: dict[str, type[Dataset]] = {
+    "voc": VOCDataset, "cocostuff": COCOStuffDataset, "ade20k": ADE20KDataset,
+}
+
+
+def dataset_key(name: str) -> str:
+    key = _ALIASES.get(name.strip().lower())
+    if key is None:
+        raise BadInput(f"Unknown dataset '{name}'. Use one of: {', '.join(DATASET_KEYS)}.")
+    return key
+
+
+def open_dataset(name: str, root: str | os.PathLike) -> Dataset:
+    """Open a dataset by name (``voc``, ``cocostuff``, ``ade20k``) from its root folder."""
+    return _READERS[dataset_key(name)](root)

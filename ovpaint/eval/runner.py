@@ -1,0 +1,258 @@
+"""The benchmark runner: segment every image of a dataset split and score the whole run.
+
+One confusion matrix over the run (see :mod:`ovpaint.eval.metrics`). Each image's counts and
+timings are appended to a state file beside the report as soon as the image is done, so a run
+that was cancelled, killed or crashed continues where it stopped, and the final matrix is the
+sum of the same per-image counts: identical to an uninterrupted run. ``limit`` with ``seed``
+picks a reproducible subset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.masks import save_label_png
+from ovpaint.core.prompt import ClassQuery
+from ovpaint.eval.datasets import IGNORE, Dataset, open_dataset
+from ovpaint.eval.metrics import ConfusionAccumulator, ImageCounts, Scores
+from ovpaint.pipelines.result import SegmentationResult
+
+#: ``fn(rgb, queries) -> SegmentationResult``; ``result.classes[0]`` is the background and
+#: ``result.classes[1:]`` name the queries.
+SegmentFn = Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]
+
+STATE_VERSION = 1
+
+#: Post-processing presets per dataset (METHOD.md §1.6): VOC's 21-class scenes use a higher
+#: logit scale and thresholds; the stuff datasets use the defaults at a larger short side.
+DATASET_PRESETS: dict[str, dict[str, Any]] = {
+    "voc": {"logit_scale": 65.0, "prob_thd": 0.1, "area_thd": 0.1},
+    "cocostuff": {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448},
+    "ade20k": {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448},
+}
+
+
+@dataclass
+class BenchmarkResult:
+    """What a run measured; :mod:`ovpaint.eval.report` turns it into files."""
+
+    dataset: str
+    dataset_title: str
+    root: str
+    method: str
+    class_names: list[str]
+    scores: Scores
+    matrix: np.ndarray
+    seconds_per_image: dict[str, float]  # stage → mean seconds per image
+    image_ids: list[str]
+    settings: dict[str, Any]
+    models: dict[str, str]
+    limit: int | None
+    seed: int
+    resumed_images: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+def select_samples(dataset: Dataset, limit: int | None, seed: int) -> list:
+    """The whole split, or ``limit`` samples drawn with ``seed`` (kept in dataset order)."""
+    samples = dataset.samples
+    if limit is None or limit >= len(samples):
+        return list(samples)
+    if limit < 1:
+        raise BadInput("--limit must be at least 1.")
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(samples), size=limit, replace=False))
+    return [samples[i] for i in picked]
+
+
+def label_lookup(result: SegmentationResult, dataset: Dataset) -> np.ndarray:
+    """Map the result's label indices to dataset ids (255 = no dataset class)."""
+    by_name = {c.label: i for i, c in enumerate(dataset.classes)}
+    lut = np.full(len(result.classes), IGNORE, dtype=np.int32)
+    if dataset.background_id is not None:
+        lut[0] = dataset.background_id
+    for index, name in enumerate(result.classes[1:], start=1):
+        if name not in by_name:
+            raise BadInput(f"The segmentation returned class '{name}', which {dataset.title} "
+                           "does not have.")
+        lut[index] = by_name[name]
+    return lut
+
+
+def _default_segment_fn(method: str, manager, settings: dict[str, Any]) -> SegmentFn:
+    try:
+        from ovpaint.pipelines.segment import segment
+    except ModuleNotFoundError as exc:
+        raise BadInput("Text segmentation is not available in this build "
+                       f"(ovpaint.pipelines.segment is missing: {exc}).") from exc
+
+    def fn(rgb: np.ndarray, queries: list[ClassQuery]) -> SegmentationResult:
+        return segment(rgb, queries, method=method, manager=manager, settings=settings)
+
+    return fn
+
+
+def _models_of(manager) -> dict[str, str]:
+    if manager is None:
+        return {}
+    out = {}
+    for role in ("clip", "sam2"):
+        try:
+            out[role] = manager.model_id(role)
+        except Exception:  # noqa: BLE001 - a description must not fail a finished run
+            continue
+    if getattr(manager, "is_tiny", False):
+        out["profile"] = "tiny (random weights: results are meaningless)"
+    return out
+
+
+def state_path_for(out_path: str | os.PathLike) -> Path:
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".state.jsonl")
+
+
+def _config(dataset: Dataset, method: str, settings: dict, ids: list[str], models: dict) -> dict:
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+    return {"version": STATE_VERSION, "dataset": dataset.key, "root": str(dataset.root),
+            "method": method, "settings": settings, "models": models, "images": digest}
+
+
+def _read_state(path: Path, config: dict) -> dict[str, dict]:
+    """Per-image records of an earlier run with the same configuration."""
+    if not path.exists():
+        return {}
+    lines = path.read_text("utf-8").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        header = None
+    if not header or header.get("config") != json.loads(json.dumps(config, default=str)):
+        raise BadInput(
+            f"{path} belongs to a benchmark run with other settings, dataset, method or images. "
+            "Delete it, choose another --out, or run without resume (--restart)."
+        )
+    records: dict[str, dict] = {}
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a crash: that image is simply done again
+        if isinstance(record, dict) and "id" in record:
+            records[record["id"]] = record
+    return records
+
+
+def _append_line(path: Path, data: dict) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def run_benchmark(
+    dataset: str | Dataset,
+    root: str | os.PathLike | None,
+    method: str,
+    manager=None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    save_predictions_dir: str | os.PathLike | None = None,
+    out_path: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    resume: bool = True,
+    settings: dict[str, Any] | None = None,
+    segment_fn: SegmentFn | None = None,
+    boundary: bool = True,
+) -> BenchmarkResult:
+    """Segment each selected image and score the run; see the module docstring.
+
+    ``out_path`` is where the caller will write the report; the state file lives beside it
+    (``<out>.state.jsonl``) and is what makes the run resumable. ``segment_fn`` replaces the
+    product's segmentation (tests inject a known segmenter). Raises :class:`Cancelled` when
+    ``cancel`` fires; everything finished so far stays in the state file.
+    """
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, root)
+    samples = select_samples(ds, limit, seed)
+    run_settings = dict(DATASET_PRESETS.get(ds.key, {}))
+    run_settings.update(settings or {})
+    if segment_fn is None:
+        segment_fn = _default_segment_fn(method, manager, run_settings)
+    models = _models_of(manager)
+    ids = [s.id for s in samples]
+    config = _config(ds, method, run_settings, ids, models)
+    queries = ds.class_queries()
+    save_dir = Path(save_predictions_dir) if save_predictions_dir else None
+
+    records: dict[str, dict] = {}
+    state_path = state_path_for(out_path) if out_path else None
+    if state_path is not None:
+        if resume:
+            records = _read_state(state_path, config)
+        if not resume or not state_path.exists():
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            state_path.write_text(json.dumps({"config": config}, default=str) + "\n", "utf-8")
+        records = {k: v for k, v in records.items() if k in set(ids)}
+
+    acc = ConfusionAccumulator(ds.num_classes)
+    totals: dict[str, float] = {}
+    resumed = 0
+    if progress:
+        progress.stage("benchmark", total=len(samples), message=ds.title)
+    for n, sample in enumerate(samples):
+        if cancel:
+            cancel.check()
+        record = records.get(sample.id)
+        if record is not None and (save_dir is None or (save_dir / f"{sample.id}.png").exists()):
+            acc.add(ImageCounts.from_json(record["counts"]))
+            resumed += 1
+        else:
+            t0 = time.perf_counter()
+            loaded = ds.load(sample)
+            t_load = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            result = segment_fn(loaded.image.rgb, queries)
+            t_seg = time.perf_counter() - t1
+            if result.labels.shape != loaded.gt.shape:
+                raise BadInput(f"The segmentation of {sample.image_path.name} has size "
+                               f"{result.labels.shape}, its annotation {loaded.gt.shape}.")
+            pred = label_lookup(result, ds)[result.labels]
+            counts = acc.image_counts(loaded.gt, pred, with_boundary=boundary)
+            if save_dir is not None:
+                save_label_png(save_dir / f"{sample.id}.png", ds.prediction_png_ids(pred))
+            timings = {"load": t_load, **{k: float(v) for k, v in result.timings.items()},
+                       "segment": t_seg, "total": time.perf_counter() - t0}
+            record = {"id": sample.id, "counts": counts.to_json(), "timings": timings}
+            if state_path is not None:
+                _append_line(state_path, record)
+            acc.add(counts)
+        for stage, seconds in record["timings"].items():
+            totals[stage] = totals.get(stage, 0.0) + float(seconds)
+        if progress:
+            miou = acc.scores().miou
+            progress.update(n + 1, len(samples),
+                            message=f"mIoU so far {miou * 100:.2f}" if miou == miou else "")
+
+    images = max(1, len(samples))
+    result = BenchmarkResult(
+        dataset=ds.key, dataset_title=ds.title, root=str(ds.root), method=method,
+        class_names=ds.class_names, scores=acc.scores(ds.class_names), matrix=acc.matrix.copy(),
+        seconds_per_image={k: v / images for k, v in totals.items()}, image_ids=ids,
+        settings=run_settings, models=models, limit=limit, seed=seed, resumed_images=resumed,
+    )
+    if resumed:
+        result.messages.append(f"{resumed} of {len(samples)} images were taken from the "
+                               "state of an earlier, interrupted run.")
+    return result
