@@ -1,0 +1,271 @@
+"""File operations of the window: open an image or a project, save, export, recent files,
+autosave and crash recovery. Loading and writing run on the worker pool; the dialogs here."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from ovpaint.app.context import EditorContext
+from ovpaint.app.workers import error_message
+from ovpaint.core import project
+from ovpaint.core.document import Document
+from ovpaint.core.errors import BadInput
+from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
+from ovpaint.core.masks import save_label_png, save_mask_png
+
+IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ")"
+PROJECT_FILTER = f"ovpaint projects (*{project.SUFFIX} *.zip project.json)"
+EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
+MAX_RECENT = 10
+
+
+def open_job(path: str, max_megapixels: int, *, progress, cancel) -> Document:
+    """Worker-side: an image or a project becomes a Document."""
+    p = Path(path)
+    if p.suffix.lower() in (project.SUFFIX, ".zip") or (p / project.MANIFEST).exists() \
+            or p.name == project.MANIFEST:
+        return project.load_project(p.parent if p.name == project.MANIFEST else p,
+                                    progress=progress, cancel=cancel)
+    progress.stage("open image")
+    loaded = load_image(p, max_pixels=int(max_megapixels * 1_000_000))
+    cancel.check()
+    return Document(loaded.rgb, loaded.alpha, path=str(p))
+
+
+def export_masks_job(snapshot_masks, labels, names, folder: str, stem: str, mode: str, *,
+                     progress, cancel) -> list[Path]:
+    folder_path = Path(folder)
+    written = []
+    if mode == "labels":
+        written.append(save_label_png(folder_path / f"{stem}_labels.png", labels))
+        (folder_path / f"{stem}_labels.txt").write_text(
+            "\n".join(f"{i}\t{n}" for i, n in enumerate(names)) + "\n", "utf-8")
+        return written
+    progress.stage("export masks", total=len(snapshot_masks))
+    for i, (name, mask) in enumerate(snapshot_masks, start=1):
+        cancel.check()
+        safe = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip() or "mask"
+        written.append(save_mask_png(folder_path / f"{stem}_{i:02d}_{safe}.png", mask))
+        progress.update(i, len(snapshot_masks))
+    return written
+
+
+class FileController(QObject):
+    """Open/save/export, recent files and autosave for one window."""
+
+    recent_changed = Signal(list)
+    project_path_changed = Signal(object)
+
+    def __init__(self, context: EditorContext, window: QWidget) -> None:
+        super().__init__(window)
+        self.context, self.window = context, window
+        self.project_path: Path | None = None
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self.autosave)
+        seconds = int(context.settings["autosave_seconds"])
+        if seconds > 0:
+            self.autosave_timer.start(seconds * 1000)
+        self._autosaving = False
+        self.last_autosave: float | None = None
+
+    # ------------------------------------------------------------------ opening
+    def ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Open image or project", self._start_dir(),
+            f"{IMAGE_FILTER};;{PROJECT_FILTER};;All files (*)")
+        if path:
+            self.open(path)
+
+    def open(self, path: str) -> None:
+        if not self.confirm_discard():
+            return
+        is_project = Path(path).suffix.lower() in (project.SUFFIX, ".zip") or Path(path).is_dir()
+        self.context.run_job(
+            open_job, path, self.context.settings["max_image_megapixels"],
+            title=f"Open {Path(path).name}",
+            on_done=lambda doc: self._opened(doc, Path(path), is_project))
+
+    def _opened(self, doc: Document, path: Path, is_project: bool) -> None:
+        self.context.set_document(doc)
+        self.project_path = path if is_project else None
+        doc.dirty = False
+        self.project_path_changed.emit(self.project_path)
+        self.add_recent(str(path))
+
+    def _start_dir(self) -> str:
+        recent = self.recent()
+        return str(Path(recent[0]).parent) if recent else ""
+
+    def recent(self) -> list[str]:
+        return [p for p in self.context.settings["recent_files"] if isinstance(p, str)]
+
+    def add_recent(self, path: str) -> None:
+        items = [path] + [p for p in self.recent() if p != path]
+        self.context.settings["recent_files"] = items[:MAX_RECENT]
+        self.context.settings.save()
+        self.recent_changed.emit(self.recent())
+
+    def confirm_discard(self) -> bool:
+        doc = self.context.document
+        if doc is None or not doc.dirty:
+            return True
+        answer = QMessageBox.question(
+            self.window, "Unsaved changes", "The open document has unsaved changes. Discard "
+            "them?", QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Discard
+
+    # ------------------------------------------------------------------ projects
+    def ask_save_project(self, save_as: bool = False) -> None:
+        if self.context.document is None:
+            return
+        path = self.project_path
+        if path is None or save_as:
+            suggested = self._suggest(project.SUFFIX)
+            name, _ = QFileDialog.getSaveFileName(self.window, "Save project", suggested,
+                                                  PROJECT_FILTER)
+            if not name:
+                return
+            path = Path(name)
+            if path.suffix.lower() not in (project.SUFFIX, ".zip"):
+                path = path.with_suffix(project.SUFFIX)
+        self.save_project(path)
+
+    def save_project(self, path: Path) -> None:
+        doc = self.context.document
+        snap = project.snapshot(doc)
+        self.context.run_job(project.save_project, snap, path, title="Save project",
+                             on_done=lambda p: self._saved(doc, Path(p)))
+
+    def _saved(self, doc: Document, path: Path) -> None:
+        self.project_path = path
+        doc.dirty = False
+        self.context.undo_stack.setClean()
+        self.project_path_changed.emit(path)
+        self.add_recent(str(path))
+        project.clear_recovery()
+
+    def _suggest(self, suffix: str) -> str:
+        doc = self.context.document
+        if self.project_path is not None:
+            return str(self.project_path.with_suffix(suffix))
+        if doc is not None and doc.path:
+            src = Path(doc.path)
+            return str(src.with_name(src.stem + "_edited" + suffix))
+        return "untitled" + suffix
+
+    # ------------------------------------------------------------------ export
+    def ask_export_image(self) -> None:
+        if self.context.document is None:
+            return
+        name, chosen = QFileDialog.getSaveFileName(self.window, "Export edited image",
+                                                   self._suggest(".png"), EXPORT_FILTER)
+        if name:
+            self.export_image(Path(name))
+
+    def export_image(self, path: Path, *, confirm_overwrite_original: bool | None = None) -> bool:
+        doc = self.context.document
+        if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            path = path.with_suffix(".png")
+        if doc.path and path.exists() and path.resolve() == Path(doc.path).resolve():
+            ok = confirm_overwrite_original
+            if ok is None:
+                ok = QMessageBox.question(
+                    self.window, "Overwrite the original?",
+                    f"{path.name} is the original photo. Replace it with the edited image?",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+            if not ok:
+                return False
+        rgb = doc.composite()
+        alpha = doc.alpha
+
+        def job(*, progress, cancel):
+            progress.stage("export image")
+            return save_image(path, rgb, alpha)
+
+        self.context.run_job(job, title="Export image", on_done=lambda p: self._status(
+            f"Exported {Path(p).name} ({doc.width}×{doc.height})"))
+        return True
+
+    def ask_export_masks(self, mode: str = "layers") -> None:
+        if self.context.document is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self.window, "Export masks to folder",
+                                                  self._start_dir())
+        if folder:
+            self.export_masks(Path(folder), mode)
+
+    def export_masks(self, folder: Path, mode: str = "layers") -> None:
+        doc = self.context.document
+        masks = [(layer.name, layer.mask) for layer in doc.layers.masks()]
+        if not masks:
+            self.context.banner.show_message("There are no mask layers to export.", "warning")
+            return
+        labels, names = doc.label_map()
+        stem = Path(doc.path).stem if doc.path else "image"
+        self.context.run_job(export_masks_job, masks, labels, names, str(folder), stem, mode,
+                             title="Export masks",
+                             on_done=lambda files: self._status(f"Wrote {len(files)} file(s) to "
+                                                                f"{folder}"))
+
+    def _status(self, text: str) -> None:
+        self.context.banner.show_message(text, "info")
+
+    # ------------------------------------------------------------------ autosave / recovery
+    def autosave(self) -> None:
+        """Write the recovery project in the background when there are unsaved changes."""
+        doc = self.context.document
+        if doc is None or not doc.dirty or self._autosaving:
+            return
+        snap = project.snapshot(doc)
+        self._autosaving = True
+
+        def done(path):
+            self._autosaving = False
+            self.last_autosave = time.time()
+
+        def failed(exc):
+            self._autosaving = False
+            self.context.banner.show_message(f"Autosave failed: {error_message(exc)}", "warning")
+
+        self.context.workers.submit(project.write_recovery, snap, name="Autosave",
+                                    on_done=done, on_error=failed,
+                                    on_cancelled=lambda: setattr(self, "_autosaving", False))
+
+    def offer_recovery(self, ask: bool = True) -> bool:
+        """After a crash: offer the autosaved project. Returns True if it is being opened."""
+        found = project.find_recovery()
+        if found is None:
+            return False
+        if ask:
+            answer = QMessageBox.question(
+                self.window, "Recover unsaved work?",
+                "ovpaint did not close normally last time. Open the automatically saved copy "
+                "of your work?", QMessageBox.StandardButton.Open
+                | QMessageBox.StandardButton.Discard)
+            if answer != QMessageBox.StandardButton.Open:
+                project.clear_recovery()
+                return False
+        try:
+            self.context.run_job(open_job, str(found), self.context.settings[
+                "max_image_megapixels"], title="Recover",
+                on_done=lambda doc: self._recovered(doc))
+        except BadInput as exc:
+            self.context.banner.show_message(error_message(exc))
+            return False
+        return True
+
+    def _recovered(self, doc: Document) -> None:
+        self.context.set_document(doc)
+        doc.dirty = True  # still unsaved: the recovery copy is not the user's project
+        self.context.banner.show_message("Recovered the autosaved work. Save it as a project "
+                                         "to keep it.", "info")
+
+    def shutdown_clean(self) -> None:
+        """A clean exit: the recovery copy is no longer needed."""
+        self.autosave_timer.stop()
+        project.clear_recovery()

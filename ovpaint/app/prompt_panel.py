@@ -1,0 +1,134 @@
+"""The prompt box: classes as text, a method, Segment. Each class becomes a mask layer."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ovpaint.app.commands import AddLayersCommand
+from ovpaint.app.context import EditorContext
+from ovpaint.app.workers import error_message
+from ovpaint.core.document import Document
+from ovpaint.core.errors import BadInput, ModelUnavailable
+from ovpaint.core.prompt import parse_prompt
+
+PREFERRED_ORDER = ("hybrid", "refined", "dense", "proposal")
+METHOD_HELP = {
+    "hybrid": "stuff (sky, grass…) from the dense map, things from SAM2 proposals",
+    "refined": "dense CLIP map refined with SAM2 (sharp edges)",
+    "dense": "dense CLIP map only (fastest, coarse edges)",
+    "proposal": "SAM2 masks scored by CLIP (objects)",
+}
+
+
+def available_methods() -> list[str]:
+    """The methods the segmentation engine offers, best first; empty if it is not installed."""
+    try:
+        from ovpaint.pipelines.segment import METHODS
+    except ImportError:
+        return []
+    names = list(METHODS)
+    return sorted(names, key=lambda m: (PREFERRED_ORDER.index(m) if m in PREFERRED_ORDER
+                                        else len(PREFERRED_ORDER), m))
+
+
+def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, cancel):
+    """Worker-side: the same pipeline entry the CLI uses."""
+    from ovpaint.pipelines.segment import segment
+
+    session = session_of()
+    return segment(rgb, text, method=method, manager=manager, session=session, settings=None,
+                   progress=progress, cancel=cancel)
+
+
+class PromptPanel(QWidget):
+    def __init__(self, context: EditorContext, parent=None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.prompt = QLineEdit()
+        self.prompt.setObjectName("promptEdit")
+        self.prompt.setPlaceholderText("classes, e.g.  sky, dog, person in red")
+        self.prompt.setToolTip("Commas separate classes; '|' separates synonyms of one class")
+        self.prompt.setClearButtonEnabled(True)
+        self.method = QComboBox()
+        self.method.setObjectName("methodCombo")
+        for name in available_methods():
+            self.method.addItem(name, name)
+            self.method.setItemData(self.method.count() - 1, METHOD_HELP.get(name, ""),
+                                    role=3)  # Qt.ToolTipRole
+        self.button = QPushButton("Segment")
+        self.button.setObjectName("segmentButton")
+        self.button.setToolTip("Find every class in the image (Ctrl+Return)")
+        self.button.setDefault(True)
+        self.button.clicked.connect(self.segment)
+        self.prompt.returnPressed.connect(self.segment)
+        form = QFormLayout()
+        form.addRow("Classes", self.prompt)
+        row = QHBoxLayout()
+        row.addWidget(self.method, 1)
+        row.addWidget(self.button)
+        form.addRow("Method", row)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(form)
+        context.document_changed.connect(lambda doc: self._refresh())
+        context.busy_changed.connect(lambda busy: self._refresh())
+        self._refresh()
+
+    def _refresh(self) -> None:
+        ready = self.method.count() > 0
+        self.button.setEnabled(ready and self.context.document is not None
+                               and not self.context.busy)
+        if not ready:
+            self.button.setToolTip("The segmentation engine is not installed in this build.")
+
+    def segment(self) -> None:
+        doc = self.context.document
+        if doc is None or self.context.busy:
+            return
+        text = self.prompt.text()
+        try:
+            classes = parse_prompt(text)
+            method = self.method.currentData()
+            if not method:
+                raise ModelUnavailable("No segmentation method is available in this build.")
+            for role in ("clip", "sam2") if method != "dense" else ("clip",):
+                self.context.manager.check_available(role)
+        except (BadInput, ModelUnavailable) as exc:
+            self.context.banner.show_message(error_message(exc))
+            return
+        del classes
+        self.context.run_job(
+            segment_job, doc.rgb, text, method, self.context.manager,
+            lambda: self.context.image_session(doc),
+            title=f"Segment ({method})",
+            on_done=lambda result: self.apply(doc, result, text),
+        )
+
+    def apply(self, doc: Document, result, text: str) -> None:
+        """One mask layer per class, named after it, added as one undo step."""
+        layers, colors = [], []
+        for index, name in enumerate(result.classes):
+            if index == 0:
+                continue
+            layer = doc.new_mask_layer(doc.unique_name(name), result.labels == index,
+                                       also_used=tuple(colors), method=result.method,
+                                       prompt=text)
+            colors.append(layer.color)
+            layers.append(layer)
+        if layers:
+            self.context.push(AddLayersCommand(doc, layers, f"Segment “{text.strip()}”",
+                                               select=layers[0]))
+        notes = list(getattr(result, "messages", []) or [])
+        empty = [layer.name for layer in layers if not layer.mask.any()]
+        if empty:
+            notes.append("Nothing found for: " + ", ".join(empty))
+        if notes:
+            self.context.banner.show_message(" ".join(notes), "info")
