@@ -80,13 +80,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Open an image to begin (Ctrl+O, or drop a file here).")
         self._show_profile_banner()
 
+        self._doc: Document | None = None
         self._build_menus()
         self.context.document_changed.connect(self._document_changed)
         self.context.operation_finished.connect(self._operation_finished)
-        self.context.undo_stack.cleanChanged.connect(lambda clean: self._update_title())
+        self.context.undo_stack.cleanChanged.connect(self._update_title)
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         self.files.recent_changed.connect(self._fill_recent)
-        self.files.project_path_changed.connect(lambda p: self._update_title())
+        self.files.project_path_changed.connect(self._update_title)
         self._fill_recent(self.files.recent())
 
     # ------------------------------------------------------------------ construction
@@ -243,6 +244,9 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(paths))
 
     def _document_changed(self, doc: Document | None) -> None:
+        if self._doc is not None:
+            self._doc.modified.disconnect(self._update_title)
+        self._doc = doc
         self.canvas.set_document(doc)
         self.banner.hide()
         if doc is not None:
@@ -250,7 +254,7 @@ class MainWindow(QMainWindow):
             doc.modified.connect(self._update_title)
         self._update_title()
 
-    def _update_title(self) -> None:
+    def _update_title(self, *args) -> None:
         doc = self.context.document
         if doc is None:
             self.setWindowTitle("ovpaint")

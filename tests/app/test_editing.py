@@ -1,0 +1,174 @@
+"""Real widgets, tiny profile: open, brush/eraser, mask ops, layer edits, undo, export,
+projects, a corrupt file. The model-driven parts live in test_flow.py."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ovpaint.core import project
+from ovpaint.core.image_io import load_image
+from tests.app.conftest import drag, open_in, scene_image, wait_idle
+
+
+def _masks_bytes(doc):
+    return [(layer.name, layer.mask.tobytes()) for layer in doc.layers.masks()]
+
+
+def test_open_brush_erase_undo_restores_exact_bytes(qtbot, window, image_file):
+    doc = open_in(qtbot, window, image_file)
+    assert (doc.width, doc.height) == (160, 120)
+    assert window.canvas.base_item is not None
+    window.tools.set_tool("brush")
+    window.tools.set_brush_radius(6)
+    drag(window.canvas, [(20, 20), (40, 25), (60, 30)])
+    assert len(doc.layers) == 1  # a stroke with no mask selected makes one
+    layer = doc.layers[0]
+    after_brush = layer.mask.copy()
+    assert after_brush[25, 40] and after_brush[20, 20] and not after_brush[100, 150]
+    window.tools.set_tool("eraser")
+    drag(window.canvas, [(40, 10), (40, 40)])
+    assert not layer.mask[25, 40] and layer.mask[20, 20]
+    window.undo_action.trigger()
+    assert np.array_equal(layer.mask, after_brush)
+    window.undo_action.trigger()  # the brush stroke
+    assert not layer.mask.any()
+    window.redo_action.trigger()
+    assert np.array_equal(layer.mask, after_brush)
+
+
+def test_mask_ops_are_undoable(qtbot, window, image_file):
+    doc = open_in(qtbot, window, image_file)
+    layer = window.layers.new_mask()
+    window.tools.set_tool("brush")
+    window.tools.set_brush_radius(10)
+    drag(window.canvas, [(80, 60)])
+    before = layer.mask.copy()
+    for op in ("grow", "shrink", "invert", "feather", "clear"):
+        snapshot = layer.mask.copy()
+        assert window.tools.apply_op(op, 3)
+        assert not np.array_equal(layer.mask, snapshot) or layer.mask.dtype != snapshot.dtype
+    assert not np.asarray(layer.mask).any()
+    for _ in range(5):
+        window.undo_action.trigger()
+    assert layer.mask.dtype == before.dtype and np.array_equal(layer.mask, before)
+    assert doc.layers.selected is layer
+
+
+def test_layer_panel_edits_go_through_undo(qtbot, window, image_file):
+    doc = open_in(qtbot, window, image_file)
+    a = window.layers.new_mask()
+    b = window.layers.new_mask()
+    model = window.layers.model
+    view = window.findChild(type(window.layers.view), "layerList")
+    assert view is window.layers.view and model.rowCount() == 2
+    assert model.layer_at(0) is b  # top layer first
+    from PySide6.QtCore import Qt
+
+    model.setData(model.index(0), "dog")
+    model.setData(model.index(1), Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole)
+    assert b.name == "dog" and not a.visible
+    assert not window.canvas.layer_items[a.id].isVisible()
+    window.layers.view.setCurrentIndex(model.index(1))
+    assert doc.layers.selected is a
+    window.layers.opacity.setValue(20)
+    assert abs(a.opacity - 0.2) < 1e-9
+    assert abs(window.canvas.layer_items[a.id].opacity() - 0.2) < 1e-9
+    window.layers.move_up()
+    assert doc.layers[1] is a
+    window.layers.duplicate()
+    assert len(doc.layers) == 3 and doc.layers[2].name.endswith("copy")
+    window.layers.delete()
+    assert len(doc.layers) == 2
+    stack = window.context.undo_stack
+    while stack.canUndo():
+        stack.undo()
+    assert len(doc.layers) == 0
+
+
+def test_export_and_project_round_trip(qtbot, window, image_file, tmp_path):
+    doc = open_in(qtbot, window, image_file)
+    window.tools.set_tool("brush")
+    drag(window.canvas, [(30, 30), (90, 40)])
+    window.layers.new_mask()
+    drag(window.canvas, [(100, 90)])
+    out = tmp_path / "edited.webp"
+    window.files.export_image(out)
+    wait_idle(qtbot, window)
+    assert load_image(out).size == (160, 120)
+    saved = tmp_path / "work.ovpaint"
+    window.files.save_project(saved)
+    wait_idle(qtbot, window)
+    assert saved.exists() and not doc.dirty
+    masks_dir = tmp_path / "masks"
+    window.files.export_masks(masks_dir, "layers")
+    wait_idle(qtbot, window)
+    assert len(list(masks_dir.glob("photo_*.png"))) == 2
+    window.files.export_masks(masks_dir, "labels")
+    wait_idle(qtbot, window)
+    assert (masks_dir / "photo_labels.png").exists()
+    expected = _masks_bytes(doc)
+    again = open_in(qtbot, window, saved)
+    qtbot.waitUntil(lambda: window.context.document is not doc, timeout=20_000)
+    again = window.context.document
+    assert _masks_bytes(again) == expected
+    assert np.array_equal(again.rgb, doc.rgb)
+
+
+def test_export_never_overwrites_the_original_silently(qtbot, window, image_file):
+    open_in(qtbot, window, image_file)
+    before = image_file.read_bytes()
+    assert not window.files.export_image(image_file, confirm_overwrite_original=False)
+    wait_idle(qtbot, window)
+    assert image_file.read_bytes() == before
+
+
+def test_corrupt_file_shows_a_message_and_keeps_the_document(qtbot, window, image_file, tmp_path):
+    doc = open_in(qtbot, window, image_file)
+    window.layers.new_mask()
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    window.open_path(str(bad))
+    wait_idle(qtbot, window)
+    assert window.context.document is doc and len(doc.layers) == 1
+    assert "broken.jpg" in window.banner.text
+    assert window.banner.isVisible()
+    bad_project = tmp_path / "x.ovpaint"
+    bad_project.write_bytes(b"nope")
+    window.open_path(str(bad_project))
+    wait_idle(qtbot, window)
+    assert window.context.document is doc
+    assert "not an ovpaint project" in window.banner.text
+
+
+def test_autosave_writes_a_recoverable_project(qtbot, window, image_file):
+    project.clear_recovery()
+    doc = open_in(qtbot, window, image_file)
+    window.files.autosave()  # nothing changed yet: nothing written
+    wait_idle(qtbot, window)
+    window.workers.wait_for_done(10_000)
+    qtbot.wait(50)
+    assert project.find_recovery() is None
+    window.layers.new_mask()
+    window.files.autosave()
+    qtbot.waitUntil(lambda: window.files.last_autosave is not None, timeout=20_000)
+    recovered = project.load_project(project.find_recovery())
+    assert [layer.name for layer in recovered.layers] == [layer.name for layer in doc.layers]
+    window.files.shutdown_clean()
+    assert project.find_recovery() is None
+
+
+def test_large_image_draws_from_a_small_pyramid_level(qtbot, window, tmp_path):
+    big = np.repeat(np.repeat(scene_image(200, 300), 20, axis=0), 20, axis=1)  # 6000×4000
+    path = tmp_path / "big.png"
+    Image.fromarray(big).save(path, compress_level=0)
+    open_in(qtbot, window, path, timeout=60_000)
+    item = window.canvas.base_item
+    window.canvas.viewport().repaint()
+    fitted = item.tiles_rendered
+    # fitted into ~1000 px the 24 MP photo is drawn from a level of a few dozen tiles,
+    # not from 400 full-resolution tiles
+    assert 0 < fitted <= 40
+    window.canvas.actual_size()
+    window.canvas.viewport().repaint()
+    assert item.tiles_rendered - fitted <= 40  # 100 %: only the visible tiles
