@@ -246,8 +246,9 @@ def default_inpaint_fn(options: InpaintOptions, manager) -> InpaintFn:
         raise BadInput("Inpainting is not available in this build "
                        f"(ovpaint.pipelines.inpaint is missing: {exc}).") from exc
     settings = options.settings
-    if settings is None:
-        settings = inpaint_module.InpaintSettings(mode=options.mode, prompt=options.prompt)
+    if settings is None or isinstance(settings, dict):
+        settings = inpaint_module.InpaintSettings(mode=options.mode, prompt=options.prompt,
+                                                  **(settings or {}))
 
     def fn(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
         out = inpaint_module.inpaint(rgb, mask, settings, manager=manager)

@@ -1,15 +1,71 @@
-"""`ovpaint batch`: filled in by its own issue; until then it says so and exits 2."""
+"""`ovpaint batch INPUT_DIR --prompt "sky" --out OUT_DIR`: segment (and optionally inpaint)
+every image of a folder. Exit code 0 when every file is done or skipped, 1 when some failed
+(the run still finishes them all), 130 when cancelled (Ctrl-C: the next run resumes)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ovpaint.core.errors import BadInput
+from ovpaint.cli.common import cancel_on_interrupt, new_cancel, print_json, tqdm_progress
 
 
 def register(sub) -> argparse.ArgumentParser:
-    return sub.add_parser("batch", help="(not available in this build yet)")
+    p = sub.add_parser("batch", help="segment / inpaint every image of a folder by text",
+                       description=__doc__)
+    p.add_argument("input_dir", help="folder of images (never modified)")
+    p.add_argument("--prompt", required=True,
+                   help="classes to find, e.g. 'sky, dog' ('|' separates synonyms)")
+    p.add_argument("--out", required=True, help="output folder (mirrors the input tree)")
+    p.add_argument("--method", default="refined",
+                   help="segmentation method: dense, refined (default), proposals, hybrid")
+    p.add_argument("--no-recursive", dest="recursive", action="store_false",
+                   help="only the top folder, not its sub-folders")
+    p.add_argument("--ext", default=None,
+                   help="image types to take, e.g. 'jpg,png' (default: all readable types)")
+    p.add_argument("--inpaint", metavar="PROMPT", default=None,
+                   help="also inpaint what was found, with this prompt (replace / restyle)")
+    p.add_argument("--mode", choices=("remove", "replace", "restyle"), default=None,
+                   help="inpainting mode (default: replace with --inpaint, else none)")
+    p.add_argument("--steps", type=int, default=None, help="inpainting steps")
+    p.add_argument("--seed", type=int, default=None, help="inpainting seed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo files already finished by an earlier run")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _inpaint_options(args: argparse.Namespace):
+    from ovpaint.batch import InpaintOptions
+
+    if args.inpaint is None and args.mode is None:
+        return None
+    mode = args.mode or ("replace" if args.inpaint else "remove")
+    extra = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
+    return InpaintOptions(prompt=args.inpaint or "", mode=mode, settings=extra or None)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise BadInput("'ovpaint batch' is not available in this build yet.")
+    from ovpaint.batch import run_batch
+    from ovpaint.cli.common import manager_for
+
+    manager = manager_for(args)
+    progress, close = tqdm_progress("batch", disable=True if args.quiet else None)
+    try:
+        with cancel_on_interrupt(new_cancel(), "the current image") as cancel:
+            report = run_batch(args.input_dir, args.out, args.prompt, args.method, manager,
+                               recursive=args.recursive, extensions=args.ext,
+                               inpaint=_inpaint_options(args), overwrite=args.overwrite,
+                               progress=progress, cancel=cancel)
+    finally:
+        close()
+    for message in report.messages:
+        print(f"ovpaint: {message}", file=sys.stderr)
+    for f in report.files:
+        if f.status == "failed":
+            print(f"ovpaint: failed: {f.path}: {f.error}", file=sys.stderr)
+    print(f"ovpaint: {report.summary()}; report in {args.out}", file=sys.stderr)
+    if args.json:
+        print_json(report.as_dict())
+    return 1 if report.count("failed") else 0

@@ -45,3 +45,34 @@ def print_json(data) -> None:
 
 def new_cancel() -> CancelToken:
     return CancelToken()
+
+
+class cancel_on_interrupt:  # noqa: N801 - used as a context manager, reads like a function
+    """Turn the first Ctrl-C into a cooperative cancel (the job stops cleanly at its next safe
+    point and says so); a second Ctrl-C interrupts at once."""
+
+    def __init__(self, cancel: CancelToken, what: str = "the current item") -> None:
+        self.cancel = cancel
+        self.what = what
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.cancel.cancelled:
+            raise KeyboardInterrupt
+        self.cancel.cancel()
+        print(f"\novpaint: stopping after {self.what}… (Ctrl-C again to abort now)",
+              file=sys.stderr)
+
+    def __enter__(self) -> CancelToken:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self.cancel
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
