@@ -77,7 +77,7 @@ class ModelManager:
         self.profile = profile
         self.settings = settings or Settings()
         self.choice = devices.choose(device, dtype)
-        self.store = store or ModelStore(overrides=self.settings["local_model_paths"])
+        self.store = store or ModelStore.from_settings(self.settings)
         self.seed = seed
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()  # guards _slots and placement decisions
@@ -150,8 +150,6 @@ class ModelManager:
             else:
                 bundle = loader.build_tiny(self.seed, device="cpu", dtype=torch.float32)
             dtype = torch.float32
-            if self.device.type != "cpu":
-                bundle.to_device(self.device)
             return _Slot(role, self.model_id(role), bundle, dtype)
         spec = self.spec(role)
         path = self.store.require(spec)

@@ -33,6 +33,18 @@ class ModelStore:
         self._root = root
         self.overrides = dict(overrides or {})
 
+    @classmethod
+    def from_settings(cls, settings) -> ModelStore:
+        """The store the settings describe: ``OVPAINT_MODEL_DIR`` wins over the 'model_dir'
+        setting, which wins over the user cache folder; local copies from 'local_model_paths'."""
+        import os
+
+        chosen = settings["model_dir"]
+        root = None
+        if chosen and not os.environ.get("OVPAINT_MODEL_DIR"):
+            root = Path(chosen).expanduser()
+        return cls(root, overrides=settings["local_model_paths"])
+
     @property
     def root(self) -> Path:
         if self._root is None:
