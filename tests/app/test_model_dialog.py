@@ -1,0 +1,43 @@
+"""The model dialog shows each model's state, refuses bad local files with a message, accepts a
+local copy, and reports an offline download as a clear message instead of hanging."""
+
+from __future__ import annotations
+
+from ovpaint.core.settings import Settings
+
+
+def test_states_local_copy_and_offline_download(qtbot, tmp_path):
+    from ovpaint.app.model_dialog import ModelDialog
+    from ovpaint.app.workers import WorkerPool
+    from ovpaint.models.manager import ModelManager
+
+    settings = Settings(tmp_path / "settings.json")
+    manager = ModelManager(profile="real", device="cpu", settings=settings)
+    workers = WorkerPool()
+    dialog = ModelDialog(manager, settings, workers)
+    qtbot.addWidget(dialog)
+    table = dialog.table
+    roles = [table.item(r, 0).text() for r in range(table.rowCount())]
+    assert roles == ["clip", "sam2", "inpaint"]
+    states = [table.item(r, 2).text() for r in range(table.rowCount())]
+    assert all(s == "missing" for s in states)
+
+    table.selectRow(0)
+    spec = manager.spec("clip")
+    pickle = tmp_path / "clip.bin"
+    pickle.write_bytes(b"x")
+    assert not dialog.use_local(spec, str(pickle))
+    assert "clip.bin" in dialog.status.text()
+    weights = tmp_path / "open_clip_model.safetensors"
+    weights.write_bytes(b"not empty")
+    assert dialog.use_local(spec, str(weights))
+    assert table.item(0, 2).text() == "installed"
+    assert settings["local_model_paths"][spec.id] == str(weights.resolve())
+
+    table.selectRow(1)
+    dialog.download_selected()  # the tests run offline: a clear message, not a hang
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=20_000)
+    assert "offline" in dialog.status.text().lower()
+    assert not dialog.cancel_button.isEnabled()
+    dialog.done(0)
+    assert (tmp_path / "settings.json").exists()
