@@ -80,7 +80,10 @@ class RgbProvider(RasterProvider):
 
 
 class MaskProvider(RasterProvider):
-    """A mask drawn in one colour; levels are strided views (no copy of a 24 MP mask)."""
+    """A mask drawn in one colour, its fill translucent and its outline solid so it stays
+    visible over similar colours; levels are strided views (no copy of a 24 MP mask)."""
+
+    FILL = 0.6  # fill alpha relative to the outline; the layer opacity scales both
 
     def __init__(self, mask: np.ndarray, color: tuple[int, int, int]) -> None:
         super().__init__(mask.shape[1], mask.shape[0])
@@ -88,8 +91,23 @@ class MaskProvider(RasterProvider):
 
     def tile(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage:
         s = 1 << level
-        part = self.mask[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
-        return mask_to_qimage(part, self.color)
+        lw, lh = self.level_size(level)
+        # one pixel of context on each side so outlines do not break at tile seams
+        mx0, my0, mx1, my1 = max(0, x0 - 1), max(0, y0 - 1), min(lw, x1 + 1), min(lh, y1 + 1)
+        part = self.mask[my0 * s:my1 * s:s, mx0 * s:mx1 * s:s]
+        if part.dtype == np.bool_:
+            binary = part.view(np.uint8)
+            alpha = binary * np.uint8(round(255 * self.FILL))
+        else:
+            binary = (part >= 128).view(np.uint8)
+            alpha = (part.astype(np.float32) * self.FILL).astype(np.uint8)
+        edge = binary > cv2.erode(binary, _CROSS)
+        alpha[edge] = 255
+        alpha = alpha[y0 - my0:y0 - my0 + (y1 - y0), x0 - mx0:x0 - mx0 + (x1 - x0)]
+        return mask_to_qimage(alpha, self.color)
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
 class TiledRasterItem(QGraphicsItem):

@@ -152,7 +152,7 @@ class InpaintPanel(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setValue(random.randrange(2**31))
         dice = QToolButton()
-        dice.setText("🎲")
+        dice.setText("Random")
         dice.setObjectName("diceButton")
         dice.setToolTip("New random seed")
         dice.clicked.connect(lambda: self.seed.setValue(random.randrange(2**31)))

@@ -73,7 +73,7 @@ class MaskLayer(Layer):
 
     mask: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
     color: tuple[int, int, int] = (255, 0, 0)
-    opacity: float = 0.5
+    opacity: float = 0.7
 
     kind = "mask"
 
