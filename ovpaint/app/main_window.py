@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self._show_profile_banner()
 
         self._doc: Document | None = None
+        self._batch_dialog = None
         self._build_menus()
         self.context.document_changed.connect(self._document_changed)
         self.context.operation_finished.connect(self._operation_finished)
@@ -232,7 +233,11 @@ class MainWindow(QMainWindow):
     def open_batch_dialog(self) -> None:
         from ovpaint.app.batch_dialog import BatchDialog
 
-        BatchDialog(self.manager, self).exec()
+        # modeless: the editor stays usable while a folder is processed
+        if self._batch_dialog is None:
+            self._batch_dialog = BatchDialog(self.manager, self, workers=self.workers)
+        self._batch_dialog.show()
+        self._batch_dialog.raise_()
 
     def open_path(self, path: str) -> None:
         self.files.open(path)

@@ -172,3 +172,13 @@ def test_large_image_draws_from_a_small_pyramid_level(qtbot, window, tmp_path):
     window.canvas.actual_size()
     window.canvas.viewport().repaint()
     assert item.tiles_rendered - fitted <= 40  # 100 %: only the visible tiles
+
+
+def test_batch_action_opens_the_batch_dialog(qtbot, window):
+    from PySide6.QtGui import QAction
+
+    action = window.findChild(QAction, "batchAction")
+    assert action is not None and action.text() == "Batch && Benchmark…"
+    action.trigger()
+    assert window._batch_dialog is not None and window._batch_dialog.isVisible()
+    window._batch_dialog.close()
