@@ -31,6 +31,8 @@ def tqdm_progress(desc: str = "", disable: bool | None = None) -> tuple[Progress
         if event.total is not None and bar.total != event.total:
             bar.reset(total=event.total)
         bar.set_description(event.stage or desc, refresh=False)
+        if event.message:  # e.g. the file just done, or the running mIoU
+            bar.set_postfix_str(event.message[-60:], refresh=False)
         bar.n = event.done
         bar.refresh()
 

@@ -103,3 +103,19 @@ def test_benchmark_cli_bad_dataset(tmp_path, capsys, fake_segmentation):
     assert "val.txt" in capsys.readouterr().err
     assert main(["--models", "tiny", "benchmark", "--dataset", "kitti", "--root",
                  str(tmp_path), "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
+
+
+def test_first_ctrl_c_cancels_cleanly_second_interrupts():
+    import os
+    import signal
+
+    from ovpaint.cli.common import cancel_on_interrupt
+    from ovpaint.core.jobs import CancelToken
+
+    before = signal.getsignal(signal.SIGINT)
+    with cancel_on_interrupt(CancelToken()) as token:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert token.cancelled
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
