@@ -188,8 +188,13 @@ class ModelManager:
                        if s.device.type == "cuda")
         return max(0, free + resident - GPU_MARGIN_BYTES)
 
+    def _on_compute_device(self, slot: _Slot) -> bool:
+        # torch reports "cuda:0" for parameters placed with "cuda": compare type and index.
+        here, want = slot.device, self.device
+        return here.type == want.type and (want.index is None or here.index == want.index)
+
     def _place(self, slot: _Slot) -> None:
-        if self.device.type == "cpu" or slot.device == self.device:
+        if self.device.type == "cpu" or self._on_compute_device(slot):
             return
         budget = self.gpu_budget_bytes()
         if budget is not None:

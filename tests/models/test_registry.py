@@ -1,0 +1,65 @@
+"""The model catalogue: unique ids, valid roles, device defaults, no pickle downloads."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from ovpaint.core.errors import BadInput
+from ovpaint.models.registry import (
+    MODELS,
+    MODELS_BY_ID,
+    ROLES,
+    default_model_id,
+    get_spec,
+    models_for,
+)
+
+
+def test_ids_unique_and_roles_valid():
+    ids = [m.id for m in MODELS]
+    assert len(ids) == len(set(ids)) == len(MODELS_BY_ID)
+    assert {m.role for m in MODELS} == set(ROLES)
+    for m in MODELS:
+        assert m.repo.count("/") == 1 and m.approx_bytes > 0 and m.title
+        assert bool(m.files) != bool(m.allow_patterns), m.id  # single file xor folder
+
+
+def test_defaults_follow_the_device():
+    assert default_model_id("sam2", "cpu") == "sam2.1-tiny"
+    assert default_model_id("sam2", "cuda") == "sam2.1-base-plus"
+    assert default_model_id("sam2", "mps") == "sam2.1-base-plus"
+    for role in ROLES:
+        for device in ("cpu", "cuda", "mps"):
+            assert get_spec(default_model_id(role, device)).role == role
+    with pytest.raises(KeyError):
+        default_model_id("upscaler", "cpu")
+
+
+def test_no_pickle_only_files():
+    for m in MODELS:
+        for f in m.files:
+            assert f.path.endswith(".safetensors") or (m.role == "sam2" and f.path.endswith(".pt"))
+        for pattern in m.allow_patterns:
+            assert not pattern.endswith((".bin", ".ckpt", ".pth", ".pkl"))
+        if m.is_folder:
+            assert "model_index.json" in m.allow_patterns
+            weights = [p for p in m.allow_patterns if "diffusion_pytorch_model" in p
+                       or "model." in p]
+            assert weights and all(p.endswith(".safetensors") for p in weights)
+
+
+def test_architectures_named_as_method_says():
+    clip = {m.arch["open_clip_name"] for m in models_for("clip")}
+    assert clip == {"ViT-B-16-quickgelu", "ViT-L-14-quickgelu"}
+    assert all(m.arch["pretrained"] == "openai" for m in models_for("clip"))
+    assert len(models_for("sam2")) == 4
+    for m in models_for("sam2"):  # each config ships with the installed sam2 package
+        assert resources.files("sam2").joinpath(m.arch["config"]).is_file(), m.arch["config"]
+
+
+def test_unknown_id_lists_known_ones():
+    with pytest.raises(BadInput) as err:
+        get_spec("sam3")
+    assert "sam3" in str(err.value) and "sam2.1-tiny" in str(err.value)
