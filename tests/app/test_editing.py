@@ -154,6 +154,13 @@ def test_autosave_writes_a_recoverable_project(qtbot, window, image_file):
     qtbot.waitUntil(lambda: window.files.last_autosave is not None, timeout=20_000)
     recovered = project.load_project(project.find_recovery())
     assert [layer.name for layer in recovered.layers] == [layer.name for layer in doc.layers]
+    # as after a crash: the next start offers the copy and opens it, still marked unsaved
+    assert window.files.offer_recovery(ask=False)
+    qtbot.waitUntil(lambda: window.context.document is not doc, timeout=20_000)
+    wait_idle(qtbot, window)
+    again = window.context.document
+    assert again.dirty and [x.name for x in again.layers] == [x.name for x in doc.layers]
+    assert "Recovered" in window.banner.text
     window.files.shutdown_clean()
     assert project.find_recovery() is None
 
