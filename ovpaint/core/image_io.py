@@ -9,7 +9,11 @@ decompression bombs; one clear :class:`BadInput` for corrupt, truncated, empty o
 from __future__ import annotations
 
 import os
+import re
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +68,11 @@ def pil_to_arrays(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Convert any PIL mode to (RGB uint8, alpha uint8 or None)."""
     mode = img.mode
     alpha = None
-    if mode == "P":
-        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if mode in ("P", "L", "RGB") and "transparency" in img.info:
+        img = img.convert("RGBA")  # a tRNS colour or palette entry is an alpha channel
+        mode = img.mode
+    elif mode == "P":
+        img = img.convert("RGB")
         mode = img.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
@@ -82,6 +89,38 @@ def pil_to_arrays(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(np.asarray(img.convert("RGB"))), None
 
 
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pil_pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Make PIL's own bomb check agree with ours while a header is read: its fixed limit
+    (about 179 MP) would otherwise refuse images the user's setting allows, with a message
+    that does not name the setting."""
+    with _PIL_LIMIT_LOCK:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max(1, int(max_pixels))
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def _exif_transpose(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - broken EXIF must not make a good image unreadable
+        return img
+
+
+def _too_large(path: Path, pixels: int | None, max_pixels: int,
+               size: tuple[int, int] | None = None) -> str:
+    dims = f"{size[0]}×{size[1]} = " if size else ""
+    what = f"is {dims}{pixels / 1e6:.0f} megapixels" if pixels else "is too large"
+    return (f"{path.name} {what}, over the limit of {max_pixels / 1e6:.0f} megapixels "
+            "(setting 'max_image_megapixels').")
+
+
 def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     path = Path(path)
     if not path.exists():
@@ -93,23 +132,23 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with _pil_pixel_limit(max_pixels):
+                img = Image.open(path)
+            with img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise BadInput(
-                        f"{path.name} is {width}×{height} = {width * height / 1e6:.0f} megapixels, "
-                        f"over the limit of {max_pixels / 1e6:.0f} megapixels "
-                        "(setting 'max_image_megapixels')."
-                    )
+                    raise BadInput(_too_large(path, width * height, max_pixels, (width, height)))
                 fmt = img.format
                 source_mode = img.mode
                 img.load()
-                img = ImageOps.exif_transpose(img)
+                img = _exif_transpose(img)
                 rgb, alpha = pil_to_arrays(img)
     except BadInput:
         raise
     except Image.DecompressionBombError as exc:
-        raise BadInput(f"{path.name} is too large to open safely: {exc}") from exc
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(found.group(1)) if found else None
+        raise BadInput(_too_large(path, pixels, max_pixels)) from exc
     except UnidentifiedImageError as exc:
         raise BadInput(f"{path.name} is not an image this program can read.") from exc
     except (OSError, SyntaxError, ValueError) as exc:
