@@ -91,3 +91,16 @@ def test_drop_a_file_opens_it(qtbot, window, image_file):
     assert window.context.document.path == str(image_file)
     assert window.files.recent()[0] == str(image_file)
     assert window.recent_menu.actions()[0].text() == image_file.name
+
+
+def test_tool_shortcuts_do_not_steal_typing(qtbot, window, image_file):
+    open_in(qtbot, window, image_file)
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_B)
+    assert window.tools.tool == "brush"
+    qtbot.keyClick(window.canvas, Qt.Key.Key_X)
+    assert window.tools.tool == "box"
+    edit = window.prompt.prompt
+    edit.setFocus()
+    qtbot.keyClicks(edit, "sky, bass")
+    assert edit.text() == "sky, bass" and window.tools.tool == "box"
