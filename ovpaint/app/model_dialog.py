@@ -48,6 +48,7 @@ class ModelDialog(QDialog):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
         self.download_button = QPushButton("Download")
         self.download_button.setObjectName("downloadButton")
         self.file_button = QPushButton("Use Local File…")
@@ -105,8 +106,12 @@ class ModelDialog(QDialog):
         self.table.setRowCount(len(states))
         self._states = states
         for row, st in enumerate(states):
+            memory = _size(st.nbytes)
+            if not memory and not self.manager.is_tiny:
+                spec = self.manager.spec(st.role)
+                memory = f"~{_size(spec.approx_bytes)} on disk" if spec is not None else ""
             values = (st.role, st.title, st.state + (" (in use)" if st.in_use else ""),
-                      st.device or "", st.dtype or "", _size(st.nbytes))
+                      st.device or "", st.dtype or "", memory)
             for col, value in enumerate(values):
                 self.table.setItem(row, col, QTableWidgetItem(value))
         tiny = self.manager.is_tiny
