@@ -12,6 +12,28 @@ from pathlib import Path
 from ovpaint.core.errors import BadInput, DiskFull
 
 
+def _set_mode_like(tmp: Path, target: Path) -> None:
+    """mkstemp makes 0600 files; give the output the permissions of the file it replaces,
+    or what the user's umask gives a new file, so exports are readable as usual."""
+    try:
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+    except OSError:
+        pass
+
+
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        current = os.umask(0o022)  # reading the umask means setting it; put it back at once
+        os.umask(current)
+        _UMASK = current
+    return _UMASK
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
@@ -32,6 +54,7 @@ def atomic_path(target: str | os.PathLike, *, overwrite: bool = True) -> Iterato
         raise BadInput(f"No permission to write in {parent}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    _set_mode_like(tmp, target)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -70,19 +70,23 @@ class Progress:
     listeners: list[Listener] = field(default_factory=list)
     _stage_start: float = field(default_factory=time.perf_counter)
     _stage: str = ""
+    _total: float | None = None
 
     def subscribe(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
     def stage(self, name: str, total: float | None = None, message: str = "") -> None:
         self._stage = name
+        self._total = total
         self._stage_start = time.perf_counter()
         self._emit(ProgressEvent(name, 0.0, total, message, 0.0))
 
     def update(self, done: float, total: float | None = None, message: str = "") -> None:
-        self._emit(
-            ProgressEvent(self._stage, done, total, message, time.perf_counter() - self._stage_start)
-        )
+        """Report ``done`` units; ``total`` defaults to the one the stage was started with."""
+        if total is not None:
+            self._total = total
+        self._emit(ProgressEvent(self._stage, done, self._total, message,
+                                 time.perf_counter() - self._stage_start))
 
     def _emit(self, event: ProgressEvent) -> None:
         for listener in list(self.listeners):

@@ -42,7 +42,12 @@ def save_label_png(path: str | os.PathLike, labels: np.ndarray, *, overwrite: bo
 def save_mask_png(path: str | os.PathLike, mask: np.ndarray, *, overwrite: bool = True) -> Path:
     """Binary (or soft uint8) mask as a grayscale PNG: 255 = masked."""
     mask = np.asarray(mask)
-    data = (mask > 0).astype(np.uint8) * 255 if mask.dtype == np.bool_ else mask.astype(np.uint8)
+    if mask.dtype == np.bool_:
+        data = mask.astype(np.uint8) * 255
+    elif np.issubdtype(mask.dtype, np.floating):  # soft alpha in [0, 1]
+        data = (np.clip(mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    else:
+        data = np.clip(mask, 0, 255).astype(np.uint8)
     img = Image.fromarray(data, "L")
     return atomic_save(path, lambda tmp: img.save(tmp, format="PNG"), overwrite=overwrite)
 

@@ -6,6 +6,7 @@ settings dialog, the CLI and the defaults file are generated from one table.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -22,17 +23,25 @@ class Setting:
     help: str
     choices: tuple | None = None
 
+    def fresh_default(self) -> Any:
+        """The default, copied when mutable so no caller can change the table's value."""
+        return copy.deepcopy(self.default)
+
     def coerce(self, value: Any) -> Any:
+        """The value in the setting's type, or the default when it cannot be (a hand-edited
+        settings file must never stop the app, nor turn "abc" into ['a', 'b', 'c'])."""
         if value is None:
-            return None
+            return self.fresh_default()
         kind = type(self.default)
         if self.default is not None and not isinstance(value, kind):
+            if isinstance(self.default, (list, dict, bool)) or isinstance(value, (list, dict)):
+                return self.fresh_default()
             try:
                 value = kind(value)
-            except (TypeError, ValueError):
-                return self.default
+            except (TypeError, ValueError, OverflowError):
+                return self.fresh_default()
         if self.choices is not None and value not in self.choices:
-            return self.default
+            return self.fresh_default()
         return value
 
 
@@ -86,8 +95,7 @@ class Settings:
         spec = SETTINGS_BY_NAME[key]
         if key in self._values:
             return self._values[key]
-        default = spec.default
-        return type(default)(default) if isinstance(default, (list, dict)) else default
+        return spec.fresh_default()
 
     def __setitem__(self, key: str, value: Any) -> None:
         spec = SETTINGS_BY_NAME.get(key)
