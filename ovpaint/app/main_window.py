@@ -223,6 +223,8 @@ class MainWindow(QMainWindow):
         self._action(s, "Type Classes", lambda: self.prompt.prompt.setFocus(), "Ctrl+L")
         self.segment_action = self._action(s, "Run Segmentation", self.prompt.segment,
                                            "Ctrl+Return")
+        if self.inpaint is not None:
+            self._action(s, "Inpaint Selected Mask", self.inpaint.run, "Ctrl+Shift+Return")
 
     # ------------------------------------------------------------------ behaviour
     def open_model_dialog(self) -> None:
