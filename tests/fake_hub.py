@@ -1,5 +1,8 @@
 """A local stand-in for the Hugging Face hub: model metadata, files with Range support, and
-switches to break things (drop the connection mid-file, ignore Range, serve wrong bytes)."""
+switches to break things (drop the connection mid-file, ignore Range, serve wrong bytes).
+
+Test modules import the ``make_hub`` fixture from here (``tests/`` is on sys.path because of
+``tests/conftest.py``)."""
 
 from __future__ import annotations
 

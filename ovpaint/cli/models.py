@@ -11,6 +11,7 @@ import sys
 
 from ovpaint.core.errors import BadInput, Cancelled, ModelUnavailable
 from ovpaint.core.jobs import CancelToken, Progress, ProgressEvent
+from ovpaint.core.options import add_global_options
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -28,6 +29,8 @@ def register(sub) -> argparse.ArgumentParser:
     im.add_argument("path", metavar="PATH")
     ve = actions.add_parser("verify", help="recompute the checksums of installed models")
     ve.add_argument("ids", nargs="*", metavar="ID", help="default: every installed model")
+    for action_parser in (ls, dl, im, ve):  # global options also after the action
+        add_global_options(action_parser, suppress=True)
     return p
 
 
