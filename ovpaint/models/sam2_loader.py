@@ -6,7 +6,8 @@ input instead of 1024 px, so ``set_image`` takes a fraction of a second on a CPU
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,26 @@ class Sam2Bundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    _templates: dict = field(default_factory=dict, repr=False)
+
     def predictor(self, **kwargs) -> Any:
-        """A SAM2ImagePredictor whose feature sizes follow the model's input size."""
+        """A fresh SAM2ImagePredictor whose feature sizes follow the model's input size.
+
+        sam2 builds its input transforms with ``torch.jit.script``, which takes a second and
+        holds the GIL in ~150 ms stretches (the app's UI thread would stall on every new
+        image). The transforms are stateless, so one template per settings is built once and
+        each predictor is a shallow copy of it with its own, empty image state.
+        """
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-        predictor = SAM2ImagePredictor(self.model, **kwargs)
-        fix_feature_sizes(predictor, self.image_size)
+        key = tuple(sorted(kwargs.items()))
+        template = self._templates.get(key)
+        if template is None:
+            template = SAM2ImagePredictor(self.model, **kwargs)
+            fix_feature_sizes(template, self.image_size)
+            self._templates[key] = template
+        predictor = copy.copy(template)
+        predictor.reset_predictor()
         return predictor
 
     def to_device(self, device: torch.device) -> None:

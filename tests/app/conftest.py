@@ -81,3 +81,35 @@ def drag(canvas, points, button=Qt.MouseButton.LeftButton):
 
 def click(canvas, x, y, button=Qt.MouseButton.LeftButton):
     drag(canvas, [(x, y)], button)
+
+
+class GapMeter:
+    """Largest interval between ticks of a 10 ms QTimer: how long the event loop stalled."""
+
+    def __init__(self) -> None:
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._clock = time.perf_counter
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.last = None
+        self.max_gap = 0.0
+        self.ticks = 0
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if self.last is not None:
+            self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+        self.ticks += 1
+
+    def __enter__(self):
+        self.last = self._clock()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.stop()
