@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except OvpaintError as exc:
         print(f"ovpaint: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `ovpaint models list | head`: the reader left; that is not an error worth a traceback.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
