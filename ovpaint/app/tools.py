@@ -33,10 +33,27 @@ def interactive_available() -> bool:
     return True
 
 
-def click_job(click_session, points, labels, box, *, progress, cancel):
-    """Worker-side: one SAM2 decoder call with every prompt so far."""
-    return click_session.predict(points=points, labels=labels, box=box, progress=progress,
-                                 cancel=cancel)
+class _ClickHolder:
+    """The click session of one mask, built lazily on a worker (it needs the SAM2 model)."""
+
+    def __init__(self, doc: Document, layer: MaskLayer | None, make_session) -> None:
+        self.doc, self.layer = doc, layer
+        self.make_session = make_session
+        self.session = None
+
+
+def click_job(holder: _ClickHolder, op: str, args: tuple, *, progress, cancel):
+    """Worker-side: one SAM2 decoder call on the cached embedding (the first click of an image
+    also computes the embedding). A cancelled click is taken back, so nothing changes."""
+    progress.stage("click correction")
+    if holder.session is None:
+        holder.session = holder.make_session()
+    cancel.check()
+    mask = getattr(holder.session, op)(*args)
+    if cancel.cancelled:
+        holder.session.undo()
+        cancel.check()
+    return mask
 
 
 class ToolController(QObject):
@@ -54,17 +71,25 @@ class ToolController(QObject):
         self._box_start: QPointF | None = None
         self._points: list[tuple[float, float, bool]] = []
         self._box: tuple[float, float, float, float] | None = None
-        self._prompt_layer: MaskLayer | None = None
-        self._click_session = None
+        self._click: _ClickHolder | None = None
+        self._applying_click = False
+        self._watched: Document | None = None
         canvas.pressed.connect(self._pressed)
         canvas.moved.connect(self._moved)
         canvas.released.connect(self._released)
         canvas.hovered.connect(self._hovered)
         context.document_changed.connect(self._reset_prompts)
+        context.document_changed.connect(self._watch)
+        context.undo_stack.indexChanged.connect(self._undo_moved)
 
     @property
     def doc(self) -> Document | None:
         return self.context.document
+
+    def _undo_moved(self, index: int) -> None:
+        # undo/redo moved the document away from the click session's last step
+        if not self._applying_click and self._click is not None:
+            self._reset_prompts()
 
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
@@ -193,71 +218,98 @@ class ToolController(QObject):
         if command.is_noop:
             return False
         self.context.push(command)
-        if op == "clear":
-            self._reset_prompts()
         return True
 
     # ------------------------------------------------------------------ clicks and box
     def _reset_prompts(self, *args) -> None:
-        self._points, self._box, self._prompt_layer = [], None, None
-        self._click_session = None
+        self._points, self._box = [], None
+        self._click: _ClickHolder | None = None
         self.canvas.clear_prompts()
 
-    def add_point(self, x: float, y: float, positive: bool) -> None:
-        if self.doc is None:
-            return
-        if self._prompt_layer is not self.target_layer():
+    def _layer_changed(self, layer, what: str, region) -> None:
+        """A mask edited by anything but the click session itself invalidates the session:
+        the next click starts again from the mask as it now is."""
+        if self._click is not None and layer is self._click.layer and what == "pixels" \
+                and not self._applying_click:
             self._reset_prompts()
+
+    def _watch(self, doc: Document | None) -> None:
+        if self._watched is not None:
+            self._watched.layers.changed.disconnect(self._layer_changed)
+        self._watched = doc
+        if doc is not None:
+            doc.layers.changed.connect(self._layer_changed)
+
+    def _click_holder(self) -> _ClickHolder | None:
+        doc = self.doc
+        if doc is None:
+            return None
+        layer = self.target_layer()
+        if self._click is None or self._click.layer is not layer or self._click.doc is not doc:
+            self._reset_prompts()
+            initial = None if layer is None else layer.binary
+            context = self.context
+
+            def make():
+                from ovpaint.pipelines.interactive import ClickSession
+
+                return ClickSession(context.image_session(doc), context.manager,
+                                    initial_mask=initial)
+
+            self._click = _ClickHolder(doc, layer, make)
+        return self._click
+
+    def add_point(self, x: float, y: float, positive: bool) -> None:
+        if self.doc is None or not self._interactive_ready():
+            return
+        holder = self._click_holder()
         self._points.append((x, y, positive))
         self.canvas.set_points(self._points)  # instant feedback, before the model answers
-        self._predict()
+        self._predict(holder, "add_point", (x, y, positive), f"Click {'+' if positive else '−'}")
 
     def set_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        if self._prompt_layer is not self.target_layer():
-            self._reset_prompts()
+        if self.doc is None or not self._interactive_ready():
+            return
+        holder = self._click_holder()
         self._box = (x0, y0, x1, y1)
         self.canvas.set_box(self._box)
-        self._predict()
+        self._predict(holder, "set_box", (x0, y0, x1, y1), "Box")
 
-    def _predict(self) -> None:
-        doc = self.doc
-        if not interactive_available():
-            self.context.banner.show_message(
-                "Click correction needs the interactive engine, which is not installed in this "
-                "build. Use the brush and eraser instead.", "warning")
-            return
-        layer = self.target_layer()
-        self._prompt_layer = layer
-        if self._click_session is None:
-            self._click_session = self._make_click_session(doc, layer)
-        points = np.array([[x, y] for x, y, _ in self._points], dtype=np.float32).reshape(-1, 2)
-        labels = np.array([1 if p else 0 for _, _, p in self._points], dtype=np.int32)
-        box = None if self._box is None else np.array(self._box, dtype=np.float32)
-        session = self._click_session
-        self.context.run_job(click_job, session, points, labels, box, title="Click correction",
-                             on_done=lambda mask: self._apply_click(doc, layer, mask),
-                             on_failed=self._drop_last_point)
+    def _interactive_ready(self) -> bool:
+        if interactive_available():
+            return True
+        self.context.banner.show_message(
+            "Click correction needs the interactive engine, which is not installed in this "
+            "build. Use the brush and eraser instead.", "warning")
+        return False
 
-    def _make_click_session(self, doc: Document, layer: MaskLayer | None):
-        from ovpaint.pipelines.interactive import ClickSession
+    def _predict(self, holder: _ClickHolder, op: str, args: tuple, text: str) -> None:
+        handle = self.context.run_job(
+            click_job, holder, op, args, title="Click correction",
+            on_done=lambda mask: self._apply_click(holder, mask, text),
+            on_failed=lambda: self._click_failed(holder))
+        if handle is None:  # busy: the click was not taken
+            self._click_failed(holder)
 
-        return ClickSession(self.context.manager, lambda: self.context.image_session(doc),
-                            initial_mask=None if layer is None else layer.binary)
+    def _click_failed(self, holder: _ClickHolder) -> None:
+        # the session may hold a step the document does not: start again from the mask
+        if self._click is holder:
+            self._reset_prompts()
 
-    def _drop_last_point(self) -> None:
-        if self._points:
-            self._points.pop()
-            self.canvas.set_points(self._points)
-
-    def _apply_click(self, doc: Document, layer: MaskLayer | None, mask) -> None:
-        mask = np.asarray(getattr(mask, "mask", mask)).astype(bool)
-        if layer is None or not any(item is layer for item in doc.layers):
-            layer = doc.new_mask_layer(doc.unique_name("object"), mask)
-            self.context.push(AddLayersCommand(doc, [layer], "Click: new mask"))
-            self._prompt_layer = layer
-            return
-        sign = "+" if self._points and self._points[-1][2] else "−"
-        command = MaskEditCommand(doc, layer, mask if layer.mask.dtype == np.bool_
-                                  else mask.astype(np.uint8) * 255, f"Click {sign}")
-        if not command.is_noop:
-            self.context.push(command)
+    def _apply_click(self, holder: _ClickHolder, mask, text: str) -> None:
+        doc = holder.doc
+        mask = np.asarray(mask).astype(bool)
+        layer = holder.layer
+        self._applying_click = True
+        try:
+            if layer is None or not any(item is layer for item in doc.layers):
+                layer = doc.new_mask_layer(doc.unique_name("object"), mask)
+                self.context.push(AddLayersCommand(doc, [layer], f"{text}: new mask"))
+                holder.layer = layer
+                return
+            after = mask if layer.mask.dtype == np.bool_ else mask.astype(np.uint8) * 255
+            command = MaskEditCommand(doc, layer, after, text)
+            if not command.is_noop:
+                self.context.push(command)
+        finally:
+            self._applying_click = False
