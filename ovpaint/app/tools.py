@@ -112,6 +112,8 @@ class ToolController(QObject):
         if self.doc is None or self.tool == "pan":
             return
         if self.tool in ("positive", "negative"):
+            if not (0 <= pos.x() < self.doc.width and 0 <= pos.y() < self.doc.height):
+                return  # a click on the grey around the image is no prompt
             if button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
                 negative = (self.tool == "negative") != (button == Qt.MouseButton.RightButton
                                                           or bool(modifiers
