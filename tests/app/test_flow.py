@@ -1,0 +1,147 @@
+"""The whole flow through the real widgets on the tiny profile:
+open → segment "sky, dog" → two mask layers → negative click → mask changes → brush stroke →
+undo twice restores the exact bytes → inpaint → result layer → export → save → reopen →
+identical layers. Plus cancel mid-segmentation and mid-inpaint (nothing changes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from ovpaint.core.image_io import load_image
+from tests.app.conftest import GapMeter, drag, open_in, wait_idle
+from tests.app.test_click import CANDIDATES, negative_click_that_changes
+
+pytest.importorskip("ovpaint.pipelines.segment")
+
+
+def _layers_state(doc):
+    out = []
+    for layer in doc.layers:
+        pixels = layer.mask.tobytes() if layer.kind == "mask" else (
+            layer.rgb.tobytes(), None if layer.alpha is None else layer.alpha.tobytes(),
+            layer.x, layer.y)
+        out.append((layer.kind, layer.name, layer.visible, round(layer.opacity, 6), pixels))
+    return out
+
+
+def _segment(qtbot, window, text, method=None):
+    window.prompt.prompt.setText(text)
+    if method is not None:
+        index = window.prompt.method.findData(method)
+        assert index >= 0, method
+        window.prompt.method.setCurrentIndex(index)
+    qtbot.mouseClick(window.prompt.button, Qt.MouseButton.LeftButton)
+
+
+def test_full_flow(qtbot, window, image_file, tmp_path):
+    doc = open_in(qtbot, window, image_file)
+    methods = [window.prompt.method.itemData(i) for i in range(window.prompt.method.count())]
+    assert "dense" in methods and "refined" in methods
+
+    with GapMeter() as meter:
+        _segment(qtbot, window, "sky, dog", "refined")
+        assert window.prompt.button.isEnabled() is False  # one job at a time
+        wait_idle(qtbot, window, 180_000)
+    print(f"\nsegmentation: max event-loop gap {meter.max_gap * 1000:.0f} ms")
+    assert window.banner.kind != "error" or not window.banner.isVisible(), window.banner.text
+    assert [layer.name for layer in doc.layers] == ["sky", "dog"]
+    sky, dog = doc.layers
+    assert sky.mask.shape == (120, 160) and sky.meta["method"] == "refined"
+    assert sky.color != dog.color
+    assert window.layers.model.rowCount() == 2
+    assert window.op_label.text().startswith("Segment (refined)")
+
+    # a negative click on the selected class's mask
+    covered = sky if sky.mask.any() else dog
+    doc.layers.select(covered)
+    window.tools.set_tool("negative")
+    _, before_click = negative_click_that_changes(qtbot, window, covered, CANDIDATES)
+    after_click = covered.mask.copy()
+    assert not np.array_equal(after_click, before_click)
+
+    # a brush stroke, then two undos: back to the exact bytes before the click
+    window.tools.set_tool("brush")
+    window.tools.set_brush_radius(5)
+    drag(window.canvas, [(10, 100), (60, 110)])
+    assert not np.array_equal(covered.mask, after_click)
+    window.undo_action.trigger()
+    assert covered.mask.tobytes() == after_click.tobytes()
+    window.undo_action.trigger()
+    assert covered.mask.tobytes() == before_click.tobytes()
+    window.redo_action.trigger()
+    assert covered.mask.tobytes() == after_click.tobytes()
+
+    # inpaint inside a mask: a new layer that changes only masked pixels
+    pytest.importorskip("ovpaint.pipelines.inpaint")
+    target = dog if dog.mask.any() else sky
+    doc.layers.select(target)
+    panel = window.inpaint
+    panel.mode.setCurrentText("replace")
+    panel.prompt.setText("a red ball")
+    assert panel.expanded.toPlainText()  # the expanded prompt is shown
+    panel.steps.setValue(2)
+    panel.seed.setValue(7)
+    qtbot.mouseClick(window.findChild(type(panel.button), "inpaintButton"),
+                     Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window, 300_000)
+    results = [layer for layer in doc.layers if layer.kind == "image"]
+    assert len(results) == 1, window.banner.text
+    result = results[0]
+    assert result.role == "inpaint" and result.meta["seed"] == 7
+    edited = doc.composite()
+    assert not np.array_equal(edited, doc.rgb)
+    assert np.array_equal(edited[~_dilated(target.binary, 40)], doc.rgb[~_dilated(target.binary,
+                                                                                   40)])
+
+    # export at the original size, save the project, reopen it: identical layers
+    out = tmp_path / "edited.png"
+    assert window.files.export_image(out)
+    wait_idle(qtbot, window)
+    assert np.array_equal(load_image(out).rgb, edited)
+    saved = tmp_path / "flow.ovpaint"
+    window.files.save_project(saved)
+    wait_idle(qtbot, window)
+    expected = _layers_state(doc)
+    window.open_path(str(saved))
+    qtbot.waitUntil(lambda: window.context.document is not doc, timeout=30_000)
+    wait_idle(qtbot, window)
+    again = window.context.document
+    assert _layers_state(again) == expected
+    assert np.array_equal(again.composite(), edited)
+
+
+def _dilated(mask, r):
+    from ovpaint.core.masks import grow
+
+    return grow(mask, r)
+
+
+def test_cancel_mid_segmentation_changes_nothing(qtbot, window, image_file):
+    doc = open_in(qtbot, window, image_file)
+    _segment(qtbot, window, "sky, dog, tree, road, person")
+    qtbot.waitUntil(lambda: window.jobbar.cancel_button.isEnabled(), timeout=5_000)
+    qtbot.mouseClick(window.jobbar.cancel_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window, 120_000)
+    assert len(doc.layers) == 0
+    assert window.context.undo_stack.count() == 0
+    assert "cancelled" in window.op_label.text()
+
+
+def test_cancel_mid_inpaint_changes_nothing(qtbot, window, image_file):
+    pytest.importorskip("ovpaint.pipelines.inpaint")
+    doc = open_in(qtbot, window, image_file)
+    window.tools.set_tool("brush")
+    drag(window.canvas, [(60, 80), (100, 90)])
+    state = _layers_state(doc)
+    steps = window.context.undo_stack.count()
+    events = []
+    window.jobbar.bar.valueChanged.connect(events.append)
+    window.inpaint.steps.setValue(50)
+    window.inpaint.run()
+    qtbot.waitUntil(lambda: len(events) > 1, timeout=120_000)  # it is denoising
+    window.jobbar.cancel()
+    wait_idle(qtbot, window, 120_000)
+    assert _layers_state(doc) == state
+    assert window.context.undo_stack.count() == steps
