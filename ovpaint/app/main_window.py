@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
         self._action(m, "Feather", lambda: self.tools.apply_op("feather", 8), "Ctrl+Shift+F")
         self._action(m, "Invert", lambda: self.tools.apply_op("invert"), "Ctrl+I")
         self._action(m, "Clear", lambda: self.tools.apply_op("clear"), "Ctrl+Shift+Backspace")
-        self._action(m, "Reset Click Prompts", self.tools._reset_prompts, "Ctrl+Shift+R")
+        self._action(m, "Reset Click Prompts", self.tools.reset_prompts, "Ctrl+Shift+R")
 
         mm = bar.addMenu("M&odels")
         self._action(mm, "&Models and Device…", self.open_model_dialog, "Ctrl+M", "modelsAction")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -62,7 +63,7 @@ class PromptPanel(QWidget):
         for name in available_methods():
             self.method.addItem(name, name)
             self.method.setItemData(self.method.count() - 1, METHOD_HELP.get(name, ""),
-                                    role=3)  # Qt.ToolTipRole
+                                    Qt.ItemDataRole.ToolTipRole)
         self.button = QPushButton("Segment")
         self.button.setObjectName("segmentButton")
         self.button.setToolTip("Find every class in the image (Ctrl+Return)")

@@ -223,6 +223,10 @@ class ToolController(QObject):
         return True
 
     # ------------------------------------------------------------------ clicks and box
+    def reset_prompts(self, *args) -> None:
+        """Forget the click points and box; the next click starts from the mask as it is."""
+        self._reset_prompts()
+
     def _reset_prompts(self, *args) -> None:
         self._points, self._box = [], None
         self._click: _ClickHolder | None = None
