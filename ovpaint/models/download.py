@@ -24,7 +24,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -445,6 +446,45 @@ def download(
     _check_free_space(folder, resolved.files)
     meter = _Meter(progress, f"download {spec.id}", total)
     session = session or _http_session()
+    with _download_lock(spec, folder):
+        entries = _fetch_all(spec, folder, resolved, meter, cancel, session, retries)
+    meter.add(0, transferred=False, file="done", force=True)
+    manifest = {
+        "id": spec.id,
+        "repo": spec.repo,
+        "revision": resolved.revision,
+        "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "files": entries,
+    }
+    atomic_write_text(store.manifest_path(spec), json.dumps(manifest, indent=2))
+    path = store.downloaded_path(spec)
+    if path is None:  # pragma: no cover - would mean the files changed under us
+        raise ModelUnavailable(f"{spec.id} was downloaded but its files changed on disk.")
+    return DownloadResult(spec.id, path, meter.transferred, entries)
+
+
+@contextmanager
+def _download_lock(spec: ModelSpec, folder: Path) -> Iterator[None]:
+    """One download per model at a time (the app and a terminal may both try): two writers
+    appending to one ``.part`` would corrupt it."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder / ".ovpaint-download.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ModelUnavailable(
+            f"'{spec.title}' ({spec.id}) is already being downloaded by another ovpaint "
+            "window or command; wait for it to finish."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _fetch_all(spec: ModelSpec, folder: Path, resolved: Resolved, meter: _Meter,
+               cancel: CancelToken | None, session: Any, retries: int) -> list[dict]:
     entries = []
     try:
         for remote in resolved.files:
@@ -463,19 +503,7 @@ def download(
             raise DiskFull(f"The disk is full while downloading {spec.id} into {folder}; "
                            "the part already downloaded is kept for a resume.") from exc
         raise
-    meter.add(0, transferred=False, file="done", force=True)
-    manifest = {
-        "id": spec.id,
-        "repo": spec.repo,
-        "revision": resolved.revision,
-        "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": entries,
-    }
-    atomic_write_text(store.manifest_path(spec), json.dumps(manifest, indent=2))
-    path = store.downloaded_path(spec)
-    if path is None:  # pragma: no cover - would mean the files changed under us
-        raise ModelUnavailable(f"{spec.id} was downloaded but its files changed on disk.")
-    return DownloadResult(spec.id, path, meter.transferred, entries)
+    return entries
 
 
 def _safe_dest(folder: Path, repo_path: str) -> Path:

@@ -401,3 +401,18 @@ def test_import_refuses_missing_and_pickle_only_folders(tmp_path):
         dl.import_local(get_spec("sd2-inpaint"), sd, settings)
     with pytest.raises(BadInput, match="does not contain"):
         dl.import_local(get_spec("clip-vit-b16"), sd, settings)
+
+
+def test_second_concurrent_download_of_one_model_is_refused(tmp_path, make_hub, online):
+    from filelock import FileLock
+
+    data = _blob(100_000, seed=13)
+    hub = _single_hub(make_hub, data)
+    store = _store(tmp_path)
+    store.folder(SINGLE).mkdir(parents=True)
+    with FileLock(str(store.folder(SINGLE) / ".ovpaint-download.lock")):
+        with pytest.raises(ModelUnavailable, match="already being downloaded"):
+            dl.download(SINGLE, store, source=_source(hub))
+    assert not hub.file_requests("open_clip_model.safetensors")
+    dl.download(SINGLE, store, source=_source(hub))  # free again once the other one ends
+    assert dl.verify(SINGLE, store).ok
