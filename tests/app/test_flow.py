@@ -145,3 +145,27 @@ def test_cancel_mid_inpaint_changes_nothing(qtbot, window, image_file):
     wait_idle(qtbot, window, 120_000)
     assert _layers_state(doc) == state
     assert window.context.undo_stack.count() == steps
+
+
+def test_missing_model_is_a_clear_message(qtbot, image_file, monkeypatch, tmp_path):
+    """Real profile without weights: Segment says how to get the model; nothing is lost."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from ovpaint.app.main_window import MainWindow
+    from ovpaint.core.settings import Settings
+    from ovpaint.models.manager import ModelManager
+
+    monkeypatch.setenv("OVPAINT_MODEL_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Discard)
+    manager = ModelManager(profile="real", device="cpu", settings=Settings())
+    window = MainWindow(manager, settings=Settings())
+    qtbot.addWidget(window)
+    window.show()
+    doc = open_in(qtbot, window, image_file)
+    window.layers.new_mask()
+    _segment(qtbot, window, "sky")
+    wait_idle(qtbot, window)
+    assert "not installed" in window.banner.text and "Download" in window.banner.text
+    assert window.context.document is doc and len(doc.layers) == 1
+    assert "Running on the CPU" in window.profile_banner.text
