@@ -189,3 +189,13 @@ def test_batch_action_opens_the_batch_dialog(qtbot, window):
     action.trigger()
     assert window._batch_dialog is not None and window._batch_dialog.isVisible()
     window._batch_dialog.close()
+
+
+def test_stable_object_names(window):
+    from PySide6.QtCore import QObject
+
+    names = ["canvas", "layerList", "promptEdit", "methodCombo", "segmentButton",
+             "inpaintPromptEdit", "inpaintButton", "cancelButton", "progressBar", "undoAction",
+             "redoAction"]
+    missing = [n for n in names if window.findChild(QObject, n) is None]
+    assert not missing
