@@ -44,6 +44,8 @@ import torch.nn.functional as F
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.prompt import ClassQuery
+from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 
 BACKGROUND_WORDS = ("background", "nothing", "empty space")
 
@@ -644,3 +646,117 @@ def assign_pixels(instances: list[Instance], masks: np.ndarray, n_classes: int
                    out=scores[inst.class_index])
     scores[0] = 1.0 - np.clip(scores[1:].max(0) if n_classes > 1 else 0.0, 0.0, 1.0)
     return labels, scores
+
+
+# =====================================================================================
+# 4. The method: image + classes → SegmentationResult
+# =====================================================================================
+
+
+def _amg_key(model_id: str, s: ProposalSettings) -> tuple:
+    return ("proposal_masks", model_id, s.points_per_side, s.points_per_batch,
+            s.pred_iou_thresh, s.stability_score_thresh, s.stability_score_offset,
+            s.mask_threshold, s.box_nms_thresh, s.min_mask_region_area)
+
+
+def session_masks(session: Any, manager: Any, settings: ProposalSettings, *,
+                  progress: Progress | None = None,
+                  cancel: CancelToken | None = None) -> AutoMasks:
+    """The image's automatic masks, generated once per image, SAM2 model and AMG settings."""
+    with manager.use("sam2") as sam:
+        key = _amg_key(sam.model_id, settings)
+        cached = session.get(key)
+        if cached is not None:
+            return cached
+        predictor = session.sam2_predictor(sam)
+        with _sam_autocast(sam.device):
+            masks = generate_masks(predictor, settings, progress=progress, cancel=cancel)
+    return session.put(key, masks)
+
+
+def _sam_autocast(device: torch.device):
+    import contextlib
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def session_mask_features(session: Any, manager: Any, masks: AutoMasks,
+                          settings: ProposalSettings, *, progress: Progress | None = None,
+                          cancel: CancelToken | None = None) -> list[np.ndarray]:
+    """CLIP features of the candidate masks' crops, computed once per image and settings
+    (they do not depend on the text, so a new query costs one matrix product)."""
+    with manager.use("clip") as clip:
+        key = ("proposal_features", clip.model_id, _amg_key(manager.model_id("sam2"), settings),
+               settings.scales, settings.crop_margin, settings.min_area_ratio,
+               settings.low_precision_cpu, len(masks))
+        cached = session.get(key)
+        if cached is not None:
+            return cached
+        feats = mask_features(clip, session.image, masks, settings, progress=progress,
+                              cancel=cancel)
+    return session.put(key, feats)
+
+
+def encode_texts(manager: Any, names: list[str], templates: str) -> np.ndarray:
+    """L2-normalised text embeddings (N×D) through the shared, cached text encoder."""
+    from ovpaint.pipelines.text import text_encoder_for
+
+    encoder = text_encoder_for(manager, templates)
+    return np.asarray(encoder.encode(list(names)), np.float32)
+
+
+def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
+                      settings: ProposalSettings | None = None, *,
+                      progress: Progress | None = None,
+                      cancel: CancelToken | None = None) -> SegmentationResult:
+    """Segment ``queries`` in the session's image with SAM2 proposals scored by CLIP."""
+    s = settings or ProposalSettings()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    auto = session_masks(session, manager, s, progress=progress, cancel=cancel)
+    timings["masks"] = time.perf_counter() - t0
+    h, w = session.height, session.width
+    classes = [BACKGROUND] + [q.name for q in queries]
+    # masks under the size floor can never be selected: do not spend CLIP time on them
+    big = auto.areas >= s.min_area_ratio * h * w
+    candidates = auto.select(np.nonzero(big)[0])
+    messages: list[str] = []
+    if len(candidates) == 0:
+        messages.append(f"SAM2 proposed no mask large enough to score ({len(auto)} masks "
+                        "in all); nothing was segmented. Try --method refined.")
+        return SegmentationResult(np.zeros((h, w), np.int32), classes,
+                                  _empty_scores(len(classes), h, w), "proposal", timings,
+                                  messages, {"instances": [], "n_masks": len(auto)})
+    if cancel:
+        cancel.check()
+    t1 = time.perf_counter()
+    feats = session_mask_features(session, manager, candidates, s, progress=progress,
+                                  cancel=cancel)
+    timings["scoring"] = time.perf_counter() - t1
+    names = [n for q in queries for n in q.synonyms]
+    owner = np.array([i for i, q in enumerate(queries) for _ in q.synonyms])
+    text = encode_texts(manager, names + list(s.background_words), s.templates)
+    sims = combine_scales(feats, text, s.scale_weights)
+    name_sims, bg = sims[:, :len(names)], sims[:, len(names):].max(1)
+    class_sims = np.stack([name_sims[:, owner == k].max(1) for k in range(len(queries))], 1)
+    instances = select_masks(class_sims, bg, candidates.masks, s)
+    labels, scores = assign_pixels(instances, candidates.masks, len(classes))
+    found = {inst.class_index for inst in instances}
+    missing = [classes[k] for k in range(1, len(classes)) if k not in found]
+    if not instances:
+        messages.append("No mask scored high enough for " + ", ".join(missing) +
+                        "; the result is empty. Try --method refined or a lower threshold.")
+    elif missing:
+        messages.append("No mask scored high enough for: " + ", ".join(missing) + ".")
+    timings["total"] = time.perf_counter() - t0
+    extras = {"instances": [i.as_dict(classes) for i in instances], "n_masks": len(auto),
+              "n_scored": len(candidates)}
+    return SegmentationResult(labels, classes, scores, "proposal", timings, messages, extras)
+
+
+def _empty_scores(n: int, h: int, w: int) -> np.ndarray:
+    scores = np.zeros((n, h, w), np.float32)
+    scores[0] = 1.0
+    return scores

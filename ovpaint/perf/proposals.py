@@ -1,0 +1,216 @@
+"""Proposal-path stages: automatic mask generation (sam2's generator vs the fast one, same
+masks), CLIP scoring of mask crops at three scales (one call per crop and scale vs batched),
+and one click with a cached embedding.
+
+Real architectures (SAM2.1 hiera-tiny at 1024 px, CLIP ViT-B/16) with random weights; with
+``--models tiny``/``--quick`` the tiny models and smaller grids. Random weights: SAM2's
+predicted IoUs sit near 0.5, so at the thesis's thresholds (0.88/0.95) no mask survives in
+either generator; the second AMG pair lowers the thresholds to 0 so every mask is kept — the
+fast path's worst case — and each stage's note says how many masks both produced and whether
+they were identical.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from ovpaint.perf import PerfContext, Stage
+
+
+class _OneModel:
+    """Just enough of a ModelManager for a click session on one SAM2 bundle."""
+
+    def __init__(self, bundle) -> None:
+        self.bundle = bundle
+
+    @contextmanager
+    def use(self, role: str):
+        yield self.bundle
+
+
+def _scene(h: int, w: int) -> np.ndarray:
+    """A synthetic photo-like scene: smooth background, a few filled shapes, mild noise."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:h, :w]
+    img = np.stack([90 + 60 * yy / h, 120 + 40 * xx / w, 160 - 50 * yy / h], -1)
+    for _ in range(8):
+        color = rng.integers(0, 255, 3).tolist()
+        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+        r = int(rng.integers(h // 12, h // 5))
+        if rng.random() < 0.5:
+            cv2.circle(img, (cx, cy), r, color, -1)
+        else:
+            cv2.rectangle(img, (cx - r, cy - r // 2), (cx + r, cy + r // 2), color, -1)
+    img = img + rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _sam_bundle(ctx: PerfContext):
+    key = ("sam2-perf", ctx.tiny or ctx.quick)
+    if key not in ctx.cache:
+        import torch
+
+        from ovpaint.models import sam2_loader
+
+        if ctx.tiny or ctx.quick:
+            bundle = sam2_loader.build_tiny(0)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = sam2_loader._build("configs/sam2.1/sam2.1_hiera_t.yaml", None,
+                                           torch.device("cpu"))
+            bundle = sam2_loader.Sam2Bundle(model.eval(), "sam2.1-hiera-tiny (random)")
+        bundle.to_device(ctx.device)
+        ctx.cache[key] = bundle
+    return ctx.cache[key]
+
+
+def _clip_bundle(ctx: PerfContext):
+    key = ("clip-perf", ctx.tiny)
+    if key not in ctx.cache:
+        import torch
+
+        from ovpaint.models import clip_loader
+
+        if ctx.tiny:
+            bundle = clip_loader.build_tiny(0)
+        else:
+            import open_clip
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = open_clip.create_model("ViT-B-16-quickgelu", pretrained=None)
+            bundle = clip_loader.ClipBundle(model.eval(), clip_loader.tokenizer(),
+                                            "clip-vit-b16 (random)")
+        bundle.to_device(ctx.device)
+        ctx.cache[key] = bundle
+    return ctx.cache[key]
+
+
+def _amg_pair(ctx: PerfContext, label: str, image: np.ndarray, **kwargs) -> list[Stage]:
+    from ovpaint.pipelines.proposals import ProposalSettings, generate_masks
+    from ovpaint.pipelines.session import ImageSession
+
+    out: dict = {}
+    stages: list[Stage] = []
+
+    def baseline() -> None:
+        import torch
+        from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+        from ovpaint.models.sam2_loader import fix_feature_sizes
+
+        bundle = _sam_bundle(ctx)
+        gen = SAM2AutomaticMaskGenerator(bundle.model, output_mode="uncompressed_rle", **kwargs)
+        fix_feature_sizes(gen.predictor, bundle.image_size)
+        with torch.inference_mode():
+            out["ref"] = gen.generate(image)  # includes its set_image
+
+    def fast() -> None:
+        bundle = _sam_bundle(ctx)
+        session = ImageSession(image)  # a fresh image: the embedding is computed here too
+        predictor = session.sam2_predictor(bundle)
+        out["mine"] = generate_masks(predictor, ProposalSettings(**kwargs))
+        stages[1].note = _equality_note(out)
+
+    base_name = f"AMG {label}: sam2 generator"
+    stages.append(Stage("proposals", base_name, baseline, repeats=1, warmup=0,
+                        note="sam2's SAM2AutomaticMaskGenerator.generate incl. set_image"))
+    stages.append(Stage("proposals", f"AMG {label}: fast generator", fast, repeats=1,
+                        warmup=0, baseline=base_name))
+    return stages
+
+
+def _equality_note(out: dict) -> str:
+    import torch
+    from sam2.utils.amg import mask_to_rle_pytorch
+
+    mine, ref = out.get("mine"), out.get("ref")
+    if mine is None or ref is None:
+        return ""
+    same = len(mine) == len(ref)
+    if same and len(mine):
+        rles = mask_to_rle_pytorch(torch.as_tensor(mine.masks))
+        same = all(a["counts"] == r["segmentation"]["counts"]
+                   and float(mine.predicted_iou[i]) == r["predicted_iou"]
+                   and float(mine.stability_score[i]) == r["stability_score"]
+                   for i, (a, r) in enumerate(zip(rles, ref, strict=True)))
+    return f"{len(mine)} masks (sam2: {len(ref)}); identical to sam2's: {'yes' if same else 'NO'}"
+
+
+def _scoring_stages(ctx: PerfContext) -> list[Stage]:
+    from ovpaint.pipelines.proposals import ProposalSettings, mask_features
+
+    n = 8 if ctx.quick else 100
+    h, w = (240, 320) if ctx.quick else (768, 1024)
+    image = _scene(h, w)
+    rng = np.random.default_rng(1)
+    masks = np.zeros((n, h, w), bool)
+    boxes = np.zeros((n, 4), np.float32)
+    for i in range(n):
+        bw, bh = int(rng.integers(w // 10, w // 2)), int(rng.integers(h // 10, h // 2))
+        x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        masks[i, y0:y0 + bh, x0:x0 + bw] = True
+        boxes[i] = (x0, y0, x0 + bw - 1, y0 + bh - 1)
+    one = ProposalSettings(clip_batch=1, low_precision_cpu=False)
+    batched = ProposalSettings()
+    batched_fp32 = ProposalSettings(low_precision_cpu=False)
+    base = f"score {n} masks × 3 scales: one CLIP call per crop and scale (fp32)"
+
+    def run(settings):
+        return lambda: mask_features(_clip_bundle(ctx), image, (masks, boxes), settings)
+
+    return [
+        Stage("proposals", base, run(one), repeats=1, warmup=0),
+        Stage("proposals", f"score {n} masks × 3 scales: batched (fp32)", run(batched_fp32),
+              repeats=1, warmup=0, baseline=base),
+        Stage("proposals", f"score {n} masks × 3 scales: batched (product setting)",
+              run(batched), repeats=1, warmup=0, baseline=base,
+              note="bf16 autocast on CPU, fp16/bf16 on GPU"),
+    ]
+
+
+def _click_stage(ctx: PerfContext) -> list[Stage]:
+    from ovpaint.pipelines.interactive import ClickSession
+    from ovpaint.pipelines.session import ImageSession
+
+    h, w = (240, 320) if ctx.quick else (768, 1024)
+    image = _scene(h, w)
+    state: dict = {}
+    rng = np.random.default_rng(2)
+
+    def setup() -> None:
+        bundle = _sam_bundle(ctx)
+        session = ImageSession(image)
+        session.sam2_predictor(bundle)  # the cached embedding: not part of a click
+        mask = np.zeros((h, w), bool)
+        mask[h // 4: h // 2, w // 4: w // 2] = True
+        state["clicks"] = ClickSession(session, _OneModel(bundle), initial_mask=mask)
+
+    def click() -> None:
+        x, y = float(rng.integers(0, w)), float(rng.integers(0, h))
+        state["clicks"].add_point(x, y, positive=bool(rng.integers(0, 2)))
+
+    stage = Stage("proposals", "one click, cached embedding (median)", click,
+                  repeats=ctx.repeats(15), warmup=1, setup=setup, note="target < 80 ms")
+    return [stage]
+
+
+def stages(ctx: PerfContext) -> list[Stage]:
+    small = ctx.tiny or ctx.quick
+    h, w = (192, 256) if small else (768, 1024)
+    image = _scene(h, w)
+    grid = 16 if small else 32
+    worst = 8
+    out = _amg_pair(ctx, f"{grid}×{grid} thesis thresholds", image, points_per_side=grid,
+                    pred_iou_thresh=0.88, stability_score_thresh=0.95)
+    out += _amg_pair(ctx, f"{worst}×{worst} thresholds 0 (all masks kept)", image,
+                     points_per_side=worst, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    out += _scoring_stages(ctx)
+    out += _click_stage(ctx)
+    return out
+
