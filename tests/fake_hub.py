@@ -26,6 +26,7 @@ class FakeHub:
     drop_after: dict[str, int] = field(default_factory=dict)  # path -> bytes, once
     ignore_range: bool = False
     served_bytes: dict[str, bytes] = field(default_factory=dict)  # what is sent instead
+    fail_first: dict[str, int] = field(default_factory=dict)  # path -> HTTP status, once
     requests: list[dict] = field(default_factory=list)
     url: str = ""
 
@@ -64,6 +65,9 @@ def _handler(hub: FakeHub):
             _revision, _, repo_path = path[len(prefix):].partition("/")
             if repo_path not in hub.files:
                 return self._send(404, b"no such file")
+            status = hub.fail_first.pop(repo_path, None)
+            if status is not None:
+                return self._send(status, b"try again later")
             data = hub.served_bytes.get(repo_path, hub.files[repo_path])
             start = 0
             rng = self.headers.get("Range")

@@ -350,6 +350,11 @@ def _download_into(remote: RemoteFile, part: Path, offset: int, headers: dict[st
                 f"The server refused {remote.path} (HTTP {resp.status_code}). The model may "
                 "need a Hugging Face login (`hf auth login`) and an accepted license."
             )
+        if resp.status_code >= 500 or resp.status_code == 429:
+            import requests
+
+            # A busy or failing mirror: worth the same retries as a dropped connection.
+            raise requests.ConnectionError(f"HTTP {resp.status_code} from {remote.url}")
         if resp.status_code not in (200, 206):
             raise ModelUnavailable(
                 f"The server answered HTTP {resp.status_code} for {remote.path} ({remote.url})."

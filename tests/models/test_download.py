@@ -416,3 +416,18 @@ def test_second_concurrent_download_of_one_model_is_refused(tmp_path, make_hub, 
     assert not hub.file_requests("open_clip_model.safetensors")
     dl.download(SINGLE, store, source=_source(hub))  # free again once the other one ends
     assert dl.verify(SINGLE, store).ok
+
+
+def test_server_errors_are_retried_and_then_reported(tmp_path, make_hub, online):
+    data = _blob(50_000, seed=14)
+    hub = _single_hub(make_hub, data, fail_first={"open_clip_model.safetensors": 503})
+    store = _store(tmp_path)
+    dl.download(SINGLE, store, source=_source(hub), retries=1)
+    assert len(hub.file_requests("open_clip_model.safetensors")) == 2
+    assert dl.verify(SINGLE, store).ok
+    hub.fail_first["open_clip_model.safetensors"] = 502
+    with pytest.raises(ModelUnavailable, match="broke off"):
+        dl.download(SINGLE, _store(tmp_path / "b"), source=_source(hub), retries=0)
+    hub.fail_first["open_clip_model.safetensors"] = 404
+    with pytest.raises(ModelUnavailable, match="HTTP 404"):
+        dl.download(SINGLE, _store(tmp_path / "c"), source=_source(hub), retries=3)
