@@ -307,3 +307,75 @@ def test_many_class_denoising_drops_classes_below_the_median_or_floor():
     assert kept_classes == expected and 0 < len(expected) < 6
     # with a floor above every best score nothing survives
     assert select_masks(sims, None, masks, ProposalSettings(denoise_floor=0.9)) == []
+
+
+# ------------------------------------------------------------------ the method end to end
+
+
+def _fake_text(monkeypatch, dim=64):
+    """Deterministic unit text vectors per name (the tiny CLIP's own text tower is exercised
+    by the text-encoder tests; here the selection and caching are under test)."""
+    import zlib
+
+    from ovpaint.pipelines import proposals
+
+    def encode(manager, names, templates):
+        out = []
+        for n in names:
+            v = np.random.default_rng(zlib.crc32(n.encode())).normal(size=dim)
+            out.append(v / np.linalg.norm(v))
+        return np.asarray(out, np.float32)
+
+    monkeypatch.setattr(proposals, "encode_texts", encode)
+
+
+def test_segment_proposals_end_to_end_and_caches(tiny_manager, monkeypatch):
+    from ovpaint.core.prompt import parse_prompt
+    from ovpaint.pipelines import proposals
+
+    _fake_text(monkeypatch)
+    counts = {"amg": 0, "clip": 0}
+    real_gen, real_feat = proposals.generate_masks, proposals.mask_features
+
+    def gen(*a, **k):
+        counts["amg"] += 1
+        return real_gen(*a, **k)
+
+    def feat(*a, **k):
+        counts["clip"] += 1
+        return real_feat(*a, **k)
+
+    monkeypatch.setattr(proposals, "generate_masks", gen)
+    monkeypatch.setattr(proposals, "mask_features", feat)
+    session = ImageSession(_image())
+    loose = ProposalSettings(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                             threshold_large=-2.0, threshold_small=-2.0, scales=(224,),
+                             scale_weights=(1.0,))
+    result = proposals.segment_proposals(session, parse_prompt("dog, cat"), tiny_manager, loose)
+    assert result.classes == ["background", "dog", "cat"] and result.method == "proposal"
+    assert result.labels.shape == (96, 128) and (result.labels > 0).any()
+    assert result.scores.shape == (3, 96, 128)
+    assert result.extras["instances"] and result.extras["n_masks"] >= 1
+    for inst in result.extras["instances"]:
+        assert inst["class"] in ("dog", "cat")
+    # a new query on the same image: no new masks, no new CLIP image passes
+    strict = ProposalSettings(**{**loose.__dict__, "threshold_large": 2.0,
+                                 "threshold_small": 2.0})
+    empty = proposals.segment_proposals(session, parse_prompt("zebra"), tiny_manager, strict)
+    assert counts == {"amg": 1, "clip": 1}
+    assert not (empty.labels > 0).any()
+    assert any("zebra" in m for m in empty.messages)
+
+
+def test_segment_proposals_no_masks_is_an_empty_result_with_a_message(tiny_manager,
+                                                                      monkeypatch):
+    from ovpaint.core.prompt import parse_prompt
+    from ovpaint.pipelines.proposals import segment_proposals
+
+    _fake_text(monkeypatch)
+    session = ImageSession(_image())
+    # random weights: no mask reaches the thesis's predicted-IoU threshold
+    result = segment_proposals(session, parse_prompt("dog"), tiny_manager,
+                               ProposalSettings(points_per_side=4))
+    assert result.extras["n_masks"] == 0
+    assert not (result.labels > 0).any() and result.messages
