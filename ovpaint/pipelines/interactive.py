@@ -233,22 +233,27 @@ class ClickSession:
         return self.mask
 
     def _combine(self, previous: np.ndarray, proposed: np.ndarray, click, box) -> np.ndarray:
-        if not self.local_edits or click is None:
-            if box is not None and self.local_edits:
-                x0, y0, x1, y1 = (int(round(v)) for v in box)
-                inside = np.zeros_like(proposed)
-                inside[y0:y1, x0:x1] = True
-                return proposed & inside  # a box bounds the object
+        if not self.local_edits:
             return proposed
-        x, y, positive = click
-        ix, iy = min(int(x), previous.shape[1] - 1), min(int(y), previous.shape[0] - 1)
-        if positive:
-            if not previous.any():
-                return proposed  # the first click of a new mask takes SAM2's mask
-            union = previous | proposed
-            return previous | (proposed & _component_at(union, ix, iy))
-        removed = previous & ~proposed
-        return previous & ~_component_at(removed, ix, iy)
+        if click is None:
+            mask = proposed
+        else:
+            x, y, positive = click
+            ix, iy = min(int(x), previous.shape[1] - 1), min(int(y), previous.shape[0] - 1)
+            if positive and not previous.any():
+                mask = proposed  # the first click of a new mask takes SAM2's mask
+            elif positive:
+                union = previous | proposed
+                mask = previous | (proposed & _component_at(union, ix, iy))
+            else:
+                removed = previous & ~proposed
+                mask = previous & ~_component_at(removed, ix, iy)
+        if box is not None:  # a box bounds the object for as long as it is set
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            inside = np.zeros_like(mask)
+            inside[y0:y1, x0:x1] = True
+            mask = mask & inside
+        return mask
 
 
 def _autocast(device):
@@ -259,3 +264,102 @@ def _autocast(device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# ------------------------------------------------------------------ batch use (CLI, scripts)
+
+Click = tuple[float, float, bool]
+
+
+def parse_points(text: str | None) -> list[Click]:
+    """``"x,y,+;x,y,-"`` → [(x, y, positive), ...]. The sign may be omitted (positive)."""
+    if text is None or not text.strip():
+        return []
+    clicks: list[Click] = []
+    for chunk in text.split(";"):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        parts = [p.strip() for p in chunk.split(",")]
+        sign = "+"
+        if len(parts) == 3:
+            sign = parts.pop()
+        if len(parts) != 2 or sign not in ("+", "-", "1", "0", "pos", "neg"):
+            raise BadInput(f"Cannot read the point '{chunk}': write x,y,+ or x,y,- "
+                           "(points separated by ';').")
+        try:
+            x, y = float(parts[0]), float(parts[1])
+        except ValueError as exc:
+            raise BadInput(f"Cannot read the point '{chunk}': x and y must be numbers.") from exc
+        clicks.append((x, y, sign in ("+", "1", "pos")))
+    return clicks
+
+
+def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    """``"x0,y0,x1,y1"`` → a tuple (checked against the image when used)."""
+    if text is None or not text.strip():
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError as exc:
+        raise BadInput(f"Cannot read the box '{text}': write x0,y0,x1,y1.") from exc
+    if len(values) != 4:
+        raise BadInput(f"Cannot read the box '{text}': it needs four numbers, x0,y0,x1,y1.")
+    return values  # type: ignore[return-value]
+
+
+def run_clicks(session: ImageSession, manager, clicks: list[Click],
+               box: tuple[float, float, float, float] | None = None,
+               initial_mask: np.ndarray | None = None) -> np.ndarray:
+    """The mask after a box (first) and the clicks, in order, from ``initial_mask`` or none."""
+    editor = ClickSession(session, manager, initial_mask=initial_mask)
+    if box is not None:
+        editor.set_box(*box)
+    for x, y, positive in clicks:
+        editor.add_point(x, y, positive)
+    return editor.mask
+
+
+def refine_class_with_clicks(result, session: ImageSession, manager, clicks: list[Click],
+                             box=None, class_name: str | None = None):
+    """A copy of ``result`` whose class ``class_name`` (or its only class) is corrected with
+    clicks. Pixels the corrected mask drops become background; pixels it adds take the class
+    (over any other class)."""
+    from ovpaint.pipelines.result import SegmentationResult
+
+    names = result.classes[1:]
+    if class_name is None:
+        if len(names) != 1:
+            raise BadInput("Points and boxes correct one class: name it with --class "
+                           f"(one of: {', '.join(names)}).")
+        class_name = names[0]
+    matches = [i for i, n in enumerate(result.classes) if i > 0 and n.lower() ==
+               class_name.lower()]
+    if not matches:
+        raise BadInput(f"--class '{class_name}' is not in the prompt's classes: "
+                       f"{', '.join(names)}.")
+    index = matches[0]
+    before = result.labels == index
+    after = run_clicks(session, manager, clicks, box, initial_mask=before)
+    labels = result.labels.copy()
+    labels[before & ~after] = 0
+    labels[after] = index
+    messages = list(result.messages) + [
+        f"'{result.classes[index]}' corrected with {len(clicks)} click(s)"
+        + (" and a box" if box is not None else "") + "."]
+    return SegmentationResult(labels, list(result.classes), result.scores, result.method,
+                              dict(result.timings), messages, dict(result.extras))
+
+
+def segment_from_clicks(session: ImageSession, manager, clicks: list[Click], box=None,
+                        name: str = "object"):
+    """A one-class result from clicks and/or a box alone (no text prompt)."""
+    from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
+
+    if not clicks and box is None:
+        raise BadInput("Give a prompt, or points (--points) or a box (--box) to segment.")
+    if clicks and box is None and not any(positive for _, _, positive in clicks):
+        raise BadInput("Clicks alone need at least one positive point (x,y,+) or a box.")
+    mask = run_clicks(session, manager, clicks, box)
+    return SegmentationResult(mask.astype(np.int32), [BACKGROUND, name], None, "clicks")

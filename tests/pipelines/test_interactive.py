@@ -151,3 +151,48 @@ def test_starting_mask_of_wrong_size_is_bad_input(tiny_manager):
     session = ImageSession(_image())
     with pytest.raises(BadInput):
         ClickSession(session, tiny_manager, initial_mask=np.zeros((10, 10), bool))
+
+
+def test_parse_points_and_box():
+    from ovpaint.pipelines.interactive import parse_box, parse_points
+
+    assert parse_points("10,20,+; 30.5,4,-;7,8") == [(10, 20, True), (30.5, 4, False),
+                                                     (7, 8, True)]
+    assert parse_points("") == [] and parse_points(None) == []
+    for bad in ("10", "a,b,+", "1,2,?", "1,2,3,4"):
+        with pytest.raises(BadInput):
+            parse_points(bad)
+    assert parse_box("1, 2,30,40") == (1.0, 2.0, 30.0, 40.0)
+    assert parse_box(None) is None
+    for bad in ("1,2,3", "1,2,3,x"):
+        with pytest.raises(BadInput):
+            parse_box(bad)
+
+
+def test_refine_one_class_of_a_result_and_segment_from_clicks(tiny_manager):
+    from ovpaint.pipelines.interactive import refine_class_with_clicks, segment_from_clicks
+    from ovpaint.pipelines.result import SegmentationResult
+
+    session = ImageSession(_image(5))
+    labels = np.zeros((96, 128), np.int32)
+    labels[10:50, 10:60] = 1
+    labels[60:90, 70:120] = 2
+    result = SegmentationResult(labels, ["background", "dog", "sky"], None, "refined")
+    with pytest.raises(BadInput, match="--class"):
+        refine_class_with_clicks(result, session, tiny_manager, [(5, 5, False)])
+    with pytest.raises(BadInput, match="not in"):
+        refine_class_with_clicks(result, session, tiny_manager, [(5, 5, False)],
+                                 class_name="cat")
+    out = refine_class_with_clicks(result, session, tiny_manager, [(120, 5, False)],
+                                   class_name="dog")
+    # a negative click far away keeps the dog, and the other class is untouched
+    assert ((out.labels == 1) & (labels == 1)).sum() >= 0.9 * (labels == 1).sum()
+    assert (out.labels[labels == 2] != 0).all()
+    assert out.classes == result.classes and "corrected" in out.messages[-1]
+    alone = segment_from_clicks(session, tiny_manager, [(30, 30, True)], box=(0, 0, 80, 60))
+    assert alone.classes == ["background", "object"]
+    assert not alone.labels[60:, :].any() and not alone.labels[:, 80:].any()
+    with pytest.raises(BadInput):
+        segment_from_clicks(session, tiny_manager, [])
+    with pytest.raises(BadInput, match="positive"):
+        segment_from_clicks(session, tiny_manager, [(3, 3, False)])
