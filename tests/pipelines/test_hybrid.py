@@ -105,3 +105,47 @@ def test_merge_with_only_one_side():
     labels, scores = merge_results(["dog"], [THING], None, things, [1], (h, w))
     np.testing.assert_array_equal(labels, np.eye(6, dtype=np.int32))
     assert (scores[0] == 1).all()
+
+
+def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(tiny_manager,
+                                                                         monkeypatch):
+    import zlib
+
+    from ovpaint.pipelines import hybrid, proposals
+    from ovpaint.pipelines.session import ImageSession
+
+    def encode(manager, names, templates):
+        out = []
+        for n in names:
+            v = np.random.default_rng(zlib.crc32(n.encode())).normal(size=64)
+            out.append(v / np.linalg.norm(v))
+        return np.asarray(out, np.float32)
+
+    monkeypatch.setattr(proposals, "encode_texts", encode)
+    monkeypatch.setattr(hybrid, "encode_texts", encode)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (12, 16, 3)).astype(np.uint8).repeat(8, 0).repeat(8, 1)
+    session = ImageSession(image)
+    seen = {}
+
+    def dense(queries):
+        seen["dense"] = [q.name for q in queries]
+        labels = np.zeros((96, 128), np.int32)
+        labels[:40] = 1  # sky
+        labels[40:] = 2  # the dense path's "dog": must not survive the merge
+        return SegmentationResult(labels, ["background", "sky", "dog"], None, "refined")
+
+    settings = hybrid.HybridSettings(proposal=proposals.ProposalSettings(
+        points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+        threshold_large=-2.0, threshold_small=-2.0, scales=(224,), scale_weights=(1.0,)))
+    result = hybrid.segment_hybrid(session, parse_prompt("sky, dog"), tiny_manager, settings,
+                                   dense=dense)
+    assert seen["dense"] == ["sky", "dog"]  # the dense path sees every class
+    assert result.method == "hybrid" and result.classes == ["background", "sky", "dog"]
+    assert [r["kind"] for r in result.extras["routes"]] == [STUFF, THING]
+    dog_from_proposals = result.labels == 2
+    assert dog_from_proposals.any()
+    # every dog pixel comes from a kept proposal mask; sky pixels elsewhere stay sky
+    assert ((result.labels == 1) <= (np.arange(96)[:, None] < 40)).all()
+    assert (result.labels[:40][~dog_from_proposals[:40]] == 1).all()
+    assert set(np.unique(result.labels[40:])) <= {0, 2}  # dense "dog" pixels are not kept
