@@ -64,6 +64,10 @@ class ProposalSettings:
     box_nms_thresh: float = 0.7
     min_mask_region_area: int = 0  # needs sam2's compiled extension; skipped with a warning
     decoder_chunk: int = 8  # prompts per decoder call in the fast path (cache-sized)
+    # Masks of larger images are made and selected at this long side (SAM2 sees 1024 px
+    # anyway; N full-size masks of a 12 MP photo would take gigabytes), then the label map is
+    # scaled back to full size. 0 = always full size.
+    max_side: int = 1536
     # --- CLIP scoring
     scales: tuple[int, ...] = (224, 336, 512)
     scale_weights: tuple[float, ...] = (0.2, 0.5, 0.3)
@@ -277,12 +281,13 @@ def _warn_no_hole_filling(area: int) -> None:
 
 
 def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
-                   progress: Progress | None = None,
-                   cancel: CancelToken | None = None) -> AutoMasks:
+                   progress: Progress | None = None, cancel: CancelToken | None = None,
+                   out_hw: tuple[int, int] | None = None) -> AutoMasks:
     """Automatic masks of the image set in ``predictor`` (``ImageSession.sam2_predictor``).
 
     Same output as ``SAM2AutomaticMaskGenerator(model, <same settings>).generate(image)`` with
-    ``crop_n_layers=0`` and ``use_m2m=False`` (the thesis's settings).
+    ``crop_n_layers=0`` and ``use_m2m=False`` (the thesis's settings). ``out_hw`` makes the
+    masks at another size than the image's (same embedding; as if the image had that size).
     """
     from sam2.utils.amg import batched_mask_to_box, calculate_stability_score, is_box_near_crop_edge
     from torchvision.ops.boxes import batched_nms
@@ -291,7 +296,7 @@ def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
     if s.min_mask_region_area > 0:
         _warn_no_hole_filling(s.min_mask_region_area)
     t0 = time.perf_counter()
-    h, w = predictor._orig_hw[-1]
+    h, w = out_hw or predictor._orig_hw[-1]
     transforms = predictor._transforms
     device = predictor.device
     grid = _grid_points(s.points_per_side, h, w)
@@ -655,8 +660,16 @@ def assign_pixels(instances: list[Instance], masks: np.ndarray, n_classes: int
 # =====================================================================================
 
 
+def work_size(h: int, w: int, s: ProposalSettings) -> tuple[int, int]:
+    """The size masks are made and selected at (see ``ProposalSettings.max_side``)."""
+    if not s.max_side or max(h, w) <= s.max_side:
+        return h, w
+    scale = s.max_side / max(h, w)
+    return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+
+
 def _amg_key(model_id: str, s: ProposalSettings) -> tuple:
-    return ("proposal_masks", model_id, s.points_per_side, s.points_per_batch,
+    return ("proposal_masks", model_id, s.max_side, s.points_per_side, s.points_per_batch,
             s.pred_iou_thresh, s.stability_score_thresh, s.stability_score_offset,
             s.mask_threshold, s.box_nms_thresh, s.min_mask_region_area)
 
@@ -672,7 +685,8 @@ def session_masks(session: Any, manager: Any, settings: ProposalSettings, *,
             return cached
         predictor = session.sam2_predictor(sam)
         with _sam_autocast(sam.device):
-            masks = generate_masks(predictor, settings, progress=progress, cancel=cancel)
+            masks = generate_masks(predictor, settings, progress=progress, cancel=cancel,
+                                   out_hw=work_size(session.height, session.width, settings))
     return session.put(key, masks)
 
 
@@ -696,8 +710,11 @@ def session_mask_features(session: Any, manager: Any, masks: AutoMasks,
         cached = session.get(key)
         if cached is not None:
             return cached
-        feats = mask_features(clip, session.image, masks, settings, progress=progress,
-                              cancel=cancel)
+        image = session.image
+        if masks.masks.shape[1:] != image.shape[:2]:  # masks made at the work size
+            mh, mw = masks.masks.shape[1:]
+            image = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA)
+        feats = mask_features(clip, image, masks, settings, progress=progress, cancel=cancel)
     return session.put(key, feats)
 
 
@@ -719,7 +736,8 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     t0 = time.perf_counter()
     auto = session_masks(session, manager, s, progress=progress, cancel=cancel)
     timings["masks"] = time.perf_counter() - t0
-    h, w = session.height, session.width
+    full_hw = (session.height, session.width)
+    h, w = work_size(*full_hw, s)
     classes = [BACKGROUND] + [q.name for q in queries]
     # masks under the size floor can never be selected: do not spend CLIP time on them
     big = auto.areas >= s.min_area_ratio * h * w
@@ -728,8 +746,8 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     if len(candidates) == 0:
         messages.append(f"SAM2 proposed no mask large enough to score ({len(auto)} masks "
                         "in all); nothing was segmented. Try --method refined.")
-        return SegmentationResult(np.zeros((h, w), np.int32), classes,
-                                  _empty_scores(len(classes), h, w), "proposal", timings,
+        return SegmentationResult(np.zeros(full_hw, np.int32), classes,
+                                  _empty_scores(len(classes), *full_hw), "proposal", timings,
                                   messages, {"instances": [], "n_masks": len(auto)})
     if cancel:
         cancel.check()
@@ -745,6 +763,8 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     class_sims = np.stack([name_sims[:, owner == k].max(1) for k in range(len(queries))], 1)
     instances = select_masks(class_sims, bg, candidates.masks, s)
     labels, scores = assign_pixels(instances, candidates.masks, len(classes))
+    if (h, w) != full_hw:
+        labels, scores = _to_full_size(labels, scores, full_hw)
     found = {inst.class_index for inst in instances}
     missing = [classes[k] for k in range(1, len(classes)) if k not in found]
     if not instances:
@@ -756,6 +776,13 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     extras = {"instances": [i.as_dict(classes) for i in instances], "n_masks": len(auto),
               "n_scored": len(candidates)}
     return SegmentationResult(labels, classes, scores, "proposal", timings, messages, extras)
+
+
+def _to_full_size(labels: np.ndarray, scores: np.ndarray, hw: tuple[int, int]):
+    h, w = hw
+    labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+    scores = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in scores])
+    return labels, scores
 
 
 def _empty_scores(n: int, h: int, w: int) -> np.ndarray:

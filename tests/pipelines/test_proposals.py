@@ -379,3 +379,21 @@ def test_segment_proposals_no_masks_is_an_empty_result_with_a_message(tiny_manag
                                ProposalSettings(points_per_side=4))
     assert result.extras["n_masks"] == 0
     assert not (result.labels > 0).any() and result.messages
+
+
+def test_large_images_are_segmented_at_the_work_size_and_scaled_back(tiny_manager,
+                                                                     monkeypatch):
+    from ovpaint.core.prompt import parse_prompt
+    from ovpaint.pipelines import proposals
+
+    _fake_text(monkeypatch)
+    session = ImageSession(_image())  # 96×128
+    s = ProposalSettings(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                         threshold_large=-2.0, threshold_small=-2.0, scales=(224,),
+                         scale_weights=(1.0,), max_side=64)
+    assert proposals.work_size(96, 128, s) == (48, 64)
+    result = proposals.segment_proposals(session, parse_prompt("dog"), tiny_manager, s)
+    auto = proposals.session_masks(session, tiny_manager, s)
+    assert auto.masks.shape[1:] == (48, 64)
+    assert result.labels.shape == (96, 128) and result.scores.shape == (2, 96, 128)
+    assert (result.labels > 0).any()
