@@ -81,6 +81,7 @@ class ModelManager:
         self.seed = seed
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()  # guards _slots and placement decisions
+        self._load_locks: dict[str, threading.Lock] = {}
 
     # ----------------------------------------------------------------- description
     @property
@@ -165,11 +166,20 @@ class ModelManager:
         return _Slot(role, spec.id, bundle, dtype)
 
     def _slot(self, role: str) -> _Slot:
+        # Loading can take half a minute (SD from disk): hold only this role's load lock, so
+        # models already loaded stay usable and placeable meanwhile.
         with self._lock:
             slot = self._slots.get(role)
+            if slot is not None:
+                return slot
+            load_lock = self._load_locks.setdefault(role, threading.Lock())
+        with load_lock:
+            with self._lock:
+                slot = self._slots.get(role)
             if slot is None:
                 slot = self._load(role)
-                self._slots[role] = slot
+                with self._lock:
+                    self._slots[role] = slot
             return slot
 
     def get(self, role: str) -> Any:

@@ -235,3 +235,40 @@ def test_tiny_models_really_move_with_to_device(tiny_manager):
     other.to_device(torch.device("meta"))
     assert {p.device.type for p in other.model.parameters()} == {"meta"}
     assert other.device.type == "meta" and other.nbytes() == bundle.nbytes()
+
+
+def test_loading_one_model_does_not_block_using_another(monkeypatch):
+    """A slow load (SD from disk) holds only its own role's lock."""
+    import threading
+
+    from ovpaint.models.manager import ModelManager
+
+    manager = ModelManager(profile="tiny", device="cpu")
+    with manager.use("clip"):
+        pass
+    started, release = threading.Event(), threading.Event()
+    real_load = manager._load
+
+    def slow_load(role):
+        if role == "sam2":
+            started.set()
+            release.wait(10)
+        return real_load(role)
+
+    monkeypatch.setattr(manager, "_load", slow_load)
+    loader = threading.Thread(target=lambda: manager.get("sam2"))
+    loader.start()
+    assert started.wait(10)
+    done = threading.Event()
+    def use_clip():
+        with manager.use("clip"):
+            done.set()
+
+    user = threading.Thread(target=use_clip)
+    user.start()
+    user.join(5)
+    was_free = done.is_set()
+    release.set()
+    loader.join(30)
+    assert was_free, "using a loaded model waited for another model's load"
+    assert manager.get("sam2") is manager.get("sam2")
