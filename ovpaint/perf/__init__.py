@@ -147,7 +147,7 @@ def format_table(results: list[StageResult]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     lines = []
     for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
     return "\n".join(lines)
 
 
