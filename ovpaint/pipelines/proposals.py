@@ -73,6 +73,7 @@ class ProposalSettings:
     scale_weights: tuple[float, ...] = (0.2, 0.5, 0.3)
     crop_margin: float = 0.1  # of the box's longer side, on each side
     clip_batch: int = 16  # crops per CLIP call
+    clip_batch_tokens: int = 4096  # on a CPU, also at most this many ViT tokens per call
     templates: str = "four"  # the thesis found 4 templates better than 80 for this path
     low_precision_cpu: bool = True  # bf16 autocast for the CLIP image tower on CPUs
     # --- selection
@@ -504,10 +505,15 @@ def mask_features(clip_bundle: Any, image: np.ndarray, masks: AutoMasks | tuple,
     with torch.no_grad(), _autocast(device, clip_bundle.dtype, s.low_precision_cpu):
         for size in s.scales:
             feats = []
-            for a in range(0, n, max(1, s.clip_batch)):
+            step = max(1, s.clip_batch)
+            if device.type == "cpu" and s.clip_batch_tokens > 0:
+                # big batches of 1,025-token crops thrash the CPU caches (slower than one by one)
+                tokens = (size // clip_bundle.patch_size) ** 2 + 1
+                step = max(1, min(step, s.clip_batch_tokens // tokens))
+            for a in range(0, n, step):
                 if cancel:
                     cancel.check()
-                batch = np.stack([_resize_square(sq, size) for sq in squares[a:a + s.clip_batch]])
+                batch = np.stack([_resize_square(sq, size) for sq in squares[a:a + step]])
                 x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
                 x = ((x - mean) / std).to(clip_bundle.dtype)
                 feats.append(encode_images(visual, x).cpu())

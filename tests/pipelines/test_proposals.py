@@ -397,3 +397,21 @@ def test_large_images_are_segmented_at_the_work_size_and_scaled_back(tiny_manage
     assert auto.masks.shape[1:] == (48, 64)
     assert result.labels.shape == (96, 128) and result.scores.shape == (2, 96, 128)
     assert (result.labels > 0).any()
+
+
+def test_text_embeddings_come_from_the_shared_four_template_encoder(tiny_manager):
+    from ovpaint.core.prompt import parse_prompt
+    from ovpaint.pipelines.proposals import encode_texts, segment_proposals
+    from ovpaint.pipelines.text import text_encoder_for
+
+    emb = encode_texts(tiny_manager, ["dog", "background"], "four")
+    assert emb.shape == (2, 64) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    encoder = text_encoder_for(tiny_manager, "four")
+    assert encoder.cached("dog")
+    session = ImageSession(_image())
+    s = ProposalSettings(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                         scales=(224,), scale_weights=(1.0,))
+    result = segment_proposals(session, parse_prompt("dog | puppy, cat"), tiny_manager, s)
+    assert result.classes == ["background", "dog", "cat"]
+    assert encoder.cached("puppy") and encoder.cached("empty space")
