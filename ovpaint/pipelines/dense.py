@@ -1,0 +1,485 @@
+"""Dense open-vocabulary segmentation: SCLIP (Correlative Self-Attention) on CLIP, METHOD.md §1.
+
+The image features do not depend on the text, so the per-window patch features are computed
+once per image and settings and kept in the :class:`ImageSession`; a new query then costs a
+matrix product, the window averaging and a resize.
+
+Memory: the resized network input is small (short side 336), but the class maps at the
+original size are ``names × H × W`` floats. Maps, probabilities and labels are computed at a
+working size of at most ``max_work_pixels`` (4 MP by default, fewer when many names are
+queried, so that ``names × pixels`` stays under ``max_map_bytes``); the label map is scaled to
+the original size by nearest neighbour and the per-class scores are scaled up only when they
+fit ``max_score_bytes``; otherwise the result carries no scores and says so in its messages.
+A 12,000 × 9,000 photo therefore never allocates a full-size ``C × H × W`` float map.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.paths import resource
+from ovpaint.core.prompt import ClassQuery
+from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
+
+BACKGROUND_FILE = ("classes", "background_stuff.txt")
+
+
+@dataclass
+class DenseSettings:
+    """Every parameter of the dense path (METHOD.md §1); defaults are SCLIP's."""
+
+    short_side: int = 336  # 448 for stuff-heavy scenes (COCO-Stuff, ADE20K)
+    max_long_side: int = 2048
+    crop: int = 224
+    stride: int = 112
+    logit_scale: float = 40.0  # 65 for VOC-style 21-class scenes
+    prob_thd: float = 0.0
+    area_thd: float | None = None
+    batch_size: int = 32  # windows per forward pass
+    compute_dtype: str = "auto"  # auto | fp32 | bf16 | fp16
+    layers: tuple[int, ...] | None = None  # multi-layer aggregation, e.g. (3, 6, 9, 12)
+    layer_weights: tuple[float, ...] | None = None  # equal when None
+    templates: str = "openai80"
+    implicit_background: bool = True  # score a lone "dog" against background stuff words
+    max_work_pixels: int = 4_000_000  # cap on the size at which class maps are computed
+    max_map_bytes: int = 1_000_000_000  # cap on names × work pixels × 4 bytes
+    max_score_bytes: int = 768_000_000  # full-size scores returned only under this
+
+    @classmethod
+    def voc(cls, **overrides: Any) -> DenseSettings:
+        """SCLIP's PASCAL VOC (21 classes with background) preset."""
+        return cls(**{"logit_scale": 65.0, "prob_thd": 0.1, "area_thd": 0.1, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> DenseSettings:
+        """Settings from a flat dict (CLI, batch, benchmark presets); unknown keys ignored
+        (the dict is shared by every method), ``preset: voc`` selects the VOC preset."""
+        values = dict(values or {})
+        preset = values.pop("preset", None)
+        known = {f.name for f in fields(cls)}
+        picked = {k: v for k, v in values.items() if k in known}
+        for key in ("layers", "layer_weights"):
+            if picked.get(key) is not None:
+                picked[key] = tuple(picked[key])
+        if preset in (None, "", "default"):
+            settings = cls(**picked)
+        elif preset == "voc":
+            settings = cls.voc(**picked)
+        else:
+            raise BadInput(f"Unknown dense preset '{preset}'. Use 'default' or 'voc'.")
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.short_side < 16 or self.max_long_side < self.short_side:
+            raise BadInput("short_side must be ≥ 16 and max_long_side ≥ short_side.")
+        if self.crop < 16 or not 0 < self.stride <= self.crop:
+            raise BadInput("crop must be ≥ 16 and 0 < stride ≤ crop.")
+        if self.compute_dtype not in ("auto", "fp32", "bf16", "fp16"):
+            raise BadInput("compute_dtype must be auto, fp32, bf16 or fp16.")
+        if self.layer_weights is not None and self.layers is not None \
+                and len(self.layer_weights) != len(self.layers):
+            raise BadInput("layer_weights needs one weight per entry of layers.")
+        if self.batch_size < 1 or self.max_work_pixels < 1:
+            raise BadInput("batch_size and max_work_pixels must be positive.")
+
+
+# --------------------------------------------------------------------------- preprocessing
+def resized_size(height: int, width: int, short_side: int, max_long_side: int
+                 ) -> tuple[int, int]:
+    """(h, w) with the short side ``short_side`` and the long side at most ``max_long_side``,
+    rounded as mmcv's keep-ratio rescale does (the reference pipeline's)."""
+    scale = min(max_long_side / max(height, width), short_side / min(height, width))
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+def preprocess(image: np.ndarray, short_side: int = 336, max_long_side: int = 2048,
+               mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
+               std: Sequence[float] = (0.26862954, 0.26130258, 0.27577711)) -> torch.Tensor:
+    """1×3×h×w float32: resized (bilinear, align_corners=False, no antialias, as the reference)
+    and normalised. Shrinking by more than 2× first area-averages on the uint8 image, so a
+    huge photo is neither aliased nor turned into a full-size float tensor."""
+    h, w = resized_size(image.shape[0], image.shape[1], short_side, max_long_side)
+    if image.shape[0] > 2 * h and image.shape[1] > 2 * w:
+        image = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    if (h, w) != tuple(x.shape[-2:]):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    return (x - m) / s
+
+
+def window_boxes(height: int, width: int, crop: int = 224, stride: int = 112
+                 ) -> list[tuple[int, int, int, int]]:
+    """Sliding windows (y1, y2, x1, x2); a window crossing the border is shifted back inside,
+    an image smaller than ``crop`` is one window of its own size."""
+    rows = max(height - crop + stride - 1, 0) // stride + 1
+    cols = max(width - crop + stride - 1, 0) // stride + 1
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            y1, x1 = r * stride, c * stride
+            y2, x2 = min(y1 + crop, height), min(x1 + crop, width)
+            boxes.append((max(y2 - crop, 0), y2, max(x2 - crop, 0), x2))
+    return boxes
+
+
+# --------------------------------------------------------------------------- the network
+def _positional_embedding(visual: Any, gh: int, gw: int) -> torch.Tensor:
+    pos = visual.positional_embedding
+    n = pos.shape[0] - 1
+    side = int(round(math.sqrt(n)))
+    if (gh, gw) == (side, side):
+        return pos
+    grid = pos[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(gh * gw, -1).to(pos.dtype)
+    return torch.cat([pos[:1], grid])
+
+
+def _embed(visual: Any, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    x = visual.conv1(x)
+    gh, gw = x.shape[-2:]
+    x = x.flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], 1, -1)
+    x = torch.cat([cls, x], dim=1) + _positional_embedding(visual, gh, gw).to(x.dtype)
+    return visual.ln_pre(x), int(gh), int(gw)
+
+
+def _linear(layer_w: torch.Tensor, layer_b: torch.Tensor | None, y: torch.Tensor,
+            low: dict | None) -> torch.Tensor:
+    """``F.linear``; with ``low`` (a cache of low-precision weights) the product runs in that
+    precision and its result returns to the stream's dtype."""
+    if low is None:
+        return F.linear(y, layer_w, layer_b)
+    key = id(layer_w)
+    w = low.get(key)
+    if w is None:
+        w = low[key] = layer_w.to(low["dtype"])
+    out = F.linear(y.to(w.dtype), w).to(y.dtype)
+    return out + layer_b if layer_b is not None else out
+
+
+def vit_block(block: Any, x: torch.Tensor, csa: bool = False, low: dict | None = None
+              ) -> torch.Tensor:
+    """One residual block. With ``csa`` its attention is Correlative Self-Attention:
+    ``(softmax(q qᵀ s) + softmax(k kᵀ s)) v`` (a sum of two softmaxes); residual and MLP kept.
+
+    Low precision (``low``) applies to the output projection and the MLP only: q, k, v and the
+    attention stay in the stream's precision, because the softmax amplifies their rounding (on
+    the parity fixture bf16 q/k flip 0.13 % of the labels, bf16 elsewhere 0.04 %)."""
+    attn = block.attn
+    y = block.ln_1(x)
+    b, n, width = y.shape
+    heads = attn.num_heads
+    qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+    if csa:
+        out = F.scaled_dot_product_attention(q, q, v) + F.scaled_dot_product_attention(k, k, v)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v)
+    out = out.transpose(1, 2).reshape(b, n, width)
+    x = x + block.ls_1(_linear(attn.out_proj.weight, attn.out_proj.bias, out, low))
+    y = block.ln_2(x)
+    y = block.mlp.gelu(_linear(block.mlp.c_fc.weight, block.mlp.c_fc.bias, y, low))
+    y = _linear(block.mlp.c_proj.weight, block.mlp.c_proj.bias, y, low)
+    return x + block.ls_2(y)
+
+
+def csa_block(block: Any, x: torch.Tensor) -> torch.Tensor:
+    """The last block with Correlative Self-Attention (see :func:`vit_block`)."""
+    return vit_block(block, x, csa=True)
+
+
+def dense_embeddings(visual: Any, x: torch.Tensor, layers: Sequence[int] | None = None,
+                     weights: Sequence[float] | None = None, low: dict | None = None
+                     ) -> tuple[torch.Tensor, int, int]:
+    """All tokens (B×(1+gh·gw)×D, CLS first) after CSA, ``ln_post`` and ``proj``, before
+    normalisation, and the patch grid. With ``layers`` (numbers of blocks run before the CSA
+    block; the depth itself is the plain SCLIP path) the L2-normalised outputs are averaged."""
+    blocks = visual.transformer.resblocks
+    depth = len(blocks)
+    if not getattr(visual.transformer, "batch_first", True):
+        raise BadInput("This CLIP build runs its transformer sequence-first; not supported.")
+    x, gh, gw = _embed(visual, x)
+    stops = sorted({min(max(int(n), 0), depth - 1) for n in (layers or [depth])})
+    taps: dict[int, torch.Tensor] = {}
+    for i in range(stops[-1]):
+        if i in stops:
+            taps[i] = x
+        x = vit_block(blocks[i], x, low=low)
+    taps[stops[-1]] = x
+    if layers is None:
+        out = vit_block(blocks[-1], taps[depth - 1], csa=True, low=low)
+        return visual.ln_post(out) @ visual.proj, gh, gw
+    weights = [1.0] * len(layers) if weights is None else list(weights)
+    wsum = float(sum(weights))
+    total = None
+    for n, wgt in zip(layers, weights, strict=True):
+        stop = min(max(int(n), 0), depth - 1)
+        out = vit_block(blocks[-1], taps[stop], csa=True, low=low)
+        feat = F.normalize((visual.ln_post(out) @ visual.proj).float(), dim=-1)
+        feat = feat * (float(wgt) / wsum)
+        total = feat if total is None else total + feat
+    return total, gh, gw
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
+            flags = fh.read(200_000)
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compute_dtype(name: str, device: torch.device, model_dtype: torch.dtype) -> torch.dtype:
+    if name == "fp32":
+        return torch.float32
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp16":
+        return torch.float16 if device.type != "cpu" else torch.bfloat16
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    return model_dtype
+
+
+@dataclass
+class WindowFeatures:
+    """Per-window L2-normalised patch features of one image: the text-independent part."""
+
+    features: torch.Tensor  # windows × D × gh × gw, float32
+    boxes: list[tuple[int, int, int, int]]
+    input_hw: tuple[int, int]  # resized network input size
+    crop_hw: tuple[int, int]
+
+
+def window_features(clip: Any, x: torch.Tensor, settings: DenseSettings,
+                    cancel: CancelToken | None = None,
+                    progress: Progress | None = None) -> WindowFeatures:
+    """Run every sliding window through the SCLIP-modified vision tower, in batches."""
+    visual = clip.model.visual
+    device = next(visual.parameters()).device
+    model_dtype = next(visual.parameters()).dtype
+    dtype = compute_dtype(settings.compute_dtype, device, model_dtype)
+    h, w = x.shape[-2:]
+    boxes = window_boxes(h, w, settings.crop, settings.stride)
+    crops = torch.cat([x[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in boxes])
+    out = []
+    # Low precision for the matrix products that tolerate it (see vit_block); on a GPU the
+    # model already holds its weights in the chosen half precision.
+    low = {"dtype": dtype} if dtype != model_dtype and device.type == "cpu" else None
+    if progress:
+        progress.stage("dense features", len(boxes))
+    with torch.no_grad():
+        for start in range(0, len(boxes), settings.batch_size):
+            if cancel:
+                cancel.check()
+            batch = crops[start:start + settings.batch_size].to(device, model_dtype)
+            tokens, gh, gw = dense_embeddings(visual, batch, settings.layers,
+                                              settings.layer_weights, low)
+            feat = F.normalize(tokens[:, 1:].float(), dim=-1)
+            out.append(feat.transpose(1, 2).reshape(len(batch), -1, gh, gw).cpu())
+            if progress:
+                progress.update(min(start + settings.batch_size, len(boxes)))
+    crop_hw = (boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2])
+    return WindowFeatures(torch.cat(out), boxes, (int(h), int(w)), crop_hw)
+
+
+def slide_logits(feats: WindowFeatures, text: torch.Tensor) -> torch.Tensor:
+    """names×h×w cosine logits at the network input size: each window's patch map upsampled
+    (bilinear) to the window, overlaps averaged."""
+    text = text.to(torch.float32)
+    h, w = feats.input_hw
+    n = text.shape[0]
+    total = torch.zeros((n, h, w), dtype=torch.float32)
+    count = torch.zeros((1, h, w), dtype=torch.float32)
+    patch = torch.einsum("bdhw,nd->bnhw", feats.features, text)
+    up = F.interpolate(patch, size=feats.crop_hw, mode="bilinear", align_corners=False)
+    for (y1, y2, x1, x2), logits in zip(feats.boxes, up, strict=True):
+        total[:, y1:y2, x1:x2] += logits
+        count[:, y1:y2, x1:x2] += 1
+    return total / count
+
+
+def final_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of names×h×w logits to ``size``."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def postprocess(logits: torch.Tensor, name_class: Sequence[int] | torch.Tensor,
+                logit_scale: float, prob_thd: float = 0.0, area_thd: float | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(probs classes×H×W, labels H×W): scale, softmax over all names, max over each class's
+    names, optional area threshold on non-background classes, argmax, ``prob_thd`` → class 0."""
+    owner = torch.as_tensor(name_class, dtype=torch.long)
+    n_classes = int(owner.max().item()) + 1
+    probs_names = torch.softmax(logits.float() * logit_scale, dim=0)
+    probs = torch.zeros((n_classes, *logits.shape[1:]), dtype=torch.float32)
+    for c in range(n_classes):
+        idx = torch.nonzero(owner == c).flatten()
+        if len(idx) == 1:
+            probs[c] = probs_names[idx[0]]
+        elif len(idx) > 1:
+            probs[c] = probs_names[idx].amax(dim=0)
+    if area_thd is not None and n_classes > 1:
+        pred = probs.argmax(dim=0)
+        area = torch.bincount(pred.flatten(), minlength=n_classes)[1:].float()
+        keep = (area > area_thd * area.sum()).float()
+        probs[1:] *= keep.view(-1, 1, 1)
+    best, labels = probs.max(dim=0)
+    labels[best < prob_thd] = 0
+    return probs, labels
+
+
+# --------------------------------------------------------------------------- the method
+@lru_cache(maxsize=4)
+def _read_words(path: str) -> tuple[str, ...]:
+    words = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            word = line.split("#", 1)[0].strip()
+            if word:
+                words.append(word)
+    return tuple(words)
+
+
+def background_words() -> tuple[str, ...]:
+    """The implicit background list a lone query is scored against (METHOD.md §1.7)."""
+    return _read_words(str(resource(*BACKGROUND_FILE)))
+
+
+def class_names(queries: Sequence[ClassQuery], implicit_background: bool = True
+                ) -> tuple[list[str], list[int], list[str]]:
+    """(names, name → class index, class display names with class 0 = background).
+
+    A first query named "background" is the background with its own names (benchmarks); else
+    the implicit background words, minus any the user asked for, are class 0."""
+    queries = list(queries)
+    names: list[str] = []
+    owner: list[int] = []
+    if queries and queries[0].name.lower() == BACKGROUND:
+        bg = list(queries.pop(0).synonyms)
+    elif implicit_background:
+        asked = {n.lower() for q in queries for n in q.synonyms}
+        bg = [w for w in background_words() if w.lower() not in asked]
+    else:
+        bg = []
+    names += bg
+    owner += [0] * len(bg)
+    for i, q in enumerate(queries, start=1):
+        names += list(q.synonyms)
+        owner += [i] * len(q.synonyms)
+    return names, owner, [BACKGROUND] + [q.name for q in queries]
+
+
+def work_size(height: int, width: int, n_names: int, settings: DenseSettings
+              ) -> tuple[int, int]:
+    """The size at which class maps are computed: the original size unless that exceeds the
+    pixel cap or the map-bytes cap (see the module docstring)."""
+    cap = min(settings.max_work_pixels, settings.max_map_bytes // (4 * max(n_names, 1)))
+    if height * width <= cap:
+        return height, width
+    scale = math.sqrt(cap / (height * width))
+    return max(1, int(height * scale)), max(1, int(width * scale))
+
+
+def session_window_features(session: Any, clip: Any, settings: DenseSettings, *,
+                            progress: Progress | None = None,
+                            cancel: CancelToken | None = None) -> WindowFeatures:
+    """Window features of the session's image, computed once per model and resize settings."""
+    key = ("dense_windows", clip.model_id, settings.short_side, settings.max_long_side,
+           settings.crop, settings.stride, settings.layers, settings.layer_weights,
+           settings.compute_dtype, str(clip.device), str(clip.dtype))
+    cached = session.get(key)
+    if cached is not None:
+        return cached
+    x = preprocess(session.image, settings.short_side, settings.max_long_side, clip.mean, clip.std)
+    feats = window_features(clip, x, settings, cancel=cancel, progress=progress)
+    return session.put(key, feats)
+
+
+def dense_probabilities(session: Any, queries: Sequence[ClassQuery], manager: Any,
+                        settings: DenseSettings, *, progress: Progress | None = None,
+                        cancel: CancelToken | None = None, timings: dict | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """(probs classes×h×w, labels h×w at the work size, class names, messages)."""
+    from ovpaint.pipelines.text import text_encoder_for
+
+    timings = {} if timings is None else timings
+    messages: list[str] = []
+    names, owner, classes = class_names(queries, settings.implicit_background)
+    if not names:
+        raise BadInput("Nothing to segment: no class names were given.")
+    t0 = time.perf_counter()
+    text = text_encoder_for(manager, settings.templates).encode(names)
+    timings["text"] = time.perf_counter() - t0
+    if cancel:
+        cancel.check()
+    t0 = time.perf_counter()
+    with manager.use("clip") as clip:
+        feats = session_window_features(session, clip, settings, progress=progress,
+                                        cancel=cancel)
+    timings["features"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    h, w = work_size(session.height, session.width, len(names), settings)
+    if (h, w) != (session.height, session.width):
+        messages.append(f"The {session.width}×{session.height} image was segmented at "
+                        f"{w}×{h} (working-size cap max_work_pixels={settings.max_work_pixels}"
+                        ") and the labels scaled up.")
+    logits = final_logits(slide_logits(feats, text), (h, w))
+    probs, labels = postprocess(logits, owner, settings.logit_scale, settings.prob_thd,
+                                settings.area_thd)
+    timings["query"] = time.perf_counter() - t0
+    return probs, labels, classes, messages
+
+
+def to_full_size(labels: np.ndarray, probs: np.ndarray | None, hw: tuple[int, int],
+                 max_score_bytes: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Labels (nearest) and, when they fit ``max_score_bytes``, scores (bilinear) at ``hw``."""
+    messages: list[str] = []
+    h, w = hw
+    if labels.shape != hw:
+        labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+    if probs is not None and probs.shape[1:] != hw:
+        if probs.shape[0] * h * w * 4 > max_score_bytes:
+            messages.append("Per-class scores were left out: at full size they would need "
+                            f"{probs.shape[0] * h * w * 4 / 1e9:.1f} GB.")
+            probs = None
+        else:
+            probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+                              for p in probs])
+    return labels, probs, messages
+
+
+def segment_dense(session: Any, queries: Sequence[ClassQuery], manager: Any,
+                  settings: DenseSettings | None = None, *, progress: Progress | None = None,
+                  cancel: CancelToken | None = None) -> SegmentationResult:
+    """The dense method: SCLIP labels and per-class probabilities."""
+    s = settings or DenseSettings()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    probs, labels, classes, messages = dense_probabilities(
+        session, queries, manager, s, progress=progress, cancel=cancel, timings=timings)
+    full_labels, scores, more = to_full_size(labels.numpy(), probs.numpy(),
+                                             (session.height, session.width),
+                                             s.max_score_bytes)
+    timings["total"] = time.perf_counter() - t0
+    return SegmentationResult(full_labels, classes, scores, "dense", timings,
+                              messages + more)

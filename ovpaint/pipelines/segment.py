@@ -1,0 +1,106 @@
+"""The one segmentation entry point every front-end calls (CLI, batch, benchmark, app).
+
+Methods live in :data:`METHODS`, name → callable with the signature::
+
+    fn(session: ImageSession, queries: list[ClassQuery], manager: ModelManager,
+       settings: dict, *, progress: Progress | None, cancel: CancelToken | None)
+       -> SegmentationResult
+
+``settings`` is the flat dict the caller passed (CLI options, benchmark presets); each method
+picks the keys it knows (e.g. ``DenseSettings.from_dict``) and ignores the rest. Adding a
+method is one entry: ``METHODS["name"] = fn`` (or :func:`register_method`), and it appears in
+the CLI's ``--method`` choices and the app's method list.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.prompt import ClassQuery, parse_prompt
+from ovpaint.pipelines.result import SegmentationResult
+from ovpaint.pipelines.session import ImageSession
+
+MethodFn = Callable[..., SegmentationResult]
+
+
+def _dense(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict, *,
+           progress: Progress | None = None, cancel: CancelToken | None = None
+           ) -> SegmentationResult:
+    from ovpaint.pipelines.dense import DenseSettings, segment_dense
+
+    return segment_dense(session, queries, manager, DenseSettings.from_dict(settings),
+                         progress=progress, cancel=cancel)
+
+
+def _refined(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict,
+             *, progress: Progress | None = None, cancel: CancelToken | None = None
+             ) -> SegmentationResult:
+    from ovpaint.pipelines.dense import DenseSettings
+    from ovpaint.pipelines.refine import RefineSettings, segment_refined
+
+    return segment_refined(session, queries, manager, DenseSettings.from_dict(settings),
+                           RefineSettings.from_dict(settings), progress=progress,
+                           cancel=cancel)
+
+
+METHODS: dict[str, MethodFn] = {
+    "refined": _refined,
+    "dense": _dense,
+}
+
+
+def register_method(name: str, fn: MethodFn) -> None:
+    METHODS[name] = fn
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 from gray, RGB or RGBA uint8 arrays; anything else is refused clearly."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise BadInput(f"Expected an 8-bit image, got {image.dtype}; load it with load_image.")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise BadInput(f"Expected an RGB image, got an array of shape {image.shape}.")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise BadInput("The image is empty.")
+    return np.ascontiguousarray(image)
+
+
+def segment(image: np.ndarray, prompt: str | list[ClassQuery], *, method: str = "refined",
+            manager: Any, session: ImageSession | None = None, settings: dict | None = None,
+            progress: Progress | None = None, cancel: CancelToken | None = None
+            ) -> SegmentationResult:
+    """Segment the classes of ``prompt`` in ``image`` (H×W×3 uint8 RGB) with ``method``.
+
+    Pass the image's :class:`ImageSession` to reuse its caches (window features, the SAM2
+    embedding) across queries; a session of another image is replaced by a fresh one.
+    """
+    fn = METHODS.get(method)
+    if fn is None:
+        raise BadInput(f"Unknown method '{method}'. Choose one of: {', '.join(METHODS)}.")
+    queries = parse_prompt(prompt) if isinstance(prompt, str) or prompt is None else list(prompt)
+    if not queries:
+        raise BadInput("The prompt has no class names. Example: 'sky, dog'.")
+    t0 = time.perf_counter()
+    if session is None or session.image.shape != np.shape(image) or (
+            session.image is not image and not np.array_equal(session.image, image)):
+        session = ImageSession(as_rgb(image))
+    if cancel:
+        cancel.check()
+    result = fn(session, queries, manager, dict(settings or {}), progress=progress,
+                cancel=cancel)
+    result.timings.setdefault("total", time.perf_counter() - t0)
+    if getattr(manager, "is_tiny", False):
+        note = "Tiny test models (random weights): the result is meaningless."
+        if note not in result.messages:
+            result.messages.append(note)
+    return result
