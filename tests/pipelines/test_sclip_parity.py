@@ -1,0 +1,135 @@
+"""Parity with the SCLIP reference implementation on a tiny random CLIP (shared fixture).
+
+The fixture path comes from ``SCLIP_PARITY_FIXTURE`` (default: ``../shared/fixtures`` beside
+the repository); architecture, class names and settings are read from the ``.json`` beside it,
+so the same test runs unchanged on another fixture of this format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ovpaint.models.clip_loader import ClipBundle, build_clip_from_openai_config, tokenizer
+from ovpaint.pipelines import dense as D
+from ovpaint.pipelines.text import TextEncoder
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = Path(os.environ.get("SCLIP_PARITY_FIXTURE",
+                              REPO.parent / "shared" / "fixtures" / "sclip_parity_tiny.npz"))
+
+pytestmark = pytest.mark.skipif(not FIXTURE.exists(),
+                                reason=f"SCLIP parity fixture not found at {FIXTURE}")
+
+
+@pytest.fixture(scope="module")
+def fx():
+    z = np.load(FIXTURE, allow_pickle=False)
+    cfg = json.loads(FIXTURE.with_suffix(".json").read_text("utf-8"))
+    model = build_clip_from_openai_config(cfg["clip_config_openai_style"])
+    state = {k[len("weight/"):]: torch.from_numpy(z[k].astype(np.float32))
+             for k in z.files if k.startswith("weight/")}
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    pre = cfg["preprocess"]
+    mean = tuple(v / 255.0 for v in pre["mean_0_255"])
+    std = tuple(v / 255.0 for v in pre["std_0_255"])
+    bundle = ClipBundle(model, tokenizer(cfg["clip_config_openai_style"]["context_length"]),
+                        "parity-fixture", mean, std)
+    arrays = {k: z[k] for k in z.files if not k.startswith("weight/")}
+    return cfg, bundle, arrays
+
+
+def _names(cfg):
+    return [n for names in cfg["class_names"] for n in names]
+
+
+def test_name_class_matches_json(fx):
+    cfg, _, a = fx
+    owner = [i for i, names in enumerate(cfg["class_names"]) for _ in names]
+    assert list(a["name_class"]) == owner
+
+
+def test_text_features(fx, tmp_path):
+    cfg, bundle, a = fx
+    enc = TextEncoder(bundle, "openai80", cache_dir=tmp_path)
+    got = enc.encode(_names(cfg)).numpy()
+    assert got.shape == a["text_features"].shape
+    np.testing.assert_allclose(got, a["text_features"], atol=1e-5, rtol=0)
+
+
+def test_preprocessing(fx):
+    cfg, bundle, a = fx
+    x = D.preprocess(a["image_uint8"], cfg["preprocess"]["short_side"], 2048,
+                     bundle.mean, bundle.std)
+    assert tuple(x.shape) == a["input_normalized"].shape
+    np.testing.assert_allclose(x.numpy(), a["input_normalized"], atol=1e-4, rtol=0)
+
+
+def test_crop_dense_embeddings(fx):
+    cfg, bundle, a = fx
+    crop = cfg["slide"]["crop"]
+    x = torch.from_numpy(a["input_normalized"])[:, :, :crop, :crop]
+    with torch.no_grad():
+        tokens, gh, gw = D.dense_embeddings(bundle.model.visual, x)
+    assert (gh, gw) == (crop // 16, crop // 16)
+    np.testing.assert_allclose(tokens.numpy(), a["crop_dense_embeddings"], atol=1e-5, rtol=0)
+
+
+def _slide(cfg, bundle, a, dtype="fp32"):
+    s = D.DenseSettings(crop=cfg["slide"]["crop"], stride=cfg["slide"]["stride"],
+                        compute_dtype=dtype, batch_size=4)
+    feats = D.window_features(bundle, torch.from_numpy(a["input_normalized"]), s)
+    return D.slide_logits(feats, torch.from_numpy(a["text_features"]))
+
+
+def test_slide_and_final_logits(fx):
+    cfg, bundle, a = fx
+    logits = _slide(cfg, bundle, a)
+    np.testing.assert_allclose(logits.numpy(), a["slide_logits"][0], atol=1e-5, rtol=0)
+    final = D.final_logits(logits, a["image_uint8"].shape[:2])
+    np.testing.assert_allclose(final.numpy(), a["final_logits"][0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("preset", ["voc", "default"])
+def test_postprocessing(fx, preset):
+    cfg, _, a = fx
+    p = cfg[f"postprocess_{preset}"]
+    probs, labels = D.postprocess(torch.from_numpy(a["final_logits"][0]), a["name_class"],
+                                  p["logit_scale"], p["prob_thd"], p["area_thd"])
+    np.testing.assert_allclose(probs.numpy(), a[f"probs_{preset}"], atol=1e-4, rtol=0)
+    agree = (labels.numpy() == a[f"labels_{preset}"][0]).mean()
+    assert agree >= 0.999
+
+
+def test_end_to_end_from_image(fx, tmp_path):
+    """From the uint8 image through our own preprocessing, text encoder and presets."""
+    cfg, bundle, a = fx
+    text = TextEncoder(bundle, "openai80", cache_dir=tmp_path).encode(_names(cfg))
+    x = D.preprocess(a["image_uint8"], cfg["preprocess"]["short_side"], 2048,
+                     bundle.mean, bundle.std)
+    feats = D.window_features(bundle, x, D.DenseSettings(compute_dtype="fp32"))
+    final = D.final_logits(D.slide_logits(feats, text), a["image_uint8"].shape[:2])
+    np.testing.assert_allclose(final.numpy(), a["final_logits"][0], atol=1e-5, rtol=0)
+    voc = D.DenseSettings.voc()
+    probs, labels = D.postprocess(final, a["name_class"], voc.logit_scale, voc.prob_thd,
+                                  voc.area_thd)
+    assert (labels.numpy() == a["labels_voc"][0]).mean() >= 0.999
+
+
+@pytest.mark.parametrize("preset", ["voc", "default"])
+def test_fastest_mode_keeps_labels(fx, preset):
+    """bf16 on the CPU (the fastest mode) keeps ≥ 99.9 % of the reference labels."""
+    cfg, bundle, a = fx
+    p = cfg[f"postprocess_{preset}"]
+    logits = _slide(cfg, bundle, a, dtype="bf16")
+    final = D.final_logits(logits, a["image_uint8"].shape[:2])
+    _, labels = D.postprocess(final, a["name_class"], p["logit_scale"], p["prob_thd"],
+                              p["area_thd"])
+    agree = (labels.numpy() == a[f"labels_{preset}"][0]).mean()
+    assert agree >= 0.999, f"bf16 labels agree on {agree:.5f} of the pixels"
