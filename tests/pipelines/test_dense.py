@@ -1,0 +1,188 @@
+"""Dense path and the segment entry point on the tiny models: windows, caches, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.prompt import ClassQuery
+from ovpaint.pipelines import dense as D
+from ovpaint.pipelines.segment import METHODS, segment
+from ovpaint.pipelines.session import ImageSession
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    img = (rng.random((150, 200, 3)) * 255).astype(np.uint8)
+    img[40:110, 60:150] = (30, 200, 40)
+    return img
+
+
+def test_window_boxes_cover_and_stay_inside():
+    for h, w in [(336, 448), (224, 224), (100, 300), (500, 337)]:
+        boxes = D.window_boxes(h, w, 224, 112)
+        cover = np.zeros((h, w), int)
+        for y1, y2, x1, x2 in boxes:
+            assert 0 <= y1 < y2 <= h and 0 <= x1 < x2 <= w
+            assert y2 - y1 == min(224, h) and x2 - x1 == min(224, w)
+            cover[y1:y2, x1:x2] += 1
+        assert cover.min() >= 1
+    assert len(D.window_boxes(336, 448)) == 6
+
+
+def test_resized_size_caps_long_side():
+    assert D.resized_size(300, 400, 336, 2048) == (336, 448)
+    h, w = D.resized_size(100, 10_000, 336, 2048)
+    assert w == 2048 and h < 336
+
+
+def test_small_input_interpolates_positional_embedding(tiny_manager):
+    with tiny_manager.use("clip") as clip:
+        x = torch.zeros(1, 3, 48, 80)
+        with torch.no_grad():
+            tokens, gh, gw = D.dense_embeddings(clip.model.visual, x)
+    assert (gh, gw) == (3, 5) and tokens.shape[1] == 1 + 15
+
+
+def test_multi_layer_aggregation_is_normalised_average(tiny_manager):
+    with tiny_manager.use("clip") as clip, torch.no_grad():
+        x = torch.randn(1, 3, 224, 224)
+        vis = clip.model.visual
+        one, _, _ = D.dense_embeddings(vis, x)
+        same, _, _ = D.dense_embeddings(vis, x, layers=(3,))
+        agg, _, _ = D.dense_embeddings(vis, x, layers=(1, 3))
+    torch.testing.assert_close(same, torch.nn.functional.normalize(one, dim=-1))
+    assert not torch.allclose(agg, same)
+
+
+def test_class_names_background_rules():
+    q = [ClassQuery("dog", ("dog",)), ClassQuery("sky", ("sky", "heaven"))]
+    names, owner, classes = D.class_names(q)
+    assert classes == ["background", "dog", "sky"]
+    assert "sky" not in names[: owner.count(0)]  # asked-for words leave the background
+    assert owner.count(0) == len(D.background_words()) - 1
+    explicit = [ClassQuery("background", ("wall", "floor"))] + q
+    names, owner, classes = D.class_names(explicit)
+    assert names[:2] == ["wall", "floor"] and classes == ["background", "dog", "sky"]
+    names, owner, _ = D.class_names(q, implicit_background=False)
+    assert 0 not in owner
+
+
+def test_postprocess_area_and_prob_thresholds():
+    logits = torch.zeros(3, 10, 10)
+    logits[1, :, :9] = 1.0  # class 1 wins 90 px
+    logits[2, :, 9] = 1.0  # class 2 wins 10 px (10 % of the foreground)
+    probs, labels = D.postprocess(logits, [0, 1, 2], 40.0, 0.0, area_thd=0.2)
+    assert probs[2].max() == 0 and (labels != 2).all()
+    probs, labels = D.postprocess(logits, [0, 1, 2], 1.0, prob_thd=0.9)
+    assert (labels == 0).all()
+
+
+def test_requery_reuses_window_features(tiny_manager, image):
+    session = ImageSession(image)
+    a = segment(image, "grass", method="dense", manager=tiny_manager, session=session)
+    keys = [k for k in session._cache if k[0] == "dense_windows"]
+    assert len(keys) == 1
+    cached = session.get(keys[0])
+    b = segment(image, "grass, person", method="dense", manager=tiny_manager, session=session)
+    assert session.get(keys[0]) is cached
+    assert a.labels.shape == b.labels.shape == image.shape[:2]
+    assert b.scores.shape == (3, *image.shape[:2])
+    np.testing.assert_allclose(b.scores.sum(0) <= 1 + 1e-5, True)
+
+
+def test_single_word_gives_a_mask_and_background(tiny_manager, image):
+    r = segment(image, "dog", method="dense", manager=tiny_manager)
+    assert r.classes == ["background", "dog"]
+    assert set(np.unique(r.labels)) <= {0, 1}
+
+
+def test_bf16_matches_fp32_mostly(tiny_manager, image):
+    s = ImageSession(image)
+    a = segment(image, "dog, tree", method="dense", manager=tiny_manager, session=s,
+                settings={"compute_dtype": "fp32"})
+    b = segment(image, "dog, tree", method="dense", manager=tiny_manager, session=s,
+                settings={"compute_dtype": "bf16"})
+    assert (a.labels == b.labels).mean() > 0.97
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", ",,;|\n", None])
+def test_empty_prompts_are_bad_input(tiny_manager, image, prompt):
+    with pytest.raises(BadInput):
+        segment(image, prompt, method="dense", manager=tiny_manager)
+
+
+def test_odd_prompts(tiny_manager, image):
+    r = segment(image, "Dog, dog, DOG | hound, 猫, собака", method="dense", manager=tiny_manager)
+    assert r.classes == ["background", "Dog", "猫", "собака"]
+    with pytest.raises(BadInput):
+        segment(image, "x" * 10_000, method="dense", manager=tiny_manager)
+    with pytest.raises(BadInput):
+        segment(image, "dog", method="nonsense", manager=tiny_manager)
+
+
+@pytest.mark.parametrize("method", ["dense", "refined"])
+def test_image_smaller_than_a_patch(tiny_manager, method):
+    img = np.full((7, 10, 3), 128, np.uint8)
+    r = segment(img, "dog", method=method, manager=tiny_manager)
+    assert r.labels.shape == (7, 10) and r.scores.shape == (2, 7, 10)
+
+
+def test_huge_image_is_bounded(tiny_manager, monkeypatch):
+    """12,000×9,000: maps are computed at the capped work size, scores left out."""
+    img = np.zeros((9000, 12000, 3), np.uint8)
+    img[:, 6000:] = 200
+    r = segment(img, "dog, sky", method="dense", manager=tiny_manager)
+    assert r.labels.shape == (9000, 12000)
+    assert r.scores is None
+    assert any("working-size cap" in m for m in r.messages)
+    assert any("scores were left out" in m for m in r.messages)
+
+
+def test_class_absent_everywhere_is_empty_mask(tiny_manager, image):
+    r = segment(image, [ClassQuery("dog", ("dog",)), ClassQuery("cat", ("cat",))],
+                method="dense", manager=tiny_manager, settings={"prob_thd": 0.0})
+    # force absence: a zero-weighted class is never argmax with area_thd at 1.0
+    r2 = segment(image, "dog, cat", method="dense", manager=tiny_manager,
+                 settings={"area_thd": 1.0})
+    assert set(r2.areas().values()) == {0}
+    assert all(m.dtype == bool for m in r.masks().values())
+
+
+def test_work_size_respects_both_caps():
+    s = D.DenseSettings(max_work_pixels=1_000_000, max_map_bytes=40_000_000)
+    h, w = D.work_size(9000, 12000, 2, s)
+    assert h * w <= 1_000_000 and abs(w / h - 12000 / 9000) < 0.01
+    h, w = D.work_size(9000, 12000, 100, s)
+    assert h * w * 4 * 100 <= 40_000_000
+
+
+def test_methods_registry_has_dense_and_refined():
+    assert {"dense", "refined"} <= set(METHODS)
+    for fn in METHODS.values():
+        assert callable(fn)
+
+
+def test_settings_from_dict():
+    s = D.DenseSettings.from_dict({"preset": "voc", "short_side": 448, "unrelated": 1})
+    assert (s.logit_scale, s.prob_thd, s.area_thd, s.short_side) == (65.0, 0.1, 0.1, 448)
+    with pytest.raises(BadInput):
+        D.DenseSettings.from_dict({"preset": "nope"})
+    with pytest.raises(BadInput):
+        D.DenseSettings.from_dict({"compute_dtype": "int4"})
+
+
+def test_cancel_before_work(tiny_manager, image):
+    from ovpaint.core.errors import Cancelled
+    from ovpaint.core.jobs import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    session = ImageSession(image)
+    with pytest.raises(Cancelled):
+        segment(image, "dog", method="refined", manager=tiny_manager, session=session,
+                cancel=token)
+    assert not [k for k in session._cache if k[0] == "dense_windows"]
