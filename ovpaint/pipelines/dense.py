@@ -114,7 +114,7 @@ def preprocess(image: np.ndarray, short_side: int = 336, max_long_side: int = 20
     h, w = resized_size(image.shape[0], image.shape[1], short_side, max_long_side)
     if image.shape[0] > 2 * h and image.shape[1] > 2 * w:
         image = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_AREA)
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float()
     if (h, w) != tuple(x.shape[-2:]):
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
