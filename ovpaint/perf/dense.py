@@ -1,0 +1,181 @@
+"""Dense path stages: text encoding, SCLIP sliding-window pass, cached re-query, SAM2 embedding
+and prompted refinement, each beside the plain baseline it improves on.
+
+Full-size architectures with random weights (ViT-B/16 quickgelu, SAM2.1 hiera-tiny at 1024 px);
+``--models tiny`` uses the tiny models, ``quick`` smaller inputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ovpaint.perf import PerfContext, Stage
+from ovpaint.perf.proposals import _clip_bundle, _sam_bundle, _scene
+
+
+class _Models:
+    """Just enough of a ModelManager: fixed CLIP and SAM2 bundles."""
+
+    def __init__(self, clip_of, sam_of) -> None:
+        self._of = {"clip": clip_of, "sam2": sam_of}
+
+    @contextmanager
+    def use(self, role: str):
+        yield self._of[role]()
+
+    def model_id(self, role: str) -> str:
+        return self._of[role]().model_id
+
+
+def reference_loop(clip, x, text):
+    """The reference-style dense pass: one window at a time, fp32, logits per window."""
+    import torch
+    import torch.nn.functional as F
+
+    from ovpaint.pipelines import dense as D
+
+    h, w = x.shape[-2:]
+    total = torch.zeros((text.shape[0], h, w))
+    count = torch.zeros((1, h, w))
+    with torch.no_grad():
+        for y1, y2, x1, x2 in D.window_boxes(h, w):
+            tokens, gh, gw = D.dense_embeddings(clip.model.visual, x[:, :, y1:y2, x1:x2])
+            feat = F.normalize(tokens[0, 1:], dim=-1) @ text.T
+            logits = feat.T.reshape(1, -1, gh, gw)
+            logits = F.interpolate(logits, size=(y2 - y1, x2 - x1), mode="bilinear",
+                                   align_corners=False)
+            total[:, y1:y2, x1:x2] += logits[0]
+            count[:, y1:y2, x1:x2] += 1
+    return total / count
+
+
+def stages(ctx: PerfContext) -> list[Stage]:
+    small = ctx.quick or ctx.tiny
+    h, w = (188, 250) if small else (375, 500)
+    cache: dict = {}
+    models = _Models(lambda: _clip_bundle(ctx), lambda: _sam_bundle(ctx))
+    counter = itertools.count()
+
+    def image():
+        if "image" not in cache:
+            cache["image"] = _scene(h, w)
+        return cache["image"]
+
+    def encoder():
+        if "encoder" not in cache:
+            from ovpaint.pipelines.text import TextEncoder
+
+            tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-text-"))
+            cache["encoder"] = TextEncoder(_clip_bundle(ctx), "openai80", cache_dir=tmp)
+        return cache["encoder"]
+
+    def text():
+        if "text" not in cache:
+            cache["text"] = encoder().encode(["dog", "sky", "grass", "person", "car"])
+        return cache["text"]
+
+    def net_input():
+        if "x" not in cache:
+            from ovpaint.pipelines.dense import preprocess
+
+            clip = _clip_bundle(ctx)
+            cache["x"] = preprocess(image(), 336, 2048, clip.mean, clip.std).to(clip.device)
+        return cache["x"]
+
+    def dense_pass(dtype: str):
+        from ovpaint.pipelines.dense import DenseSettings, slide_logits, window_features
+
+        def run():
+            feats = window_features(_clip_bundle(ctx), net_input(),
+                                    DenseSettings(compute_dtype=dtype))
+            return slide_logits(feats, text())
+        return run
+
+    def session():
+        if "session" not in cache:
+            from ovpaint.pipelines.session import ImageSession
+
+            cache["session"] = ImageSession(image())
+        return cache["session"]
+
+    def requery():
+        from ovpaint.core.prompt import parse_prompt
+        from ovpaint.pipelines.dense import DenseSettings, dense_probabilities
+
+        return dense_probabilities(session(), parse_prompt("dog, sky"), models,
+                                   DenseSettings(compute_dtype="bf16"))
+
+    def predictor():
+        if "pred" not in cache:
+            import torch
+
+            pred = _sam_bundle(ctx).predictor()
+            with torch.inference_mode():
+                pred.set_image(image())
+            cache["pred"] = pred
+        return cache["pred"]
+
+    def sam_embedding():
+        import torch
+
+        pred = _sam_bundle(ctx).predictor()
+        with torch.inference_mode():
+            pred.set_image(image())
+
+    def points():
+        rng = np.random.default_rng(0)
+        return np.stack([rng.uniform(0, w - 1, 60), rng.uniform(0, h - 1, 60)], 1
+                        ).astype(np.float32)
+
+    def dense_labels():
+        labels = np.zeros((h, w), np.int32)
+        labels[:, w // 2:] = 1
+        return labels
+
+    def refine_batched():
+        from ovpaint.pipelines import refine as R
+
+        pts = points()
+        labels = dense_labels()
+        low, _ = R.decode_points(predictor(), pts)
+        prompts = [R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0)
+                   for x, y in pts]
+        R.vote(low, prompts, labels, 2, R.RefineSettings())
+
+    def refine_separate():
+        pred = predictor()
+        for p in points():
+            pred.predict(point_coords=p[None], point_labels=np.array([1]),
+                         multimask_output=True)
+
+    rep = ctx.repeats
+    name_text = "text: new name, 80 templates"
+    name_ref = f"dense {w}×{h}: reference loop (1 window at a time, fp32)"
+    name_sep = "refine: 60 separate predict calls"
+    return [
+        Stage("dense", f"{name_text}, padded 77 tokens (naive)",
+              lambda: encoder().encode_naive([f"thing {next(counter)}"]), repeats=rep(3),
+              setup=encoder),
+        Stage("dense", name_text, lambda: encoder().encode([f"thing {next(counter)}"]),
+              repeats=rep(3), baseline=f"{name_text}, padded 77 tokens (naive)",
+              note="causal truncation + batched templates"),
+        Stage("dense", "text: cached name lookup", lambda: encoder().encode(["dog"]),
+              repeats=rep(20), setup=text, note="target < 1 ms"),
+        Stage("dense", name_ref, lambda: reference_loop(_clip_bundle(ctx), net_input(), text()),
+              repeats=rep(3), setup=lambda: (net_input(), text())),
+        Stage("dense", f"dense {w}×{h}: batched windows fp32", dense_pass("fp32"),
+              repeats=rep(3), baseline=name_ref),
+        Stage("dense", f"dense {w}×{h}: batched windows bf16 (fastest)", dense_pass("bf16"),
+              repeats=rep(3), baseline=name_ref),
+        Stage("dense", f"dense {w}×{h}: re-query of a cached image", requery, repeats=rep(10),
+              setup=requery, note="target < 50 ms"),
+        Stage("dense", f"SAM2 embedding {w}×{h} (set_image)", sam_embedding, repeats=rep(3)),
+        Stage("dense", name_sep, refine_separate, repeats=rep(3), setup=predictor),
+        Stage("dense", "refine: 60 points, one batched decoder call + vote", refine_batched,
+              repeats=rep(3), baseline=name_sep, setup=predictor),
+    ]
