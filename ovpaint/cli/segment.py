@@ -24,9 +24,9 @@ def _methods() -> list[str]:
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("segment", help="segment one image by text", description=__doc__)
     p.add_argument("image", help="input image (never modified)")
-    p.add_argument("--prompt", required=True,
+    p.add_argument("--prompt", default=None,
                    help="classes to find, e.g. 'sky, dog' (',' separates classes, "
-                        "'|' synonyms of one class)")
+                        "'|' synonyms of one class); optional with --points/--box")
     methods = _methods()
     p.add_argument("--method", choices=methods, default="refined" if "refined" in methods
                    else methods[0], help="segmentation method (default: refined)")
@@ -37,8 +37,15 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--short-side", type=int, default=None, help="dense input short side (336)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    # Interactive prompts (--points / --box) attach here: add the options above this line
-    # and pass them through ``_settings`` / the result correction in ``run``.
+    p.add_argument("--points", default=None,
+                   help="clicks 'x,y,+;x,y,-' (image pixels; + keeps, - removes) that correct "
+                        "the mask of --class (or the prompt's only class), or segment one "
+                        "object without --prompt; clicks outside the image are refused")
+    p.add_argument("--box", default=None,
+                   help="box x0,y0,x1,y1 around the object (applied before the points)")
+    p.add_argument("--class", dest="class_name", default=None,
+                   help="the class --points/--box correct (needed with several classes); "
+                        "without --prompt, the name of the clicked object (default: object)")
     return p
 
 
@@ -74,7 +81,15 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
     from ovpaint.core.image_io import load_image
     from ovpaint.core.prompt import parse_prompt
-    from ovpaint.pipelines.segment import segment
+    from ovpaint.pipelines.interactive import (
+        check_prompts,
+        parse_box,
+        parse_points,
+        refine_class_with_clicks,
+        segment_from_clicks,
+    )
+    from ovpaint.pipelines.segment import as_rgb, segment
+    from ovpaint.pipelines.session import ImageSession
 
     image_path, out = Path(args.image), Path(args.out)
     if out.suffix.lower() != ".png":
@@ -82,14 +97,30 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and image_path.exists() and out.resolve() == image_path.resolve():
         raise BadInput("--out is the input image; choose another file (originals are never "
                        "overwritten).")
-    queries = parse_prompt(args.prompt)  # bad prompts fail before any model loads
+    clicks, box = parse_points(args.points), parse_box(args.box)
+    if args.prompt is None and not clicks and box is None:
+        raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
+    # bad prompts and clicks fail before any model loads
+    queries = parse_prompt(args.prompt) if args.prompt is not None else None
     image = load_image(image_path)
+    rgb = as_rgb(image.rgb)
+    check_prompts(rgb.shape[1], rgb.shape[0], clicks, box)
     manager = manager_for(args)
+    session = ImageSession(rgb)  # one SAM2 embedding for the method and the clicks
     progress, close = tqdm_progress("segment", disable=True if args.quiet else None)
     try:
         with cancel_on_interrupt(new_cancel(), "the segmentation") as cancel:
-            result = segment(image.rgb, queries, method=args.method, manager=manager,
-                             settings=_settings(args), progress=progress, cancel=cancel)
+            if queries is None:
+                result = segment_from_clicks(session, manager, clicks, box,
+                                             name=args.class_name or "object")
+            else:
+                result = segment(rgb, queries, method=args.method, manager=manager,
+                                 session=session, settings=_settings(args),
+                                 progress=progress, cancel=cancel)
+                if clicks or box is not None:
+                    cancel.check()
+                    result = refine_class_with_clicks(result, session, manager, clicks, box,
+                                                      args.class_name)
     finally:
         close()
     written = write_outputs(result, out, Path(args.masks_dir) if args.masks_dir else None)

@@ -210,3 +210,27 @@ def segment_hybrid(session: Any, queries: list[ClassQuery], manager: Any,
         extras["instances"] = thing_result.extras.get("instances", [])
     return SegmentationResult(labels, [BACKGROUND] + [q.name for q in queries], scores,
                               "hybrid", timings, messages, extras)
+
+
+def run_method(session: Any, queries: list[ClassQuery], manager: Any, settings: dict, *,
+               progress: Progress | None = None,
+               cancel: CancelToken | None = None) -> SegmentationResult:
+    """``METHODS["hybrid"]``: stuff through ``METHODS[hybrid_dense_method]`` (default
+    "refined") with the same settings dict, things through the proposal path."""
+    from ovpaint.core.errors import BadInput
+    from ovpaint.pipelines.proposals import settings_from_dict
+    from ovpaint.pipelines.segment import METHODS
+
+    s = HybridSettings(
+        dense_method=str(settings.get("hybrid_dense_method", "refined")),
+        embedding_margin=float(settings.get("hybrid_embedding_margin", 0.0)),
+        proposal=settings_from_dict(settings))
+    fn = METHODS.get(s.dense_method)
+    if fn is None or s.dense_method in ("hybrid", "proposal"):
+        raise BadInput(f"hybrid_dense_method must be a dense method, not '{s.dense_method}'.")
+
+    def dense(qs: list[ClassQuery]) -> SegmentationResult:
+        return fn(session, qs, manager, settings, progress=progress, cancel=cancel)
+
+    return segment_hybrid(session, queries, manager, s, dense=dense, progress=progress,
+                          cancel=cancel)

@@ -309,10 +309,27 @@ def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
     return values  # type: ignore[return-value]
 
 
+def check_prompts(width: int, height: int, clicks: list[Click], box=None) -> None:
+    """The bad-input checks of :class:`ClickSession`, without a model (fail before loading)."""
+    for x, y, _ in clicks:
+        if not (math.isfinite(x) and math.isfinite(y)) or not (0 <= x < width and
+                                                                0 <= y < height):
+            raise BadInput(f"The click ({x:g}, {y:g}) is outside the {width}×{height} image.")
+    if box is not None:
+        x0, y0, x1, y1 = box
+        if x1 == x0 or y1 == y0:
+            raise BadInput(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area.")
+        if min(x0, x1) >= width or min(y0, y1) >= height or max(x0, x1) <= 0 \
+                or max(y0, y1) <= 0:
+            raise BadInput(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
+                           f"{width}×{height} image.")
+
+
 def run_clicks(session: ImageSession, manager, clicks: list[Click],
                box: tuple[float, float, float, float] | None = None,
                initial_mask: np.ndarray | None = None) -> np.ndarray:
     """The mask after a box (first) and the clicks, in order, from ``initial_mask`` or none."""
+    check_prompts(session.width, session.height, clicks, box)
     editor = ClickSession(session, manager, initial_mask=initial_mask)
     if box is not None:
         editor.set_box(*box)

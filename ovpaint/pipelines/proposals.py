@@ -68,6 +68,7 @@ class ProposalSettings:
     # anyway; N full-size masks of a 12 MP photo would take gigabytes), then the label map is
     # scaled back to full size. 0 = always full size.
     max_side: int = 1536
+    max_score_bytes: int = 768_000_000  # full-size score maps returned only under this
     # --- CLIP scoring
     scales: tuple[int, ...] = (224, 336, 512)
     scale_weights: tuple[float, ...] = (0.2, 0.5, 0.3)
@@ -75,7 +76,7 @@ class ProposalSettings:
     clip_batch: int = 16  # crops per CLIP call
     clip_batch_tokens: int = 4096  # on a CPU, also at most this many ViT tokens per call
     templates: str = "four"  # the thesis found 4 templates better than 80 for this path
-    low_precision_cpu: bool = True  # bf16 autocast for the CLIP image tower on CPUs
+    low_precision_cpu: bool = True  # bf16 autocast for the CLIP tower on CPUs with fast bf16
     # --- selection
     background_words: tuple[str, ...] = BACKGROUND_WORDS
     background_weight: float = 0.3
@@ -433,31 +434,20 @@ def _resize_square(square: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=interp)
 
 
-def _pos_embed(visual: Any, grid: tuple[int, int]) -> torch.Tensor:
-    """The ViT's positional embedding for a ``grid`` of patches, bicubically interpolated."""
-    pos = visual.positional_embedding
-    n = pos.shape[0] - 1
-    side = int(round(math.sqrt(n)))
-    if (side, side) == grid:
-        return pos
-    cls, patches = pos[:1], pos[1:]
-    patches = patches.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
-    patches = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
-    patches = patches.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pos.dtype)
-    return torch.cat([cls, patches], dim=0)
-
-
 def encode_images(visual: Any, pixels: torch.Tensor) -> torch.Tensor:
     """CLIP image embeddings (L2-normalised) of a batch at any size divisible by the patch.
 
-    open_clip's own forward with the positional embedding interpolated to the input's grid.
+    open_clip's own forward with the positional embedding interpolated (bicubic, as the dense
+    path does) to the input's grid.
     """
+    from ovpaint.pipelines.dense import _positional_embedding
+
     x = visual.conv1(pixels)
     grid = (x.shape[2], x.shape[3])
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
     cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
     x = torch.cat([cls, x], dim=1)
-    x = x + _pos_embed(visual, grid).to(x.dtype)
+    x = x + _positional_embedding(visual, *grid).to(x.dtype)
     x = visual.patch_dropout(x)
     x = visual.ln_pre(x)
     x = visual.transformer(x)
@@ -471,7 +461,10 @@ def _autocast(device: torch.device, dtype: torch.dtype, low_precision_cpu: bool)
     import contextlib
 
     if device.type == "cpu" and low_precision_cpu:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        from ovpaint.pipelines.dense import cpu_has_fast_bf16
+
+        if cpu_has_fast_bf16():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
     if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
         return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()
@@ -770,7 +763,10 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     instances = select_masks(class_sims, bg, candidates.masks, s)
     labels, scores = assign_pixels(instances, candidates.masks, len(classes))
     if (h, w) != full_hw:
-        labels, scores = _to_full_size(labels, scores, full_hw)
+        from ovpaint.pipelines.dense import to_full_size
+
+        labels, scores, notes = to_full_size(labels, scores, full_hw, s.max_score_bytes)
+        messages += notes
     found = {inst.class_index for inst in instances}
     missing = [classes[k] for k in range(1, len(classes)) if k not in found]
     if not instances:
@@ -784,14 +780,36 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     return SegmentationResult(labels, classes, scores, "proposal", timings, messages, extras)
 
 
-def _to_full_size(labels: np.ndarray, scores: np.ndarray, hw: tuple[int, int]):
-    h, w = hw
-    labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-    scores = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in scores])
-    return labels, scores
-
-
 def _empty_scores(n: int, h: int, w: int) -> np.ndarray:
     scores = np.zeros((n, h, w), np.float32)
     scores[0] = 1.0
     return scores
+
+
+def settings_from_dict(values: dict | None) -> ProposalSettings:
+    """Proposal settings from the flat dict every method shares (CLI, batch, benchmark): keys
+    prefixed ``proposal_`` (e.g. ``proposal_top_k``) or a ``proposal`` sub-dict. Unprefixed
+    keys are not taken: the dict also holds the dense path's ``templates`` and the
+    refinement's ``decoder_chunk``, which mean other things here."""
+    from dataclasses import fields
+
+    values = dict(values or {})
+    picked = dict(values.get("proposal") or {})
+    picked.update({k[len("proposal_"):]: v for k, v in values.items()
+                   if k.startswith("proposal_")})
+    known = {f.name for f in fields(ProposalSettings)}
+    unknown = sorted(set(picked) - known)
+    if unknown:
+        raise BadInput(f"Unknown proposal setting(s): {', '.join(unknown)}.")
+    for key in ("scales", "scale_weights", "background_words"):
+        if key in picked:
+            picked[key] = tuple(picked[key])
+    return ProposalSettings(**picked)
+
+
+def run_method(session: Any, queries: list[ClassQuery], manager: Any, settings: dict, *,
+               progress: Progress | None = None,
+               cancel: CancelToken | None = None) -> SegmentationResult:
+    """``METHODS["proposal"]`` (see ``ovpaint.pipelines.segment``)."""
+    return segment_proposals(session, queries, manager, settings_from_dict(settings),
+                             progress=progress, cancel=cancel)

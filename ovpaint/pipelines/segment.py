@@ -49,9 +49,27 @@ def _refined(session: ImageSession, queries: list[ClassQuery], manager: Any, set
                            cancel=cancel)
 
 
+def _proposal(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict,
+              *, progress: Progress | None = None, cancel: CancelToken | None = None
+              ) -> SegmentationResult:
+    from ovpaint.pipelines.proposals import run_method
+
+    return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
+
+
+def _hybrid(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict,
+            *, progress: Progress | None = None, cancel: CancelToken | None = None
+            ) -> SegmentationResult:
+    from ovpaint.pipelines.hybrid import run_method
+
+    return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
+
+
 METHODS: dict[str, MethodFn] = {
     "refined": _refined,
     "dense": _dense,
+    "proposal": _proposal,
+    "hybrid": _hybrid,
 }
 
 

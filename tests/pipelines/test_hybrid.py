@@ -149,3 +149,38 @@ def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(tiny_m
     assert ((result.labels == 1) <= (np.arange(96)[:, None] < 40)).all()
     assert (result.labels[:40][~dog_from_proposals[:40]] == 1).all()
     assert set(np.unique(result.labels[40:])) <= {0, 2}  # dense "dog" pixels are not kept
+
+
+def test_methods_registered_and_run_through_segment(tiny_manager):
+    from ovpaint.core.errors import BadInput
+    from ovpaint.pipelines.segment import METHODS, segment
+
+    assert {"proposal", "hybrid"} <= set(METHODS) and "refined" in METHODS
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (12, 16, 3)).astype(np.uint8).repeat(8, 0).repeat(8, 1)
+    settings = {"proposal_points_per_side": 4, "proposal_scales": [224],
+                "proposal_scale_weights": [1.0], "templates": "openai80",
+                "hybrid_dense_method": "dense"}
+    hybrid_result = segment(image, "sky, dog", method="hybrid", manager=tiny_manager,
+                            settings=settings)
+    assert hybrid_result.method == "hybrid"
+    assert hybrid_result.classes == ["background", "sky", "dog"]
+    assert hybrid_result.labels.shape == (96, 128)
+    proposal_result = segment(image, "dog", method="proposal", manager=tiny_manager,
+                              settings=settings)
+    assert proposal_result.method == "proposal" and proposal_result.messages
+    with pytest.raises(BadInput):
+        segment(image, "dog", method="proposal", manager=tiny_manager,
+                settings={"proposal_no_such_thing": 1})
+    with pytest.raises(BadInput):
+        segment(image, "sky", method="hybrid", manager=tiny_manager,
+                settings={"hybrid_dense_method": "hybrid"})
+
+
+def test_proposal_settings_from_the_shared_dict_ignore_other_methods_keys():
+    from ovpaint.pipelines.proposals import settings_from_dict
+
+    s = settings_from_dict({"templates": "openai80", "decoder_chunk": 99, "proposal_top_k": 3,
+                            "proposal": {"threshold_small": 0.3}})
+    assert s.templates == "four" and s.decoder_chunk == 8
+    assert s.top_k == 3 and s.threshold_small == 0.3
