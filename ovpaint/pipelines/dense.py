@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
@@ -266,6 +266,7 @@ class WindowFeatures:
     boxes: list[tuple[int, int, int, int]]
     input_hw: tuple[int, int]  # resized network input size
     crop_hw: tuple[int, int]
+    operators: dict = field(default_factory=dict)  # resize operators per output size
 
 
 def window_features(clip: Any, x: torch.Tensor, settings: DenseSettings,
@@ -316,6 +317,57 @@ def slide_logits(feats: WindowFeatures, text: torch.Tensor) -> torch.Tensor:
     return total / count
 
 
+def _interp_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out × n_in) matrix of 1-D linear interpolation, align_corners=False, as used by
+    ``F.interpolate(mode="bilinear")`` along one axis (bilinear is separable)."""
+    if n_in == n_out:
+        return torch.eye(n_in)
+    eye = torch.eye(n_in)[None]
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T
+
+
+def _axis_operator(intervals: list[tuple[int, int]], n_patch: int, crop: int, n_input: int,
+                   n_out: int) -> torch.Tensor:
+    """(n_out × len(intervals)·n_patch): patch values of every window along one axis → the
+    output axis (upsample to the window, average overlaps, resize to ``n_out``)."""
+    up = _interp_matrix(n_patch, crop)
+    place = torch.zeros((n_input, len(intervals) * n_patch))
+    count = torch.zeros(n_input)
+    for i, (a, b) in enumerate(intervals):
+        place[a:b, i * n_patch:(i + 1) * n_patch] = up
+        count[a:b] += 1
+    return _interp_matrix(n_input, n_out) @ (place / count[:, None])
+
+
+def fast_final_logits(feats: WindowFeatures, text: torch.Tensor, size: tuple[int, int]
+                      ) -> torch.Tensor:
+    """``final_logits(slide_logits(feats, text), size)`` in two matrix products per name.
+
+    Windows form a grid of row and column intervals, and upsampling, overlap averaging and the
+    final resize are separable linear maps, so the whole chain is ``Y · P · Xᵀ`` with ``P``
+    the names' patch logits of all windows tiled as one block matrix."""
+    rows = sorted({(b[0], b[1]) for b in feats.boxes})
+    cols = sorted({(b[2], b[3]) for b in feats.boxes})
+    n_win, _, gh, gw = feats.features.shape
+    if len(rows) * len(cols) != n_win:  # not a grid: the generic path
+        return final_logits(slide_logits(feats, text), size)
+    key = (tuple(rows), tuple(cols), gh, gw, feats.crop_hw, feats.input_hw, tuple(size))
+    ops = feats.operators.get(key)
+    if ops is None:
+        ops = (_axis_operator(rows, gh, feats.crop_hw[0], feats.input_hw[0], size[0]),
+               _axis_operator(cols, gw, feats.crop_hw[1], feats.input_hw[1], size[1]))
+        feats.operators[key] = ops
+    y_op, x_op = ops
+    order = {(b[0], b[1], b[2], b[3]): i for i, b in enumerate(feats.boxes)}
+    idx = [order[(r[0], r[1], c[0], c[1])] for r in rows for c in cols]
+    f = feats.features[idx].flatten(2)  # windows × D × gh·gw
+    patch = torch.matmul(text.to(torch.float32), f)  # windows × names × gh·gw
+    n = patch.shape[1]
+    block = patch.view(len(rows), len(cols), n, gh, gw).permute(2, 0, 3, 1, 4)
+    block = block.reshape(n, len(rows) * gh, len(cols) * gw)
+    return torch.matmul(torch.matmul(y_op, block), x_op.T)
+
+
 def final_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of names×h×w logits to ``size``."""
     if tuple(logits.shape[-2:]) == tuple(size):
@@ -324,20 +376,29 @@ def final_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def postprocess(logits: torch.Tensor, name_class: Sequence[int] | torch.Tensor,
-                logit_scale: float, prob_thd: float = 0.0, area_thd: float | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                logit_scale: float, prob_thd: float = 0.0, area_thd: float | None = None,
+                *, consume: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(probs classes×H×W, labels H×W): scale, softmax over all names, max over each class's
-    names, optional area threshold on non-background classes, argmax, ``prob_thd`` → class 0."""
+    names, optional area threshold on non-background classes, argmax, ``prob_thd`` → class 0.
+    ``consume`` lets it overwrite ``logits`` (a temporary of the caller) to save a copy."""
     owner = torch.as_tensor(name_class, dtype=torch.long)
     n_classes = int(owner.max().item()) + 1
-    probs_names = torch.softmax(logits.float() * logit_scale, dim=0)
-    probs = torch.zeros((n_classes, *logits.shape[1:]), dtype=torch.float32)
+    if logit_scale != 1.0:
+        scaled = logits.float() * logit_scale
+    else:
+        scaled = logits.float() if consume else logits.float().clone()
+    # max over a class's names of the softmax == exp(max scaled logit − logsumexp(all names))
+    best = torch.full((n_classes, *logits.shape[1:]), float("-inf"))
     for c in range(n_classes):
         idx = torch.nonzero(owner == c).flatten()
-        if len(idx) == 1:
-            probs[c] = probs_names[idx[0]]
-        elif len(idx) > 1:
-            probs[c] = probs_names[idx].amax(dim=0)
+        if len(idx) == 0:
+            continue
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+        group = scaled[lo:hi] if hi - lo == len(idx) else scaled[idx]
+        best[c] = group[0] if len(group) == 1 else group.amax(dim=0)
+    top = best.amax(dim=0)
+    lse = scaled.sub_(top).exp_().sum(dim=0).log_().add_(top)
+    probs = best.sub_(lse).exp_()
     if area_thd is not None and n_classes > 1:
         pred = probs.argmax(dim=0)
         area = torch.bincount(pred.flatten(), minlength=n_classes)[1:].float()
@@ -443,9 +504,10 @@ def dense_probabilities(session: Any, queries: Sequence[ClassQuery], manager: An
         messages.append(f"The {session.width}×{session.height} image was segmented at "
                         f"{w}×{h} (working-size cap max_work_pixels={settings.max_work_pixels}"
                         ") and the labels scaled up.")
-    logits = final_logits(slide_logits(feats, text), (h, w))
-    probs, labels = postprocess(logits, owner, settings.logit_scale, settings.prob_thd,
-                                settings.area_thd)
+    # the logit scale is folded into the text embeddings: one pass less over the maps
+    logits = fast_final_logits(feats, text * settings.logit_scale, (h, w))
+    probs, labels = postprocess(logits, owner, 1.0, settings.prob_thd, settings.area_thd,
+                                consume=True)
     timings["query"] = time.perf_counter() - t0
     return probs, labels, classes, messages
 

@@ -186,3 +186,29 @@ def test_cancel_before_work(tiny_manager, image):
         segment(image, "dog", method="refined", manager=tiny_manager, session=session,
                 cancel=token)
     assert not [k for k in session._cache if k[0] == "dense_windows"]
+
+
+@pytest.mark.parametrize("hw,out", [((336, 448), (300, 400)), ((200, 100), (190, 95)),
+                                    ((336, 700), (1200, 2500)), ((30, 40), (7, 10))])
+def test_fast_final_logits_equals_reference_chain(hw, out):
+    torch.manual_seed(0)
+    boxes = D.window_boxes(*hw)
+    crop = (boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2])
+    feats = torch.nn.functional.normalize(
+        torch.randn(len(boxes), 16, crop[0] // 16 or 1, crop[1] // 16 or 1), dim=1)
+    wf = D.WindowFeatures(feats, boxes, hw, crop)
+    text = torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)
+    ref = D.final_logits(D.slide_logits(wf, text), out)
+    torch.testing.assert_close(D.fast_final_logits(wf, text, out), ref, atol=1e-5, rtol=0)
+
+
+def test_postprocess_consume_equals_copy():
+    torch.manual_seed(1)
+    logits = torch.randn(6, 20, 30)
+    owner = [0, 0, 1, 2, 2, 2]
+    p1, l1 = D.postprocess(logits.clone() * 40, owner, 1.0)
+    p2, l2 = D.postprocess(logits, owner, 40.0)
+    torch.testing.assert_close(p1, p2)
+    assert torch.equal(l1, l2)
+    ref = torch.softmax(logits * 40, 0)
+    torch.testing.assert_close(p2[2], ref[3:].amax(0))

@@ -133,3 +133,14 @@ def test_fastest_mode_keeps_labels(fx, preset):
                               p["area_thd"])
     agree = (labels.numpy() == a[f"labels_{preset}"][0]).mean()
     assert agree >= 0.999, f"bf16 labels agree on {agree:.5f} of the pixels"
+
+
+def test_fast_final_logits_matches_fixture(fx):
+    """The pipeline's separable-operator path gives the reference's final logits."""
+    cfg, bundle, a = fx
+    s = D.DenseSettings(crop=cfg["slide"]["crop"], stride=cfg["slide"]["stride"],
+                        compute_dtype="fp32")
+    feats = D.window_features(bundle, torch.from_numpy(a["input_normalized"]), s)
+    fast = D.fast_final_logits(feats, torch.from_numpy(a["text_features"]),
+                               a["image_uint8"].shape[:2])
+    np.testing.assert_allclose(fast.numpy(), a["final_logits"][0], atol=1e-5, rtol=0)
