@@ -1,0 +1,166 @@
+"""Stable Diffusion inpainting pipelines (diffusers): real weights or the tiny offline model.
+
+Real: a diffusers folder (the registry's sd2/sd15/sdxl inpainting repos, or any local one) or a
+single ``.safetensors`` checkpoint; safetensors only, never pickles; fp16 on CUDA.
+Tiny: the same pipeline class with a seeded miniature UNet (9 input channels: 4 latent + 1 mask +
+4 masked-image latent), a 4-level VAE (downsampling 8, as the real one), a 2-layer CLIP text
+encoder and the real CLIP BPE tokenizer built from the vocabulary open_clip ships.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ovpaint.core.errors import ModelUnavailable
+from ovpaint.core.paths import cache_dir
+
+TINY_RESOLUTION = 128
+
+
+@dataclass
+class InpaintBundle:
+    pipe: Any  # diffusers StableDiffusion(XL)InpaintPipeline
+    model_id: str
+    kind: str  # "sd" | "sdxl"
+    resolution: int  # native training resolution (512 for SD1/2, 1024 for SDXL)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    def to_device(self, device: torch.device) -> None:
+        self.pipe.to(device)
+
+    def modules(self) -> list[torch.nn.Module]:
+        names = ("unet", "vae", "text_encoder", "text_encoder_2")
+        return [m for m in (getattr(self.pipe, n, None) for n in names) if m is not None]
+
+    def nbytes(self) -> int:
+        return sum(p.numel() * p.element_size() for m in self.modules() for p in m.parameters())
+
+
+def clip_tokenizer_files() -> Path:
+    """vocab.json + merges.txt of the CLIP BPE, written once from open_clip's bundled vocabulary."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    folder = cache_dir() / "clip-tokenizer"
+    vocab, merges = folder / "vocab.json", folder / "merges.txt"
+    if vocab.is_file() and merges.is_file():
+        return folder
+    from ovpaint.core.fileio import atomic_write_text
+
+    simple = SimpleTokenizer()
+    ranked = sorted(simple.bpe_ranks.items(), key=lambda item: item[1])
+    # open_clip names the special tokens <start_of_text>/<end_of_text>; the Hugging Face CLIP
+    # tokenizer (and every SD checkpoint) calls the same ids <|startoftext|>/<|endoftext|>.
+    renamed = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    encoder = {renamed.get(token, token): index for token, index in simple.encoder.items()}
+    atomic_write_text(vocab, json.dumps(encoder, ensure_ascii=False))
+    atomic_write_text(merges, "#version: 0.2\n" + "\n".join(f"{a} {b}" for (a, b), _ in ranked)
+                      + "\n")
+    return folder
+
+
+def clip_tokenizer(max_length: int = 77) -> Any:
+    from transformers import CLIPTokenizer
+
+    folder = clip_tokenizer_files()
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                         model_max_length=max_length, pad_token="<|endoftext|>")
+
+
+def _scheduler_config() -> dict:
+    return {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "prediction_type": "epsilon",
+    }
+
+
+def build_tiny(seed: int = 0, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32) -> InpaintBundle:
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionInpaintPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=TINY_RESOLUTION // 8,
+            in_channels=9,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=8,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(8, 16, 16, 16),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=TINY_RESOLUTION,
+        )
+        text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
+            bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+        ))
+    pipe = StableDiffusionInpaintPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), unet=unet,
+        scheduler=DDIMScheduler(**_scheduler_config()), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device=device, dtype=dtype)
+    return InpaintBundle(pipe, "tiny-inpaint", "sd", TINY_RESOLUTION)
+
+
+def load_real(spec, path: Path, device: torch.device, dtype: torch.dtype) -> InpaintBundle:
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline
+
+    kind = spec.arch.get("pipeline", "sd")
+    cls = StableDiffusionXLInpaintPipeline if kind == "sdxl" else StableDiffusionInpaintPipeline
+    # Weights stay fp16 on CUDA only; on the CPU fp16 matmuls are slow or unsupported.
+    torch_dtype = dtype if dtype != torch.float16 or device.type == "cuda" else torch.float32
+    extra = {} if kind == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    path = Path(path)
+    if path.is_file():
+        if path.suffix != ".safetensors":
+            raise ModelUnavailable(f"{path.name}: only .safetensors checkpoints are loaded "
+                                   "(other formats can run code when opened).")
+        pipe = cls.from_single_file(str(path), torch_dtype=torch_dtype, **extra)
+    else:
+        if not (path / "model_index.json").is_file():
+            raise ModelUnavailable(f"{path} is not a diffusers pipeline folder "
+                                   "(model_index.json is missing).")
+        pipe = cls.from_pretrained(str(path), torch_dtype=torch_dtype, use_safetensors=True,
+                                   local_files_only=True, **extra)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device)
+    return InpaintBundle(pipe, spec.id, kind, int(spec.arch.get("resolution", 512)))
