@@ -1,0 +1,92 @@
+"""`ovpaint inpaint` end to end on the tiny profile and the model-free fill."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from ovpaint.cli import main
+from ovpaint.core.image_io import load_image, save_image
+from ovpaint.core.masks import save_label_png, save_mask_png
+from ovpaint.pipelines.inpaint import paste_alpha
+
+
+@pytest.fixture()
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    alpha = np.full((70, 90), 200, np.uint8)
+    image = tmp_path / "photo.png"
+    save_image(image, rgb, alpha)
+    labels = np.zeros((70, 90), np.uint8)
+    labels[10:30, 10:40] = 1
+    labels[40:60, 50:80] = 2
+    palette = tmp_path / "labels.png"
+    save_label_png(palette, labels)
+    gray = tmp_path / "mask.png"
+    save_mask_png(gray, labels == 2)
+    return tmp_path, image, palette, gray, rgb, labels
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_tiny_sd_with_a_palette_class(files, capsys):
+    tmp, image, palette, _gray, rgb, labels = files
+    before = _digest(image)
+    out = tmp / "out.png"
+    code = main(["inpaint", str(image), "--mask", str(palette), "--class", "2", "--out",
+                 str(out), "--mode", "replace", "--prompt", "a cat", "--steps", "2", "--seed",
+                 "5", "--models", "tiny", "--json", "--quiet"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seeds"] == [5] and summary["engine"] == "sd"
+    result = load_image(out)
+    region, _ = paste_alpha(labels == 2, 8)
+    assert np.array_equal(result.rgb[~region], rgb[~region])
+    assert np.all(result.alpha == 200), "transparency is kept"
+    assert _digest(image) == before
+
+
+def test_model_free_fill_and_variants_need_no_model(files):
+    tmp, image, _palette, gray, rgb, labels = files
+    out = tmp / "filled.jpg"
+    assert main(["inpaint", str(image), "--mask", str(gray), "--engine", "telea", "--out",
+                 str(out), "--quiet"]) == 0
+    assert load_image(out).size == (90, 70)
+
+
+def test_refuses_to_overwrite_the_input_or_an_existing_output(files, capsys):
+    tmp, image, _palette, gray, _rgb, _labels = files
+    before = _digest(image)
+    assert main(["inpaint", str(image), "--mask", str(gray), "--engine", "telea",
+                 "--out", str(image), "--overwrite"]) == 2
+    assert "never overwritten" in capsys.readouterr().err
+    assert _digest(image) == before
+    existing = tmp / "exists.png"
+    existing.write_bytes(b"keep")
+    assert main(["inpaint", str(image), "--mask", str(gray), "--engine", "telea",
+                 "--out", str(existing)]) == 2
+    assert existing.read_bytes() == b"keep"
+
+
+def test_bad_inputs_and_missing_model_exit_codes(files, capsys, tmp_path):
+    tmp, image, palette, gray, _rgb, _labels = files
+    assert main(["inpaint", str(image), "--mask", str(palette), "--class", "9", "--engine",
+                 "telea", "--out", str(tmp / "a.png")]) == 2
+    small = tmp / "small.png"
+    save_mask_png(small, np.ones((5, 5), bool))
+    assert main(["inpaint", str(image), "--mask", str(small), "--engine", "telea",
+                 "--out", str(tmp / "b.png")]) == 2
+    assert main(["inpaint", str(image), "--mask", str(gray), "--mode", "replace",
+                 "--out", str(tmp / "c.png")]) == 2  # replace needs a prompt
+    capsys.readouterr()
+    code = main(["inpaint", str(image), "--mask", str(gray), "--out", str(tmp / "d.png"),
+                 "--models", "real", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3 and "ovpaint models download sd2-inpaint" in err
+    assert "Traceback" not in err and not (tmp / "d.png").exists()
