@@ -119,7 +119,9 @@ def invert(mask: np.ndarray) -> np.ndarray:
 
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1), exclusive end, or None for an empty mask."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    mask = np.asarray(mask, dtype=bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
         return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
