@@ -109,28 +109,54 @@ def select_points(labels: np.ndarray, n_classes: int, settings: RefineSettings,
     return points[: settings.max_points]
 
 
-def decode_points(predictor: Any, points_xy: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_points(predictor: Any, points_xy: np.ndarray, chunk: int = 16
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-resolution mask logits (B×3×256×256) and predicted IoUs (B×3) of B single-point
-    prompts, in ONE mask-decoder call on the predictor's cached image embedding (what
-    ``predictor.predict`` computes for each point alone, without B separate calls)."""
-    model = predictor.model
+    prompts (image pixel coordinates), as ``predictor.predict`` gives for each point alone.
+
+    The prompts run through the decoder's transformer as one batch, with the image-side
+    projections of its first block computed once for all of them (``PromptDecoder``, shared
+    with the proposal path); only the mask upscaling is chunked, to bound memory."""
     device = predictor.device
     coords = torch.as_tensor(points_xy, dtype=torch.float32, device=device).view(-1, 1, 2)
     coords = predictor._transforms.transform_coords(coords, normalize=True,
                                                     orig_hw=predictor._orig_hw[-1])
     labels = torch.ones((coords.shape[0], 1), dtype=torch.int, device=device)
     with torch.inference_mode():
-        sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-        high_res = [f[-1].unsqueeze(0) for f in predictor._features["high_res_feats"]]
-        low_res, iou, _, _ = model.sam_mask_decoder(
-            image_embeddings=predictor._features["image_embed"][-1].unsqueeze(0),
-            image_pe=model.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-            repeat_image=coords.shape[0] > 1,
-            high_res_features=high_res,
-        )
+        decoder = _prompt_decoder(predictor) if coords.shape[0] >= 2 else None
+        if decoder is None:
+            return _decode_plain(predictor, coords, labels)
+        iou, state = decoder.iou_and_state(coords, labels)
+        step = max(2, chunk)
+        parts = [decoder.masks_for(state, torch.arange(i, min(i + step, len(coords))))
+                 for i in range(0, len(coords), step)]
+    return torch.cat(parts).float(), iou.float()
+
+
+def _prompt_decoder(predictor: Any) -> Any:
+    from ovpaint.pipelines.proposals import PromptDecoder
+
+    try:
+        return PromptDecoder(predictor)
+    except ValueError:  # a decoder variant the shared-projection path does not cover
+        return None
+
+
+def _decode_plain(predictor: Any, coords: torch.Tensor, labels: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """sam2's own prompt encoder + mask decoder on the whole batch."""
+    model = predictor.model
+    sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+    high_res = [f[-1].unsqueeze(0) for f in predictor._features["high_res_feats"]]
+    low_res, iou, _, _ = model.sam_mask_decoder(
+        image_embeddings=predictor._features["image_embed"][-1].unsqueeze(0),
+        image_pe=model.sam_prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=True,
+        repeat_image=coords.shape[0] > 1,
+        high_res_features=high_res,
+    )
     return low_res.float(), iou.float()
 
 
@@ -196,7 +222,7 @@ def refine_labels(session: Any, manager: Any, labels: np.ndarray, probs: np.ndar
         t0 = time.perf_counter()
         xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points],
                       np.float32)
-        low_res, _ = decode_points(predictor, xy)
+        low_res, _ = decode_points(predictor, xy, s.decoder_chunk)
     timings["decoder"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     claimed = vote(low_res.cpu(), points, labels, n_classes, s)

@@ -75,6 +75,18 @@ def test_batched_decoder_equals_predict(tiny_manager):
                                      multimask_output=True, return_logits=True)
             np.testing.assert_allclose(np.clip(low[i].numpy(), -32, 32), lr, atol=1e-4)
             np.testing.assert_allclose(iou[i].numpy(), sc, atol=1e-4)
+        one, _ = R.decode_points(pred, pts[1:2])  # a single prompt takes sam2's own path
+        np.testing.assert_allclose(one[0].numpy(), low[1].numpy(), atol=1e-3)
+        plain, _ = R._decode_plain(pred, *_prompts(pred, pts))
+        np.testing.assert_allclose(plain.numpy(), low.numpy(), atol=1e-3)
+
+
+def _prompts(pred, pts):
+    import torch
+
+    coords = torch.as_tensor(pts).view(-1, 1, 2)
+    coords = pred._transforms.transform_coords(coords, normalize=True, orig_hw=pred._orig_hw[-1])
+    return coords, torch.ones((len(pts), 1), dtype=torch.int)
 
 
 def test_refine_only_changes_claimed_pixels(tiny_manager):
