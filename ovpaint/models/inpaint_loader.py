@@ -78,7 +78,7 @@ def clip_tokenizer(max_length: int = 77) -> Any:
                          model_max_length=max_length, pad_token="<|endoftext|>")
 
 
-def _scheduler_config() -> dict:
+def scheduler_config() -> dict:
     return {
         "num_train_timesteps": 1000,
         "beta_start": 0.00085,
@@ -133,7 +133,7 @@ def build_tiny(seed: int = 0, device: torch.device | str = "cpu",
         ))
     pipe = StableDiffusionInpaintPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), unet=unet,
-        scheduler=DDIMScheduler(**_scheduler_config()), safety_checker=None,
+        scheduler=DDIMScheduler(**scheduler_config()), safety_checker=None,
         feature_extractor=None, requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
