@@ -41,10 +41,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ovpaint.app.prompt_panel import available_methods
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
 
-METHODS = ("refined", "dense", "proposals", "hybrid")
 DATASETS = (("voc", "PASCAL VOC 2012 (val)"), ("cocostuff", "COCO-Stuff164k (val2017)"),
             ("ade20k", "ADE20K (ADEChallengeData2016)"))
 FILE_COLUMNS = ("File", "Status", "Classes found", "Seconds", "Error")
@@ -202,7 +202,7 @@ class BatchDialog(QDialog):
     def _method_combo(self, name: str) -> QComboBox:
         combo = QComboBox()
         combo.setObjectName(name)
-        combo.addItems(METHODS)
+        combo.addItems(available_methods())
         combo.setEditable(True)
         return combo
 
