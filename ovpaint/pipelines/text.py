@@ -39,6 +39,7 @@ FOUR_TEMPLATES: tuple[str, ...] = (
 )
 
 BATCH_PROMPTS = 640  # prompts per transformer call (8 names × 80 templates)
+BUCKET_PROMPTS = 32  # prompts per length bucket when truncating
 
 
 def template_set(templates: Sequence[str] | str) -> tuple[str, tuple[str, ...]]:
@@ -196,12 +197,23 @@ class TextEncoder:
         out: list[np.ndarray] = []
         with self._acquire() as clip:
             device = clip.device
-            feats = []
-            for start in range(0, len(prompts), BATCH_PROMPTS):
-                tokens = clip.tokenizer(prompts[start:start + BATCH_PROMPTS]).to(device)
-                feats.append(encode_tokens(clip.model, tokens, truncate).float())
-            emb = F.normalize(torch.cat(feats), dim=-1).view(len(names), per_name, -1)
-            mean = F.normalize(emb.mean(dim=1), dim=-1).cpu().numpy().astype(np.float32)
+            tokens = clip.tokenizer(prompts)
+            if truncate:
+                # similar lengths together: each group runs only to its own longest prompt
+                order = torch.argsort(tokens.argmax(dim=-1), stable=True)
+                step = BUCKET_PROMPTS
+            else:
+                order = torch.arange(len(prompts))
+                step = BATCH_PROMPTS
+            parts = []
+            for start in range(0, len(prompts), step):
+                idx = order[start:start + step]
+                parts.append(encode_tokens(clip.model, tokens[idx].to(device), truncate)
+                             .float().cpu())
+            feats = torch.empty((len(prompts), parts[0].shape[1]))
+            feats[order] = torch.cat(parts)
+            emb = F.normalize(feats, dim=-1).view(len(names), per_name, -1)
+            mean = F.normalize(emb.mean(dim=1), dim=-1).numpy().astype(np.float32)
         for row in mean:
             out.append(np.ascontiguousarray(row))
         return out
