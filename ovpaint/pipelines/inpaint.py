@@ -61,6 +61,7 @@ class InpaintSettings:
     scheduler: str = "default"
     variants: int = 1
     dilate_px: int = 8
+    feather_px: int | None = None  # width of the soft edge; None = the dilation (never wider)
     context: float = 0.4  # crop margin as a fraction of the masked region's size
     min_context_px: int = 32
     ring_px: int = 16
@@ -83,6 +84,8 @@ class InpaintSettings:
         strength = DEFAULT_STRENGTH[self.mode] if self.strength is None else float(self.strength)
         if not 0.0 < strength <= 1.0:
             raise BadInput("Strength must be in (0, 1].")
+        if self.dilate_px < 0 or (self.feather_px is not None and self.feather_px < 0):
+            raise BadInput("Mask dilation and feather must be 0 or more pixels.")
         if self.mode in ("replace", "restyle") and not self.prompt.strip() \
                 and self.engine == "sd":
             raise BadInput(f"Mode '{self.mode}' needs a prompt saying what to paint.")
@@ -209,18 +212,21 @@ def model_size(crop: Crop, resolution: int) -> tuple[int, int]:
     return w, h
 
 
-def _paste_alpha_dense(mask: np.ndarray, dilate_px: int) -> tuple[np.ndarray, np.ndarray]:
+def _paste_alpha_dense(mask: np.ndarray, dilate_px: int, feather_px: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
     region = grow(mask, dilate_px) if dilate_px > 0 else mask.copy()
-    if dilate_px <= 0:
+    if feather_px <= 0:
         return region, region.astype(np.float32)
-    alpha = feather(region, dilate_px)
+    alpha = feather(region, feather_px)
     alpha[mask] = 1.0
     return region, alpha
 
 
-def paste_alpha(mask: np.ndarray, dilate_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """(dilated mask, alpha): alpha is 1 on the mask, ramps down across the dilation band and
-    is exactly 0 outside the dilated mask.
+def paste_alpha(mask: np.ndarray, dilate_px: int, feather_px: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(dilated mask, alpha): alpha is 1 on the mask, ramps down over ``feather_px`` (default:
+    the dilation) towards the edge of the dilated mask and is exactly 0 outside it. The ramp
+    starts from the dilated edge, so a feather wider than the dilation cannot reach outside.
 
     The morphology runs only in a window around the mask, so a small mask on a 12-megapixel
     photo costs about what it costs on a small image.
@@ -234,7 +240,8 @@ def paste_alpha(mask: np.ndarray, dilate_px: int) -> tuple[np.ndarray, np.ndarra
     x0, y0 = max(0, box[0] - pad), max(0, box[1] - pad)
     x1, y1 = min(mask.shape[1], box[2] + pad), min(mask.shape[0], box[3] + pad)
     window = (slice(y0, y1), slice(x0, x1))
-    region[window], alpha[window] = _paste_alpha_dense(mask[window], dilate_px)
+    feather_px = dilate_px if feather_px is None else feather_px
+    region[window], alpha[window] = _paste_alpha_dense(mask[window], dilate_px, feather_px)
     return region, alpha
 
 
@@ -420,7 +427,7 @@ def inpaint(image: np.ndarray, mask: np.ndarray, settings: InpaintSettings | Non
         prompt, negative = expand_prompt(settings.mode, settings.prompt, settings.removed_class)
     else:
         prompt, negative = settings.prompt, settings.negative_prompt
-    region, alpha = paste_alpha(mask, settings.dilate_px)
+    region, alpha = paste_alpha(mask, settings.dilate_px, settings.feather_px)
     messages: list[str] = []
     timings: dict[str, float] = {}
     from ovpaint.models.device import is_out_of_memory

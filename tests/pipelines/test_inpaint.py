@@ -86,6 +86,18 @@ def test_composite_keeps_bytes_where_alpha_is_zero():
     assert np.all(out[alpha == 1.0] == 7)
 
 
+def test_feather_can_be_narrower_than_the_dilation_and_never_reaches_outside():
+    mask = np.zeros((80, 90), bool)
+    mask[30:50, 30:60] = True
+    region, hard = paste_alpha(mask, 10, 0)
+    assert set(np.unique(hard)) == {0.0, 1.0} and np.array_equal(hard > 0, region)
+    region_w, wide = paste_alpha(mask, 4, 12)
+    assert np.array_equal(region_w, paste_alpha(mask, 4)[0])
+    assert (wide[~region_w] == 0).all() and (wide[mask] == 1).all()
+    with pytest.raises(BadInput, match="feather"):
+        InpaintSettings(feather_px=-1).validated()
+
+
 def test_color_matching_moves_the_region_toward_the_ring():
     original = np.full((100, 100, 3), 200, np.uint8)
     generated = np.full((100, 100, 3), 60, np.uint8)  # far too dark everywhere
