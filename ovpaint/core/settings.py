@@ -57,6 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sam2_model", "", "SAM2 model; empty = chosen by device (tiny on CPU, "
             "base-plus on GPU)."),
     Setting("inpaint_model", "sd2-inpaint", "Inpainting model."),
+    Setting("cpu_bf16_unet", True, "On a CPU with native bf16 (AVX512-BF16 or AMX), run the "
+            "inpainting UNet in bf16 (about 1.6× faster per step); the rest stays fp32."),
     Setting("max_image_megapixels", 250, "Refuse images larger than this (decompression bombs)."),
     Setting("overlay_opacity", 0.5, "Opacity of mask overlays on the canvas."),
     Setting("recent_files", [], "Recently opened files."),

@@ -134,8 +134,10 @@ class ModelManager:
                 title = spec.title
                 state = "installed" if self.store.installed_path(spec) else "missing"
             if slot is not None:
-                out.append(ModelState(role, model_id, title, "loaded", str(slot.device),
-                                      devices.DTYPE_NAMES.get(slot.dtype, str(slot.dtype)),
+                dtype = devices.DTYPE_NAMES.get(slot.dtype, str(slot.dtype))
+                if getattr(slot.bundle, "unet_bf16", False):
+                    dtype += " (UNet bf16)"
+                out.append(ModelState(role, model_id, title, "loaded", str(slot.device), dtype,
                                       slot.bundle.nbytes(), slot.users > 0))
             else:
                 out.append(ModelState(role, model_id, title, state))
@@ -151,6 +153,7 @@ class ModelManager:
             else:
                 bundle = loader.build_tiny(self.seed, device="cpu", dtype=torch.float32)
             dtype = torch.float32
+            self._tune(loader, bundle)
             return _Slot(role, self.model_id(role), bundle, dtype)
         spec = self.spec(role)
         path = self.store.require(spec)
@@ -163,7 +166,14 @@ class ModelManager:
                 f"Could not load '{spec.title}' from {path}: {exc}. The file may be corrupt or "
                 f"of another model; check it with `ovpaint models verify {spec.id}`."
             ) from exc
+        self._tune(loader, bundle)
         return _Slot(role, spec.id, bundle, dtype)
+
+    def _tune(self, loader, bundle) -> None:
+        """Loader-specific speed-ups for computing on the CPU (the inpainting UNet in bf16)."""
+        tune = getattr(loader, "tune_for_cpu", None)
+        if tune is not None and self.device.type == "cpu" and self.settings["cpu_bf16_unet"]:
+            tune(bundle)
 
     def _slot(self, role: str) -> _Slot:
         # Loading can take half a minute (SD from disk): hold only this role's load lock, so

@@ -122,6 +122,8 @@ def _pipeline_bundle(ctx: PerfContext, cache: dict):
             from transformers import CLIPTextConfig, CLIPTextModel
 
             unet, vae = _real_parts(cache)
+            unet = copy.deepcopy(unet)  # the product's CPU tuning below must not touch the
+            # fp32 UNet of the stock stage
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 text_encoder = CLIPTextModel(CLIPTextConfig(**SD2_TEXT_ENCODER)).eval()
@@ -132,6 +134,9 @@ def _pipeline_bundle(ctx: PerfContext, cache: dict):
             pipe.set_progress_bar_config(disable=True)
             cache["bundle"] = inpaint_loader.InpaintBundle(pipe, "sd2-inpaint-random", "sd",
                                                            512)
+        if ctx.device.type == "cpu":
+            # as the ModelManager does by default: the UNet in bf16 where the CPU has it
+            inpaint_loader.tune_for_cpu(cache["bundle"])
     return cache["bundle"]
 
 

@@ -49,3 +49,51 @@ def test_real_loader_reads_a_local_diffusers_folder(tmp_path):
                                       torch.device("cpu"), torch.float32)
     assert bundle.pipe.unet.config.in_channels == 9
     assert torch.equal(bundle.pipe.unet.conv_in.weight, tiny.pipe.unet.conv_in.weight)
+
+
+def _unet_call(bundle, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    unet = bundle.pipe.unet
+    sample = torch.randn(2, unet.config.in_channels, 16, 16, generator=g)
+    text = torch.randn(2, 77, unet.config.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        return unet(sample, torch.tensor(999), encoder_hidden_states=text).sample, \
+            unet(sample, 999, text, return_dict=False)[0]
+
+
+@pytest.mark.skipif(not inpaint_loader.cpu_has_fast_bf16(), reason="no native bf16 on this CPU")
+def test_cpu_tuning_runs_the_unet_in_bf16_behind_fp32_inputs_and_outputs():
+    reference = inpaint_loader.build_tiny(0)
+    tuned = inpaint_loader.build_tiny(0)
+    assert inpaint_loader.tune_for_cpu(tuned) and tuned.unet_bf16
+    assert inpaint_loader.tune_for_cpu(tuned)  # idempotent: no second set of hooks
+    assert tuned.pipe.unet.dtype == torch.bfloat16
+    assert tuned.pipe.text_encoder.dtype == torch.float32 and tuned.pipe.vae.dtype == torch.float32
+    want, _ = _unet_call(reference)
+    got, got_tuple = _unet_call(tuned)
+    assert got.dtype == torch.float32 and got_tuple.dtype == torch.float32
+    assert torch.equal(got, got_tuple)  # keyword and positional calls are cast alike
+    err = (got - want).abs().mean() / want.abs().mean()
+    assert err < 0.05, float(err)  # bf16 rounding, not a different computation
+
+
+def test_manager_tunes_only_when_the_setting_allows(monkeypatch):
+    from ovpaint.core.settings import Settings
+    from ovpaint.models.manager import ModelManager
+
+    monkeypatch.setattr(inpaint_loader, "cpu_has_fast_bf16", lambda: True)
+    on = ModelManager(profile="tiny", device="cpu")
+    off = ModelManager(profile="tiny", device="cpu", settings=Settings(values={
+        "cpu_bf16_unet": False}))
+    assert on.get("inpaint").unet_bf16 and on.get("inpaint").pipe.unet.dtype == torch.bfloat16
+    assert not off.get("inpaint").unet_bf16
+    assert off.get("inpaint").pipe.unet.dtype == torch.float32
+    state = {s.role: s for s in on.states()}["inpaint"]
+    assert "UNet bf16" in state.dtype
+
+
+def test_cpu_tuning_is_skipped_without_native_bf16(monkeypatch):
+    monkeypatch.setattr(inpaint_loader, "cpu_has_fast_bf16", lambda: False)
+    bundle = inpaint_loader.build_tiny(0)
+    assert not inpaint_loader.tune_for_cpu(bundle)
+    assert bundle.pipe.unet.dtype == torch.float32
