@@ -227,11 +227,7 @@ def _check_writable(out_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- pipeline glue
 def default_segment_fn(method: str, manager, settings: dict | None) -> SegmentFn:
-    try:
-        from ovpaint.pipelines.segment import segment
-    except ModuleNotFoundError as exc:
-        raise BadInput("Text segmentation is not available in this build "
-                       f"(ovpaint.pipelines.segment is missing: {exc}).") from exc
+    from ovpaint.pipelines.segment import segment
 
     def fn(rgb: np.ndarray, queries: list[ClassQuery]) -> SegmentationResult:
         return segment(rgb, queries, method=method, manager=manager, settings=settings)

@@ -34,22 +34,6 @@ MODES = ("remove", "replace", "restyle")
 DEFAULT_STRENGTH = {"remove": 1.0, "replace": 1.0, "restyle": 0.7}
 
 
-def inpaint_available() -> bool:
-    try:
-        from ovpaint.pipelines.inpaint import inpaint  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def fallback_available() -> bool:
-    try:
-        from ovpaint.pipelines.inpaint import fallback_inpaint  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def build_settings(values: dict):
     """An ``InpaintSettings`` from the panel's values, passing only the fields it declares."""
     from ovpaint.pipelines.inpaint import InpaintSettings
@@ -161,7 +145,6 @@ class InpaintPanel(QWidget):
         self.variants.setValue(1)
         self.fast = QCheckBox("Instant fallback (no model)")
         self.fast.setObjectName("fallbackCheck")
-        self.fast.setEnabled(fallback_available())
         self.button = QPushButton("Inpaint")
         self.button.setObjectName("inpaintButton")
         self.button.setToolTip("Inpaint inside the selected mask (Ctrl+Shift+Return)")
@@ -208,11 +191,7 @@ class InpaintPanel(QWidget):
         self._refresh()
 
     def _refresh(self) -> None:
-        ready = inpaint_available()
-        self.button.setEnabled(ready and self.context.document is not None
-                               and not self.context.busy)
-        if not ready:
-            self.button.setToolTip("The inpainting engine is not installed in this build.")
+        self.button.setEnabled(self.context.document is not None and not self.context.busy)
         live = [v for v in self._variant_layers
                 if self.context.document is not None
                 and any(v is layer for layer in self.context.document.layers)]
@@ -238,18 +217,13 @@ class InpaintPanel(QWidget):
     def _update_expansion(self, *args) -> None:
         if self._expanded_by_user:
             return
+        from ovpaint.pipelines.inpaint import expand_prompt
+
         try:
-            from ovpaint.pipelines.inpaint import expand_prompt
-        except ImportError:
-            return
-        try:
-            expanded = expand_prompt(self.mode.currentText(), self.prompt.text(),
-                                     self._removed_class())
+            positive, negative = expand_prompt(self.mode.currentText(), self.prompt.text(),
+                                               self._removed_class())
         except BadInput:
             return
-        positive, negative = (expanded if isinstance(expanded, tuple) else
-                              (getattr(expanded, "prompt", str(expanded)),
-                               getattr(expanded, "negative_prompt", "")))
         self._setting_expansion = True
         self.expanded.setPlainText(positive)
         self.negative.setPlainText(negative)

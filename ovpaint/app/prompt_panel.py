@@ -30,11 +30,9 @@ METHOD_HELP = {
 
 
 def available_methods() -> list[str]:
-    """The methods the segmentation engine offers, best first; empty if it is not installed."""
-    try:
-        from ovpaint.pipelines.segment import METHODS
-    except ImportError:
-        return []
+    """The methods the segmentation engine registers, best first."""
+    from ovpaint.pipelines.segment import METHODS
+
     names = list(METHODS)
     return sorted(names, key=lambda m: (PREFERRED_ORDER.index(m) if m in PREFERRED_ORDER
                                         else len(PREFERRED_ORDER), m))

@@ -25,14 +25,6 @@ TOOL_KEYS = {"positive": "A", "negative": "S", "box": "X", "brush": "B", "eraser
              "pan": "H"}
 
 
-def interactive_available() -> bool:
-    try:
-        from ovpaint.pipelines.interactive import ClickSession  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class _ClickHolder:
     """The click session of one mask, built lazily on a worker (it needs the SAM2 model)."""
 
@@ -266,7 +258,7 @@ class ToolController(QObject):
         return self._click
 
     def add_point(self, x: float, y: float, positive: bool) -> None:
-        if self.doc is None or not self._interactive_ready():
+        if self.doc is None:
             return
         holder = self._click_holder()
         self._points.append((x, y, positive))
@@ -274,20 +266,12 @@ class ToolController(QObject):
         self._predict(holder, "add_point", (x, y, positive), f"Click {'+' if positive else '−'}")
 
     def set_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        if self.doc is None or not self._interactive_ready():
+        if self.doc is None:
             return
         holder = self._click_holder()
         self._box = (x0, y0, x1, y1)
         self.canvas.set_box(self._box)
         self._predict(holder, "set_box", (x0, y0, x1, y1), "Box")
-
-    def _interactive_ready(self) -> bool:
-        if interactive_available():
-            return True
-        self.context.banner.show_message(
-            "Click correction needs the interactive engine, which is not installed in this "
-            "build. Use the brush and eraser instead.", "warning")
-        return False
 
     def _predict(self, holder: _ClickHolder, op: str, args: tuple, text: str) -> None:
         handle = self.context.run_job(

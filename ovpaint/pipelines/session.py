@@ -65,7 +65,9 @@ class ImageSession:
                 import torch
 
                 predictor = sam_bundle.predictor()
+                # a writable copy: the image may be a read-only view (torch warns on those)
+                image = self.image if self.image.flags.writeable else self.image.copy()
                 with torch.inference_mode():
-                    predictor.set_image(self.image)
+                    predictor.set_image(image)
                 self._cache[key] = predictor
             return predictor
