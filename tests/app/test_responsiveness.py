@@ -42,3 +42,16 @@ def test_event_loop_keeps_running_during_a_model_job(qtbot, window, tiny_manager
     assert handle.state == "done"
     assert meter.ticks > 10
     assert meter.max_gap < 0.25 * duration
+
+
+def test_engine_warm_up_imports_every_engine_module():
+    """The app preloads the engine's libraries off the UI thread; a wrong name here would
+    silently bring the first-job stall back."""
+    import sys
+
+    from ovpaint.app.launch import ENGINE_MODULES, warm_up_engine
+
+    thread = warm_up_engine()
+    thread.join(120)
+    assert not thread.is_alive()
+    assert [m for m in ENGINE_MODULES if m not in sys.modules] == []
