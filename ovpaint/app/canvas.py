@@ -408,20 +408,24 @@ class Canvas(QGraphicsView):
     def actual_size(self) -> None:
         self.set_zoom(1.0)
 
-    def set_zoom(self, zoom: float) -> None:
+    def set_zoom(self, zoom: float, under_mouse: bool = False) -> None:
+        """Zoom about the view's centre (menu, keys) or the point under the mouse (wheel)."""
         zoom = max(0.01, min(32.0, zoom))
         self._fit_mode = False
         factor = zoom / self.zoom
+        centre = self.mapToScene(self.viewport().rect().center())
         self.scale(factor, factor)
+        if not under_mouse:
+            self.centerOn(centre)
         self.zoom_changed.emit(self.zoom)
 
-    def zoom_by(self, factor: float) -> None:
-        self.set_zoom(self.zoom * factor)
+    def zoom_by(self, factor: float, under_mouse: bool = False) -> None:
+        self.set_zoom(self.zoom * factor, under_mouse)
 
     def wheelEvent(self, event) -> None:  # noqa: N802
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom_by(1.25 ** steps)
+            self.zoom_by(1.25 ** steps, under_mouse=True)
         event.accept()
 
     def resizeEvent(self, event) -> None:  # noqa: N802

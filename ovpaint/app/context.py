@@ -180,6 +180,8 @@ class EditorContext(QObject):
             self.banner.show_message(f"Busy with {self.current_job.name}; wait or press Cancel.",
                                      "warning")
             return None
+        if self.banner.isVisible() and getattr(self.banner, "kind", "") == "info":
+            self.banner.hide()  # the last job's notes; errors and warnings stay until dismissed
         doc = self.document
         started = time.perf_counter()
 

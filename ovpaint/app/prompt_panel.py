@@ -20,7 +20,7 @@ from ovpaint.core.document import Document
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.prompt import parse_prompt
 
-PREFERRED_ORDER = ("hybrid", "refined", "dense", "proposal")
+PREFERRED_ORDER = ("refined", "hybrid", "dense", "proposal")  # refined: the default, as in the CLI
 METHOD_HELP = {
     "hybrid": "stuff (sky, grass…) from the dense map, things from SAM2 proposals",
     "refined": "dense CLIP map refined with SAM2 (sharp edges)",

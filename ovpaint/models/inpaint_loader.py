@@ -10,6 +10,8 @@ encoder and the real CLIP BPE tokenizer built from the vocabulary open_clip ship
 from __future__ import annotations
 
 import json
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,19 @@ def _cast_unet_output(unet, args, kwargs, output):
     return output
 
 
+@contextmanager
+def _deliberate_cast():
+    """diffusers warns on every ``.to(dtype)`` of a model it did not load itself; our casts
+    (the tiny models, the CPU tuning) are deliberate and complete, so the warning is noise."""
+    log = logging.getLogger("diffusers.models.modeling_utils")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def tune_for_cpu(bundle: InpaintBundle) -> bool:
     """Run the UNet in bf16 with channels-last memory when the CPU computes bf16 natively
     (``ovpaint perf --only inpaint``: 1.6× per step on a 2-core AVX512-BF16 machine). The
@@ -104,17 +119,9 @@ def tune_for_cpu(bundle: InpaintBundle) -> bool:
         return True
     if bundle.device.type != "cpu" or not cpu_has_fast_bf16():
         return False
-    import logging
-
     unet = bundle.pipe.unet
-    # diffusers warns on any .to(dtype) of a model; the cast is deliberate and complete here
-    log = logging.getLogger("diffusers.models.modeling_utils")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
+    with _deliberate_cast():
         unet.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
-    finally:
-        log.setLevel(level)
     unet.register_forward_pre_hook(_cast_unet_inputs, with_kwargs=True)
     unet.register_forward_hook(_cast_unet_output, with_kwargs=True)
     bundle.unet_bf16 = True
@@ -210,7 +217,8 @@ def build_tiny(seed: int = 0, device: torch.device | str = "cpu",
         feature_extractor=None, requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(device=device, dtype=dtype)
+    with _deliberate_cast():
+        pipe.to(device=device, dtype=dtype)
     return InpaintBundle(pipe, "tiny-inpaint", "sd", TINY_RESOLUTION)
 
 

@@ -744,7 +744,7 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     messages: list[str] = []
     if len(candidates) == 0:
         messages.append(f"SAM2 proposed no mask large enough to score ({len(auto)} masks "
-                        "in all); nothing was segmented. Try --method refined.")
+                        "in all); nothing was segmented. Try the refined method.")
         return SegmentationResult(np.zeros(full_hw, np.int32), classes,
                                   _empty_scores(len(classes), *full_hw), "proposal", timings,
                                   messages, {"instances": [], "n_masks": len(auto)})
@@ -771,7 +771,7 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     missing = [classes[k] for k in range(1, len(classes)) if k not in found]
     if not instances:
         messages.append("No mask scored high enough for " + ", ".join(missing) +
-                        "; the result is empty. Try --method refined or a lower threshold.")
+                        "; the result is empty. Try the refined method or a lower threshold.")
     elif missing:
         messages.append("No mask scored high enough for: " + ", ".join(missing) + ".")
     timings["total"] = time.perf_counter() - t0
