@@ -7,7 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ovpaint.cli.common import cancel_on_interrupt, new_cancel, print_json, tqdm_progress
+from ovpaint.cli.common import (
+    cancel_on_interrupt,
+    new_cancel,
+    print_json,
+    segmentation_methods,
+    tqdm_progress,
+)
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -17,8 +23,8 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True,
                    help="classes to find, e.g. 'sky, dog' ('|' separates synonyms)")
     p.add_argument("--out", required=True, help="output folder (mirrors the input tree)")
-    p.add_argument("--method", default="refined",
-                   help="segmentation method: dense, refined (default), proposals, hybrid")
+    p.add_argument("--method", default="refined", choices=segmentation_methods(),
+                   help="segmentation method (default: refined)")
     p.add_argument("--no-recursive", dest="recursive", action="store_false",
                    help="only the top folder, not its sub-folders")
     p.add_argument("--ext", default=None,

@@ -9,7 +9,12 @@ import argparse
 import json
 import sys
 
-from ovpaint.cli.common import cancel_on_interrupt, new_cancel, tqdm_progress
+from ovpaint.cli.common import (
+    cancel_on_interrupt,
+    new_cancel,
+    segmentation_methods,
+    tqdm_progress,
+)
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -20,9 +25,8 @@ def register(sub) -> argparse.ArgumentParser:
                         "ade20k (ADEChallengeData2016 validation)")
     p.add_argument("--root", required=True, help="the dataset's folder")
     p.add_argument("--out", required=True, help="report path (REPORT.json)")
-    p.add_argument("--method", default="dense",
-                   help="segmentation method: dense (default, comparable to SCLIP), refined, "
-                        "proposals, hybrid")
+    p.add_argument("--method", default="dense", choices=segmentation_methods(),
+                   help="segmentation method (default: dense, comparable to SCLIP's numbers)")
     p.add_argument("--limit", type=int, default=None,
                    help="score a random subset of N images (reproducible with --seed)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")

@@ -78,3 +78,10 @@ class cancel_on_interrupt:  # noqa: N801 - used as a context manager, reads like
 
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+def segmentation_methods() -> list[str]:
+    """The methods the segmentation engine registers (for --method choices)."""
+    from ovpaint.pipelines.segment import METHODS
+
+    return list(METHODS)

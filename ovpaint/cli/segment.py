@@ -11,14 +11,14 @@ import re
 import sys
 from pathlib import Path
 
-from ovpaint.cli.common import cancel_on_interrupt, new_cancel, print_json, tqdm_progress
+from ovpaint.cli.common import (
+    cancel_on_interrupt,
+    new_cancel,
+    print_json,
+    segmentation_methods,
+    tqdm_progress,
+)
 from ovpaint.core.errors import BadInput
-
-
-def _methods() -> list[str]:
-    from ovpaint.pipelines.segment import METHODS
-
-    return list(METHODS)
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=None,
                    help="classes to find, e.g. 'sky, dog' (',' separates classes, "
                         "'|' synonyms of one class); optional with --points/--box")
-    methods = _methods()
+    methods = segmentation_methods()
     p.add_argument("--method", choices=methods, default="refined" if "refined" in methods
                    else methods[0], help="segmentation method (default: refined)")
     p.add_argument("--out", required=True, help="label map PNG to write")
