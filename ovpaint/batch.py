@@ -44,6 +44,8 @@ from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import save_label_png, save_mask_png
 from ovpaint.core.prompt import ClassQuery, parse_prompt
 from ovpaint.pipelines.result import SegmentationResult
+from ovpaint.pipelines.segment import model_ids
+from ovpaint.pipelines.segment import segment_fn as default_segment_fn  # tests replace it
 
 STATE_NAME = ".ovpaint-batch-state.jsonl"
 REPORT_JSON = "batch_report.json"
@@ -226,46 +228,18 @@ def _check_writable(out_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- pipeline glue
-def default_segment_fn(method: str, manager, settings: dict | None) -> SegmentFn:
-    from ovpaint.pipelines.segment import segment
-
-    def fn(rgb: np.ndarray, queries: list[ClassQuery]) -> SegmentationResult:
-        return segment(rgb, queries, method=method, manager=manager, settings=settings)
-
-    return fn
-
-
 def default_inpaint_fn(options: InpaintOptions, manager) -> InpaintFn:
-    try:
-        from ovpaint.pipelines import inpaint as inpaint_module
-    except ModuleNotFoundError as exc:
-        raise BadInput("Inpainting is not available in this build "
-                       f"(ovpaint.pipelines.inpaint is missing: {exc}).") from exc
+    from ovpaint.pipelines import inpaint as inpaint_module
+
     settings = options.settings
     if settings is None or isinstance(settings, dict):
         settings = inpaint_module.InpaintSettings(mode=options.mode, prompt=options.prompt,
                                                   **(settings or {}))
 
     def fn(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        out = inpaint_module.inpaint(rgb, mask, settings, manager=manager)
-        image = getattr(out, "image", out)
-        if isinstance(image, (list, tuple)):
-            image = image[0]
-        return np.asarray(image)
+        return inpaint_module.inpaint(rgb, mask, settings, manager=manager).image
 
     return fn
-
-
-def _models_of(manager) -> dict[str, str]:
-    if manager is None:
-        return {}
-    out = {}
-    for role in ("clip", "sam2"):
-        try:
-            out[role] = manager.model_id(role)
-        except Exception:  # noqa: BLE001 - a description must not fail the run
-            continue
-    return out
 
 
 # --------------------------------------------------------------------------- the job
@@ -353,7 +327,7 @@ def run_batch(
     exclude = [out_res] if _within(out_res, in_res) else []
     report = BatchReport(str(input_dir), str(out_dir),
                          prompt if isinstance(prompt, str) else ", ".join(q.name for q in queries),
-                         method, models=_models_of(manager))
+                         method, models=model_ids(manager))
     if exclude:
         report.messages.append(f"The output folder {out_dir} is inside the input folder; it is "
                                "excluded from the scan, so outputs are never reprocessed.")

@@ -27,6 +27,8 @@ from ovpaint.core.prompt import ClassQuery
 from ovpaint.eval.datasets import IGNORE, Dataset, open_dataset
 from ovpaint.eval.metrics import ConfusionAccumulator, ImageCounts, Scores
 from ovpaint.pipelines.result import SegmentationResult
+from ovpaint.pipelines.segment import model_ids
+from ovpaint.pipelines.segment import segment_fn as _default_segment_fn  # tests replace it
 
 #: ``fn(rgb, queries) -> SegmentationResult``; ``result.classes[0]`` is the background and
 #: ``result.classes[1:]`` name the queries.
@@ -88,29 +90,6 @@ def label_lookup(result: SegmentationResult, dataset: Dataset) -> np.ndarray:
                            "does not have.")
         lut[index] = by_name[name]
     return lut
-
-
-def _default_segment_fn(method: str, manager, settings: dict[str, Any]) -> SegmentFn:
-    from ovpaint.pipelines.segment import segment
-
-    def fn(rgb: np.ndarray, queries: list[ClassQuery]) -> SegmentationResult:
-        return segment(rgb, queries, method=method, manager=manager, settings=settings)
-
-    return fn
-
-
-def _models_of(manager) -> dict[str, str]:
-    if manager is None:
-        return {}
-    out = {}
-    for role in ("clip", "sam2"):
-        try:
-            out[role] = manager.model_id(role)
-        except Exception:  # noqa: BLE001 - a description must not fail a finished run
-            continue
-    if getattr(manager, "is_tiny", False):
-        out["profile"] = "tiny (random weights: results are meaningless)"
-    return out
 
 
 def state_path_for(out_path: str | os.PathLike) -> Path:
@@ -186,7 +165,7 @@ def run_benchmark(
     run_settings.update(settings or {})
     if segment_fn is None:
         segment_fn = _default_segment_fn(method, manager, run_settings)
-    models = _models_of(manager)
+    models = model_ids(manager)
     ids = [s.id for s in samples]
     config = _config(ds, method, run_settings, ids, models)
     queries = ds.class_queries()

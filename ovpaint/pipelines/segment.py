@@ -122,3 +122,28 @@ def segment(image: np.ndarray, prompt: str | list[ClassQuery], *, method: str = 
         if note not in result.messages:
             result.messages.append(note)
     return result
+
+
+def segment_fn(method: str, manager: Any, settings: dict | None = None
+               ) -> Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]:
+    """``segment`` with the method, models and settings fixed: what batch and benchmark run
+    per image (each call makes its own session)."""
+    def fn(rgb: np.ndarray, queries: list[ClassQuery]) -> SegmentationResult:
+        return segment(rgb, queries, method=method, manager=manager, settings=settings)
+
+    return fn
+
+
+def model_ids(manager: Any) -> dict[str, str]:
+    """The segmentation models a run used, for its report; says when they are the tiny ones."""
+    if manager is None:
+        return {}
+    out = {}
+    for role in ("clip", "sam2"):
+        try:
+            out[role] = manager.model_id(role)
+        except Exception:  # noqa: BLE001 - a description must not fail a run
+            continue
+    if getattr(manager, "is_tiny", False):
+        out["profile"] = "tiny (random weights: results are meaningless)"
+    return out
