@@ -176,6 +176,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
               setup=requery, note="target < 50 ms"),
         Stage("dense", f"SAM2 embedding {w}×{h} (set_image)", sam_embedding, repeats=rep(3)),
         Stage("dense", name_sep, refine_separate, repeats=rep(3), setup=predictor),
-        Stage("dense", "refine: 60 points, one batched decoder call + vote", refine_batched,
+        Stage("dense", "refine: 60 points, batched decoder (prompts per call by device) + vote",
+              refine_batched,
               repeats=rep(3), baseline=name_sep, setup=predictor),
     ]

@@ -1,4 +1,4 @@
-"""SAM2 refinement: interior points, one batched decoder call equal to per-point predict,
+"""SAM2 refinement: interior points, batched decoder calls equal to per-point predict,
 voting and combination rules."""
 
 from __future__ import annotations
@@ -82,6 +82,20 @@ def test_batched_decoder_equals_predict(tiny_manager):
         with torch.no_grad():
             plain, _ = R._decode_plain(pred, *_prompts(pred, pts))
         np.testing.assert_allclose(plain.numpy(), low.numpy(), atol=1e-3)
+
+
+def test_decoder_batches_split_without_reordering_or_lone_prompts(tiny_manager):
+    rng = np.random.default_rng(1)
+    image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    session = ImageSession(image)
+    pts = np.stack([rng.uniform(0, 159, 7), rng.uniform(0, 119, 7)], 1).astype(np.float32)
+    with tiny_manager.use("sam2") as sam:
+        pred = session.sam2_predictor(sam)
+        whole, iou_whole = R.decode_points(pred, pts, prompts_per_call=64)
+        for per_call in (2, 3, 6):  # 7 prompts: 3+2+2, 3+2+2... never a batch of one
+            split, iou_split = R.decode_points(pred, pts, prompts_per_call=per_call)
+            np.testing.assert_allclose(split.numpy(), whole.numpy(), atol=1e-4)
+            np.testing.assert_allclose(iou_split.numpy(), iou_whole.numpy(), atol=1e-5)
 
 
 def _prompts(pred, pts):
