@@ -20,6 +20,7 @@ import torch
 
 from ovpaint.core.errors import ModelUnavailable
 from ovpaint.core.paths import cache_dir
+from ovpaint.models.device import cpu_has_fast_bf16
 
 TINY_RESOLUTION = 128
 
@@ -49,15 +50,6 @@ class InpaintBundle:
 
     def nbytes(self) -> int:
         return sum(p.numel() * p.element_size() for m in self.modules() for p in m.parameters())
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Native bf16 matrix units (AVX512-BF16 or AMX) that oneDNN uses; elsewhere bf16 is
-    emulated and slower than fp32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 _UNET_FLOAT_INPUTS = ("sample", "encoder_hidden_states")

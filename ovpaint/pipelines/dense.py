@@ -31,6 +31,7 @@ from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.device import cpu_has_fast_bf16
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 
 BACKGROUND_FILE = ("classes", "background_stuff.txt")
@@ -235,15 +236,6 @@ def dense_embeddings(visual: Any, x: torch.Tensor, layers: Sequence[int] | None 
         feat = feat * (float(wgt) / wsum)
         total = feat if total is None else total + feat
     return total, gh, gw
-
-
-def cpu_has_fast_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
-            flags = fh.read(200_000)
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def compute_dtype(name: str, device: torch.device, model_dtype: torch.dtype) -> torch.dtype:

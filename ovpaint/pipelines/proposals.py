@@ -461,7 +461,7 @@ def _autocast(device: torch.device, dtype: torch.dtype, low_precision_cpu: bool)
     import contextlib
 
     if device.type == "cpu" and low_precision_cpu:
-        from ovpaint.pipelines.dense import cpu_has_fast_bf16
+        from ovpaint.models.device import cpu_has_fast_bf16
 
         if cpu_has_fast_bf16():
             return torch.autocast("cpu", dtype=torch.bfloat16)
