@@ -32,6 +32,12 @@ class InpaintBundle:
     kind: str  # "sd" | "sdxl"
     resolution: int  # native training resolution (512 for SD1/2, 1024 for SDXL)
     unet_bf16: bool = False  # the UNet computes in bf16 on the CPU (see tune_for_cpu)
+    weights_dtype: torch.dtype | None = None  # as loaded (the manager's dtype)
+    default_scheduler: Any = None  # the model's own scheduler, restored for "default"
+
+    def __post_init__(self) -> None:
+        self.weights_dtype = self.weights_dtype or self.pipe.unet.dtype
+        self.default_scheduler = self.default_scheduler or self.pipe.scheduler
 
     @property
     def device(self) -> torch.device:
@@ -42,7 +48,12 @@ class InpaintBundle:
         return self.pipe.unet.dtype
 
     def to_device(self, device: torch.device) -> None:
-        self.pipe.to(device)
+        """Move the pipeline, back in its loaded dtype: the out-of-memory fallback computes on
+        the CPU in fp32, and the next placement must not put an fp32 UNet on the GPU."""
+        if self.unet_bf16:
+            self.pipe.to(device)  # CPU-tuned: the UNet's bf16 is deliberate
+        else:
+            self.pipe.to(device, self.weights_dtype)
 
     def modules(self) -> list[torch.nn.Module]:
         names = ("unet", "vae", "text_encoder", "text_encoder_2")

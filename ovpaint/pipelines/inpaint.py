@@ -315,8 +315,12 @@ def fallback_inpaint(image: np.ndarray, mask: np.ndarray, method: str = "telea",
 
 
 # --------------------------------------------------------------------------- diffusion
-def _set_scheduler(pipe, name: str) -> None:
+def _set_scheduler(bundle, name: str) -> None:
+    """The scheduler for this call, built from the model's own (the pipeline is shared: a
+    previous call's choice must not stick)."""
+    base = bundle.default_scheduler
     if name == "default":
+        bundle.pipe.scheduler = base
         return
     import diffusers
 
@@ -327,7 +331,7 @@ def _set_scheduler(pipe, name: str) -> None:
         "dpm++": diffusers.DPMSolverMultistepScheduler,
         "pndm": diffusers.PNDMScheduler,
     }
-    pipe.scheduler = classes[name].from_config(pipe.scheduler.config)
+    bundle.pipe.scheduler = classes[name].from_config(base.config)
 
 
 def _lighter_settings(pipe) -> list[tuple[str, Callable[[], None]]]:
@@ -342,7 +346,9 @@ def run_with_memory_fallbacks(call: Callable[[], np.ndarray], bundle, messages: 
                               progress: Progress | None,
                               is_oom: Callable[[BaseException], bool]) -> np.ndarray:
     """Run ``call``; on out-of-memory retry with each lighter setting, then on the CPU,
-    telling the user each step."""
+    telling the user each step. The savers stay on for later calls (memory that was short once
+    is short again); the CPU move lasts until the manager places the model again, in its
+    loaded dtype (:meth:`InpaintBundle.to_device`)."""
     import torch
 
     fallbacks = list(_lighter_settings(bundle.pipe))
@@ -433,7 +439,7 @@ def inpaint(image: np.ndarray, mask: np.ndarray, settings: InpaintSettings | Non
     from ovpaint.models.device import is_out_of_memory
 
     with manager.use("inpaint") as bundle:
-        _set_scheduler(bundle.pipe, settings.scheduler)
+        _set_scheduler(bundle, settings.scheduler)
         crops = plan_crops(region, settings)
         seeds = [settings.seed + i for i in range(settings.variants)]
         steps_per_crop = max(1, int(settings.steps * settings.strength))

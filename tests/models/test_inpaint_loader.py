@@ -97,3 +97,11 @@ def test_cpu_tuning_is_skipped_without_native_bf16(monkeypatch):
     bundle = inpaint_loader.build_tiny(0)
     assert not inpaint_loader.tune_for_cpu(bundle)
     assert bundle.pipe.unet.dtype == torch.float32
+
+
+def test_placement_restores_the_loaded_dtype_after_a_cpu_fallback():
+    bundle = inpaint_loader.build_tiny(0)
+    assert bundle.weights_dtype == torch.float32
+    bundle.pipe.to(torch.device("cpu"), torch.bfloat16)  # e.g. what a fallback left behind
+    bundle.to_device(torch.device("cpu"))
+    assert bundle.pipe.unet.dtype == torch.float32 and bundle.pipe.vae.dtype == torch.float32

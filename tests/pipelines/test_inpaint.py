@@ -233,6 +233,18 @@ def test_explicit_prompts_are_used_verbatim(tiny_manager):
     assert result.prompt == "exactly this" and result.negative_prompt == ""
 
 
+def test_a_scheduler_choice_does_not_stick_to_the_shared_pipeline(tiny_manager):
+    image, mask = _image(60, 60), _mask(60, 60)
+    mask[:] = False
+    mask[20:40, 20:40] = True
+    bundle = tiny_manager.get("inpaint")
+    default = type(bundle.default_scheduler)
+    inpaint(image, mask, InpaintSettings(scheduler="euler", **FAST), manager=tiny_manager)
+    assert type(bundle.pipe.scheduler).__name__ == "EulerDiscreteScheduler"
+    inpaint(image, mask, InpaintSettings(**FAST), manager=tiny_manager)
+    assert type(bundle.pipe.scheduler) is default and default.__name__ != "EulerDiscreteScheduler"
+
+
 class _FakeOOM(RuntimeError):
     pass
 
