@@ -106,7 +106,11 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
                 settings={"compute_dtype": "fp32"})
     b = segment(image, "dog, tree", method="dense", manager=tiny_manager, session=s,
                 settings={"compute_dtype": "bf16"})
-    assert (a.labels == b.labels).mean() > 0.97
+    # 97 % of this image is background, so also compare where either found a class
+    found = (a.labels != 0) | (b.labels != 0)
+    assert found.sum() > 500
+    assert (a.labels == b.labels).mean() >= 0.999
+    assert (a.labels == b.labels)[found].mean() >= 0.98
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", ",,;|\n", None])

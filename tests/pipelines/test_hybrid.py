@@ -168,7 +168,10 @@ def test_methods_registered_and_run_through_segment(tiny_manager):
     assert hybrid_result.labels.shape == (96, 128)
     proposal_result = segment(image, "dog", method="proposal", manager=tiny_manager,
                               settings=settings)
-    assert proposal_result.method == "proposal" and proposal_result.messages
+    assert proposal_result.method == "proposal"
+    # an empty result says why (beyond the note every tiny-model result carries)
+    reasons = [m for m in proposal_result.messages if "Tiny test models" not in m]
+    assert proposal_result.labels.any() or any("nothing was segmented" in m for m in reasons)
     with pytest.raises(BadInput):
         segment(image, "dog", method="proposal", manager=tiny_manager,
                 settings={"proposal_no_such_thing": 1})

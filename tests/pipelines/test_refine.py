@@ -4,7 +4,6 @@ voting and combination rules."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from ovpaint.pipelines import refine as R
 from ovpaint.pipelines.session import ImageSession
@@ -106,7 +105,15 @@ def _prompts(pred, pts):
     return coords, torch.ones((len(pts), 1), dtype=torch.int)
 
 
-def test_refine_only_changes_claimed_pixels(tiny_manager):
+def test_refine_only_changes_claimed_pixels(tiny_manager, monkeypatch):
+    votes = []
+
+    def spy(*args, **kwargs):
+        votes.append(vote(*args, **kwargs))
+        return votes[-1]
+
+    vote = R.vote
+    monkeypatch.setattr(R, "vote", spy)
     rng = np.random.default_rng(1)
     image = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
     labels = np.zeros((96, 128), np.int32)
@@ -114,12 +121,17 @@ def test_refine_only_changes_claimed_pixels(tiny_manager):
     probs = np.stack([(labels == 0), (labels == 1)]).astype(np.float32)
     refined, info = R.refine_labels(ImageSession(image), tiny_manager, labels, probs)
     assert refined.shape == labels.shape and refined.dtype == np.int32
-    assert set(np.unique(refined)) <= {0, 1}
     assert 1 <= len(info["points"]) <= 60
+    (claimed,) = votes
+    unclaimed = ~claimed.any(axis=0)
+    assert np.array_equal(refined[unclaimed], labels[unclaimed])
+    changed = refined != labels
+    assert changed.any()  # the random-weight masks do claim pixels here
+    ys, xs = np.nonzero(changed)
+    assert claimed[refined[ys, xs], ys, xs].all()  # a changed pixel goes to a claiming class
 
 
-@pytest.mark.parametrize("n", [0])
-def test_no_points_means_dense_labels(tiny_manager, n):
+def test_no_points_means_dense_labels(tiny_manager):
     labels = np.zeros((50, 50), np.int32)
     probs = np.ones((1, 50, 50), np.float32)
     s = R.RefineSettings(refine_background=False)
