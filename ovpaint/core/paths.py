@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
@@ -30,6 +31,17 @@ def resource(*parts: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"Resource missing from this installation: {path}")
     return path
+
+
+@lru_cache(maxsize=16)
+def read_list(path: str | os.PathLike) -> tuple[str, ...]:
+    """The entries of a word list: one per line, ``#`` starts a comment, blank lines skipped."""
+    entries = []
+    for line in Path(path).read_text("utf-8").splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            entries.append(entry)
+    return tuple(entries)
 
 
 def _dir(env: str, sub: str, default: str) -> Path:

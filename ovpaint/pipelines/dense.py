@@ -19,7 +19,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
-from ovpaint.core.paths import resource
+from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.models.device import cpu_has_fast_bf16
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
@@ -198,11 +197,6 @@ def vit_block(block: Any, x: torch.Tensor, csa: bool = False, low: dict | None =
     y = block.mlp.gelu(_linear(block.mlp.c_fc.weight, block.mlp.c_fc.bias, y, low))
     y = _linear(block.mlp.c_proj.weight, block.mlp.c_proj.bias, y, low)
     return x + block.ls_2(y)
-
-
-def csa_block(block: Any, x: torch.Tensor) -> torch.Tensor:
-    """The last block with Correlative Self-Attention (see :func:`vit_block`)."""
-    return vit_block(block, x, csa=True)
 
 
 def dense_embeddings(visual: Any, x: torch.Tensor, layers: Sequence[int] | None = None,
@@ -402,20 +396,9 @@ def postprocess(logits: torch.Tensor, name_class: Sequence[int] | torch.Tensor,
 
 
 # --------------------------------------------------------------------------- the method
-@lru_cache(maxsize=4)
-def _read_words(path: str) -> tuple[str, ...]:
-    words = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            word = line.split("#", 1)[0].strip()
-            if word:
-                words.append(word)
-    return tuple(words)
-
-
 def background_words() -> tuple[str, ...]:
     """The implicit background list a lone query is scored against (METHOD.md §1.7)."""
-    return _read_words(str(resource(*BACKGROUND_FILE)))
+    return read_list(resource(*BACKGROUND_FILE))
 
 
 def class_names(queries: Sequence[ClassQuery], implicit_background: bool = True

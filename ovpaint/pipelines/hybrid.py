@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ovpaint.core.jobs import CancelToken, Progress
-from ovpaint.core.paths import resource
+from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.proposals import ProposalSettings, encode_texts, segment_proposals
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
@@ -55,26 +55,17 @@ class Route:
     reason: str  # "stuff list", "thing list" or "text embedding (margin ±x.xxx)"
 
 
-def _read_names(path: Path) -> list[str]:
-    names = []
-    for line in path.read_text("utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            names.append(line)
-    return names
-
-
 @lru_cache(maxsize=4)
 def stuff_words(path: str | None = None) -> frozenset[str]:
     file = Path(path) if path else resource("classes", "stuff_words.txt")
-    return frozenset(n.lower() for n in _read_names(file))
+    return frozenset(n.lower() for n in read_list(file))
 
 
 @lru_cache(maxsize=1)
 def coco_prototypes() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(stuff names, thing names) of COCO-Stuff-171: ids 0–79 are things, 80–170 stuff."""
     names = []
-    for entry in _read_names(resource("classes", "cocostuff171.txt")):
+    for entry in read_list(resource("classes", "cocostuff171.txt")):
         label, _, synonyms = entry.partition(":")
         names.append((synonyms or label).split("|")[0].strip().lower())
     return tuple(names[80:]), tuple(names[:80])

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from ovpaint.core.errors import BadInput
-from ovpaint.pipelines.session import ImageSession
+from ovpaint.pipelines.session import ImageSession, sam2_autocast
 
 MASK_LOGIT = 10.0  # magnitude of the logits a binary mask is turned into (SAM2 clamps at 32)
 
@@ -211,7 +211,7 @@ class ClickSession:
         with self.manager.use("sam2") as sam:
             predictor = self.session.sam2_predictor(sam)
             first = st.logits is None
-            with torch.inference_mode(), _autocast(sam.device):
+            with torch.inference_mode(), sam2_autocast(sam.device):
                 masks, scores, low = predictor.predict(
                     point_coords=sent_pts if len(sent_pts) else None,
                     point_labels=sent_lbl if len(sent_pts) else None,
@@ -254,16 +254,6 @@ class ClickSession:
             inside[y0:y1, x0:x1] = True
             mask = mask & inside
         return mask
-
-
-def _autocast(device):
-    import contextlib
-
-    import torch
-
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 # ------------------------------------------------------------------ batch use (CLI, scripts)

@@ -46,6 +46,7 @@ from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
+from ovpaint.pipelines.session import sam2_autocast
 
 BACKGROUND_WORDS = ("background", "nothing", "empty space")
 
@@ -440,16 +441,9 @@ def encode_images(visual: Any, pixels: torch.Tensor) -> torch.Tensor:
     open_clip's own forward with the positional embedding interpolated (bicubic, as the dense
     path does) to the input's grid.
     """
-    from ovpaint.pipelines.dense import _positional_embedding
+    from ovpaint.pipelines.dense import _embed
 
-    x = visual.conv1(pixels)
-    grid = (x.shape[2], x.shape[3])
-    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
-    x = torch.cat([cls, x], dim=1)
-    x = x + _positional_embedding(visual, *grid).to(x.dtype)
-    x = visual.patch_dropout(x)
-    x = visual.ln_pre(x)
+    x, _, _ = _embed(visual, pixels)  # (patch dropout is the identity in eval mode)
     x = visual.transformer(x)
     pooled, _ = visual._pool(x)
     if visual.proj is not None:
@@ -683,18 +677,10 @@ def session_masks(session: Any, manager: Any, settings: ProposalSettings, *,
         if cached is not None:
             return cached
         predictor = session.sam2_predictor(sam)
-        with _sam_autocast(sam.device):
+        with sam2_autocast(sam.device):
             masks = generate_masks(predictor, settings, progress=progress, cancel=cancel,
                                    out_hw=work_size(session.height, session.width, settings))
     return session.put(key, masks)
-
-
-def _sam_autocast(device: torch.device):
-    import contextlib
-
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def session_mask_features(session: Any, manager: Any, masks: AutoMasks,

@@ -71,7 +71,6 @@ def component_points(mask: np.ndarray, settings: RefineSettings, min_sep: float
     large = max(1.0, settings.large_area_frac * h * w)
     out: list[tuple[float, float, int]] = []
     order = sorted(range(1, n), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
-    yy, xx = np.mgrid[0:h, 0:w] if order else (None, None)
     for i in order:
         area = int(stats[i, cv2.CC_STAT_AREA])
         if area < min_area:
@@ -81,7 +80,7 @@ def component_points(mask: np.ndarray, settings: RefineSettings, min_sep: float
         sub = (comp[y0:y0 + bh, x0:x0 + bw] == i).astype(np.uint8)
         dist = cv2.distanceTransform(np.pad(sub, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
         wanted = min(1 + int(area // large), settings.max_points_per_class)
-        sy, sx = yy[y0:y0 + bh, x0:x0 + bw], xx[y0:y0 + bh, x0:x0 + bw]
+        sy, sx = np.ogrid[y0:y0 + bh, x0:x0 + bw]  # the component's box, not the image
         for _ in range(wanted):
             j = int(np.argmax(dist))
             d = float(dist.flat[j])
@@ -134,9 +133,11 @@ def decode_points(predictor: Any, points_xy: np.ndarray, prompts_per_call: int |
     labels = torch.ones((coords.shape[0], 1), dtype=torch.int, device=device)
     n = coords.shape[0]
     with torch.inference_mode():
-        decoder = _prompt_decoder(predictor) if n >= 2 else None
-        if decoder is None:
+        if n < 2:  # sam2's own path for a lone prompt (it rounds differently)
             return _decode_plain(predictor, coords, labels)
+        from ovpaint.pipelines.proposals import PromptDecoder
+
+        decoder = PromptDecoder(predictor)
         if prompts_per_call is None:
             prompts_per_call = (CPU_PROMPTS_PER_CALL if device.type == "cpu"
                                 else GPU_PROMPTS_PER_CALL)
@@ -147,15 +148,6 @@ def decode_points(predictor: Any, points_xy: np.ndarray, prompts_per_call: int |
             ious.append(iou)
             masks.append(decoder.masks_for(state, torch.arange(len(index))))
     return torch.cat(masks).float(), torch.cat(ious).float()
-
-
-def _prompt_decoder(predictor: Any) -> Any:
-    from ovpaint.pipelines.proposals import PromptDecoder
-
-    try:
-        return PromptDecoder(predictor)
-    except ValueError:  # a decoder variant the shared-projection path does not cover
-        return None
 
 
 def _decode_plain(predictor: Any, coords: torch.Tensor, labels: torch.Tensor

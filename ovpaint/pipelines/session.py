@@ -7,18 +7,10 @@ so a new query costs a matrix product and a click costs one decoder call.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Any
 
 import numpy as np
-
-
-def image_fingerprint(image: np.ndarray) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str(image.shape).encode())
-    digest.update(np.ascontiguousarray(image).data)
-    return digest.hexdigest()
 
 
 class ImageSession:
@@ -29,7 +21,6 @@ class ImageSession:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError("ImageSession expects an H×W×3 uint8 RGB image")
         self.image = np.ascontiguousarray(image)
-        self.fingerprint = image_fingerprint(self.image)
         self._cache: dict[Any, Any] = {}
         self._lock = threading.RLock()
 
@@ -71,3 +62,15 @@ class ImageSession:
                     predictor.set_image(image)
                 self._cache[key] = predictor
             return predictor
+
+
+def sam2_autocast(device: Any):
+    """The precision SAM2's decoder runs in: bf16 autocast on CUDA (as sam2's own examples),
+    the model's dtype elsewhere."""
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -122,7 +122,6 @@ class TextEncoder:
         self.template_key, self.templates = template_set(templates)
         self.model_id = str(clip.model_id)
         self.fingerprint = _text_fingerprint(clip.model)
-        self._clip = clip if acquire is None else None
         self._acquire = acquire or (lambda: nullcontext(clip))
         if cache_dir is None:
             from ovpaint.core.paths import cache_dir as user_cache_dir
