@@ -137,6 +137,8 @@ class EditorContext(QObject):
         self.banner = banner
         self.undo_stack = QUndoStack(self)
         self.undo_stack.setUndoLimit(200)
+        # Unsaved means "not at the state last saved": undoing back to it clears the mark.
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
         self.document: Document | None = None
         self._session = None
         self._session_lock = threading.Lock()
@@ -153,9 +155,13 @@ class EditorContext(QObject):
             self._session = None
         self.document_changed.emit(doc)
 
+    def _clean_changed(self, clean: bool) -> None:
+        if self.document is not None:
+            self.document.dirty = not clean
+
     def image_session(self, doc: Document):
         """The ImageSession of ``doc`` (features cached across queries and clicks). Built on
-        first use, from a worker thread: hashing a 24 MP image must not stall the UI."""
+        first use, from a worker thread: copying a 24 MP image must not stall the UI."""
         from ovpaint.pipelines.session import ImageSession
 
         with self._session_lock:

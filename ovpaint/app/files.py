@@ -262,6 +262,7 @@ class FileController(QObject):
     def _recovered(self, doc: Document) -> None:
         self.context.set_document(doc)
         doc.dirty = True  # still unsaved: the recovery copy is not the user's project
+        self.context.undo_stack.resetClean()  # and no undo reaches a saved state
         self.context.banner.show_message("Recovered the autosaved work. Save it as a project "
                                          "to keep it.", "info")
 

@@ -81,8 +81,12 @@ class LayerListModel(QAbstractListModel):
         self.endRemoveRows()
 
     def _moved(self, old: int, new: int, layer: Layer) -> None:
-        self.beginResetModel()
-        self.endResetModel()
+        # a move, not a reset: the view's current row follows the layer (also on undo)
+        src, dst = self._row(old), self._row(new)
+        if src != dst:
+            self.beginMoveRows(QModelIndex(), src, src, QModelIndex(),
+                               dst + 1 if dst > src else dst)
+            self.endMoveRows()
 
     def _changed(self, layer: Layer, what: str, region) -> None:
         if what == "pixels":
@@ -260,7 +264,6 @@ class LayerPanel(QWidget):
         index = self.doc.layers.index(layer) + step
         if 0 <= index < len(self.doc.layers):
             self.context.push(MoveLayerCommand(self.doc, layer, index))
-            self._doc_selected(layer)
 
     def new_mask(self) -> MaskLayer | None:
         if self.doc is None:

@@ -6,7 +6,6 @@ inpainting in :mod:`inpaint_panel`, models in :mod:`model_dialog`. This class on
 
 from __future__ import annotations
 
-import importlib.util
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 from ovpaint.app.canvas import Canvas
 from ovpaint.app.context import EditorContext, JobBar, MessageBanner
 from ovpaint.app.files import FileController
+from ovpaint.app.inpaint_panel import InpaintPanel
 from ovpaint.app.layer_panel import LayerPanel
 from ovpaint.app.prompt_panel import PromptPanel
 from ovpaint.app.tools import TOOL_KEYS, TOOL_TITLES, TOOLS, ToolController
@@ -52,7 +52,7 @@ class MainWindow(QMainWindow):
         self.tools = ToolController(self.context, self.canvas, self)
         self.layers = LayerPanel(self.context)
         self.prompt = PromptPanel(self.context)
-        self.inpaint = self._optional_inpaint_panel()
+        self.inpaint = InpaintPanel(self.context)
         self.files = FileController(self.context, self)
 
         central = QWidget()
@@ -65,8 +65,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self._dock("Segment", self.prompt, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
-        if self.inpaint is not None:
-            self._dock("Inpaint", self.inpaint, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Inpaint", self.inpaint, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.profile_label = QLabel(manager.banner())
         self.profile_label.setObjectName("profileLabel")
@@ -100,13 +99,6 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
         return dock
-
-    def _optional_inpaint_panel(self) -> QWidget | None:
-        if importlib.util.find_spec("ovpaint.app.inpaint_panel") is None:
-            return None
-        from ovpaint.app.inpaint_panel import InpaintPanel
-
-        return InpaintPanel(self.context)
 
     def _show_profile_banner(self) -> None:
         notes = []
@@ -149,10 +141,9 @@ class MainWindow(QMainWindow):
                      lambda: self.files.ask_export_masks("layers"), "Ctrl+Shift+E")
         self._action(f, "Export Masks (label map)…", lambda: self.files.ask_export_masks("labels"))
         f.addSeparator()
-        if importlib.util.find_spec("ovpaint.app.batch_dialog") is not None:
-            self._action(f, "Batch && Benchmark…", self.open_batch_dialog, "Ctrl+Shift+B",
-                         "batchAction")
-            f.addSeparator()
+        self._action(f, "Batch && Benchmark…", self.open_batch_dialog, "Ctrl+Shift+B",
+                     "batchAction")
+        f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         e = bar.addMenu("&Edit")
@@ -223,8 +214,7 @@ class MainWindow(QMainWindow):
         self._action(s, "Type Classes", lambda: self.prompt.prompt.setFocus(), "Ctrl+L")
         self.segment_action = self._action(s, "Run Segmentation", self.prompt.segment,
                                            "Ctrl+Return")
-        if self.inpaint is not None:
-            self._action(s, "Inpaint Selected Mask", self.inpaint.run, "Ctrl+Shift+Return")
+        self._action(s, "Inpaint Selected Mask", self.inpaint.run, "Ctrl+Shift+Return")
 
     # ------------------------------------------------------------------ behaviour
     def open_model_dialog(self) -> None:

@@ -105,7 +105,11 @@ class ToolController(QObject):
             return
         if self.tool in ("positive", "negative"):
             if not (0 <= pos.x() < self.doc.width and 0 <= pos.y() < self.doc.height):
-                return  # a click on the grey around the image is no prompt
+                # a click on the grey around the image is no prompt; say so, not silence
+                self.context.banner.show_message(
+                    "That click is outside the image: click on the image to add a point.",
+                    "info")
+                return
             if button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
                 negative = (self.tool == "negative") != (button == Qt.MouseButton.RightButton
                                                           or bool(modifiers

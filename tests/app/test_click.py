@@ -66,7 +66,17 @@ def test_box_then_click_outside_the_image(qtbot, window, image_file):
     mask = doc.layers[0].mask
     assert not mask[:45, :].any() and not mask[:, :35].any()  # a box bounds the object
     window.tools.set_tool("positive")
-    window.tools.add_point(500.0, 20.0, True)  # e.g. a click in the grey around the image
+    window.canvas.fit()
+    vp = window.canvas.viewport().rect()
+    edges = [window.canvas.mapToScene(2, vp.height() // 2),
+             window.canvas.mapToScene(vp.width() // 2, 2)]
+    grey = [p for p in edges if p.x() < 0 or p.y() < 0]
+    assert grey  # a fitted view shows grey beside or above the image
+    click(window.canvas, grey[0].x(), grey[0].y())
+    wait_idle(qtbot, window)
+    assert "outside" in window.banner.text
+    assert np.array_equal(doc.layers[0].mask, mask) and len(doc.layers) == 1
+    window.tools.add_point(500.0, 20.0, True)  # the engine refuses it too (scripts, CLI)
     wait_idle(qtbot, window)
     assert "outside" in window.banner.text
     assert np.array_equal(doc.layers[0].mask, mask)

@@ -71,16 +71,32 @@ def test_layer_panel_edits_go_through_undo(qtbot, window, image_file):
     assert not window.canvas.layer_items[a.id].isVisible()
     window.layers.view.setCurrentIndex(model.index(1))
     assert doc.layers.selected is a
+    opacity_before = a.opacity
     window.layers.opacity.setValue(20)
-    assert abs(a.opacity - 0.2) < 1e-9
+    assert abs(a.opacity - 0.2) < 1e-9 and opacity_before != a.opacity
     assert abs(window.canvas.layer_items[a.id].opacity() - 0.2) < 1e-9
+    def state():
+        return [(layer.name, layer.visible, round(layer.opacity, 6)) for layer in doc.layers]
+
+    def current_row_follows_selection():
+        return view.currentIndex().row() == model.row_of(doc.layers.selected)
+
+    states = [state()]
     window.layers.move_up()
-    assert doc.layers[1] is a
+    assert doc.layers[1] is a and current_row_follows_selection()
+    states.append(state())
     window.layers.duplicate()
     assert len(doc.layers) == 3 and doc.layers[2].name.endswith("copy")
     window.layers.delete()
     assert len(doc.layers) == 2
     stack = window.context.undo_stack
+    stack.undo()
+    stack.undo()
+    assert state() == states[1]
+    stack.undo()  # the move
+    assert state() == states[0] and doc.layers[0] is a and current_row_follows_selection()
+    stack.undo()  # opacity
+    assert a.opacity == opacity_before
     while stack.canUndo():
         stack.undo()
     assert len(doc.layers) == 0
@@ -100,6 +116,11 @@ def test_export_and_project_round_trip(qtbot, window, image_file, tmp_path):
     window.files.save_project(saved)
     wait_idle(qtbot, window)
     assert saved.exists() and not doc.dirty
+    # an edit marks it unsaved; undoing back to the saved state clears the mark
+    drag(window.canvas, [(20, 100), (40, 100)])
+    assert doc.dirty and "*" in window.windowTitle()
+    window.undo_action.trigger()
+    assert not doc.dirty and "*" not in window.windowTitle()
     masks_dir = tmp_path / "masks"
     window.files.export_masks(masks_dir, "layers")
     wait_idle(qtbot, window)
