@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 from ovpaint.app.prompt_panel import available_methods
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
+from ovpaint.pipelines.inpaint import MODES as INPAINT_MODES
 
 DATASETS = (("voc", "PASCAL VOC 2012 (val)"), ("cocostuff", "COCO-Stuff164k (val2017)"),
             ("ade20k", "ADE20K (ADEChallengeData2016)"))
@@ -229,7 +230,7 @@ class BatchDialog(QDialog):
         self.inpaint_prompt = QLineEdit()
         self.inpaint_prompt.setPlaceholderText("e.g. a sunset sky (empty for remove)")
         self.inpaint_mode = QComboBox()
-        self.inpaint_mode.addItems(("remove", "replace", "restyle"))
+        self.inpaint_mode.addItems(INPAINT_MODES)
         self.inpaint_steps = QSpinBox()
         self.inpaint_steps.setRange(1, 200)
         self.inpaint_steps.setValue(50)

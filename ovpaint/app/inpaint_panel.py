@@ -29,77 +29,40 @@ from ovpaint.app.context import EditorContext
 from ovpaint.app.workers import error_message
 from ovpaint.core.document import Document, ImageLayer, MaskLayer
 from ovpaint.core.errors import BadInput, ModelUnavailable
-
-MODES = ("remove", "replace", "restyle")
-DEFAULT_STRENGTH = {"remove": 1.0, "replace": 1.0, "restyle": 0.7}
+from ovpaint.core.masks import bbox
+from ovpaint.pipelines.inpaint import DEFAULT_STRENGTH, MODES, InpaintSettings, inpaint
 
 
 def build_settings(values: dict):
     """An ``InpaintSettings`` from the panel's values, passing only the fields it declares."""
-    from ovpaint.pipelines.inpaint import InpaintSettings
-
     names = {f.name for f in dataclasses.fields(InpaintSettings)}
     return InpaintSettings(**{k: v for k, v in values.items() if k in names})
 
 
-def inpaint_job(rgb, mask, values: dict, seeds: list[int], manager, fast: bool, *, progress,
-                cancel):
-    """Worker-side: one pipeline call per variant; returns [(seed, output RGB)]."""
-    from ovpaint.core.jobs import Progress
-
-    outputs = []
-    for i, seed in enumerate(seeds):
-        cancel.check()
-        if fast:
-            from ovpaint.pipelines.inpaint import fallback_inpaint
-
-            result = fallback_inpaint(rgb, mask, **({"progress": progress, "cancel": cancel}
-                                                   if _accepts_jobs(fallback_inpaint) else {}))
-        else:
-            from ovpaint.pipelines.inpaint import inpaint
-
-            sub = Progress()
-            total = len(seeds)
-
-            def forward(event, i=i, total=total):
-                frac = event.fraction if event.fraction is not None else 0.0
-                progress.update(i + frac, total, f"variant {i + 1}/{total}: {event.stage}")
-
-            sub.subscribe(forward)
-            result = inpaint(rgb, mask, build_settings({**values, "seed": seed}),
-                             manager=manager, progress=sub, cancel=cancel)
-        outputs.append((seed, _output_image(result)))
-    return outputs
+Patch = tuple[np.ndarray, np.ndarray, int, int]  # rgb, alpha, x, y of the changed pixels
 
 
-def _accepts_jobs(fn) -> bool:
-    import inspect
-
-    return "cancel" in inspect.signature(fn).parameters
-
-
-def _output_image(result) -> np.ndarray:
-    for name in ("image", "rgb", "output"):
-        value = getattr(result, name, None)
-        if isinstance(value, np.ndarray):
-            return value
-    return np.asarray(result)
-
-
-def result_layer(doc: Document, out: np.ndarray, name: str, meta: dict) -> ImageLayer | None:
-    """Only the changed pixels, as a patch over their bounding box (alpha 255 where changed)."""
-    out = np.asarray(out, dtype=np.uint8)
-    if out.shape != doc.rgb.shape:
-        raise BadInput(f"The inpainting result is {out.shape[1]}×{out.shape[0]}, "
-                       f"not {doc.width}×{doc.height}.")
-    changed = (out != doc.rgb).any(axis=2)
-    rows = np.flatnonzero(changed.any(axis=1))
-    if rows.size == 0:
+def changed_patch(rgb: np.ndarray, out: np.ndarray) -> Patch | None:
+    """Only the changed pixels of ``out``, over their bounding box (alpha 255 where changed)."""
+    changed = (out != rgb).any(axis=2)
+    box = bbox(changed)
+    if box is None:
         return None
-    cols = np.flatnonzero(changed[rows[0]:rows[-1] + 1].any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return ImageLayer(name=name, rgb=out[y0:y1, x0:x1], alpha=changed[y0:y1, x0:x1].astype(
-        np.uint8) * 255, x=x0, y=y0, role="inpaint", meta=meta)
+    x0, y0, x1, y1 = box
+    alpha = changed[y0:y1, x0:x1].astype(np.uint8) * 255
+    return np.ascontiguousarray(out[y0:y1, x0:x1]), alpha, x0, y0
+
+
+def inpaint_job(rgb, mask, values: dict, variants: int, manager, fast: bool, *, progress,
+                cancel) -> tuple[list[tuple[int, Patch | None]], list[str]]:
+    """Worker-side: one pipeline call for all variants (the instant fill has one); returns
+    [(seed, changed patch)] and the pipeline's messages (fallbacks, memory retries)."""
+    settings = build_settings({**values, "variants": 1 if fast else variants,
+                               "engine": "telea" if fast else "sd"})
+    result = inpaint(rgb, mask, settings, manager=manager, progress=progress, cancel=cancel)
+    return ([(seed, changed_patch(rgb, out)) for seed, out in zip(result.seeds, result.images,
+                                                                    strict=True)],
+            result.messages)
 
 
 class InpaintPanel(QWidget):
@@ -233,7 +196,7 @@ class InpaintPanel(QWidget):
         return {"mode": self.mode.currentText(), "prompt": self.expanded.toPlainText().strip(),
                 "negative_prompt": self.negative.toPlainText().strip(),
                 "steps": self.steps.value(), "guidance": self.guidance.value(),
-                "guidance_scale": self.guidance.value(), "strength": self.strength.value(),
+                "strength": self.strength.value(),
                 "seed": self.seed.value()}
 
     def run(self) -> None:
@@ -251,27 +214,30 @@ class InpaintPanel(QWidget):
             return
         self._update_expansion()
         values = self.values()
-        seeds = [values["seed"] + i for i in range(self.variants.value())]
         mask = layer.binary
         self.context.run_job(
-            inpaint_job, doc.rgb, mask, values, seeds, self.context.manager,
+            inpaint_job, doc.rgb, mask, values, self.variants.value(), self.context.manager,
             self.fast.isChecked(), title="Inpaint",
-            on_done=lambda outputs: self.apply(doc, layer, values, outputs))
+            on_done=lambda done: self.apply(doc, layer, values, *done))
 
-    def apply(self, doc: Document, mask_layer: MaskLayer, values: dict, outputs) -> None:
+    def apply(self, doc: Document, mask_layer: MaskLayer, values: dict, outputs,
+              messages: list[str]) -> None:
         label = values["mode"] if values["mode"] == "remove" or not self.prompt.text() \
             else self.prompt.text().strip()
         layers = []
-        for i, (seed, out) in enumerate(outputs):
+        for i, (seed, patch) in enumerate(outputs):
+            if patch is None:
+                continue
             meta = {k: values[k] for k in ("mode", "prompt", "negative_prompt", "steps",
                                            "guidance", "strength")}
             meta.update(seed=seed, mask=mask_layer.name)
             name = doc.unique_name(f"inpaint: {label} #{seed}")
-            layer = result_layer(doc, out, name, meta)
-            if layer is None:
-                continue
-            layer.visible = i == 0
+            rgb, alpha, x, y = patch
+            layer = ImageLayer(name=name, rgb=rgb, alpha=alpha, x=x, y=y, role="inpaint",
+                               meta=meta, visible=i == 0)
             layers.append(layer)
+        if messages:  # e.g. "Out of memory: retrying with attention slicing."
+            self.context.banner.show_message(" ".join(messages), "info")
         if not layers:
             self.context.banner.show_message("Inpainting changed no pixels.", "info")
             return

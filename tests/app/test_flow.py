@@ -171,3 +171,29 @@ def test_missing_model_is_a_clear_message(qtbot, image_file, monkeypatch, tmp_pa
     assert "not installed" in window.banner.text and "Download" in window.banner.text
     assert window.context.document is doc and len(doc.layers) == 1
     assert "Running on the CPU" in window.profile_banner.text
+
+
+def test_inpaint_variants_and_the_instant_fill(qtbot, window, image_file):
+    doc = open_in(qtbot, window, image_file)
+    mask = window.layers.new_mask()
+    window.tools.set_tool("brush")
+    doc.layers.select(mask)
+    drag(window.canvas, [(60, 60), (100, 70)])
+    assert mask.binary.any()
+    panel = window.inpaint
+    panel.mode.setCurrentText("replace")
+    panel.prompt.setText("a red ball")
+    panel.steps.setValue(2)
+    panel.seed.setValue(11)
+    panel.variants.setValue(2)
+    panel.run()
+    wait_idle(qtbot, window, 300_000)
+    results = [layer for layer in doc.layers if layer.kind == "image"]
+    assert [r.meta["seed"] for r in results] == [11, 12], window.banner.text
+    assert [r.visible for r in results] == [True, False]  # the first shown, others to compare
+    assert panel.variant_combo.count() == 2
+    # the instant fill is deterministic: several "variants" would be copies, so it makes one
+    panel.fast.setChecked(True)
+    panel.run()
+    wait_idle(qtbot, window, 60_000)
+    assert len([layer for layer in doc.layers if layer.kind == "image"]) == 3
