@@ -113,11 +113,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 @lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """Native bf16 matrix units (AVX512-BF16 or AMX), which oneDNN uses; elsewhere bf16 on the
-    CPU is emulated and slower than fp32. Asked of torch's oneDNN build, else of /proc/cpuinfo."""
+    """Native bf16 matrix units (AVX512-BF16 or AMX). Elsewhere bf16 on the CPU is emulated and
+    slower than fp32 (oneDNN's own bf16 flag is also true on plain AVX512, so it is not asked).
+    Asked of torch's CPU feature probe, else of /proc/cpuinfo."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
         pass
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
