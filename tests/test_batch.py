@@ -106,7 +106,10 @@ def test_rerun_skips_finished_files_and_overwrite_redoes_them(folder, tmp_path):
     report = batch.run_batch(folder, out, "sky", "fake", segment_fn=seg)
     assert seg.calls == 1 and {f.path for f in report.files if f.status == "done"} == {"a.jpg"}
     seg = BrightSegmenter()
-    report = batch.run_batch(folder, out, "sky", "fake", segment_fn=seg, overwrite=True)
+    report = batch.run_batch(folder, out, "sky, sea", "fake", segment_fn=seg)
+    assert seg.calls == 4, "a changed prompt must redo every file"
+    seg = BrightSegmenter()
+    report = batch.run_batch(folder, out, "sky, sea", "fake", segment_fn=seg, overwrite=True)
     assert seg.calls == 4 and report.count("done") == 4
 
 

@@ -14,6 +14,7 @@ from ovpaint.app.workers import error_message
 from ovpaint.core import project
 from ovpaint.core.document import Document
 from ovpaint.core.errors import BadInput
+from ovpaint.core.fileio import atomic_write_text
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
 from ovpaint.core.masks import save_label_png, save_mask_png
 
@@ -42,8 +43,8 @@ def export_masks_job(snapshot_masks, labels, names, folder: str, stem: str, mode
     written = []
     if mode == "labels":
         written.append(save_label_png(folder_path / f"{stem}_labels.png", labels))
-        (folder_path / f"{stem}_labels.txt").write_text(
-            "\n".join(f"{i}\t{n}" for i, n in enumerate(names)) + "\n", "utf-8")
+        atomic_write_text(folder_path / f"{stem}_labels.txt",
+                          "\n".join(f"{i}\t{n}" for i, n in enumerate(names)) + "\n")
         return written
     progress.stage("export masks", total=len(snapshot_masks))
     for i, (name, mask) in enumerate(snapshot_masks, start=1):
