@@ -10,7 +10,7 @@ import pytest
 
 from ovpaint.cli import main
 from ovpaint.core.image_io import load_image, save_image
-from ovpaint.core.masks import save_label_png, save_mask_png
+from ovpaint.core.masks import grow, save_label_png, save_mask_png
 from ovpaint.pipelines.inpaint import paste_alpha
 
 
@@ -54,10 +54,15 @@ def test_tiny_sd_with_a_palette_class(files, capsys):
 
 def test_model_free_fill_and_variants_need_no_model(files):
     tmp, image, _palette, gray, rgb, labels = files
-    out = tmp / "filled.jpg"
+    out = tmp / "filled.png"
     assert main(["inpaint", str(image), "--mask", str(gray), "--engine", "telea", "--out",
-                 str(out), "--quiet"]) == 0
-    assert load_image(out).size == (90, 70)
+                 str(out), "--variants", "2", "--quiet"]) == 0
+    filled = load_image(out).rgb
+    masked = labels == 2
+    assert (filled[masked] != rgb[masked]).any(axis=1).mean() > 0.5  # the hole was filled
+    far = ~grow(masked, 12)
+    assert np.array_equal(filled[far], rgb[far])
+    assert not (tmp / "filled-2.png").exists()  # the instant fill has one result, not copies
 
 
 def test_refuses_to_overwrite_the_input_or_an_existing_output(files, capsys):
