@@ -137,15 +137,25 @@ def stages(ctx: PerfContext) -> list[Stage]:
         labels[:, w // 2:] = 1
         return labels
 
-    def refine_batched():
+    def refine_batched(precision: str):
         from ovpaint.pipelines import refine as R
 
-        pts = points()
-        labels = dense_labels()
-        low, _ = R.decode_points(predictor(), pts)
-        prompts = [R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0)
-                   for x, y in pts]
-        R.vote(low, prompts, labels, 2, R.RefineSettings())
+        def run():
+            pts = points()
+            labels = dense_labels()
+            dtype = R.decoder_dtype(precision, _sam_bundle(ctx))
+            low, _ = R.decode_points(predictor(), pts, dtype=dtype)
+            prompts = [R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0)
+                       for x, y in pts]
+            R.vote(low, prompts, labels, 2, R.RefineSettings())
+        return run
+
+    def product_precision() -> str:  # without building the model (``--list``)
+        import torch
+
+        from ovpaint.pipelines.dense import compute_dtype
+
+        return str(compute_dtype("auto", ctx.device, torch.float32)).replace("torch.", "")
 
     def refine_separate():
         pred = predictor()
@@ -176,7 +186,9 @@ def stages(ctx: PerfContext) -> list[Stage]:
               setup=requery, note="target < 50 ms"),
         Stage("dense", f"SAM2 embedding {w}×{h} (set_image)", sam_embedding, repeats=rep(3)),
         Stage("dense", name_sep, refine_separate, repeats=rep(3), setup=predictor),
-        Stage("dense", "refine: 60 points, batched decoder (prompts per call by device) + vote",
-              refine_batched,
-              repeats=rep(3), baseline=name_sep, setup=predictor),
+        Stage("dense", "refine: 60 points, batched decoder fp32 (exact) + vote",
+              refine_batched("fp32"), repeats=rep(3), baseline=name_sep, setup=predictor),
+        Stage("dense", "refine: 60 points, batched decoder, product precision + vote",
+              refine_batched("auto"), repeats=rep(3), baseline=name_sep, setup=predictor,
+              note=f"decoder in {product_precision()}"),
     ]

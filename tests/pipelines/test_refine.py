@@ -138,3 +138,112 @@ def test_no_points_means_dense_labels(tiny_manager):
     out, info = R.refine_labels(ImageSession(np.zeros((50, 50, 3), np.uint8)), tiny_manager,
                                 labels, probs, s)
     assert info["points"] == [] and np.array_equal(out, labels)
+
+
+def test_vote_matches_a_plain_count_across_chunks():
+    import torch
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, (40, 50)).astype(np.int32)
+    labels[:, :20] = 1  # a large class-1 region so some masks pass the 60 % vote
+    low = torch.from_numpy(rng.normal(0, 1, (5, 3, 16, 16)).astype(np.float32))
+    low[:2, :, :, :6] += 4.0
+    pts = [R.PromptPoint(5, 5, c, 0) for c in (1, 1, 2, 0, 1)]
+    s = R.RefineSettings(decoder_chunk=2)
+    claimed = R.vote(low, pts, labels, 3, s)
+    import torch.nn.functional as F
+
+    masks = (F.interpolate(low, size=(40, 50), mode="bilinear", align_corners=False) > 0).numpy()
+    expected = np.zeros((3, 40, 50), bool)
+    for p, three in zip(pts, masks, strict=True):
+        for m in three:
+            inside = (m & (labels == p.label)).sum()
+            if m.sum() and inside >= 0.6 * m.sum():
+                expected[p.label] |= m
+    assert expected[1].any() and not expected[1].all()
+    assert np.array_equal(claimed, expected)
+
+
+def test_bf16_decoder_follows_fp32(tiny_manager):
+    import torch
+    import torch.nn.functional as F
+
+    from ovpaint.pipelines.proposals import PromptDecoder, decoder_copy
+
+    rng = np.random.default_rng(2)
+    image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    pts = np.stack([rng.uniform(0, 159, 7), rng.uniform(0, 119, 7)], 1).astype(np.float32)
+    with tiny_manager.use("sam2") as sam:
+        pred = ImageSession(image).sam2_predictor(sam)
+        exact, iou = R.decode_points(pred, pts)
+        low, iou16 = R.decode_points(pred, pts, dtype=torch.bfloat16)
+        assert low.dtype == torch.float32 and low.shape == exact.shape
+        assert not torch.equal(low, exact)  # it did run in bf16
+
+        def masks(t):
+            return F.interpolate(t, size=(120, 160), mode="bilinear", align_corners=False) > 0
+
+        agree = (masks(low) == masks(exact)).float().mean().item()
+        assert agree > 0.99, agree
+        np.testing.assert_allclose(iou16.numpy(), iou.numpy(), atol=0.05)
+        decoder = sam.model.sam_mask_decoder
+        assert next(decoder.parameters()).dtype == torch.float32  # the model is untouched
+        assert decoder_copy(decoder, torch.bfloat16) is decoder_copy(decoder, torch.bfloat16)
+
+        with torch.inference_mode():
+            fast = PromptDecoder(pred, torch.bfloat16)
+            h, w = fast.embed_hw
+            src = torch.randn(3, 256, h, w).to(torch.bfloat16)
+            hyper = torch.randn(3, 4, 32).to(torch.bfloat16)
+            whole = fast._masks_by_band(src, hyper, rows=h)
+            for rows in (1, 3):  # bands, including a short last one, give the same logits
+                torch.testing.assert_close(fast._masks_by_band(src, hyper, rows=rows), whole,
+                                           atol=0.05, rtol=0.01)
+
+
+def test_reassociated_attention_equals_sam2_attention():
+    """The reduced-precision path's cross attentions are sam2's ``Attention`` rearranged: in
+    fp32 they agree to rounding, with and without the shared query projection."""
+    import torch
+    import torch.nn.functional as F
+    from sam2.modeling.sam.transformer import Attention
+
+    from ovpaint.pipelines.proposals import PromptDecoder, _separate_heads
+
+    dec = object.__new__(PromptDecoder)
+    dec.exact = False
+    torch.manual_seed(0)
+    attn = Attention(64, 4, downsample_rate=2).eval()
+    for p in attn.parameters():  # non-zero biases, so dropping or misplacing one shows
+        torch.nn.init.normal_(p, std=0.3)
+    tokens, image = torch.randn(3, 7, 64), torch.randn(3, 300, 64)
+    with torch.no_grad():
+        close = dict(atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(dec._to_image(attn, tokens, image, image * 0.5),
+                                   attn(q=tokens, k=image, v=image * 0.5), **close)
+        want = attn(q=image, k=tokens, v=tokens * 2)
+        torch.testing.assert_close(dec._from_image(attn, image, tokens, tokens * 2), want,
+                                   **close)
+        q_t = _separate_heads(attn.q_proj(image), 4).transpose(-2, -1)
+        torch.testing.assert_close(dec._from_image(attn, None, tokens, tokens * 2, q_t=q_t),
+                                   want, **close)
+        q, k, v = (torch.randn(2, 4, n, 8) for n in (7, 300, 300))
+        torch.testing.assert_close(dec._sdpa(q, k, v), F.scaled_dot_product_attention(q, k, v),
+                                   **close)
+
+
+def test_refine_precision_setting():
+    import pytest
+    import torch
+
+    from ovpaint.core.errors import BadInput
+
+    with pytest.raises(BadInput):
+        R.RefineSettings(compute_dtype="int4")
+
+    class Sam:
+        model = torch.nn.Linear(2, 2)
+        device = torch.device("cpu")
+
+    assert R.decoder_dtype("fp32", Sam()) == torch.float32
+    assert R.decoder_dtype("bf16", Sam()) == torch.bfloat16
