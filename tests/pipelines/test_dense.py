@@ -113,6 +113,33 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
     assert (a.labels == b.labels)[found].mean() >= 0.98
 
 
+def test_low_precision_weights_are_kept_and_follow_changes(tiny_manager):
+    """bf16 weights are converted once per model, and remade when a weight changes in place
+    (e.g. loading other weights into the same model)."""
+    import copy
+
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    s = D.DenseSettings(compute_dtype="bf16", crop=64, stride=32)
+    with tiny_manager.use("clip") as clip:
+        bundle = copy.copy(clip)
+        bundle.model = copy.deepcopy(clip.model)
+    visual = bundle.model.visual
+    first = D.window_features(bundle, x, s).features
+    cache = D.low_weights(visual, torch.bfloat16)
+    held = {k: v[1] for k, v in cache.items() if k != "dtype"}
+    assert held  # converted once ...
+    assert torch.equal(D.window_features(bundle, x, s).features, first)
+    assert all(cache[k][1] is w for k, w in held.items())  # ... and reused
+    fc = visual.transformer.resblocks[0].mlp.c_fc.weight
+    with torch.no_grad():
+        fc.mul_(3.0)
+    changed = D.window_features(bundle, x, s).features
+    fresh = copy.copy(bundle)
+    fresh.model = copy.deepcopy(bundle.model)  # another model: its own, new conversion
+    assert not torch.equal(changed, first)
+    assert torch.equal(changed, D.window_features(fresh, x, s).features)
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", ",,;|\n", None])
 def test_empty_prompts_are_bad_input(tiny_manager, image, prompt):
     with pytest.raises(BadInput):
