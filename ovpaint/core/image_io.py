@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -113,12 +114,35 @@ def _exif_transpose(img: Image.Image) -> Image.Image:
         return img
 
 
-def _too_large(path: Path, pixels: int | None, max_pixels: int,
+def _too_large(name: str, pixels: int | None, max_pixels: int,
                size: tuple[int, int] | None = None) -> str:
     dims = f"{size[0]}×{size[1]} = " if size else ""
     what = f"is {dims}{pixels / 1e6:.0f} megapixels" if pixels else "is too large"
-    return (f"{path.name} {what}, over the limit of {max_pixels / 1e6:.0f} megapixels "
+    return (f"{name} {what}, over the limit of {max_pixels / 1e6:.0f} megapixels "
             "(setting 'max_image_megapixels').")
+
+
+@contextmanager
+def open_limited(source: str | os.PathLike | IO[bytes], name: str,
+                 max_pixels: int | None = None) -> Iterator[Image.Image]:
+    """``Image.open`` for every reader of images (photos, masks, project layers): the size is
+    checked against ``max_pixels`` (default: ``DEFAULT_MAX_PIXELS``) from the header, before
+    any pixel is decoded, and PIL's own bomb check uses the same limit. Too large is a
+    BadInput naming ``name``."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _pil_pixel_limit(limit):
+                img = Image.open(source)
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise BadInput(_too_large(name, int(found.group(1)) if found else None, limit)) from exc
+    with img:
+        width, height = img.size
+        if width * height > limit:
+            raise BadInput(_too_large(name, width * height, limit, (width, height)))
+        yield img
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -130,25 +154,14 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     if path.stat().st_size == 0:
         raise BadInput(f"The file is empty: {path}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _pil_pixel_limit(max_pixels):
-                img = Image.open(path)
-            with img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise BadInput(_too_large(path, width * height, max_pixels, (width, height)))
-                fmt = img.format
-                source_mode = img.mode
-                img.load()
-                img = _exif_transpose(img)
-                rgb, alpha = pil_to_arrays(img)
+        with open_limited(path, path.name, max_pixels) as img:
+            fmt = img.format
+            source_mode = img.mode
+            img.load()
+            img = _exif_transpose(img)
+            rgb, alpha = pil_to_arrays(img)
     except BadInput:
         raise
-    except Image.DecompressionBombError as exc:
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        pixels = int(found.group(1)) if found else None
-        raise BadInput(_too_large(path, pixels, max_pixels)) from exc
     except UnidentifiedImageError as exc:
         raise BadInput(f"{path.name} is not an image this program can read.") from exc
     except (OSError, SyntaxError, ValueError) as exc:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_save
+from ovpaint.core.image_io import open_limited
 
 
 def palette(n: int = 256) -> np.ndarray:
@@ -56,7 +57,7 @@ def load_label_png(path: str | os.PathLike) -> np.ndarray:
     """Read a label map: palette indices for 'P' images, the gray value otherwise."""
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with open_limited(path, path.name) as img:
             img.load()
             if img.mode == "P":
                 return np.asarray(img, dtype=np.uint8).copy()

@@ -35,6 +35,7 @@ from PIL import Image
 from ovpaint.core.document import Document, ImageLayer, Layer, MaskLayer
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_path, atomic_write_text
+from ovpaint.core.image_io import open_limited
 from ovpaint.core.jobs import CancelToken, Progress
 
 FORMAT = "ovpaint-project"
@@ -214,7 +215,7 @@ class _Reader:
 
     def array(self, name: str, mode: str) -> np.ndarray:
         try:
-            with Image.open(io.BytesIO(self.read(name))) as img:
+            with open_limited(io.BytesIO(self.read(name)), f"{name} in {self.path.name}") as img:
                 img.load()
                 if img.mode != mode:
                     img = img.convert(mode)

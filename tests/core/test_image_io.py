@@ -214,3 +214,43 @@ def test_save_refuses_unknown_format_and_overwrite(tmp_path):
         save_image(tmp_path / "x.png", _rgb(seed=1), overwrite=False)
     assert np.array_equal(load_image(tmp_path / "x.png").rgb, _rgb())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]  # no temp files left
+
+
+def test_header_between_pil_default_and_ours_is_accepted(tmp_path):
+    """210 MP: over PIL's own bomb limit (~179 MP), under ours (250 MP): opened, not refused."""
+    from ovpaint.core.image_io import open_limited
+
+    path = tmp_path / "large.png"
+    path.write_bytes(_png_header_only(15_000, 14_000))
+    with open_limited(path, path.name) as img:  # the header only: nothing is decoded
+        assert img.size == (15_000, 14_000)
+    with pytest.raises(BadInput, match="over the limit of 200 megapixels"):
+        with open_limited(path, path.name, max_pixels=200_000_000):
+            pass
+
+
+def test_masks_and_project_layers_are_size_checked(tmp_path):
+    """Every reader goes through the same check: a bomb in a mask file or inside a project is
+    one clear BadInput (it was an uncaught DecompressionBombError)."""
+    import zipfile
+
+    from ovpaint.core import project
+    from ovpaint.core.document import Document
+    from ovpaint.core.masks import load_mask
+
+    bomb = _png_header_only(100_000, 100_000)
+    (tmp_path / "mask.png").write_bytes(bomb)
+    with pytest.raises(BadInput, match="mask.png is 10000 megapixels"):
+        load_mask(tmp_path / "mask.png")
+    doc = Document(_rgb(32, 48))
+    doc.layers.append(doc.new_mask_layer("sky", np.ones((32, 48), bool)))
+    saved = project.save_project(doc, tmp_path / "p.ovpaint")
+    with zipfile.ZipFile(saved) as zf:
+        data = {n: zf.read(n) for n in zf.namelist()}
+    layer = next(n for n in data if n.startswith("layers/") and n.endswith(".png"))
+    data[layer] = bomb
+    with zipfile.ZipFile(tmp_path / "bomb.ovpaint", "w") as zf:
+        for n, b in data.items():
+            zf.writestr(n, b)
+    with pytest.raises(BadInput, match="megapixels"):
+        project.load_project(tmp_path / "bomb.ovpaint")
