@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGE_MODULES = (
+    "ovpaint.perf.machine",
     "ovpaint.perf.foundation",
     "ovpaint.perf.dense",
     "ovpaint.perf.proposals",

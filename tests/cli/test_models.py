@@ -167,3 +167,15 @@ def test_perf_quick_foundation_json(capsys, tmp_path):
     assert any("JPEG" in n for n in names) and "build tiny CLIP" in names
     assert all(s["error"] is None and s["median_s"] > 0 for s in data["stages"])
     assert "build tiny SAM2" in out
+
+
+def test_perf_machine_stages_bound_the_speedups(capsys, tmp_path):
+    out_json = tmp_path / "perf.json"
+    code, out, _ = _run(capsys, "perf", "--quick", "--only", "machine", "--json",
+                        str(out_json))
+    assert code == 0
+    stages = json.loads(out_json.read_text())["stages"]
+    assert len(stages) == 3 and all(s["error"] is None for s in stages)
+    compared = [s for s in stages if s["baseline"]]
+    assert len(compared) == 2 and all(s["speedup"] > 0 for s in compared)
+    assert "int8" in out
