@@ -27,10 +27,9 @@ MAX_RECENT = 10
 def open_job(path: str, max_megapixels: int, *, progress, cancel) -> Document:
     """Worker-side: an image or a project becomes a Document."""
     p = Path(path)
-    if p.suffix.lower() in (project.SUFFIX, ".zip") or (p / project.MANIFEST).exists() \
-            or p.name == project.MANIFEST:
-        return project.load_project(p.parent if p.name == project.MANIFEST else p,
-                                    progress=progress, cancel=cancel)
+    location = project.project_location(p)
+    if location is not None:
+        return project.load_project(location, progress=progress, cancel=cancel)
     progress.stage("open image")
     loaded = load_image(p, max_pixels=int(max_megapixels * 1_000_000))
     cancel.check()
@@ -84,11 +83,11 @@ class FileController(QObject):
     def open(self, path: str) -> None:
         if not self.confirm_discard():
             return
-        is_project = Path(path).suffix.lower() in (project.SUFFIX, ".zip") or Path(path).is_dir()
+        location = project.project_location(path)  # Save writes back there
         self.context.run_job(
             open_job, path, self.context.settings["max_image_megapixels"],
             title=f"Open {Path(path).name}",
-            on_done=lambda doc: self._opened(doc, Path(path), is_project))
+            on_done=lambda doc: self._opened(doc, location or Path(path), location is not None))
 
     def _opened(self, doc: Document, path: Path, is_project: bool) -> None:
         self.context.set_document(doc)

@@ -128,6 +128,19 @@ def _manifest(snap: Snapshot) -> str:
     }, indent=2)
 
 
+def project_location(path: str | os.PathLike) -> Path | None:
+    """The project a path opens (a ``.ovpaint``/``.zip`` file, or the folder of a folder
+    project, given as the folder or as its ``project.json``), or None for anything else."""
+    path = Path(path)
+    if path.suffix.lower() in (SUFFIX, ".zip"):
+        return path
+    if path.name == MANIFEST:
+        return path.parent
+    if (path / MANIFEST).exists():
+        return path
+    return None
+
+
 def is_folder_target(path: str | os.PathLike) -> bool:
     path = Path(path)
     return path.is_dir() or path.suffix.lower() not in (SUFFIX, ".zip")

@@ -220,3 +220,35 @@ def test_stable_object_names(window):
              "redoAction"]
     missing = [n for n in names if window.findChild(QObject, n) is None]
     assert not missing
+
+
+def test_folder_project_opened_by_its_manifest_saves_in_place(qtbot, window, image_file,
+                                                              tmp_path, monkeypatch):
+    """Opening a folder project through its project.json, then Save, writes back to that
+    folder without asking (it used to ask for a new name, as for a plain image)."""
+    from ovpaint.app import files
+
+    open_in(qtbot, window, image_file)
+    window.tools.set_tool("brush")
+    drag(window.canvas, [(30, 30), (90, 40)])
+    folder = tmp_path / "work"
+    window.files.save_project(folder)
+    wait_idle(qtbot, window)
+    assert (folder / project.MANIFEST).exists()
+    first = window.context.document
+    window.files.project_path = None  # as after opening the folder's project.json cold
+    window.open_path(str(folder / project.MANIFEST))
+    qtbot.waitUntil(lambda: window.context.document is not first, timeout=20_000)
+    doc = window.context.document
+    assert window.files.project_path == folder
+
+    def no_dialog(*args, **kwargs):
+        raise AssertionError("Save asked for a file name")
+
+    monkeypatch.setattr(files.QFileDialog, "getSaveFileName", no_dialog)
+    drag(window.canvas, [(20, 100), (60, 100)])
+    assert doc.dirty
+    window.files.ask_save_project()
+    wait_idle(qtbot, window)
+    assert not doc.dirty
+    assert _masks_bytes(project.load_project(folder)) == _masks_bytes(doc)
