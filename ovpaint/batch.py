@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 
 from ovpaint.core.errors import BadInput, Cancelled, DiskFull, OvpaintError
-from ovpaint.core.fileio import atomic_write_text
+from ovpaint.core.fileio import append_json_line, atomic_write_text
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
 from ovpaint.core.jobs import CancelToken, Progress
-from ovpaint.core.masks import save_label_png, save_mask_png
+from ovpaint.core.masks import file_part, save_label_png, save_mask_png
 from ovpaint.core.prompt import ClassQuery, parse_prompt
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segment import model_ids
@@ -176,11 +176,6 @@ def _output_stems(files: list[Path], input_dir: Path) -> dict[Path, str]:
     return stems
 
 
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^\w\-]+", "_", name, flags=re.UNICODE).strip("_")
-    return slug[:60] or "class"
-
-
 # --------------------------------------------------------------------------- state
 def _fingerprint(path: Path) -> list[int]:
     st = path.stat()
@@ -199,18 +194,6 @@ def _read_state(path: Path) -> dict[str, dict]:
         if isinstance(rec, dict) and "path" in rec:
             records[rec["path"]] = rec
     return records
-
-
-def _append_state(path: Path, record: dict) -> None:
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise DiskFull(f"Disk full while writing {path}.") from exc
-        raise
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -259,7 +242,7 @@ def _write_outputs(out_dir: Path, stem: str, src: Path, result: SegmentationResu
             mask = result.labels == index
             if not mask.any():
                 continue
-            target = out_dir / f"{stem}.mask-{index:02d}-{_slug(name)}.png"
+            target = out_dir / f"{stem}.mask-{index:02d}-{file_part(name)}.png"
             save_mask_png(target, mask)
             written.append(target)
         if edited is not None:
@@ -370,7 +353,7 @@ def run_batch(
                     old = set(prev.get("outputs", [])) if prev else set()
                     for stale in old - set(record.outputs):
                         (out_dir / stale).unlink(missing_ok=True)
-                    _append_state(state_path, {
+                    append_json_line(state_path, {
                         "path": rel, "status": "done", "config": config_hash,
                         "fingerprint": fingerprint, "classes_found": record.classes_found,
                         "mask_areas": record.mask_areas, "outputs": record.outputs})

@@ -7,7 +7,6 @@ one black/white PNG per class; prints a summary (or JSON with --json).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -58,13 +57,8 @@ def _settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def _safe(name: str) -> str:
-    cleaned = re.sub(r"[^\w\-]+", "_", name, flags=re.UNICODE).strip("_")
-    return cleaned[:60] or "class"
-
-
 def write_outputs(result, out: Path, masks_dir: Path | None) -> list[Path]:
-    from ovpaint.core.masks import save_label_png, save_mask_png
+    from ovpaint.core.masks import file_part, save_label_png, save_mask_png
 
     written = [save_label_png(out, result.labels)]
     if masks_dir is not None:
@@ -72,7 +66,7 @@ def write_outputs(result, out: Path, masks_dir: Path | None) -> list[Path]:
         for i, name in enumerate(result.classes):
             if i == 0:
                 continue
-            path = masks_dir / f"{i:02d}_{_safe(name)}.png"
+            path = masks_dir / f"{i:02d}_{file_part(name)}.png"
             written.append(save_mask_png(path, result.labels == i))
     return written
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ovpaint.core.masks import bbox
+
 Region = tuple[int, int, int, int]
 
 # Saturated, mutually distinct colours (Trubetskoy's list) that stay visible over photos.
@@ -363,9 +365,4 @@ def mask_diff_region(before: np.ndarray, after: np.ndarray) -> Region | None:
     """The box where two masks differ (exclusive end), or None when they are equal."""
     if before.shape != after.shape:
         return 0, 0, after.shape[1], after.shape[0]
-    diff = before != after
-    rows = np.flatnonzero(diff.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(diff[rows[0]:rows[-1] + 1].any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    return bbox(before != after)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -87,3 +88,17 @@ def atomic_save(
     with atomic_path(target, overwrite=overwrite) as tmp:
         writer(tmp)
     return Path(target)
+
+
+def append_json_line(path: str | os.PathLike, record: dict) -> None:
+    """Append one JSON line and make it durable (resume state of batch and benchmark runs: a
+    crash tears at most the last line). A full disk is DiskFull."""
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"Disk full while writing {path}.") from exc
+        raise

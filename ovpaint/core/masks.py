@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,13 @@ def palette(n: int = 256) -> np.ndarray:
             c >>= 3
         cmap[i] = (r, g, b)
     return cmap
+
+
+def file_part(name: str) -> str:
+    """A class name as part of a file name: runs of anything but letters, digits, '-' and '_'
+    become '_', at most 60 characters, never empty."""
+    cleaned = re.sub(r"[^\w\-]+", "_", name, flags=re.UNICODE).strip("_")
+    return cleaned[:60] or "class"
 
 
 def save_label_png(path: str | os.PathLike, labels: np.ndarray, *, overwrite: bool = True) -> Path:
@@ -116,6 +124,17 @@ def feather(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def invert(mask: np.ndarray) -> np.ndarray:
     return ~np.asarray(mask, dtype=bool)
+
+
+def component_distance(comp: np.ndarray, stats: np.ndarray, index: int
+                       ) -> tuple[int, int, np.ndarray]:
+    """For component ``index`` of ``cv2.connectedComponentsWithStats``: (x0, y0, distance to
+    its border over its bounding box), 0 outside it; its maximum is an interior point (a
+    centroid can fall outside a non-convex region)."""
+    x0, y0 = int(stats[index, cv2.CC_STAT_LEFT]), int(stats[index, cv2.CC_STAT_TOP])
+    w, h = int(stats[index, cv2.CC_STAT_WIDTH]), int(stats[index, cv2.CC_STAT_HEIGHT])
+    inside = (comp[y0:y0 + h, x0:x0 + w] == index).astype(np.uint8)
+    return x0, y0, cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
 
 
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ovpaint.core.errors import BadInput
+from ovpaint.core.fileio import append_json_line
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import save_label_png
 from ovpaint.core.prompt import ClassQuery
@@ -128,13 +129,6 @@ def _read_state(path: Path, config: dict) -> dict[str, dict]:
     return records
 
 
-def _append_line(path: Path, data: dict) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def run_benchmark(
     dataset: str | Dataset,
     root: str | os.PathLike | None,
@@ -211,7 +205,7 @@ def run_benchmark(
                        "segment": t_seg, "total": time.perf_counter() - t0}
             record = {"id": sample.id, "counts": counts.to_json(), "timings": timings}
             if state_path is not None:
-                _append_line(state_path, record)
+                append_json_line(state_path, record)
             acc.add(counts)
         for stage, seconds in record["timings"].items():
             totals[stage] = totals.get(stage, 0.0) + float(seconds)

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from ovpaint.core.errors import BadInput
+from ovpaint.core.masks import component_distance
 from ovpaint.pipelines.session import ImageSession, sam2_autocast
 
 MASK_LOGIT = 10.0  # magnitude of the logits a binary mask is turned into (SAM2 clamps at 32)
@@ -59,10 +60,9 @@ def interior_points(mask: np.ndarray, max_points: int = 3, min_area: int = 16) -
     for i in order[:max_points]:
         if stats[i, cv2.CC_STAT_AREA] < min_area and points:
             break
-        region = (comp == i).astype(np.uint8)
-        dist = cv2.distanceTransform(np.pad(region, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        x0, y0, dist = component_distance(comp, stats, i)
         y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        points.append((float(x), float(y)))
+        points.append((float(x0 + x), float(y0 + y)))
     return np.asarray(points, np.float32).reshape(-1, 2)
 
 

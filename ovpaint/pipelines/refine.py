@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.masks import component_distance
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.dense import compute_dtype
 from ovpaint.pipelines.result import SegmentationResult
@@ -84,10 +85,8 @@ def component_points(mask: np.ndarray, settings: RefineSettings, min_sep: float
         area = int(stats[i, cv2.CC_STAT_AREA])
         if area < min_area:
             continue
-        x0, y0 = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
-        bw, bh = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]
-        sub = (comp[y0:y0 + bh, x0:x0 + bw] == i).astype(np.uint8)
-        dist = cv2.distanceTransform(np.pad(sub, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        x0, y0, dist = component_distance(comp, stats, i)
+        bh, bw = dist.shape
         wanted = min(1 + int(area // large), settings.max_points_per_class)
         sy, sx = np.ogrid[y0:y0 + bh, x0:x0 + bw]  # the component's box, not the image
         for _ in range(wanted):

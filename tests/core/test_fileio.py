@@ -88,3 +88,21 @@ def test_new_files_get_normal_permissions_and_replacements_keep_theirs(tmp_path)
     kept.chmod(0o640)
     atomic_write_text(kept, "b")
     assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+
+
+def test_json_lines_append_and_disk_full(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    state = tmp_path / "run.state.jsonl"
+    fileio.append_json_line(state, {"id": "a", "path": Path("x")})
+    fileio.append_json_line(state, {"id": "b"})
+    assert [json.loads(x) for x in state.read_text().splitlines()] == [
+        {"id": "a", "path": "x"}, {"id": "b"}]
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    with pytest.raises(DiskFull, match="Disk full while writing"):
+        fileio.append_json_line(state, {"id": "c"})
