@@ -122,13 +122,19 @@ def tune_for_cpu(bundle: InpaintBundle) -> bool:
         return True
     if bundle.device.type != "cpu" or not cpu_has_fast_bf16():
         return False
-    unet = bundle.pipe.unet
+    make_bf16_unet(bundle.pipe.unet)
+    bundle.unet_bf16 = True
+    return True
+
+
+def make_bf16_unet(unet: Any) -> Any:
+    """Convert a UNet in place to bf16 weights and channels-last memory, behind hooks that
+    cast its floating inputs to bf16 and its noise prediction back to fp32."""
     with _deliberate_cast():
         unet.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
     unet.register_forward_pre_hook(_cast_unet_inputs, with_kwargs=True)
     unet.register_forward_hook(_cast_unet_output, with_kwargs=True)
-    bundle.unet_bf16 = True
-    return True
+    return unet
 
 
 def clip_tokenizer_files() -> Path:

@@ -13,6 +13,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,24 @@ class PerfContext:
 
     def repeats(self, n: int) -> int:
         return 1 if self.quick else n
+
+
+class FixedModels:
+    """Just enough of a ModelManager for the pipelines: fixed bundles by role, built on first
+    use by the given functions, always available."""
+
+    def __init__(self, **bundle_of: Callable[[], Any]) -> None:
+        self._bundle_of = bundle_of
+
+    def check_available(self, role: str) -> None:
+        return None
+
+    @contextmanager
+    def use(self, role: str):
+        yield self._bundle_of[role]()
+
+    def model_id(self, role: str) -> str:
+        return self._bundle_of[role]().model_id
 
 
 def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:

@@ -22,6 +22,21 @@ from ovpaint.perf import PerfContext, Stage
 PROMPT = "sky, dog, person"
 
 
+def _shared_bundle(ctx: PerfContext, role: str, arch: dict, dtype):
+    """The dense and proposal stages' random-weight CLIP or SAM2, when it is this architecture."""
+    import torch
+
+    from ovpaint.perf.proposals import PERF_CLIP, PERF_SAM2, _clip_bundle, _sam_bundle
+
+    if dtype != torch.float32:
+        return None
+    if role == "clip" and arch.get("open_clip_name") == PERF_CLIP:
+        return _clip_bundle(ctx)
+    if role == "sam2" and arch.get("config") == PERF_SAM2:
+        return _sam_bundle(ctx)
+    return None
+
+
 def _random_weights_manager(ctx: PerfContext):
     """A ModelManager whose models are the real architectures with random weights."""
     cached = ctx.cache.get("random_weights_manager")
@@ -38,6 +53,9 @@ def _random_weights_manager(ctx: PerfContext):
 
         def _load(self, role: str):
             spec = self.spec(role)
+            shared = _shared_bundle(ctx, role, spec.arch, self.dtype)
+            if shared is not None:  # the one the other stages built: not built twice per run
+                return _Slot(role, spec.id, shared, self.dtype)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 if role == "clip":

@@ -9,27 +9,12 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ovpaint.perf import PerfContext, Stage
+from ovpaint.perf import FixedModels, PerfContext, Stage
 from ovpaint.perf.proposals import _clip_bundle, _sam_bundle, _scene
-
-
-class _Models:
-    """Just enough of a ModelManager: fixed CLIP and SAM2 bundles."""
-
-    def __init__(self, clip_of, sam_of) -> None:
-        self._of = {"clip": clip_of, "sam2": sam_of}
-
-    @contextmanager
-    def use(self, role: str):
-        yield self._of[role]()
-
-    def model_id(self, role: str) -> str:
-        return self._of[role]().model_id
 
 
 def reference_loop(clip, x, text):
@@ -58,7 +43,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
     small = ctx.quick or ctx.tiny
     h, w = (188, 250) if small else (375, 500)
     cache: dict = {}
-    models = _Models(lambda: _clip_bundle(ctx), lambda: _sam_bundle(ctx))
+    models = FixedModels(clip=lambda: _clip_bundle(ctx), sam2=lambda: _sam_bundle(ctx))
     counter = itertools.count()
 
     def image():

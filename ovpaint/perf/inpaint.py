@@ -12,7 +12,7 @@ import copy
 
 import numpy as np
 
-from ovpaint.perf import PerfContext, Stage
+from ovpaint.perf import FixedModels, PerfContext, Stage
 
 # stabilityai/stable-diffusion-2-inpainting unet/config.json and vae/config.json (architecture).
 SD2_INPAINT_UNET = dict(
@@ -45,27 +45,24 @@ def _real_parts(cache: dict):
 
 
 def _fast_unet(cache: dict):
-    """The fastest CPU setting: bf16 weights, channels-last memory, SDPA attention."""
+    """The product's CPU setting (``tune_for_cpu``): bf16 weights, channels-last memory, SDPA
+    attention, fp32 in and out through its hooks."""
     if "unet_fast" not in cache:
-        import torch
+        from ovpaint.models.inpaint_loader import make_bf16_unet
 
         unet, _ = _real_parts(cache)
-        fast = copy.deepcopy(unet).to(torch.bfloat16).to(memory_format=torch.channels_last)
-        cache["unet_fast"] = fast
+        cache["unet_fast"] = make_bf16_unet(copy.deepcopy(unet))
     return cache["unet_fast"]
 
 
-def _unet_step(unet_of, dtype_name: str, channels_last: bool):
+def _unet_step(unet_of):
     def run():
         import torch
 
         unet = unet_of()
-        dtype = getattr(torch, dtype_name)
         # classifier-free guidance: the unconditional and conditional halves as one batch of 2
-        sample = torch.randn(2, 9, 64, 64, dtype=dtype)
-        if channels_last:
-            sample = sample.to(memory_format=torch.channels_last)
-        text = torch.randn(2, 77, 1024, dtype=dtype)
+        sample = torch.randn(2, 9, 64, 64)
+        text = torch.randn(2, 77, 1024)
         with torch.no_grad():
             noise = unet(sample, 999, encoder_hidden_states=text).sample
             uncond, cond = noise.chunk(2)
@@ -84,21 +81,6 @@ def _vae_roundtrip(cache: dict):
             return vae.decode(latents).sample
 
     return run
-
-
-class _OneModel:
-    """Just enough of a ModelManager for ``inpaint()``: a fixed bundle, always available."""
-
-    def __init__(self, bundle_of) -> None:
-        self._bundle_of = bundle_of
-
-    def check_available(self, role: str) -> None:
-        return None
-
-    def use(self, role: str):
-        from contextlib import nullcontext
-
-        return nullcontext(self._bundle_of())
 
 
 # The OpenCLIP ViT-H text tower SD2 uses, as a transformers CLIPTextModel (architecture only).
@@ -149,7 +131,7 @@ def _whole_call(ctx: PerfContext, cache: dict, height: int, width: int, steps: i
     cy, cx = height // 2, width // 2
     mask[cy - 120:cy + 120, cx - 150:cx + 150] = True  # 300×240: fits a 512 crop with context
     settings = InpaintSettings(mode="replace", prompt="a red car", steps=steps, seed=0)
-    manager = _OneModel(lambda: _pipeline_bundle(ctx, cache))
+    manager = FixedModels(inpaint=lambda: _pipeline_bundle(ctx, cache))
 
     def run():
         return inpaint(image, mask, settings, manager=manager)
@@ -165,10 +147,10 @@ def stages(ctx: PerfContext) -> list[Stage]:
     if not (ctx.tiny or ctx.quick):
         out += [
             Stage("inpaint", "UNet step 512² CFG, stock fp32",
-                  _unet_step(lambda: _real_parts(cache)[0], "float32", False), repeats=rep(2),
+                  _unet_step(lambda: _real_parts(cache)[0]), repeats=rep(2),
                   note="SD2-inpainting UNet, batch 2 (classifier-free guidance)"),
-            Stage("inpaint", "UNet step 512² CFG, bf16 + channels-last + SDPA (fastest CPU)",
-                  _unet_step(lambda: _fast_unet(cache), "bfloat16", True), repeats=rep(2),
+            Stage("inpaint", "UNet step 512² CFG, bf16 + channels-last + SDPA (product on CPU)",
+                  _unet_step(lambda: _fast_unet(cache)), repeats=rep(2),
                   baseline="UNet step 512² CFG, stock fp32"),
             Stage("inpaint", "VAE encode + decode 512²", _vae_roundtrip(cache), repeats=rep(2)),
         ]

@@ -12,22 +12,12 @@ they were identical.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
-from ovpaint.perf import PerfContext, Stage
+from ovpaint.perf import FixedModels, PerfContext, Stage
 
-
-class _OneModel:
-    """Just enough of a ModelManager for a click session on one SAM2 bundle."""
-
-    def __init__(self, bundle) -> None:
-        self.bundle = bundle
-
-    @contextmanager
-    def use(self, role: str):
-        yield self.bundle
+PERF_CLIP = "ViT-B-16-quickgelu"  # the real architectures, with random weights
+PERF_SAM2 = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 
 def _scene(h: int, w: int) -> np.ndarray:
@@ -61,7 +51,7 @@ def _sam_bundle(ctx: PerfContext):
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                model = sam2_loader._build("configs/sam2.1/sam2.1_hiera_t.yaml", None,
+                model = sam2_loader._build(PERF_SAM2, None,
                                            torch.device("cpu"))
             bundle = sam2_loader.Sam2Bundle(model.eval(), "sam2.1-hiera-tiny (random)")
         bundle.to_device(ctx.device)
@@ -83,7 +73,7 @@ def _clip_bundle(ctx: PerfContext):
 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                model = open_clip.create_model("ViT-B-16-quickgelu", pretrained=None)
+                model = open_clip.create_model(PERF_CLIP, pretrained=None)
             bundle = clip_loader.ClipBundle(model.eval(), clip_loader.tokenizer(),
                                             "clip-vit-b16 (random)")
         bundle.to_device(ctx.device)
@@ -199,7 +189,8 @@ def _click_stage(ctx: PerfContext) -> list[Stage]:
         session.sam2_predictor(bundle)  # the cached embedding: not part of a click
         mask = np.zeros((h, w), bool)
         mask[h // 4: h // 2, w // 4: w // 2] = True
-        state["clicks"] = ClickSession(session, _OneModel(bundle), initial_mask=mask)
+        state["clicks"] = ClickSession(session, FixedModels(sam2=lambda: bundle),
+                                         initial_mask=mask)
 
     def click() -> None:
         x, y = float(rng.integers(0, w)), float(rng.integers(0, h))
