@@ -30,9 +30,9 @@ def _shared_bundle(ctx: PerfContext, role: str, arch: dict, dtype):
 
     if dtype != torch.float32:
         return None
-    if role == "clip" and arch.get("open_clip_name") == PERF_CLIP:
+    if role == "clip" and arch.get("open_clip_name") == PERF_CLIP and not ctx.tiny:
         return _clip_bundle(ctx)
-    if role == "sam2" and arch.get("config") == PERF_SAM2:
+    if role == "sam2" and arch.get("config") == PERF_SAM2 and not (ctx.quick or ctx.tiny):
         return _sam_bundle(ctx)
     return None
 
