@@ -12,11 +12,11 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from ovpaint.app.context import EditorContext
 from ovpaint.app.workers import error_message
 from ovpaint.core import project
-from ovpaint.core.document import Document
+from ovpaint.core.document import Document, composite, label_map
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_write_text
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
-from ovpaint.core.masks import save_label_png, save_mask_png
+from ovpaint.core.masks import file_part, save_label_png, save_mask_png
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ")"
 PROJECT_FILTER = f"ovpaint projects (*{project.SUFFIX} *.zip project.json)"
@@ -36,11 +36,12 @@ def open_job(path: str, max_megapixels: int, *, progress, cancel) -> Document:
     return Document(loaded.rgb, loaded.alpha, path=str(p))
 
 
-def export_masks_job(snapshot_masks, labels, names, folder: str, stem: str, mode: str, *,
+def export_masks_job(snapshot_masks, shape, visible, folder: str, stem: str, mode: str, *,
                      progress, cancel) -> list[Path]:
     folder_path = Path(folder)
     written = []
     if mode == "labels":
+        labels, names = label_map(shape, visible)
         written.append(save_label_png(folder_path / f"{stem}_labels.png", labels))
         atomic_write_text(folder_path / f"{stem}_labels.txt",
                           "\n".join(f"{i}\t{n}" for i, n in enumerate(names)) + "\n")
@@ -48,8 +49,8 @@ def export_masks_job(snapshot_masks, labels, names, folder: str, stem: str, mode
     progress.stage("export masks", total=len(snapshot_masks))
     for i, (name, mask) in enumerate(snapshot_masks, start=1):
         cancel.check()
-        safe = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip() or "mask"
-        written.append(save_mask_png(folder_path / f"{stem}_{i:02d}_{safe}.png", mask))
+        written.append(save_mask_png(folder_path / f"{stem}_{i:02d}_{file_part(name)}.png",
+                                     mask))
         progress.update(i, len(snapshot_masks))
     return written
 
@@ -180,12 +181,11 @@ class FileController(QObject):
                     QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
             if not ok:
                 return False
-        rgb = doc.composite()
-        alpha = doc.alpha
+        base, paint, alpha = doc.rgb, doc.paint_layers(), doc.alpha  # blended in the worker
 
         def job(*, progress, cancel):
             progress.stage("export image")
-            return save_image(path, rgb, alpha)
+            return save_image(path, composite(base, paint), alpha)
 
         self.context.run_job(job, title="Export image", on_done=lambda p: self._status(
             f"Exported {Path(p).name} ({doc.width}×{doc.height})"))
@@ -205,9 +205,9 @@ class FileController(QObject):
         if not masks:
             self.context.banner.show_message("There are no mask layers to export.", "warning")
             return
-        labels, names = doc.label_map()
         stem = Path(doc.path).stem if doc.path else "image"
-        self.context.run_job(export_masks_job, masks, labels, names, str(folder), stem, mode,
+        self.context.run_job(export_masks_job, masks, doc.shape, doc.visible_masks(),
+                             str(folder), stem, mode,
                              title="Export masks",
                              on_done=lambda files: self._status(f"Wrote {len(files)} file(s) to "
                                                                 f"{folder}"))

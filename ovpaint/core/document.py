@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -320,41 +320,70 @@ class Document:
 
     # ------------------------------------------------------------------ export
     def composite(self) -> np.ndarray:
-        """The edited RGB image at the original size: visible image layers blended bottom to
-        top over the base. Mask layers are selections, not paint: they do not show."""
-        out = self.rgb
-        for layer in self.layers:
-            if not isinstance(layer, ImageLayer) or not layer.visible or layer.opacity <= 0:
-                continue
-            x0, y0, x1, y1 = layer.region
-            cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height)
-            if cx0 >= cx1 or cy0 >= cy1:
-                continue
-            if out is self.rgb:
-                out = self.rgb.copy()
-            src = layer.rgb[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
-            if layer.alpha is None and layer.opacity >= 1.0:
-                out[cy0:cy1, cx0:cx1] = src
-                continue
-            a = np.full(src.shape[:2], 255, np.uint8) if layer.alpha is None else \
-                layer.alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
-            weight = (a.astype(np.float32) / 255.0 * float(layer.opacity))[..., None]
-            dst = out[cy0:cy1, cx0:cx1].astype(np.float32)
-            blended = dst + (src.astype(np.float32) - dst) * weight
-            # where the weight is 0 the pixel must stay byte-identical to what was below
-            out[cy0:cy1, cx0:cx1] = np.where(weight > 0, np.rint(blended), dst).astype(np.uint8)
-        return out if out is not self.rgb else self.rgb.copy()
+        """The edited RGB image at the original size (see :func:`composite`)."""
+        return composite(self.rgb, self.paint_layers())
+
+    def paint_layers(self) -> list[Paint]:
+        """The visible image layers' arrays and properties, bottom to top: what
+        :func:`composite` needs, taken in microseconds (layer arrays are never edited in place,
+        so a worker can blend them while the document changes)."""
+        return [Paint(layer.rgb, layer.alpha, layer.region, float(layer.opacity))
+                for layer in self.layers
+                if isinstance(layer, ImageLayer) and layer.visible and layer.opacity > 0]
+
+    def visible_masks(self) -> list[tuple[str, np.ndarray]]:
+        """(name, mask) of the visible mask layers, bottom to top, for :func:`label_map`."""
+        return [(layer.name, layer.mask) for layer in self.layers.masks() if layer.visible]
 
     def label_map(self) -> tuple[np.ndarray, list[str]]:
-        """Visible masks as one label map (0 = none; later layers win), and their names."""
-        labels = np.zeros(self.shape, dtype=np.uint8)
-        names = ["background"]
-        for layer in self.layers.masks():
-            if not layer.visible or len(names) >= 256:
-                continue
-            labels[layer.binary] = len(names)
-            names.append(layer.name)
-        return labels, names
+        """Visible masks as one label map (see :func:`label_map`)."""
+        return label_map(self.shape, self.visible_masks())
+
+
+@dataclass(frozen=True)
+class Paint:
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    region: Region
+    opacity: float
+
+
+def composite(base: np.ndarray, paint: Sequence[Paint]) -> np.ndarray:
+    """The edited RGB image: ``paint`` layers blended bottom to top over a copy of ``base``.
+    Mask layers are selections, not paint: they do not show."""
+    height, width = base.shape[:2]
+    out = base.copy()
+    for layer in paint:
+        x0, y0, x1, y1 = layer.region
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        if cx0 >= cx1 or cy0 >= cy1:
+            continue
+        src = layer.rgb[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        if layer.alpha is None and layer.opacity >= 1.0:
+            out[cy0:cy1, cx0:cx1] = src
+            continue
+        a = np.full(src.shape[:2], 255, np.uint8) if layer.alpha is None else \
+            layer.alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        weight = (a.astype(np.float32) / 255.0 * layer.opacity)[..., None]
+        dst = out[cy0:cy1, cx0:cx1].astype(np.float32)
+        blended = dst + (src.astype(np.float32) - dst) * weight
+        # where the weight is 0 the pixel must stay byte-identical to what was below
+        out[cy0:cy1, cx0:cx1] = np.where(weight > 0, np.rint(blended), dst).astype(np.uint8)
+    return out
+
+
+def label_map(shape: tuple[int, int], masks: Sequence[tuple[str, np.ndarray]]
+              ) -> tuple[np.ndarray, list[str]]:
+    """Masks as one label map (0 = none; later masks win; at most 255) and the names, with
+    "background" first. A mask is set where it is True or, for 0–255 masks, ≥ 128."""
+    labels = np.zeros(shape, dtype=np.uint8)
+    names = ["background"]
+    for name, mask in masks:
+        if len(names) >= 256:
+            break
+        labels[mask if mask.dtype == np.bool_ else mask >= 128] = len(names)
+        names.append(name)
+    return labels, names
 
 
 def _union(a: Region, b: Region) -> Region:

@@ -103,6 +103,29 @@ def test_label_map_orders_masks():
     assert (labels[:3] == 1).all() and (labels[3:8] == 2).all() and (labels[8:] == 0).all()
 
 
+def test_export_views_are_taken_at_the_click():
+    """What export reads is taken on the UI thread and blended on a worker: later edits to
+    the document do not reach an export already started."""
+    from ovpaint.core.document import composite, label_map
+
+    doc = _doc(10, 10)
+    layer = ImageLayer(name="p", rgb=np.full((4, 4, 3), 255, np.uint8), x=2, y=2)
+    doc.layers.append(layer)
+    mask = np.zeros((10, 10), bool)
+    mask[:4] = True
+    sky = doc.new_mask_layer("sky", mask)
+    doc.layers.append(sky)
+    paint, masks = doc.paint_layers(), doc.visible_masks()
+    before, labels_before = doc.composite(), doc.label_map()
+    doc.set_property(layer, "visible", False)
+    doc.set_property(sky, "visible", False)
+    assert np.array_equal(composite(doc.rgb, paint), before)
+    labels, names = label_map(doc.shape, masks)
+    assert names == labels_before[1] == ["background", "sky"]
+    assert np.array_equal(labels, labels_before[0]) and labels[:4].all()
+    assert np.array_equal(doc.composite(), doc.rgb) and not doc.label_map()[0].any()
+
+
 def test_unique_name():
     doc = _doc()
     doc.layers.append(doc.new_mask_layer("sky"))
