@@ -183,14 +183,11 @@ class ModelDialog(QDialog):
             self.use_local(spec, path)
 
     def use_local(self, spec, path: str) -> bool:
-        from ovpaint.models.download import import_local
-
         try:
-            chosen = import_local(spec, path, self.settings)
+            chosen = self.manager.use_local_weights(spec, path, self.settings)
         except Exception as exc:  # noqa: BLE001 - shown, never raised into the event loop
             self.status.setText(error_message(exc))
             return False
-        self.manager.store.overrides[spec.id] = str(chosen)
         self.status.setText(f"{spec.title} will load from {chosen}.")
         self.refresh()
         return True

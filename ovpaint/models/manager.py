@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -276,6 +277,20 @@ class ModelManager:
                 del self._slots[role]
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+
+    def use_local_weights(self, spec: ModelSpec, path: str, settings: Settings) -> Path:
+        """Use a local copy of ``spec``'s weights from now on: checked, remembered in the
+        settings and in this manager's store, and a copy of it already loaded from other files
+        is dropped, so the next use loads the new ones."""
+        from ovpaint.models.download import import_local
+
+        chosen = import_local(spec, path, settings)
+        self.store.overrides[spec.id] = str(chosen)
+        with self._lock:
+            stale = [role for role, slot in self._slots.items() if slot.model_id == spec.id]
+        for role in stale:
+            self.release(role)
+        return chosen
 
     def device_of(self, role: str) -> str | None:
         slot = self._slots.get(role)

@@ -272,3 +272,20 @@ def test_loading_one_model_does_not_block_using_another(monkeypatch):
     loader.join(30)
     assert was_free, "using a loaded model waited for another model's load"
     assert manager.get("sam2") is manager.get("sam2")
+
+
+def test_local_weights_replace_a_loaded_copy(tmp_path):
+    """Choosing local weights is remembered in the settings and the manager's store, and a
+    copy of that model already in memory is dropped so the next use loads the new files."""
+    settings = Settings(tmp_path / "settings.json")
+    manager = ModelManager(profile="real", device="cpu", settings=settings)
+    spec = manager.spec("clip")
+    manager._slots["clip"] = _Slot("clip", spec.id, object(), torch.float32)
+    manager._slots["sam2"] = _Slot("sam2", "sam2.1-tiny", object(), torch.float32)
+    weights = tmp_path / "open_clip_model.safetensors"
+    weights.write_bytes(b"not empty")
+    chosen = manager.use_local_weights(spec, str(weights), settings)
+    assert chosen == weights.resolve()
+    assert manager.store.installed_path(spec) == weights.resolve()
+    assert Settings.load(tmp_path / "settings.json")["local_model_paths"][spec.id] == str(chosen)
+    assert "clip" not in manager._slots and "sam2" in manager._slots
