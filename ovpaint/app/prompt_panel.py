@@ -98,8 +98,9 @@ class PromptPanel(QWidget):
             method = self.method.currentData()
             if not method:
                 raise ModelUnavailable("No segmentation method is available in this build.")
-            for role in ("clip", "sam2") if method != "dense" else ("clip",):
-                self.context.manager.check_available(role)
+            from ovpaint.pipelines.segment import check_models
+
+            check_models(method, self.context.manager)
         except (BadInput, ModelUnavailable) as exc:
             self.context.banner.show_message(error_message(exc))
             return

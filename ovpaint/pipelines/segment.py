@@ -73,8 +73,27 @@ METHODS: dict[str, MethodFn] = {
 }
 
 
-def register_method(name: str, fn: MethodFn) -> None:
+# The models each method loads, checked before any work so a missing one is reported at once
+# (not after the dense pass, when the refinement first asks for SAM2).
+METHOD_ROLES: dict[str, tuple[str, ...]] = {
+    "refined": ("clip", "sam2"),
+    "dense": ("clip",),
+    "proposal": ("clip", "sam2"),
+    "hybrid": ("clip", "sam2"),
+}
+
+
+def register_method(name: str, fn: MethodFn, roles: tuple[str, ...] = ("clip", "sam2")) -> None:
     METHODS[name] = fn
+    METHOD_ROLES[name] = tuple(roles)
+
+
+def check_models(method: str, manager: Any) -> None:
+    """ModelUnavailable (with how to get it) when a model ``method`` needs is missing."""
+    check = getattr(manager, "check_available", None)
+    if check is not None:
+        for role in METHOD_ROLES.get(method, ("clip", "sam2")):
+            check(role)
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -108,6 +127,7 @@ def segment(image: np.ndarray, prompt: str | list[ClassQuery], *, method: str = 
     queries = parse_prompt(prompt) if isinstance(prompt, str) or prompt is None else list(prompt)
     if not queries:
         raise BadInput("The prompt has no class names. Example: 'sky, dog'.")
+    check_models(method, manager)
     t0 = time.perf_counter()
     if session is None or session.image.shape != np.shape(image) or (
             session.image is not image and not np.array_equal(session.image, image)):

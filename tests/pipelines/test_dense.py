@@ -243,3 +243,22 @@ def test_postprocess_consume_equals_copy():
     assert torch.equal(l1, l2)
     ref = torch.softmax(logits * 40, 0)
     torch.testing.assert_close(p2[2], ref[3:].amax(0))
+
+
+def test_missing_model_is_reported_before_any_work(tmp_path):
+    """A method's models are checked first: with CLIP present and SAM2 missing, 'refined'
+    says SAM2 is missing instead of running the dense pass and failing later."""
+    from ovpaint.core.errors import ModelUnavailable
+    from ovpaint.core.settings import Settings
+    from ovpaint.models.manager import ModelManager
+
+    settings = Settings(tmp_path / "settings.json")
+    manager = ModelManager(profile="real", device="cpu", settings=settings)
+    clip = tmp_path / "open_clip_model.safetensors"
+    clip.write_bytes(b"not a real model")  # never loaded: the check comes first
+    manager.use_local_weights(manager.spec("clip"), str(clip), settings)
+    image = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(ModelUnavailable) as err:
+        segment(image, "sky", method="refined", manager=manager)
+    assert manager.spec("sam2").id in str(err.value) or "SAM" in str(err.value)
+    assert manager.states()[0].state != "loaded"
