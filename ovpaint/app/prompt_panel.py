@@ -43,8 +43,11 @@ def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, c
     from ovpaint.pipelines.segment import segment
 
     session = session_of()
-    return segment(rgb, text, method=method, manager=manager, session=session, settings=None,
-                   progress=progress, cancel=cancel)
+    result = segment(rgb, text, method=method, manager=manager, session=session, settings=None,
+                     progress=progress, cancel=cancel)
+    # the per-class masks here, not on the UI thread (a full-size pass over the labels each)
+    masks = [result.labels == index for index in range(1, len(result.classes))]
+    return result, masks, [bool(mask.any()) for mask in masks]
 
 
 class PromptPanel(QWidget):
@@ -109,25 +112,24 @@ class PromptPanel(QWidget):
             segment_job, doc.rgb, text, method, self.context.manager,
             lambda: self.context.image_session(doc),
             title=f"Segment ({method})",
-            on_done=lambda result: self.apply(doc, result, text),
+            on_done=lambda out: self.apply(doc, *out, text),
         )
 
-    def apply(self, doc: Document, result, text: str) -> None:
-        """One mask layer per class, named after it, added as one undo step."""
-        layers, colors = [], []
-        for index, name in enumerate(result.classes):
-            if index == 0:
-                continue
-            layer = doc.new_mask_layer(doc.unique_name(name), result.labels == index,
-                                       also_used=tuple(colors), method=result.method,
-                                       prompt=text)
+    def apply(self, doc: Document, result, masks: list, found: list, text: str) -> None:
+        """One mask layer per class (``masks``: class 1, 2, ..., made in the worker), named
+        after it, added as one undo step."""
+        layers, colors, empty = [], [], []
+        for name, mask, any_pixel in zip(result.classes[1:], masks, found, strict=True):
+            layer = doc.new_mask_layer(doc.unique_name(name), mask, also_used=tuple(colors),
+                                       method=result.method, prompt=text)
             colors.append(layer.color)
             layers.append(layer)
+            if not any_pixel:
+                empty.append(layer.name)
         if layers:
             self.context.push(AddLayersCommand(doc, layers, f"Segment “{text.strip()}”",
                                                select=layers[0]))
         notes = list(getattr(result, "messages", []) or [])
-        empty = [layer.name for layer in layers if not layer.mask.any()]
         if empty:
             notes.append("Nothing found for: " + ", ".join(empty))
         if notes:
