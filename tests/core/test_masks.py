@@ -104,3 +104,25 @@ def test_invert_and_bbox():
     m[1:3, 2:5] = True
     assert bbox(m) == (2, 1, 5, 3)
     assert np.array_equal(invert(invert(m)), m) and invert(m).sum() == 48 - 6
+
+
+def test_feather_over_the_mask_box_equals_the_whole_image():
+    """feather computes distances over the mask's box plus a 1-px ring only; that must give
+    the whole-image distance transform's ramp exactly, also for masks with holes, several
+    parts, and parts touching the image border."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(5, 90, 2))
+        m = np.zeros((h, w), bool)
+        for _ in range(int(rng.integers(1, 4))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            m[y:y + int(rng.integers(1, 50)), x:x + int(rng.integers(1, 50))] = True
+        if rng.random() < 0.5:
+            m &= rng.random((h, w)) > 0.1
+        radius = int(rng.integers(1, 12))
+        whole = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
+        expected = np.clip(whole / float(radius), 0.0, 1.0).astype(np.float32)
+        assert np.array_equal(feather(m, radius), expected)
+    assert not feather(np.zeros((8, 8), bool), 3).any()
