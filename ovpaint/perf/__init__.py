@@ -37,6 +37,9 @@ class Stage:
     baseline: str | None = None  # name of the stage this one is compared against
     note: str = ""
     setup: Callable[[], Any] | None = None  # untimed, once before the warm-up
+    # timed alternately with its baseline (baseline, stage, baseline, ...) and compared with
+    # those baseline runs: load changes on a shared machine then hit both sides alike
+    paired: bool = False
 
 
 @dataclass
@@ -49,6 +52,7 @@ class StageResult:
     speedup: float | None = None
     note: str = ""
     error: str | None = None
+    paired_baseline_s: float | None = None  # median of the baseline runs interleaved with it
 
 
 @dataclass
@@ -115,20 +119,46 @@ def time_stage(stage: Stage) -> StageResult:
                            note=stage.note, error=f"{type(exc).__name__}: {exc}")
 
 
+def time_paired(stage: Stage, baseline: Stage) -> StageResult:
+    """Time ``stage`` alternately with ``baseline``; the result carries both medians."""
+    try:
+        for part in (baseline, stage):
+            if part.setup is not None:
+                part.setup()
+        for _ in range(stage.warmup):
+            stage.run()
+        times, base_times = [], []
+        for _ in range(max(1, stage.repeats)):
+            for part, out in ((baseline, base_times), (stage, times)):
+                t0 = time.perf_counter()
+                part.run()
+                out.append(time.perf_counter() - t0)
+        result = StageResult(stage.group, stage.name, statistics.median(times), times,
+                             stage.baseline, note=stage.note)
+        result.paired_baseline_s = statistics.median(base_times)
+        return result
+    except Exception as exc:  # noqa: BLE001 - one failing stage must not hide the others
+        return StageResult(stage.group, stage.name, float("nan"), [], stage.baseline,
+                           note=stage.note, error=f"{type(exc).__name__}: {exc}")
+
+
 def run(stages: list[Stage], on_result: Callable[[StageResult], None] | None = None
         ) -> list[StageResult]:
     results = []
     by_name: dict[str, StageResult] = {}
+    stage_of = {stage.name: stage for stage in stages}
     for stage in stages:
-        result = time_stage(stage)
+        baseline = stage_of.get(stage.baseline) if stage.paired and stage.baseline else None
+        result = time_paired(stage, baseline) if baseline else time_stage(stage)
         by_name[stage.name] = result
         results.append(result)
         if on_result:
             on_result(result)
     for result in results:
         base = by_name.get(result.baseline) if result.baseline else None
-        if base and base.median_s > 0 and result.median_s > 0:
-            result.speedup = base.median_s / result.median_s
+        base_s = result.paired_baseline_s or (base.median_s if base else None)
+        if base_s and base_s > 0 and result.median_s > 0:
+            result.speedup = base_s / result.median_s
     return results
 
 
@@ -158,6 +188,8 @@ def format_table(results: list[StageResult]) -> str:
     for r in results:
         median = "error" if r.error else _fmt_seconds(r.median_s)
         speed = f"{r.speedup:.2f}× vs {r.baseline}" if r.speedup else ""
+        if r.speedup and r.paired_baseline_s:
+            speed += f" (interleaved, baseline {_fmt_seconds(r.paired_baseline_s)})"
         rows.append((r.group, r.name, median, speed, r.error or r.note))
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     lines = []

@@ -59,8 +59,8 @@ def stages(ctx: PerfContext) -> list[Stage]:
     return [
         Stage("machine", base, product("fp32"), repeats=reps, setup=operands),
         Stage("machine", f"{name} bf16 (CPU) / fp16 (GPU)", product("half"), repeats=reps,
-              baseline=base, setup=operands,
+              baseline=base, setup=operands, paired=True,
               note="ceiling of any same-arithmetic speed-up in that precision"),
         Stage("machine", f"{name} int8", product("int8"), repeats=reps, baseline=base,
-              setup=operands, note="raw int8 units; no quantisation cost included"),
+              setup=operands, paired=True, note="raw int8 units; no quantisation cost included"),
     ]
