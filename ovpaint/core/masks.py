@@ -100,10 +100,22 @@ def grow(mask: np.ndarray, radius: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if radius == 0:
         return mask.copy()
+    out = np.zeros(mask.shape, bool)
+    box = bbox(mask)
+    if box is None:
+        return out
+    # Only the mask's box grown by radius + 1 (inside the image) can change or matter: the
+    # disk reaches no further, so the crop gives the whole image's result (and an erosion never
+    # sees the crop's own edge where it is not the image's edge).
+    r = abs(radius) + 1
+    h, w = mask.shape
+    x0, y0 = max(box[0] - r, 0), max(box[1] - r, 0)
+    x1, y1 = min(box[2] + r, w), min(box[3] + r, h)
     kernel = _disk(abs(radius))
-    m8 = mask.astype(np.uint8)
-    out = cv2.dilate(m8, kernel) if radius > 0 else cv2.erode(m8, kernel, borderValue=1)
-    return out.astype(bool)
+    m8 = mask[y0:y1, x0:x1].astype(np.uint8)
+    part = cv2.dilate(m8, kernel) if radius > 0 else cv2.erode(m8, kernel, borderValue=1)
+    out[y0:y1, x0:x1] = part.astype(bool)
+    return out
 
 
 def shrink(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -126,3 +126,28 @@ def test_feather_over_the_mask_box_equals_the_whole_image():
         expected = np.clip(whole / float(radius), 0.0, 1.0).astype(np.float32)
         assert np.array_equal(feather(m, radius), expected)
     assert not feather(np.zeros((8, 8), bool), 3).any()
+
+
+def test_grow_and_shrink_over_the_mask_box_equal_the_whole_image():
+    """grow/shrink work on the mask's box plus the radius; that must equal dilating/eroding
+    the whole image, also where the mask touches the image border."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(5, 90, 2))
+        m = np.zeros((h, w), bool)
+        for _ in range(int(rng.integers(1, 4))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            m[y:y + int(rng.integers(1, 50)), x:x + int(rng.integers(1, 50))] = True
+        if rng.random() < 0.5:
+            m &= rng.random((h, w)) > 0.1
+        radius = int(rng.integers(1, 9))
+        size = 2 * radius + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        m8 = m.astype(np.uint8)
+        assert np.array_equal(grow(m, radius), cv2.dilate(m8, kernel).astype(bool))
+        assert np.array_equal(shrink(m, radius),
+                              cv2.erode(m8, kernel, borderValue=1).astype(bool))
+    empty = np.zeros((6, 6), bool)
+    assert not grow(empty, 2).any() and not shrink(empty, 2).any()
