@@ -106,14 +106,9 @@ def test_invert_and_bbox():
     assert np.array_equal(invert(invert(m)), m) and invert(m).sum() == 48 - 6
 
 
-def test_feather_over_the_mask_box_equals_the_whole_image():
-    """feather computes distances over the mask's box plus a 1-px ring only; that must give
-    the whole-image distance transform's ramp exactly, also for masks with holes, several
-    parts, and parts touching the image border."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    for _ in range(200):
+def _random_masks(rng, count: int):
+    """Masks of one to three rectangles, some with holes, often touching the image border."""
+    for _ in range(count):
         h, w = (int(v) for v in rng.integers(5, 90, 2))
         m = np.zeros((h, w), bool)
         for _ in range(int(rng.integers(1, 4))):
@@ -121,6 +116,17 @@ def test_feather_over_the_mask_box_equals_the_whole_image():
             m[y:y + int(rng.integers(1, 50)), x:x + int(rng.integers(1, 50))] = True
         if rng.random() < 0.5:
             m &= rng.random((h, w)) > 0.1
+        yield m
+
+
+def test_feather_over_the_mask_box_equals_the_whole_image():
+    """feather computes distances over the mask's box plus a 1-px ring only; that must give
+    the whole-image distance transform's ramp exactly, also for masks with holes, several
+    parts, and parts touching the image border."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for m in _random_masks(rng, 200):
         radius = int(rng.integers(1, 12))
         whole = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
         expected = np.clip(whole / float(radius), 0.0, 1.0).astype(np.float32)
@@ -134,14 +140,7 @@ def test_grow_and_shrink_over_the_mask_box_equal_the_whole_image():
     import cv2
 
     rng = np.random.default_rng(1)
-    for _ in range(200):
-        h, w = (int(v) for v in rng.integers(5, 90, 2))
-        m = np.zeros((h, w), bool)
-        for _ in range(int(rng.integers(1, 4))):
-            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
-            m[y:y + int(rng.integers(1, 50)), x:x + int(rng.integers(1, 50))] = True
-        if rng.random() < 0.5:
-            m &= rng.random((h, w)) > 0.1
+    for m in _random_masks(rng, 200):
         radius = int(rng.integers(1, 9))
         size = 2 * radius + 1
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
