@@ -169,8 +169,11 @@ def _recombine_heads(x: torch.Tensor) -> torch.Tensor:
 class PromptDecoder:
     """SAM2's mask decoder for many point prompts on one cached image embedding.
 
-    Bitwise equal to ``SAM2ImagePredictor._predict`` for batches of two or more prompts (sam2
-    takes another code path for a single prompt, and so does :meth:`decode` then).
+    In the model's precision it is bitwise equal to ``SAM2ImagePredictor._predict`` for
+    batches of two or more prompts (sam2 takes another code path for a single prompt, and so
+    does :meth:`decode_single`). In a reduced precision (``dtype``, the refinement's CPU
+    mode) it runs a bf16 copy with its cross attentions reassociated (:meth:`_to_image`,
+    :meth:`_from_image`) and the upscaling in bands: close to, not equal to, sam2's output.
     """
 
     def __init__(self, predictor: Any, dtype: torch.dtype | None = None) -> None:
