@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ovpaint.core.masks import bbox
+from ovpaint.core.masks import bbox, binary
 
 Region = tuple[int, int, int, int]
 
@@ -84,7 +84,7 @@ class MaskLayer(Layer):
 
     @property
     def binary(self) -> np.ndarray:
-        return self.mask if self.mask.dtype == np.bool_ else self.mask >= 128
+        return binary(self.mask)
 
     def copy(self) -> MaskLayer:
         return MaskLayer(name=self.name, visible=self.visible, opacity=self.opacity,
@@ -375,13 +375,13 @@ def composite(base: np.ndarray, paint: Sequence[Paint]) -> np.ndarray:
 def label_map(shape: tuple[int, int], masks: Sequence[tuple[str, np.ndarray]]
               ) -> tuple[np.ndarray, list[str]]:
     """Masks as one label map (0 = none; later masks win; at most 255) and the names, with
-    "background" first. A mask is set where it is True or, for 0–255 masks, ≥ 128."""
+    "background" first. A mask selects where :func:`~ovpaint.core.masks.binary` says."""
     labels = np.zeros(shape, dtype=np.uint8)
     names = ["background"]
     for name, mask in masks:
         if len(names) >= 256:
             break
-        labels[mask if mask.dtype == np.bool_ else mask >= 128] = len(names)
+        labels[binary(mask)] = len(names)
         names.append(name)
     return labels, names
 

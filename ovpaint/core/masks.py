@@ -29,6 +29,11 @@ def palette(n: int = 256) -> np.ndarray:
     return cmap
 
 
+def binary(mask: np.ndarray) -> np.ndarray:
+    """A mask layer's selection: the mask itself when boolean, else where it is ≥ 128."""
+    return mask if mask.dtype == np.bool_ else mask >= 128
+
+
 def file_part(name: str) -> str:
     """A class name as part of a file name: runs of anything but letters, digits, '-' and '_'
     become '_', at most 60 characters, never empty."""
