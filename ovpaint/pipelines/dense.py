@@ -89,8 +89,7 @@ class DenseSettings:
             raise BadInput("short_side must be ≥ 16 and max_long_side ≥ short_side.")
         if self.crop < 16 or not 0 < self.stride <= self.crop:
             raise BadInput("crop must be ≥ 16 and 0 < stride ≤ crop.")
-        if self.compute_dtype not in ("auto", "fp32", "bf16", "fp16"):
-            raise BadInput("compute_dtype must be auto, fp32, bf16 or fp16.")
+        check_compute_dtype(self.compute_dtype)
         if self.layer_weights is not None and self.layers is not None \
                 and len(self.layer_weights) != len(self.layers):
             raise BadInput("layer_weights needs one weight per entry of layers.")
@@ -247,6 +246,15 @@ def dense_embeddings(visual: Any, x: torch.Tensor, layers: Sequence[int] | None 
         feat = feat * (float(wgt) / wsum)
         total = feat if total is None else total + feat
     return total, gh, gw
+
+
+COMPUTE_DTYPES = ("auto", "fp32", "bf16", "fp16")
+
+
+def check_compute_dtype(name: str) -> None:
+    """The ``compute_dtype`` setting, shared by the dense pass and the refinement."""
+    if name not in COMPUTE_DTYPES:
+        raise BadInput(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}.")
 
 
 def compute_dtype(name: str, device: torch.device, model_dtype: torch.dtype) -> torch.dtype:

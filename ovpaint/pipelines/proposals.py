@@ -218,7 +218,8 @@ class PromptDecoder:
         self.k0 = _separate_heads(t2i.k_proj(keys_pe), t2i.num_heads)[:1]
         self.v0 = _separate_heads(t2i.v_proj(keys), t2i.num_heads)[:1]
         self.q0 = _separate_heads(i2t.q_proj(keys_pe), i2t.num_heads)[:1]
-        self.q0_t = self.q0.transpose(-2, -1).contiguous()  # heads × d × tokens
+        # heads × d × tokens, for the reduced-precision image→token attention
+        self.q0_t = None if self.exact else self.q0.transpose(-2, -1).contiguous()
         # Elementwise sums give the same values in any layout and their outputs are contiguous
         # either way, so these are kept contiguous (sam2's transposed copies add slowly).
         self.keys = keys[:1].contiguous()
