@@ -252,3 +252,31 @@ def test_folder_project_opened_by_its_manifest_saves_in_place(qtbot, window, ima
     wait_idle(qtbot, window)
     assert not doc.dirty
     assert _masks_bytes(project.load_project(folder)) == _masks_bytes(doc)
+
+
+def test_export_blends_and_labels_off_the_ui_thread(qtbot, window, image_file, tmp_path,
+                                                    monkeypatch):
+    """The full-size composite and label map of an export are computed by the worker."""
+    import threading
+
+    from ovpaint.app import files
+
+    threads = []
+
+    def spy(fn):
+        def wrapped(*args, **kwargs):
+            threads.append(threading.current_thread() is threading.main_thread())
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(files, "composite", spy(files.composite))
+    monkeypatch.setattr(files, "label_map", spy(files.label_map))
+    open_in(qtbot, window, image_file)
+    window.tools.set_tool("brush")
+    drag(window.canvas, [(30, 30), (90, 40)])
+    window.files.export_image(tmp_path / "out.png")
+    wait_idle(qtbot, window)
+    window.files.export_masks(tmp_path / "masks", "labels")
+    wait_idle(qtbot, window)
+    assert (tmp_path / "out.png").exists() and (tmp_path / "masks" / "photo_labels.png").exists()
+    assert threads == [False, False]
