@@ -109,17 +109,30 @@ class BatchReport:
     def summary(self) -> str:
         spi = self.seconds_per_image
         rate = f", {spi:.2f} s per image" if spi is not None else ""
-        return (f"{self.count('done')} done, {self.count('skipped')} skipped, "
-                f"{self.count('failed')} failed{rate}")
+        return (
+            f"{self.count('done')} done, {self.count('skipped')} skipped, "
+            f"{self.count('failed')} failed{rate}"
+        )
 
     def as_dict(self) -> dict:
-        return {"input_dir": self.input_dir, "out_dir": self.out_dir, "prompt": self.prompt,
-                "method": self.method, "models": self.models, "cancelled": self.cancelled,
-                "stopped_by": self.stopped_by, "seconds": round(self.seconds, 3),
-                "summary": {"done": self.count("done"), "skipped": self.count("skipped"),
-                            "failed": self.count("failed"),
-                            "seconds_per_image": self.seconds_per_image},
-                "messages": self.messages, "files": [asdict(f) for f in self.files]}
+        return {
+            "input_dir": self.input_dir,
+            "out_dir": self.out_dir,
+            "prompt": self.prompt,
+            "method": self.method,
+            "models": self.models,
+            "cancelled": self.cancelled,
+            "stopped_by": self.stopped_by,
+            "seconds": round(self.seconds, 3),
+            "summary": {
+                "done": self.count("done"),
+                "skipped": self.count("skipped"),
+                "failed": self.count("failed"),
+                "seconds_per_image": self.seconds_per_image,
+            },
+            "messages": self.messages,
+            "files": [asdict(f) for f in self.files],
+        }
 
 
 # --------------------------------------------------------------------------- scanning
@@ -142,14 +155,18 @@ def _normalise_extensions(extensions) -> tuple[str, ...]:
     return out
 
 
-def find_images(input_dir: Path, *, recursive: bool, extensions: tuple[str, ...],
-                exclude: list[Path]) -> list[Path]:
+def find_images(
+    input_dir: Path, *, recursive: bool, extensions: tuple[str, ...], exclude: list[Path]
+) -> list[Path]:
     """Image files under ``input_dir`` (sorted), skipping hidden files and ``exclude`` trees."""
     found = []
     for dirpath, dirnames, filenames in os.walk(input_dir):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and not any(_within(here / d, ex) for ex in exclude))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and not any(_within(here / d, ex) for ex in exclude)
+        )
         for name in sorted(filenames):
             if name.startswith(".") or Path(name).suffix.lower() not in extensions:
                 continue
@@ -216,8 +233,9 @@ def default_inpaint_fn(options: InpaintOptions, manager) -> InpaintFn:
 
     settings = options.settings
     if settings is None or isinstance(settings, dict):
-        settings = inpaint_module.InpaintSettings(mode=options.mode, prompt=options.prompt,
-                                                  **(settings or {}))
+        settings = inpaint_module.InpaintSettings(
+            mode=options.mode, prompt=options.prompt, **(settings or {})
+        )
 
     def fn(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return inpaint_module.inpaint(rgb, mask, settings, manager=manager).image
@@ -226,8 +244,14 @@ def default_inpaint_fn(options: InpaintOptions, manager) -> InpaintFn:
 
 
 # --------------------------------------------------------------------------- the job
-def _write_outputs(out_dir: Path, stem: str, src: Path, result: SegmentationResult,
-                   edited: np.ndarray | None, alpha: np.ndarray | None) -> list[str]:
+def _write_outputs(
+    out_dir: Path,
+    stem: str,
+    src: Path,
+    result: SegmentationResult,
+    edited: np.ndarray | None,
+    alpha: np.ndarray | None,
+) -> list[str]:
     """Write all outputs of one file; on any failure remove the ones already written."""
     written: list[Path] = []
     try:
@@ -246,8 +270,11 @@ def _write_outputs(out_dir: Path, stem: str, src: Path, result: SegmentationResu
             save_mask_png(target, mask)
             written.append(target)
         if edited is not None:
-            ext = src.suffix.lower() if src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp",
-                                                               ".tif", ".tiff", ".bmp") else ".png"
+            ext = (
+                src.suffix.lower()
+                if src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+                else ".png"
+            )
             target = out_dir / f"{stem}.edited{ext}"
             save_image(target, edited, alpha)
             written.append(target)
@@ -262,12 +289,21 @@ def _write_report(report: BatchReport, out_dir: Path) -> None:
     atomic_write_text(out_dir / REPORT_JSON, json.dumps(report.as_dict(), indent=1))
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["path", "status", "classes_found", "mask_areas", "seconds", "error",
-                     "outputs"])
+    writer.writerow(
+        ["path", "status", "classes_found", "mask_areas", "seconds", "error", "outputs"]
+    )
     for f in report.files:
-        writer.writerow([f.path, f.status, ";".join(f.classes_found),
-                         ";".join(f"{k}={v}" for k, v in f.mask_areas.items()),
-                         f"{f.seconds:.3f}", f.error, ";".join(f.outputs)])
+        writer.writerow(
+            [
+                f.path,
+                f.status,
+                ";".join(f.classes_found),
+                ";".join(f"{k}={v}" for k, v in f.mask_areas.items()),
+                f"{f.seconds:.3f}",
+                f.error,
+                ";".join(f.outputs),
+            ]
+        )
     atomic_write_text(out_dir / REPORT_CSV, buf.getvalue())
 
 
@@ -301,32 +337,49 @@ def run_batch(
         raise BadInput(f"Input folder not found: {input_dir}")
     in_res, out_res = input_dir.resolve(), out_dir.resolve()
     if in_res == out_res:
-        raise BadInput("The output folder must differ from the input folder, so originals "
-                       "and results never mix.")
+        raise BadInput(
+            "The output folder must differ from the input folder, so originals "
+            "and results never mix."
+        )
     queries = parse_prompt(prompt) if isinstance(prompt, str) else list(prompt)
     if not queries:
         raise BadInput("The prompt has no classes.")
     exts = _normalise_extensions(extensions)
     exclude = [out_res] if _within(out_res, in_res) else []
-    report = BatchReport(str(input_dir), str(out_dir),
-                         prompt if isinstance(prompt, str) else ", ".join(q.name for q in queries),
-                         method, models=model_ids(manager))
+    report = BatchReport(
+        str(input_dir),
+        str(out_dir),
+        prompt if isinstance(prompt, str) else ", ".join(q.name for q in queries),
+        method,
+        models=model_ids(manager),
+    )
     if exclude:
-        report.messages.append(f"The output folder {out_dir} is inside the input folder; it is "
-                               "excluded from the scan, so outputs are never reprocessed.")
+        report.messages.append(
+            f"The output folder {out_dir} is inside the input folder; it is "
+            "excluded from the scan, so outputs are never reprocessed."
+        )
     files = find_images(in_res, recursive=recursive, extensions=exts, exclude=exclude)
     if not files:
-        raise BadInput(f"No images found in {input_dir} (looked for "
-                       f"{', '.join(exts)}{', recursively' if recursive else ''}).")
+        raise BadInput(
+            f"No images found in {input_dir} (looked for "
+            f"{', '.join(exts)}{', recursively' if recursive else ''})."
+        )
     _check_writable(out_dir)
     if segment_fn is None:
         segment_fn = default_segment_fn(method, manager, settings)
     if inpaint is not None and inpaint_fn is None:
         inpaint_fn = default_inpaint_fn(inpaint, manager)
-    config = json.dumps({"queries": [[q.name, *q.synonyms] for q in queries], "method": method,
-                         "settings": settings, "models": report.models,
-                         "inpaint": inpaint.describe() if inpaint else None},
-                        sort_keys=True, default=str)
+    config = json.dumps(
+        {
+            "queries": [[q.name, *q.synonyms] for q in queries],
+            "method": method,
+            "settings": settings,
+            "models": report.models,
+            "inpaint": inpaint.describe() if inpaint else None,
+        },
+        sort_keys=True,
+        default=str,
+    )
     config_hash = hashlib.sha256(config.encode()).hexdigest()[:16]
     state_path = out_dir / STATE_NAME
     state = _read_state(state_path)
@@ -341,22 +394,43 @@ def run_batch(
             rel = src.relative_to(in_res).as_posix()
             prev = state.get(rel)
             fingerprint = _fingerprint(src)
-            if (not overwrite and prev and prev.get("status") == "done"
-                    and prev.get("config") == config_hash and prev.get("fingerprint") == fingerprint
-                    and all((out_dir / o).exists() for o in prev.get("outputs", []))):
-                record = FileRecord(rel, "skipped", prev.get("classes_found", []),
-                                    prev.get("mask_areas", {}), 0.0, "", prev.get("outputs", []))
+            if (
+                not overwrite
+                and prev
+                and prev.get("status") == "done"
+                and prev.get("config") == config_hash
+                and prev.get("fingerprint") == fingerprint
+                and all((out_dir / o).exists() for o in prev.get("outputs", []))
+            ):
+                record = FileRecord(
+                    rel,
+                    "skipped",
+                    prev.get("classes_found", []),
+                    prev.get("mask_areas", {}),
+                    0.0,
+                    "",
+                    prev.get("outputs", []),
+                )
             else:
-                record = _process_one(src, rel, stems[src], out_dir, queries, segment_fn,
-                                      inpaint_fn, cancel)
+                record = _process_one(
+                    src, rel, stems[src], out_dir, queries, segment_fn, inpaint_fn, cancel
+                )
                 if record.status == "done":
                     old = set(prev.get("outputs", [])) if prev else set()
                     for stale in old - set(record.outputs):
                         (out_dir / stale).unlink(missing_ok=True)
-                    append_json_line(state_path, {
-                        "path": rel, "status": "done", "config": config_hash,
-                        "fingerprint": fingerprint, "classes_found": record.classes_found,
-                        "mask_areas": record.mask_areas, "outputs": record.outputs})
+                    append_json_line(
+                        state_path,
+                        {
+                            "path": rel,
+                            "status": "done",
+                            "config": config_hash,
+                            "fingerprint": fingerprint,
+                            "classes_found": record.classes_found,
+                            "mask_areas": record.mask_areas,
+                            "outputs": record.outputs,
+                        },
+                    )
             report.files.append(record)
             if on_file:
                 on_file(record)
@@ -385,9 +459,16 @@ def _finish(report: BatchReport, out_dir: Path, t_start: float) -> None:
     _write_report(report, out_dir)
 
 
-def _process_one(src: Path, rel: str, stem: str, out_dir: Path, queries: list[ClassQuery],
-                 segment_fn: SegmentFn, inpaint_fn: InpaintFn | None,
-                 cancel: CancelToken | None) -> FileRecord:
+def _process_one(
+    src: Path,
+    rel: str,
+    stem: str,
+    out_dir: Path,
+    queries: list[ClassQuery],
+    segment_fn: SegmentFn,
+    inpaint_fn: InpaintFn | None,
+    cancel: CancelToken | None,
+) -> FileRecord:
     t0 = time.perf_counter()
     try:
         loaded = load_image(src)
@@ -414,9 +495,18 @@ def _process_one(src: Path, rel: str, stem: str, out_dir: Path, queries: list[Cl
     except OvpaintError as exc:
         return FileRecord(rel, "failed", seconds=time.perf_counter() - t0, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
-        return FileRecord(rel, "failed", seconds=time.perf_counter() - t0,
-                          error=f"{type(exc).__name__}: {exc}")
+        return FileRecord(
+            rel, "failed", seconds=time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}"
+        )
     areas = result.areas()
     found = [name for name, px in areas.items() if px > 0]
-    return FileRecord(rel, "done", found, {k: v for k, v in areas.items()},
-                      time.perf_counter() - t0, "", outputs, timings)
+    return FileRecord(
+        rel,
+        "done",
+        found,
+        {k: v for k, v in areas.items()},
+        time.perf_counter() - t0,
+        "",
+        outputs,
+        timings,
+    )

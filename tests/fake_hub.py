@@ -35,11 +35,22 @@ class FakeHub:
         for path, data in self.files.items():
             entry = {"rfilename": path, "size": len(data), "blobId": "b" * 40}
             if path in self.lfs:
-                entry["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                                "pointerSize": 134}
+                entry["lfs"] = {
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "pointerSize": 134,
+                }
             siblings.append(entry)
-        return {"id": self.repo, "modelId": self.repo, "sha": COMMIT, "siblings": siblings,
-                "private": False, "downloads": 0, "likes": 0, "tags": []}
+        return {
+            "id": self.repo,
+            "modelId": self.repo,
+            "sha": COMMIT,
+            "siblings": siblings,
+            "private": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+        }
 
     def file_requests(self, path: str) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/" + path)]
@@ -54,15 +65,21 @@ def _handler(hub: FakeHub):
 
         def do_GET(self):  # noqa: N802 - http.server's naming
             path = unquote(urlparse(self.path).path)
-            hub.requests.append({"path": path, "range": self.headers.get("Range"),
-                                 "auth": self.headers.get("Authorization")})
+            hub.requests.append(
+                {
+                    "path": path,
+                    "range": self.headers.get("Range"),
+                    "auth": self.headers.get("Authorization"),
+                }
+            )
             if path.startswith(f"/api/models/{hub.repo}"):
-                return self._send(200, json.dumps(hub.metadata()).encode(),
-                                  {"Content-Type": "application/json"})
+                return self._send(
+                    200, json.dumps(hub.metadata()).encode(), {"Content-Type": "application/json"}
+                )
             prefix = f"/{hub.repo}/resolve/"
             if not path.startswith(prefix):
                 return self._send(404, b"not found")
-            _revision, _, repo_path = path[len(prefix):].partition("/")
+            _revision, _, repo_path = path[len(prefix) :].partition("/")
             if repo_path not in hub.files:
                 return self._send(404, b"no such file")
             status = hub.fail_first.pop(repo_path, None)

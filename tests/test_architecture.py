@@ -35,8 +35,9 @@ print('ok')
 
 
 def test_engine_imports_without_qt():
-    result = subprocess.run([sys.executable, "-c", BLOCK_QT], capture_output=True, text=True,
-                            timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_QT], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
 
@@ -49,6 +50,17 @@ def test_core_imports_without_torch():
         "assert not bad, bad\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
+
+
+def test_code_is_ruff_clean():
+    """DESIGN.md: ruff lints and formats the project; a drift shows here, not in review."""
+    exe = Path(sys.executable).with_name("ruff")
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [str(exe), *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

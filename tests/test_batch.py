@@ -35,8 +35,12 @@ class BrightSegmenter:
         labels = np.zeros(rgb.shape[:2], np.int32)
         labels[rgb.mean(-1) > 128] = 1
         labels[(rgb[..., 0] > 200) & (rgb[..., 1] < 50)] = 2
-        return SegmentationResult(labels, ["background"] + [q.name for q in queries],
-                                  method="fake", timings={"dense": 0.001})
+        return SegmentationResult(
+            labels,
+            ["background"] + [q.name for q in queries],
+            method="fake",
+            timings={"dense": 0.001},
+        )
 
 
 def _image(path: Path, w: int, h: int, seed: int, mode: str = "RGB") -> None:
@@ -62,8 +66,11 @@ def folder(tmp_path):
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_outputs_mirror_the_tree_and_inputs_are_untouched(folder, tmp_path):
@@ -73,8 +80,15 @@ def test_outputs_mirror_the_tree_and_inputs_are_untouched(folder, tmp_path):
     progress = Progress()
     progress.subscribe(events.append)
     seen = []
-    report = batch.run_batch(folder, out, "sky, red car|car", "fake", segment_fn=BrightSegmenter(),
-                             progress=progress, on_file=seen.append)
+    report = batch.run_batch(
+        folder,
+        out,
+        "sky, red car|car",
+        "fake",
+        segment_fn=BrightSegmenter(),
+        progress=progress,
+        on_file=seen.append,
+    )
     assert _hashes(folder) == before
     assert report.count("done") == 4 and report.count("failed") == 0
     assert [f.path for f in seen] == ["a.jpg", "b.png", "sub/c.png", "sub/deeper/d.jpg"]
@@ -183,13 +197,22 @@ def test_output_inside_input_is_excluded_and_same_folder_refused(folder):
 def test_bad_inputs(tmp_path, folder, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInput, match="No images"):
-        batch.run_batch(tmp_path / "empty", tmp_path / "o", "sky", "x", segment_fn=BrightSegmenter())
+        batch.run_batch(
+            tmp_path / "empty", tmp_path / "o", "sky", "x", segment_fn=BrightSegmenter()
+        )
     with pytest.raises(BadInput, match="not found"):
         batch.run_batch(tmp_path / "nope", tmp_path / "o", "sky", "x", segment_fn=BrightSegmenter())
     with pytest.raises(BadInput, match="prompt is empty"):
         batch.run_batch(folder, tmp_path / "o", " ", "x", segment_fn=BrightSegmenter())
-    report = batch.run_batch(folder, tmp_path / "o2", "sky", "x", segment_fn=BrightSegmenter(),
-                             recursive=False, extensions="png")
+    report = batch.run_batch(
+        folder,
+        tmp_path / "o2",
+        "sky",
+        "x",
+        segment_fn=BrightSegmenter(),
+        recursive=False,
+        extensions="png",
+    )
     assert [f.path for f in report.files] == ["b.png"]
 
     def no_permission(*a, **k):
@@ -219,9 +242,15 @@ def test_inpaint_writes_edited_images_in_the_input_format(folder, tmp_path):
         return out
 
     out = tmp_path / "out"
-    report = batch.run_batch(folder, out, "sky", "fake", segment_fn=BrightSegmenter(),
-                             inpaint=batch.InpaintOptions("a wall", "replace"),
-                             inpaint_fn=fill_white)
+    report = batch.run_batch(
+        folder,
+        out,
+        "sky",
+        "fake",
+        segment_fn=BrightSegmenter(),
+        inpaint=batch.InpaintOptions("a wall", "replace"),
+        inpaint_fn=fill_white,
+    )
     assert report.count("done") == 4
     edited = np.asarray(Image.open(out / "sub" / "c.edited.png").convert("RGB"))
     labels = load_label_png(out / "sub" / "c.labels.png")
@@ -235,8 +264,9 @@ def test_inpaint_writes_edited_images_in_the_input_format(folder, tmp_path):
 def test_same_stem_in_one_folder_does_not_collide(tmp_path):
     _image(tmp_path / "in" / "cat.jpg", 20, 20, 0)
     _image(tmp_path / "in" / "cat.png", 20, 20, 1)
-    report = batch.run_batch(tmp_path / "in", tmp_path / "out", "sky", "x",
-                             segment_fn=BrightSegmenter())
+    report = batch.run_batch(
+        tmp_path / "in", tmp_path / "out", "sky", "x", segment_fn=BrightSegmenter()
+    )
     assert report.count("done") == 2
     assert (tmp_path / "out" / "cat_jpg.labels.png").exists()
     assert (tmp_path / "out" / "cat_png.labels.png").exists()

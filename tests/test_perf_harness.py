@@ -21,8 +21,10 @@ def test_paired_stage_interleaves_with_its_baseline():
         time.sleep(0.01 * slow["factor"])
         slow["factor"] *= 3  # the machine gets busier while the stages run
 
-    stages = [Stage("g", "base", baseline, repeats=3, warmup=0),
-              Stage("g", "fast", candidate, repeats=3, warmup=0, baseline="base", paired=True)]
+    stages = [
+        Stage("g", "base", baseline, repeats=3, warmup=0),
+        Stage("g", "fast", candidate, repeats=3, warmup=0, baseline="base", paired=True),
+    ]
     base, fast = run(stages)
     assert log == ["b", "b", "b"] + ["b", "s"] * 3
     assert fast.paired_baseline_s is not None and base.paired_baseline_s is None
@@ -33,7 +35,9 @@ def test_paired_stage_interleaves_with_its_baseline():
 
 
 def test_unpaired_stage_uses_the_baseline_row():
-    stages = [Stage("g", "base", lambda: time.sleep(0.003), repeats=1, warmup=0),
-              Stage("g", "other", lambda: None, repeats=1, warmup=0, baseline="base")]
+    stages = [
+        Stage("g", "base", lambda: time.sleep(0.003), repeats=1, warmup=0),
+        Stage("g", "other", lambda: None, repeats=1, warmup=0, baseline="base"),
+    ]
     base, other = run(stages)
     assert other.paired_baseline_s is None and other.speedup > 1

@@ -46,8 +46,11 @@ from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
 from ovpaint.pipelines.inpaint import MODES as INPAINT_MODES
 
-DATASETS = (("voc", "PASCAL VOC 2012 (val)"), ("cocostuff", "COCO-Stuff164k (val2017)"),
-            ("ade20k", "ADE20K (ADEChallengeData2016)"))
+DATASETS = (
+    ("voc", "PASCAL VOC 2012 (val)"),
+    ("cocostuff", "COCO-Stuff164k (val2017)"),
+    ("ade20k", "ADE20K (ADEChallengeData2016)"),
+)
 FILE_COLUMNS = ("File", "Status", "Classes found", "Seconds", "Error")
 CLASS_COLUMNS = ("Class", "IoU %", "F1 %", "Boundary F1 %", "GT pixels")
 
@@ -85,15 +88,35 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str, file: bool = False
     return row
 
 
-def _benchmark_job(dataset: str, root: str, method: str, manager, *, limit, seed,
-                   out_path: str, segment_fn, progress=None, cancel=None):
+def _benchmark_job(
+    dataset: str,
+    root: str,
+    method: str,
+    manager,
+    *,
+    limit,
+    seed,
+    out_path: str,
+    segment_fn,
+    progress=None,
+    cancel=None,
+):
     """Runner + report files, both off the UI thread (charts take a moment to render)."""
     from ovpaint.eval.report import write_report
     from ovpaint.eval.runner import run_benchmark
 
-    result = run_benchmark(dataset, root, method, manager, limit=limit, seed=seed,
-                           out_path=out_path, progress=progress, cancel=cancel,
-                           segment_fn=segment_fn)
+    result = run_benchmark(
+        dataset,
+        root,
+        method,
+        manager,
+        limit=limit,
+        seed=seed,
+        out_path=out_path,
+        progress=progress,
+        cancel=cancel,
+        segment_fn=segment_fn,
+    )
     paths = write_report(result, out_path, manager=manager)
     return result, paths
 
@@ -107,8 +130,14 @@ class BatchDialog(QDialog):
 
     file_finished = Signal(object)  # FileRecord, emitted from the worker thread
 
-    def __init__(self, manager, parent: QWidget | None = None, *,
-                 workers: WorkerPool | None = None, segment_fn=None) -> None:
+    def __init__(
+        self,
+        manager,
+        parent: QWidget | None = None,
+        *,
+        workers: WorkerPool | None = None,
+        segment_fn=None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch & Benchmark")
         self.setObjectName("batchDialog")
@@ -303,8 +332,7 @@ class BatchDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.tabs.setEnabled(True)
         self.status.setText(text)
-        self.open_folder_button.setEnabled(bool(self.output_folder and
-                                                self.output_folder.exists()))
+        self.open_folder_button.setEnabled(bool(self.output_folder and self.output_folder.exists()))
         self.open_report_button.setEnabled(bool(self.report_file and self.report_file.exists()))
 
     def start_batch(self) -> None:
@@ -316,20 +344,33 @@ class BatchDialog(QDialog):
             return
         inpaint = None
         if self.inpaint_group.isChecked():
-            inpaint = InpaintOptions(self.inpaint_prompt.text().strip(),
-                                     self.inpaint_mode.currentText(),
-                                     {"steps": self.inpaint_steps.value()})
+            inpaint = InpaintOptions(
+                self.inpaint_prompt.text().strip(),
+                self.inpaint_mode.currentText(),
+                {"steps": self.inpaint_steps.value()},
+            )
         self.table.setRowCount(0)
         self.results.setCurrentWidget(self.table)
         self.output_folder = Path(out)
         self.report_file = Path(out) / "batch_report.json"
         handle = self.workers.submit(
-            run_batch, inp, out, self.prompt_edit.text(), self.batch_method.currentText(),
-            self.manager, recursive=self.recursive_check.isChecked(), inpaint=inpaint,
-            overwrite=self.overwrite_check.isChecked(), segment_fn=self.segment_fn,
-            on_file=self.file_finished.emit, on_progress=self._on_progress,
-            on_done=self._batch_done, on_error=self._on_error,
-            on_cancelled=self._on_cancelled, name="batch")
+            run_batch,
+            inp,
+            out,
+            self.prompt_edit.text(),
+            self.batch_method.currentText(),
+            self.manager,
+            recursive=self.recursive_check.isChecked(),
+            inpaint=inpaint,
+            overwrite=self.overwrite_check.isChecked(),
+            segment_fn=self.segment_fn,
+            on_file=self.file_finished.emit,
+            on_progress=self._on_progress,
+            on_done=self._batch_done,
+            on_error=self._on_error,
+            on_cancelled=self._on_cancelled,
+            name="batch",
+        )
         self._begin(handle, "Processing folder")
 
     def start_benchmark(self) -> None:
@@ -339,18 +380,29 @@ class BatchDialog(QDialog):
             return
         dataset = self.dataset_combo.currentData()
         report = self.report_edit.text().strip() or str(
-            Path(root).expanduser().resolve().parent / f"ovpaint-benchmark-{dataset}.json")
+            Path(root).expanduser().resolve().parent / f"ovpaint-benchmark-{dataset}.json"
+        )
         self.report_edit.setText(report)
         self.report_file = Path(report)
         self.output_folder = Path(report).parent
         self.class_table.setRowCount(0)
         limit = self.limit_spin.value() or None
         handle = self.workers.submit(
-            _benchmark_job, dataset, root, self.bench_method.currentText(), self.manager,
-            limit=limit, seed=self.seed_spin.value(), out_path=report,
-            segment_fn=self.segment_fn, on_progress=self._on_progress,
-            on_done=self._benchmark_done, on_error=self._on_error,
-            on_cancelled=self._on_cancelled, name="benchmark")
+            _benchmark_job,
+            dataset,
+            root,
+            self.bench_method.currentText(),
+            self.manager,
+            limit=limit,
+            seed=self.seed_spin.value(),
+            out_path=report,
+            segment_fn=self.segment_fn,
+            on_progress=self._on_progress,
+            on_done=self._benchmark_done,
+            on_error=self._on_error,
+            on_cancelled=self._on_cancelled,
+            name="benchmark",
+        )
         self._begin(handle, "Running benchmark")
 
     def cancel(self) -> None:
@@ -375,8 +427,13 @@ class BatchDialog(QDialog):
     def _add_file_row(self, record) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
-        values = (record.path, record.status, ", ".join(record.classes_found),
-                  f"{record.seconds:.2f}", record.error)
+        values = (
+            record.path,
+            record.status,
+            ", ".join(record.classes_found),
+            f"{record.seconds:.2f}",
+            record.error,
+        )
         for col, value in enumerate(values):
             self.table.setItem(row, col, QTableWidgetItem(value))
         self.table.scrollToBottom()
@@ -399,8 +456,15 @@ class BatchDialog(QDialog):
                 continue
             row = self.class_table.rowCount()
             self.class_table.insertRow(row)
-            for col, value in enumerate((c["name"], _pct(c["iou"]), _pct(c["f1"]),
-                                         _pct(c["boundary_f1"]), str(c["gt_pixels"]))):
+            for col, value in enumerate(
+                (
+                    c["name"],
+                    _pct(c["iou"]),
+                    _pct(c["f1"]),
+                    _pct(c["boundary_f1"]),
+                    str(c["gt_pixels"]),
+                )
+            ):
                 self.class_table.setItem(row, col, QTableWidgetItem(value))
         self.iou_chart.setPixmap(QPixmap(str(paths["iou"])))
         self.confusion_chart.setPixmap(QPixmap(str(paths["confusion"])))
@@ -408,10 +472,12 @@ class BatchDialog(QDialog):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         spi = result.seconds_per_image.get("total")
-        self._end(f"{result.dataset_title} · {result.method} · {s.images} images: mIoU "
-                  f"{s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}"
-                  + (f", {spi:.2f} s per image" if spi is not None else "")
-                  + f". Report: {paths['json']}")
+        self._end(
+            f"{result.dataset_title} · {result.method} · {s.images} images: mIoU "
+            f"{s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}"
+            + (f", {spi:.2f} s per image" if spi is not None else "")
+            + f". Report: {paths['json']}"
+        )
 
     def _on_error(self, exc: BaseException) -> None:
         self.progress.setRange(0, 1)

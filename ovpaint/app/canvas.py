@@ -94,7 +94,7 @@ class MaskProvider(RasterProvider):
         lw, lh = self.level_size(level)
         # one pixel of context on each side so outlines do not break at tile seams
         mx0, my0, mx1, my1 = max(0, x0 - 1), max(0, y0 - 1), min(lw, x1 + 1), min(lh, y1 + 1)
-        part = self.mask[my0 * s:my1 * s:s, mx0 * s:mx1 * s:s]
+        part = self.mask[my0 * s : my1 * s : s, mx0 * s : mx1 * s : s]
         if part.dtype == np.bool_:
             binary = part.view(np.uint8)
             alpha = binary * np.uint8(round(255 * self.FILL))
@@ -103,7 +103,7 @@ class MaskProvider(RasterProvider):
             alpha = (part.astype(np.float32) * self.FILL).astype(np.uint8)
         edge = binary > cv2.erode(binary, _CROSS)
         alpha[edge] = 255
-        alpha = alpha[y0 - my0:y0 - my0 + (y1 - y0), x0 - mx0:x0 - mx0 + (x1 - x0)]
+        alpha = alpha[y0 - my0 : y0 - my0 + (y1 - y0), x0 - mx0 : x0 - mx0 + (x1 - x0)]
         return mask_to_qimage(alpha, self.color)
 
 
@@ -340,8 +340,10 @@ class Canvas(QGraphicsView):
                 item.set_provider(self._provider(layer))
             else:
                 item.provider.mask = layer.mask
-                if (item.provider.width, item.provider.height) != (layer.mask.shape[1],
-                                                                   layer.mask.shape[0]):
+                if (item.provider.width, item.provider.height) != (
+                    layer.mask.shape[1],
+                    layer.mask.shape[0],
+                ):
                     item.set_provider(self._provider(layer))
                 else:
                     item.invalidate(region)
@@ -425,7 +427,7 @@ class Canvas(QGraphicsView):
     def wheelEvent(self, event) -> None:  # noqa: N802
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom_by(1.25 ** steps, under_mouse=True)
+            self.zoom_by(1.25**steps, under_mouse=True)
         event.accept()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
@@ -455,7 +457,8 @@ class Canvas(QGraphicsView):
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.MiddleButton or (
-                self._space and event.button() == Qt.MouseButton.LeftButton):
+            self._space and event.button() == Qt.MouseButton.LeftButton
+        ):
             self._pan_from = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
@@ -481,8 +484,10 @@ class Canvas(QGraphicsView):
         event.accept()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
-        if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton,
-                                                             Qt.MouseButton.LeftButton):
+        if self._pan_from is not None and event.button() in (
+            Qt.MouseButton.MiddleButton,
+            Qt.MouseButton.LeftButton,
+        ):
             self._pan_from = None
             if self._space:
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)

@@ -19,8 +19,14 @@ _MERGE_PROPERTY = 7301
 class MaskEditCommand(QUndoCommand):
     """Replace a mask layer's pixels; stores just the changed box."""
 
-    def __init__(self, doc: Document, layer: MaskLayer, after: np.ndarray, text: str,
-                 before: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        layer: MaskLayer,
+        after: np.ndarray,
+        text: str,
+        before: np.ndarray | None = None,
+    ) -> None:
         super().__init__(text)
         self.doc, self.layer = doc, layer
         before = layer.mask if before is None else before
@@ -62,8 +68,14 @@ class MaskEditCommand(QUndoCommand):
 class AddLayersCommand(QUndoCommand):
     """Insert layers (segmentation results, inpainting results, new or duplicated layers)."""
 
-    def __init__(self, doc: Document, layers: list[Layer], text: str,
-                 index: int | None = None, select: Layer | None = None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        layers: list[Layer],
+        text: str,
+        index: int | None = None,
+        select: Layer | None = None,
+    ) -> None:
         super().__init__(text)
         self.doc, self.layers, self.index = doc, list(layers), index
         self.select = select if select is not None else (self.layers[-1] if self.layers else None)
@@ -130,8 +142,11 @@ class SetLayerPropertyCommand(QUndoCommand):
         return _MERGE_PROPERTY if self.what == "opacity" else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802
-        if not isinstance(other, SetLayerPropertyCommand) or other.layer is not self.layer \
-                or other.what != self.what:
+        if (
+            not isinstance(other, SetLayerPropertyCommand)
+            or other.layer is not self.layer
+            or other.what != self.what
+        ):
             return False
         self.value = other.value
         return True

@@ -30,9 +30,11 @@ from ovpaint.core.settings import Settings
 class MessageBanner(QWidget):
     """A message strip inside the window: errors stay visible until dismissed."""
 
-    STYLES = {"error": "background:#7a1f1f;color:white;",
-              "warning": "background:#7a5a12;color:white;",
-              "info": "background:#20456e;color:white;"}
+    STYLES = {
+        "error": "background:#7a1f1f;color:white;",
+        "warning": "background:#7a5a12;color:white;",
+        "info": "background:#20456e;color:white;",
+    }
 
     def __init__(self, parent: QWidget | None = None, object_name: str = "errorBanner") -> None:
         super().__init__(parent)
@@ -127,8 +129,15 @@ class EditorContext(QObject):
     busy_changed = Signal(bool)
     operation_finished = Signal(str, float)  # title, seconds
 
-    def __init__(self, manager, settings: Settings, workers: WorkerPool, jobbar: JobBar,
-                 banner: MessageBanner, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        manager,
+        settings: Settings,
+        workers: WorkerPool,
+        jobbar: JobBar,
+        banner: MessageBanner,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.manager = manager
         self.settings = settings
@@ -177,14 +186,21 @@ class EditorContext(QObject):
     def busy(self) -> bool:
         return self.current_job is not None
 
-    def run_job(self, fn: Callable, *args: Any, title: str,
-                on_done: Callable[[Any], None], on_failed: Callable[[], None] | None = None,
-                **kwargs: Any) -> JobHandle | None:
+    def run_job(
+        self,
+        fn: Callable,
+        *args: Any,
+        title: str,
+        on_done: Callable[[Any], None],
+        on_failed: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> JobHandle | None:
         """Run a model job for the current document; its result is applied only if the same
         document is still open and the job was not cancelled."""
         if self.busy:
-            self.banner.show_message(f"Busy with {self.current_job.name}; wait or press Cancel.",
-                                     "warning")
+            self.banner.show_message(
+                f"Busy with {self.current_job.name}; wait or press Cancel.", "warning"
+            )
             return None
         if self.banner.isVisible() and getattr(self.banner, "kind", "") == "info":
             self.banner.hide()  # the last job's notes; errors and warnings stay until dismissed
@@ -223,9 +239,16 @@ class EditorContext(QObject):
             if on_failed is not None:
                 on_failed()
 
-        handle = self.workers.submit(fn, *args, name=title, on_progress=self.jobbar.show_progress,
-                                     on_done=done, on_error=failed, on_cancelled=cancelled,
-                                     **kwargs)
+        handle = self.workers.submit(
+            fn,
+            *args,
+            name=title,
+            on_progress=self.jobbar.show_progress,
+            on_done=done,
+            on_error=failed,
+            on_cancelled=cancelled,
+            **kwargs,
+        )
         self.current_job = handle
         self.jobbar.start(handle, title)
         self.busy_changed.emit(True)

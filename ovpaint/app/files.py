@@ -36,21 +36,23 @@ def open_job(path: str, max_megapixels: int, *, progress, cancel) -> Document:
     return Document(loaded.rgb, loaded.alpha, path=str(p))
 
 
-def export_masks_job(snapshot_masks, shape, visible, folder: str, stem: str, mode: str, *,
-                     progress, cancel) -> list[Path]:
+def export_masks_job(
+    snapshot_masks, shape, visible, folder: str, stem: str, mode: str, *, progress, cancel
+) -> list[Path]:
     folder_path = Path(folder)
     written = []
     if mode == "labels":
         labels, names = label_map(shape, visible)
         written.append(save_label_png(folder_path / f"{stem}_labels.png", labels))
-        atomic_write_text(folder_path / f"{stem}_labels.txt",
-                          "\n".join(f"{i}\t{n}" for i, n in enumerate(names)) + "\n")
+        atomic_write_text(
+            folder_path / f"{stem}_labels.txt",
+            "\n".join(f"{i}\t{n}" for i, n in enumerate(names)) + "\n",
+        )
         return written
     progress.stage("export masks", total=len(snapshot_masks))
     for i, (name, mask) in enumerate(snapshot_masks, start=1):
         cancel.check()
-        written.append(save_mask_png(folder_path / f"{stem}_{i:02d}_{file_part(name)}.png",
-                                     mask))
+        written.append(save_mask_png(folder_path / f"{stem}_{i:02d}_{file_part(name)}.png", mask))
         progress.update(i, len(snapshot_masks))
     return written
 
@@ -76,8 +78,11 @@ class FileController(QObject):
     # ------------------------------------------------------------------ opening
     def ask_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self.window, "Open image or project", self._start_dir(),
-            f"{IMAGE_FILTER};;{PROJECT_FILTER};;All files (*)")
+            self.window,
+            "Open image or project",
+            self._start_dir(),
+            f"{IMAGE_FILTER};;{PROJECT_FILTER};;All files (*)",
+        )
         if path:
             self.open(path)
 
@@ -86,9 +91,12 @@ class FileController(QObject):
             return
         location = project.project_location(path)  # Save writes back there
         self.context.run_job(
-            open_job, path, self.context.settings["max_image_megapixels"],
+            open_job,
+            path,
+            self.context.settings["max_image_megapixels"],
             title=f"Open {Path(path).name}",
-            on_done=lambda doc: self._opened(doc, location or Path(path), location is not None))
+            on_done=lambda doc: self._opened(doc, location or Path(path), location is not None),
+        )
 
     def _opened(self, doc: Document, path: Path, is_project: bool) -> None:
         self.context.set_document(doc)
@@ -115,8 +123,11 @@ class FileController(QObject):
         if doc is None or not doc.dirty:
             return True
         answer = QMessageBox.question(
-            self.window, "Unsaved changes", "The open document has unsaved changes. Discard "
-            "them?", QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
+            self.window,
+            "Unsaved changes",
+            "The open document has unsaved changes. Discard them?",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        )
         return answer == QMessageBox.StandardButton.Discard
 
     # ------------------------------------------------------------------ projects
@@ -126,8 +137,9 @@ class FileController(QObject):
         path = self.project_path
         if path is None or save_as:
             suggested = self._suggest(project.SUFFIX)
-            name, _ = QFileDialog.getSaveFileName(self.window, "Save project", suggested,
-                                                  PROJECT_FILTER)
+            name, _ = QFileDialog.getSaveFileName(
+                self.window, "Save project", suggested, PROJECT_FILTER
+            )
             if not name:
                 return
             path = Path(name)
@@ -138,8 +150,13 @@ class FileController(QObject):
     def save_project(self, path: Path) -> None:
         doc = self.context.document
         snap = project.snapshot(doc)
-        self.context.run_job(project.save_project, snap, path, title="Save project",
-                             on_done=lambda p: self._saved(doc, Path(p)))
+        self.context.run_job(
+            project.save_project,
+            snap,
+            path,
+            title="Save project",
+            on_done=lambda p: self._saved(doc, Path(p)),
+        )
 
     def _saved(self, doc: Document, path: Path) -> None:
         self.project_path = path
@@ -162,8 +179,9 @@ class FileController(QObject):
     def ask_export_image(self) -> None:
         if self.context.document is None:
             return
-        name, chosen = QFileDialog.getSaveFileName(self.window, "Export edited image",
-                                                   self._suggest(".png"), EXPORT_FILTER)
+        name, chosen = QFileDialog.getSaveFileName(
+            self.window, "Export edited image", self._suggest(".png"), EXPORT_FILTER
+        )
         if name:
             self.export_image(Path(name))
 
@@ -174,11 +192,16 @@ class FileController(QObject):
         if doc.path and path.exists() and path.resolve() == Path(doc.path).resolve():
             ok = confirm_overwrite_original
             if ok is None:
-                ok = QMessageBox.question(
-                    self.window, "Overwrite the original?",
-                    f"{path.name} is the original photo. Replace it with the edited image?",
-                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+                ok = (
+                    QMessageBox.question(
+                        self.window,
+                        "Overwrite the original?",
+                        f"{path.name} is the original photo. Replace it with the edited image?",
+                        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                        QMessageBox.StandardButton.No,
+                    )
+                    == QMessageBox.StandardButton.Yes
+                )
             if not ok:
                 return False
         base, paint, alpha = doc.rgb, doc.paint_layers(), doc.alpha  # blended in the worker
@@ -187,15 +210,19 @@ class FileController(QObject):
             progress.stage("export image")
             return save_image(path, composite(base, paint), alpha)
 
-        self.context.run_job(job, title="Export image", on_done=lambda p: self._status(
-            f"Exported {Path(p).name} ({doc.width}×{doc.height})"))
+        self.context.run_job(
+            job,
+            title="Export image",
+            on_done=lambda p: self._status(f"Exported {Path(p).name} ({doc.width}×{doc.height})"),
+        )
         return True
 
     def ask_export_masks(self, mode: str = "layers") -> None:
         if self.context.document is None:
             return
-        folder = QFileDialog.getExistingDirectory(self.window, "Export masks to folder",
-                                                  self._start_dir())
+        folder = QFileDialog.getExistingDirectory(
+            self.window, "Export masks to folder", self._start_dir()
+        )
         if folder:
             self.export_masks(Path(folder), mode)
 
@@ -206,11 +233,17 @@ class FileController(QObject):
             self.context.banner.show_message("There are no mask layers to export.", "warning")
             return
         stem = Path(doc.path).stem if doc.path else "image"
-        self.context.run_job(export_masks_job, masks, doc.shape, doc.visible_masks(),
-                             str(folder), stem, mode,
-                             title="Export masks",
-                             on_done=lambda files: self._status(f"Wrote {len(files)} file(s) to "
-                                                                f"{folder}"))
+        self.context.run_job(
+            export_masks_job,
+            masks,
+            doc.shape,
+            doc.visible_masks(),
+            str(folder),
+            stem,
+            mode,
+            title="Export masks",
+            on_done=lambda files: self._status(f"Wrote {len(files)} file(s) to {folder}"),
+        )
 
     def _status(self, text: str) -> None:
         self.context.banner.show_message(text, "info")
@@ -232,9 +265,14 @@ class FileController(QObject):
             self._autosaving = False
             self.context.banner.show_message(f"Autosave failed: {error_message(exc)}", "warning")
 
-        self.context.workers.submit(project.write_recovery, snap, name="Autosave",
-                                    on_done=done, on_error=failed,
-                                    on_cancelled=lambda: setattr(self, "_autosaving", False))
+        self.context.workers.submit(
+            project.write_recovery,
+            snap,
+            name="Autosave",
+            on_done=done,
+            on_error=failed,
+            on_cancelled=lambda: setattr(self, "_autosaving", False),
+        )
 
     def offer_recovery(self, ask: bool = True) -> bool:
         """After a crash: offer the autosaved project. Returns True if it is being opened."""
@@ -243,17 +281,23 @@ class FileController(QObject):
             return False
         if ask:
             answer = QMessageBox.question(
-                self.window, "Recover unsaved work?",
+                self.window,
+                "Recover unsaved work?",
                 "ovpaint did not close normally last time. Open the automatically saved copy "
-                "of your work?", QMessageBox.StandardButton.Open
-                | QMessageBox.StandardButton.Discard)
+                "of your work?",
+                QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Discard,
+            )
             if answer != QMessageBox.StandardButton.Open:
                 project.clear_recovery()
                 return False
         try:
-            self.context.run_job(open_job, str(found), self.context.settings[
-                "max_image_megapixels"], title="Recover",
-                on_done=lambda doc: self._recovered(doc))
+            self.context.run_job(
+                open_job,
+                str(found),
+                self.context.settings["max_image_megapixels"],
+                title="Recover",
+                on_done=lambda doc: self._recovered(doc),
+            )
         except BadInput as exc:
             self.context.banner.show_message(error_message(exc))
             return False
@@ -263,8 +307,9 @@ class FileController(QObject):
         self.context.set_document(doc)
         doc.dirty = True  # still unsaved: the recovery copy is not the user's project
         self.context.undo_stack.resetClean()  # and no undo reaches a saved state
-        self.context.banner.show_message("Recovered the autosaved work. Save it as a project "
-                                         "to keep it.", "info")
+        self.context.banner.show_message(
+            "Recovered the autosaved work. Save it as a project to keep it.", "info"
+        )
 
     def shutdown_clean(self) -> None:
         """A clean exit: the recovery copy is no longer needed."""

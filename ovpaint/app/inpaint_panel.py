@@ -53,16 +53,22 @@ def changed_patch(rgb: np.ndarray, out: np.ndarray) -> Patch | None:
     return np.ascontiguousarray(out[y0:y1, x0:x1]), alpha, x0, y0
 
 
-def inpaint_job(rgb, mask, values: dict, variants: int, manager, fast: bool, *, progress,
-                cancel) -> tuple[list[tuple[int, Patch | None]], list[str]]:
+def inpaint_job(
+    rgb, mask, values: dict, variants: int, manager, fast: bool, *, progress, cancel
+) -> tuple[list[tuple[int, Patch | None]], list[str]]:
     """Worker-side: one pipeline call for all variants (the instant fill has one); returns
     [(seed, changed patch)] and the pipeline's messages (fallbacks, memory retries)."""
-    settings = build_settings({**values, "variants": 1 if fast else variants,
-                               "engine": "telea" if fast else "sd"})
+    settings = build_settings(
+        {**values, "variants": 1 if fast else variants, "engine": "telea" if fast else "sd"}
+    )
     result = inpaint(rgb, mask, settings, manager=manager, progress=progress, cancel=cancel)
-    return ([(seed, changed_patch(rgb, out)) for seed, out in zip(result.seeds, result.images,
-                                                                    strict=True)],
-            result.messages)
+    return (
+        [
+            (seed, changed_patch(rgb, out))
+            for seed, out in zip(result.seeds, result.images, strict=True)
+        ],
+        result.messages,
+    )
 
 
 class InpaintPanel(QWidget):
@@ -155,9 +161,12 @@ class InpaintPanel(QWidget):
 
     def _refresh(self) -> None:
         self.button.setEnabled(self.context.document is not None and not self.context.busy)
-        live = [v for v in self._variant_layers
-                if self.context.document is not None
-                and any(v is layer for layer in self.context.document.layers)]
+        live = [
+            v
+            for v in self._variant_layers
+            if self.context.document is not None
+            and any(v is layer for layer in self.context.document.layers)
+        ]
         self.keep_button.setEnabled(len(live) > 1)
 
     def _mode_changed(self, mode: str) -> None:
@@ -183,8 +192,9 @@ class InpaintPanel(QWidget):
         from ovpaint.pipelines.inpaint import expand_prompt
 
         try:
-            positive, negative = expand_prompt(self.mode.currentText(), self.prompt.text(),
-                                               self._removed_class())
+            positive, negative = expand_prompt(
+                self.mode.currentText(), self.prompt.text(), self._removed_class()
+            )
         except BadInput:
             return
         self._setting_expansion = True
@@ -193,11 +203,15 @@ class InpaintPanel(QWidget):
         self._setting_expansion = False
 
     def values(self) -> dict:
-        return {"mode": self.mode.currentText(), "prompt": self.expanded.toPlainText().strip(),
-                "negative_prompt": self.negative.toPlainText().strip(),
-                "steps": self.steps.value(), "guidance": self.guidance.value(),
-                "strength": self.strength.value(),
-                "seed": self.seed.value()}
+        return {
+            "mode": self.mode.currentText(),
+            "prompt": self.expanded.toPlainText().strip(),
+            "negative_prompt": self.negative.toPlainText().strip(),
+            "steps": self.steps.value(),
+            "guidance": self.guidance.value(),
+            "strength": self.strength.value(),
+            "seed": self.seed.value(),
+        }
 
     def run(self) -> None:
         doc = self.context.document
@@ -216,25 +230,39 @@ class InpaintPanel(QWidget):
         values = self.values()
         mask = layer.binary
         self.context.run_job(
-            inpaint_job, doc.rgb, mask, values, self.variants.value(), self.context.manager,
-            self.fast.isChecked(), title="Inpaint",
-            on_done=lambda done: self.apply(doc, layer, values, *done))
+            inpaint_job,
+            doc.rgb,
+            mask,
+            values,
+            self.variants.value(),
+            self.context.manager,
+            self.fast.isChecked(),
+            title="Inpaint",
+            on_done=lambda done: self.apply(doc, layer, values, *done),
+        )
 
-    def apply(self, doc: Document, mask_layer: MaskLayer, values: dict, outputs,
-              messages: list[str]) -> None:
-        label = values["mode"] if values["mode"] == "remove" or not self.prompt.text() \
+    def apply(
+        self, doc: Document, mask_layer: MaskLayer, values: dict, outputs, messages: list[str]
+    ) -> None:
+        label = (
+            values["mode"]
+            if values["mode"] == "remove" or not self.prompt.text()
             else self.prompt.text().strip()
+        )
         layers = []
         for i, (seed, patch) in enumerate(outputs):
             if patch is None:
                 continue
-            meta = {k: values[k] for k in ("mode", "prompt", "negative_prompt", "steps",
-                                           "guidance", "strength")}
+            meta = {
+                k: values[k]
+                for k in ("mode", "prompt", "negative_prompt", "steps", "guidance", "strength")
+            }
             meta.update(seed=seed, mask=mask_layer.name)
             name = doc.unique_name(f"inpaint: {label} #{seed}")
             rgb, alpha, x, y = patch
-            layer = ImageLayer(name=name, rgb=rgb, alpha=alpha, x=x, y=y, role="inpaint",
-                               meta=meta, visible=i == 0)
+            layer = ImageLayer(
+                name=name, rgb=rgb, alpha=alpha, x=x, y=y, role="inpaint", meta=meta, visible=i == 0
+            )
             layers.append(layer)
         if messages:  # e.g. "Out of memory: retrying with attention slicing."
             self.context.banner.show_message(" ".join(messages), "info")
@@ -243,8 +271,9 @@ class InpaintPanel(QWidget):
             return
         # results sit directly above the topmost image layer, below the masks
         index = max((doc.layers.index(x) + 1 for x in doc.layers.images()), default=0)
-        self.context.push(AddLayersCommand(doc, layers, f"Inpaint ({label})", index=index,
-                                           select=mask_layer))
+        self.context.push(
+            AddLayersCommand(doc, layers, f"Inpaint ({label})", index=index, select=mask_layer)
+        )
         self._variant_layers = layers
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
@@ -269,8 +298,11 @@ class InpaintPanel(QWidget):
         index = self.variant_combo.currentIndex()
         if doc is None or not 0 <= index < len(self._variant_layers):
             return
-        others = [x for i, x in enumerate(self._variant_layers)
-                  if i != index and any(x is y for y in doc.layers)]
+        others = [
+            x
+            for i, x in enumerate(self._variant_layers)
+            if i != index and any(x is y for y in doc.layers)
+        ]
         if others:
             self.show_variant(index)
             self.context.push(RemoveLayersCommand(doc, others, "Keep one variant"))

@@ -30,8 +30,9 @@ def build_window(args: argparse.Namespace):
     except OvpaintError as exc:  # e.g. --device cuda without a GPU: fall back, say why
         from ovpaint.models.manager import ModelManager
 
-        manager = ModelManager(profile=args.models or settings["model_profile"], device="cpu",
-                               settings=settings)
+        manager = ModelManager(
+            profile=args.models or settings["model_profile"], device="cpu", settings=settings
+        )
         window = MainWindow(manager, settings=settings)
         window.banner.show_message(f"{exc} Using the CPU instead.", "warning")
         return window
@@ -40,9 +41,16 @@ def build_window(args: argparse.Namespace):
 
 
 ENGINE_MODULES = (
-    "ovpaint.pipelines.segment", "ovpaint.pipelines.interactive", "ovpaint.pipelines.inpaint",
-    "ovpaint.models.clip_loader", "ovpaint.models.sam2_loader", "ovpaint.models.inpaint_loader",
-    "open_clip", "sam2.build_sam", "sam2.sam2_image_predictor", "diffusers",
+    "ovpaint.pipelines.segment",
+    "ovpaint.pipelines.interactive",
+    "ovpaint.pipelines.inpaint",
+    "ovpaint.models.clip_loader",
+    "ovpaint.models.sam2_loader",
+    "ovpaint.models.inpaint_loader",
+    "open_clip",
+    "sam2.build_sam",
+    "sam2.sam2_image_predictor",
+    "diffusers",
 )
 
 
@@ -58,8 +66,7 @@ def warm_up_engine() -> threading.Thread:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - the job that needs it reports the real error
-                logging.getLogger(__name__).warning("could not preload %s", name,
-                                                    exc_info=True)
+                logging.getLogger(__name__).warning("could not preload %s", name, exc_info=True)
 
     thread = threading.Thread(target=run, name="ovpaint-warm-up", daemon=True)
     thread.start()

@@ -84,8 +84,9 @@ class LayerListModel(QAbstractListModel):
         # a move, not a reset: the view's current row follows the layer (also on undo)
         src, dst = self._row(old), self._row(new)
         if src != dst:
-            self.beginMoveRows(QModelIndex(), src, src, QModelIndex(),
-                               dst + 1 if dst > src else dst)
+            self.beginMoveRows(
+                QModelIndex(), src, src, QModelIndex(), dst + 1 if dst > src else dst
+            )
             self.endMoveRows()
 
     def _changed(self, layer: Layer, what: str, region) -> None:
@@ -127,8 +128,11 @@ class LayerListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(layer)
         if role == Qt.ItemDataRole.ToolTipRole:
-            kind = "mask" if isinstance(layer, MaskLayer) else (
-                "inpainting result" if getattr(layer, "role", "") == "inpaint" else "image")
+            kind = (
+                "mask"
+                if isinstance(layer, MaskLayer)
+                else ("inpainting result" if getattr(layer, "role", "") == "inpaint" else "image")
+            )
             return f"{layer.name} ({kind}, opacity {layer.opacity:.0%})"
         if role == LayerRole:
             return layer
@@ -164,8 +168,9 @@ class LayerPanel(QWidget):
         self.view.setObjectName("layerList")
         self.view.setAccessibleName("Layers")
         self.view.setModel(self.model)
-        self.view.setEditTriggers(QListView.EditTrigger.DoubleClicked
-                                  | QListView.EditTrigger.EditKeyPressed)
+        self.view.setEditTriggers(
+            QListView.EditTrigger.DoubleClicked | QListView.EditTrigger.EditKeyPressed
+        )
         self.view.selectionModel().currentChanged.connect(self._view_selected)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setObjectName("opacitySlider")
@@ -175,11 +180,12 @@ class LayerPanel(QWidget):
         buttons = QHBoxLayout()
         self.buttons: dict[str, QToolButton] = {}
         for key, text, tip, slot in (
-                ("up", "Up", "Move the layer up (Ctrl+])", self.move_up),
-                ("down", "Down", "Move the layer down (Ctrl+[)", self.move_down),
-                ("new", "New", "New empty mask layer (Ctrl+Shift+N)", self.new_mask),
-                ("duplicate", "Copy", "Duplicate the layer (Ctrl+J)", self.duplicate),
-                ("delete", "Delete", "Delete the layer (Del)", self.delete)):
+            ("up", "Up", "Move the layer up (Ctrl+])", self.move_up),
+            ("down", "Down", "Move the layer down (Ctrl+[)", self.move_down),
+            ("new", "New", "New empty mask layer (Ctrl+Shift+N)", self.new_mask),
+            ("duplicate", "Copy", "Duplicate the layer (Ctrl+J)", self.duplicate),
+            ("delete", "Delete", "Delete the layer (Del)", self.delete),
+        ):
             button = QToolButton()
             button.setText(text)
             button.setToolTip(tip)

@@ -46,8 +46,9 @@ class MainWindow(QMainWindow):
         self.jobbar = JobBar()
         self.banner = MessageBanner()
         self.profile_banner = MessageBanner(object_name="profileBanner")
-        self.context = EditorContext(manager, self.settings, self.workers, self.jobbar,
-                                     self.banner, self)
+        self.context = EditorContext(
+            manager, self.settings, self.workers, self.jobbar, self.banner, self
+        )
         self.canvas = Canvas()
         self.tools = ToolController(self.context, self.canvas, self)
         self.layers = LayerPanel(self.context)
@@ -95,8 +96,10 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title.lower()}Dock")
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         self.addDockWidget(area, dock)
         return dock
 
@@ -105,14 +108,21 @@ class MainWindow(QMainWindow):
         if self.manager.is_tiny:
             notes.append("Tiny test models: random weights, results are meaningless.")
         if self.manager.device.type == "cpu":
-            notes.append("Running on the CPU: segmentation takes seconds and inpainting "
-                         "minutes." + (f" ({self.manager.choice.note})"
-                                       if getattr(self.manager.choice, "note", "") else ""))
+            notes.append(
+                "Running on the CPU: segmentation takes seconds and inpainting "
+                "minutes."
+                + (
+                    f" ({self.manager.choice.note})"
+                    if getattr(self.manager.choice, "note", "")
+                    else ""
+                )
+            )
         if notes:
             self.profile_banner.show_message(" ".join(notes), "warning")
 
-    def _action(self, menu, text: str, slot, shortcut=None, name: str | None = None,
-                tip: str = "") -> QAction:
+    def _action(
+        self, menu, text: str, slot, shortcut=None, name: str | None = None, tip: str = ""
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -130,19 +140,34 @@ class MainWindow(QMainWindow):
         self._action(f, "&Open…", self.files.ask_open, QKeySequence.StandardKey.Open, "openAction")
         self.recent_menu = f.addMenu("Open &Recent")
         f.addSeparator()
-        self._action(f, "&Save Project", lambda: self.files.ask_save_project(),
-                     QKeySequence.StandardKey.Save, "saveAction")
-        self._action(f, "Save Project &As…", lambda: self.files.ask_save_project(True),
-                     QKeySequence.StandardKey.SaveAs)
+        self._action(
+            f,
+            "&Save Project",
+            lambda: self.files.ask_save_project(),
+            QKeySequence.StandardKey.Save,
+            "saveAction",
+        )
+        self._action(
+            f,
+            "Save Project &As…",
+            lambda: self.files.ask_save_project(True),
+            QKeySequence.StandardKey.SaveAs,
+        )
         f.addSeparator()
-        self._action(f, "&Export Edited Image…", self.files.ask_export_image, "Ctrl+E",
-                     "exportAction")
-        self._action(f, "Export Masks (one PNG per layer)…",
-                     lambda: self.files.ask_export_masks("layers"), "Ctrl+Shift+E")
+        self._action(
+            f, "&Export Edited Image…", self.files.ask_export_image, "Ctrl+E", "exportAction"
+        )
+        self._action(
+            f,
+            "Export Masks (one PNG per layer)…",
+            lambda: self.files.ask_export_masks("layers"),
+            "Ctrl+Shift+E",
+        )
         self._action(f, "Export Masks (label map)…", lambda: self.files.ask_export_masks("labels"))
         f.addSeparator()
-        self._action(f, "Batch && Benchmark…", self.open_batch_dialog, "Ctrl+Shift+B",
-                     "batchAction")
+        self._action(
+            f, "Batch && Benchmark…", self.open_batch_dialog, "Ctrl+Shift+B", "batchAction"
+        )
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -160,10 +185,16 @@ class MainWindow(QMainWindow):
         self._action(e, "Cancel Running Job", self.jobbar.cancel, "Esc", "cancelAction")
 
         v = bar.addMenu("&View")
-        self._action(v, "Zoom &In", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
-        self._action(v, "Zoom &Out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
+        self._action(
+            v, "Zoom &In", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn
+        )
+        self._action(
+            v, "Zoom &Out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut
+        )
         self._action(v, "&Fit to Window", self.canvas.fit, "Ctrl+0", "fitAction")
-        self._action(v, "&Actual Size (100 %)", self.canvas.actual_size, "Ctrl+1", "actualSizeAction")
+        self._action(
+            v, "&Actual Size (100 %)", self.canvas.actual_size, "Ctrl+1", "actualSizeAction"
+        )
 
         layer = bar.addMenu("&Layer")
         self._action(layer, "New Mask", self.layers.new_mask, "Ctrl+Shift+N")
@@ -179,8 +210,13 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, toolbar)
         self.tool_actions: dict[str, QAction] = {}
         for tool in TOOLS:
-            action = self._action(m, TOOL_TITLES[tool], partial(self.tools.set_tool, tool),
-                                  TOOL_KEYS[tool], f"tool_{tool}")
+            action = self._action(
+                m,
+                TOOL_TITLES[tool],
+                partial(self.tools.set_tool, tool),
+                TOOL_KEYS[tool],
+                f"tool_{tool}",
+            )
             action.setCheckable(True)
             action.setChecked(tool == self.tools.tool)
             self.tool_group.addAction(action)
@@ -195,10 +231,18 @@ class MainWindow(QMainWindow):
         self.brush_size.valueChanged.connect(self.tools.set_brush_radius)
         self.tools.brush_size_changed.connect(self.brush_size.setValue)
         toolbar.addWidget(self.brush_size)
-        self._action(m, "Smaller Brush", lambda: self.tools.set_brush_radius(
-            self.tools.brush_radius * 0.8), "[")
-        self._action(m, "Larger Brush", lambda: self.tools.set_brush_radius(
-            self.tools.brush_radius * 1.25 + 1), "]")
+        self._action(
+            m,
+            "Smaller Brush",
+            lambda: self.tools.set_brush_radius(self.tools.brush_radius * 0.8),
+            "[",
+        )
+        self._action(
+            m,
+            "Larger Brush",
+            lambda: self.tools.set_brush_radius(self.tools.brush_radius * 1.25 + 1),
+            "]",
+        )
         m.addSeparator()
         self._action(m, "Grow", lambda: self.tools.apply_op("grow", 5), "Ctrl+Shift+=")
         self._action(m, "Shrink", lambda: self.tools.apply_op("shrink", 5), "Ctrl+Shift+-")
@@ -212,8 +256,9 @@ class MainWindow(QMainWindow):
 
         s = bar.addMenu("&Segment")
         self._action(s, "Type Classes", lambda: self.prompt.prompt.setFocus(), "Ctrl+L")
-        self.segment_action = self._action(s, "Run Segmentation", self.prompt.segment,
-                                           "Ctrl+Return")
+        self.segment_action = self._action(
+            s, "Run Segmentation", self.prompt.segment, "Ctrl+Return"
+        )
         self._action(s, "Inpaint Selected Mask", self.inpaint.run, "Ctrl+Shift+Return")
 
     # ------------------------------------------------------------------ behaviour
@@ -256,8 +301,13 @@ class MainWindow(QMainWindow):
         if doc is None:
             self.setWindowTitle("ovpaint")
             return
-        name = (self.files.project_path.name if self.files.project_path
-                else Path(doc.path).name if doc.path else "untitled")
+        name = (
+            self.files.project_path.name
+            if self.files.project_path
+            else Path(doc.path).name
+            if doc.path
+            else "untitled"
+        )
         self.setWindowTitle(f"{name}{' *' if doc.dirty else ''} — ovpaint")
 
     def _operation_finished(self, title: str, seconds: float) -> None:

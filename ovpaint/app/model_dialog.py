@@ -85,8 +85,9 @@ class ModelDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Precision", self.dtype)
         form.addRow("GPU memory budget", self.budget)
-        note = QLabel(f"Now: {manager.banner()}. Device and precision changes apply at the next "
-                      "start.")
+        note = QLabel(
+            f"Now: {manager.banner()}. Device and precision changes apply at the next start."
+        )
         note.setWordWrap(True)
         form.addRow(note)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -110,16 +111,24 @@ class ModelDialog(QDialog):
             if not memory and not self.manager.is_tiny:
                 spec = self.manager.spec(st.role)
                 memory = f"~{_size(spec.approx_bytes)} on disk" if spec is not None else ""
-            values = (st.role, st.title, st.state + (" (in use)" if st.in_use else ""),
-                      st.device or "", st.dtype or "", memory)
+            values = (
+                st.role,
+                st.title,
+                st.state + (" (in use)" if st.in_use else ""),
+                st.device or "",
+                st.dtype or "",
+                memory,
+            )
             for col, value in enumerate(values):
                 self.table.setItem(row, col, QTableWidgetItem(value))
         tiny = self.manager.is_tiny
         for b in (self.download_button, self.file_button, self.folder_button):
             b.setEnabled(not tiny and self.job is None)
         if tiny:
-            self.status.setText("The tiny test profile builds its models in memory; nothing to "
-                                "download. Start without --models tiny to use real weights.")
+            self.status.setText(
+                "The tiny test profile builds its models in memory; nothing to "
+                "download. Start without --models tiny to use real weights."
+            )
 
     def _selected_spec(self):
         row = self.table.currentRow()
@@ -137,9 +146,15 @@ class ModelDialog(QDialog):
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Downloading {spec.title}…")
         self.job = self.workers.submit(
-            download, spec, self.manager.store, name=f"Download {spec.id}",
-            on_progress=self._on_progress, on_done=self._on_done, on_error=self._on_error,
-            on_cancelled=self._on_cancelled)
+            download,
+            spec,
+            self.manager.store,
+            name=f"Download {spec.id}",
+            on_progress=self._on_progress,
+            on_done=self._on_done,
+            on_error=self._on_error,
+            on_cancelled=self._on_cancelled,
+        )
         self.refresh()
 
     def _on_progress(self, event) -> None:
@@ -177,8 +192,9 @@ class ModelDialog(QDialog):
         if folder:
             path = QFileDialog.getExistingDirectory(self, f"Folder with {spec.title}")
         else:
-            path, _ = QFileDialog.getOpenFileName(self, f"Weights of {spec.title}", "",
-                                                  "Weights (*.safetensors *.pt)")
+            path, _ = QFileDialog.getOpenFileName(
+                self, f"Weights of {spec.title}", "", "Weights (*.safetensors *.pt)"
+            )
         if path:
             self.use_local(spec, path)
 

@@ -34,8 +34,13 @@ def available_methods() -> list[str]:
     from ovpaint.pipelines.segment import METHODS
 
     names = list(METHODS)
-    return sorted(names, key=lambda m: (PREFERRED_ORDER.index(m) if m in PREFERRED_ORDER
-                                        else len(PREFERRED_ORDER), m))
+    return sorted(
+        names,
+        key=lambda m: (
+            PREFERRED_ORDER.index(m) if m in PREFERRED_ORDER else len(PREFERRED_ORDER),
+            m,
+        ),
+    )
 
 
 def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, cancel):
@@ -43,8 +48,16 @@ def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, c
     from ovpaint.pipelines.segment import segment
 
     session = session_of()
-    result = segment(rgb, text, method=method, manager=manager, session=session, settings=None,
-                     progress=progress, cancel=cancel)
+    result = segment(
+        rgb,
+        text,
+        method=method,
+        manager=manager,
+        session=session,
+        settings=None,
+        progress=progress,
+        cancel=cancel,
+    )
     # the per-class masks here, not on the UI thread (a full-size pass over the labels each)
     masks = [result.labels == index for index in range(1, len(result.classes))]
     return result, masks, [bool(mask.any()) for mask in masks]
@@ -63,8 +76,9 @@ class PromptPanel(QWidget):
         self.method.setObjectName("methodCombo")
         for name in available_methods():
             self.method.addItem(name, name)
-            self.method.setItemData(self.method.count() - 1, METHOD_HELP.get(name, ""),
-                                    Qt.ItemDataRole.ToolTipRole)
+            self.method.setItemData(
+                self.method.count() - 1, METHOD_HELP.get(name, ""), Qt.ItemDataRole.ToolTipRole
+            )
         self.button = QPushButton("Segment")
         self.button.setObjectName("segmentButton")
         self.button.setToolTip("Find every class in the image (Ctrl+Return)")
@@ -86,8 +100,9 @@ class PromptPanel(QWidget):
 
     def _refresh(self) -> None:
         ready = self.method.count() > 0
-        self.button.setEnabled(ready and self.context.document is not None
-                               and not self.context.busy)
+        self.button.setEnabled(
+            ready and self.context.document is not None and not self.context.busy
+        )
         if not ready:
             self.button.setToolTip("The segmentation engine is not installed in this build.")
 
@@ -109,7 +124,11 @@ class PromptPanel(QWidget):
             return
         del classes
         self.context.run_job(
-            segment_job, doc.rgb, text, method, self.context.manager,
+            segment_job,
+            doc.rgb,
+            text,
+            method,
+            self.context.manager,
             lambda: self.context.image_session(doc),
             title=f"Segment ({method})",
             on_done=lambda out: self.apply(doc, *out, text),
@@ -120,15 +139,21 @@ class PromptPanel(QWidget):
         after it, added as one undo step."""
         layers, colors, empty = [], [], []
         for name, mask, any_pixel in zip(result.classes[1:], masks, found, strict=True):
-            layer = doc.new_mask_layer(doc.unique_name(name), mask, also_used=tuple(colors),
-                                       method=result.method, prompt=text)
+            layer = doc.new_mask_layer(
+                doc.unique_name(name),
+                mask,
+                also_used=tuple(colors),
+                method=result.method,
+                prompt=text,
+            )
             colors.append(layer.color)
             layers.append(layer)
             if not any_pixel:
                 empty.append(layer.name)
         if layers:
-            self.context.push(AddLayersCommand(doc, layers, f"Segment “{text.strip()}”",
-                                               select=layers[0]))
+            self.context.push(
+                AddLayersCommand(doc, layers, f"Segment “{text.strip()}”", select=layers[0])
+            )
         notes = list(getattr(result, "messages", []) or [])
         if empty:
             notes.append("Nothing found for: " + ", ".join(empty))

@@ -19,10 +19,15 @@ from ovpaint.core import masks as mask_ops
 from ovpaint.core.document import Document, MaskLayer
 
 TOOLS = ("positive", "negative", "box", "brush", "eraser", "pan")
-TOOL_TITLES = {"positive": "Positive click", "negative": "Negative click", "box": "Box",
-               "brush": "Brush", "eraser": "Eraser", "pan": "Pan"}
-TOOL_KEYS = {"positive": "A", "negative": "S", "box": "X", "brush": "B", "eraser": "E",
-             "pan": "H"}
+TOOL_TITLES = {
+    "positive": "Positive click",
+    "negative": "Negative click",
+    "box": "Box",
+    "brush": "Brush",
+    "eraser": "Eraser",
+    "pan": "Pan",
+}
+TOOL_KEYS = {"positive": "A", "negative": "S", "box": "X", "brush": "B", "eraser": "E", "pan": "H"}
 
 
 class _ClickHolder:
@@ -107,13 +112,14 @@ class ToolController(QObject):
             if not (0 <= pos.x() < self.doc.width and 0 <= pos.y() < self.doc.height):
                 # a click on the grey around the image is no prompt; say so, not silence
                 self.context.banner.show_message(
-                    "That click is outside the image: click on the image to add a point.",
-                    "info")
+                    "That click is outside the image: click on the image to add a point.", "info"
+                )
                 return
             if button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
-                negative = (self.tool == "negative") != (button == Qt.MouseButton.RightButton
-                                                          or bool(modifiers
-                                                                  & Qt.KeyboardModifier.AltModifier))
+                negative = (self.tool == "negative") != (
+                    button == Qt.MouseButton.RightButton
+                    or bool(modifiers & Qt.KeyboardModifier.AltModifier)
+                )
                 self.add_point(pos.x(), pos.y(), not negative)
         elif self.tool == "box" and button == Qt.MouseButton.LeftButton:
             self._box_start = pos
@@ -136,8 +142,12 @@ class ToolController(QObject):
             s = self._box_start
             self._box_start = None
             if abs(pos.x() - s.x()) >= 3 and abs(pos.y() - s.y()) >= 3:
-                self.set_box(min(s.x(), pos.x()), min(s.y(), pos.y()),
-                             max(s.x(), pos.x()), max(s.y(), pos.y()))
+                self.set_box(
+                    min(s.x(), pos.x()),
+                    min(s.y(), pos.y()),
+                    max(s.x(), pos.x()),
+                    max(s.y(), pos.y()),
+                )
             else:
                 self.canvas.set_box(self._box)
 
@@ -168,8 +178,12 @@ class ToolController(QObject):
         cv2.line(canvas8, last, point, int(value), thickness=2 * r + 1, lineType=cv2.LINE_8)
         cv2.circle(canvas8, point, r, int(value), thickness=-1)
         h, w = working.shape
-        region = (max(0, min(last[0], point[0]) - r - 1), max(0, min(last[1], point[1]) - r - 1),
-                  min(w, max(last[0], point[0]) + r + 2), min(h, max(last[1], point[1]) + r + 2))
+        region = (
+            max(0, min(last[0], point[0]) - r - 1),
+            max(0, min(last[1], point[1]) - r - 1),
+            min(w, max(last[0], point[0]) + r + 2),
+            min(h, max(last[1], point[1]) + r + 2),
+        )
         self._stroke = (layer, working, point)
         self.canvas.preview_mask(layer, working, region)
 
@@ -178,8 +192,9 @@ class ToolController(QObject):
             return
         layer, working, _ = self._stroke
         self._stroke = None
-        command = MaskEditCommand(self.doc, layer, working,
-                                  "Eraser stroke" if self.tool == "eraser" else "Brush stroke")
+        command = MaskEditCommand(
+            self.doc, layer, working, "Eraser stroke" if self.tool == "eraser" else "Brush stroke"
+        )
         if command.is_noop:
             self.canvas.end_preview(layer)
             return
@@ -231,8 +246,12 @@ class ToolController(QObject):
     def _layer_changed(self, layer, what: str, region) -> None:
         """A mask edited by anything but the click session itself invalidates the session:
         the next click starts again from the mask as it now is."""
-        if self._click is not None and layer is self._click.layer and what == "pixels" \
-                and not self._applying_click:
+        if (
+            self._click is not None
+            and layer is self._click.layer
+            and what == "pixels"
+            and not self._applying_click
+        ):
             self._reset_prompts()
 
     def _watch(self, doc: Document | None) -> None:
@@ -255,8 +274,9 @@ class ToolController(QObject):
             def make():
                 from ovpaint.pipelines.interactive import ClickSession
 
-                return ClickSession(context.image_session(doc), context.manager,
-                                    initial_mask=initial)
+                return ClickSession(
+                    context.image_session(doc), context.manager, initial_mask=initial
+                )
 
             self._click = _ClickHolder(doc, layer, make)
         return self._click
@@ -279,9 +299,14 @@ class ToolController(QObject):
 
     def _predict(self, holder: _ClickHolder, op: str, args: tuple, text: str) -> None:
         handle = self.context.run_job(
-            click_job, holder, op, args, title="Click correction",
+            click_job,
+            holder,
+            op,
+            args,
+            title="Click correction",
             on_done=lambda mask: self._apply_click(holder, mask, text),
-            on_failed=lambda: self._click_failed(holder))
+            on_failed=lambda: self._click_failed(holder),
+        )
         if handle is None:  # busy: the click was not taken
             self._click_failed(holder)
 

@@ -33,8 +33,12 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, OvpaintError):
         return str(exc)
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return str(OutOfMemory("Out of memory. Close other programs, use a smaller image or "
-                               "a smaller model, or choose the CPU in Models → Device."))
+        return str(
+            OutOfMemory(
+                "Out of memory. Close other programs, use a smaller image or "
+                "a smaller model, or choose the CPU in Models → Device."
+            )
+        )
     text = str(exc) or type(exc).__name__
     return f"Unexpected error ({type(exc).__name__}): {text}"
 
@@ -144,8 +148,11 @@ class _Runnable(QRunnable):
 
         def forward(event: ProgressEvent) -> None:
             now = time.perf_counter()
-            if event.stage != last[1] or now - last[0] >= PROGRESS_INTERVAL_S or (
-                    event.total is not None and event.done >= event.total):
+            if (
+                event.stage != last[1]
+                or now - last[0] >= PROGRESS_INTERVAL_S
+                or (event.total is not None and event.done >= event.total)
+            ):
                 last[0], last[1] = now, event.stage
                 emitter.progressed.emit(event)
 
@@ -199,8 +206,12 @@ class WorkerPool(QObject):
         ``on_done(result)``, ``on_error(exception)`` or ``on_cancelled()``.
         """
         handle = JobHandle(name or getattr(fn, "__name__", "job"), CancelToken())
-        handle._callbacks = {"on_progress": on_progress, "on_done": on_done,
-                             "on_error": on_error, "on_cancelled": on_cancelled}
+        handle._callbacks = {
+            "on_progress": on_progress,
+            "on_done": on_done,
+            "on_error": on_error,
+            "on_cancelled": on_cancelled,
+        }
         handle.finished.connect(self._forget)
         self._handles.append(handle)
         self.job_started.emit(handle)

@@ -17,26 +17,48 @@ from ovpaint.cli.common import (
 
 
 def register(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("batch", help="segment / inpaint every image of a folder by text",
-                       description=__doc__)
+    p = sub.add_parser(
+        "batch", help="segment / inpaint every image of a folder by text", description=__doc__
+    )
     p.add_argument("input_dir", help="folder of images (never modified)")
-    p.add_argument("--prompt", required=True,
-                   help="classes to find, e.g. 'sky, dog' ('|' separates synonyms)")
+    p.add_argument(
+        "--prompt", required=True, help="classes to find, e.g. 'sky, dog' ('|' separates synonyms)"
+    )
     p.add_argument("--out", required=True, help="output folder (mirrors the input tree)")
-    p.add_argument("--method", default="refined", choices=segmentation_methods(),
-                   help="segmentation method (default: refined)")
-    p.add_argument("--no-recursive", dest="recursive", action="store_false",
-                   help="only the top folder, not its sub-folders")
-    p.add_argument("--ext", default=None,
-                   help="image types to take, e.g. 'jpg,png' (default: all readable types)")
-    p.add_argument("--inpaint", metavar="PROMPT", default=None,
-                   help="also inpaint what was found, with this prompt (replace / restyle)")
-    p.add_argument("--mode", choices=("remove", "replace", "restyle"), default=None,
-                   help="inpainting mode (default: replace with --inpaint, else none)")
+    p.add_argument(
+        "--method",
+        default="refined",
+        choices=segmentation_methods(),
+        help="segmentation method (default: refined)",
+    )
+    p.add_argument(
+        "--no-recursive",
+        dest="recursive",
+        action="store_false",
+        help="only the top folder, not its sub-folders",
+    )
+    p.add_argument(
+        "--ext",
+        default=None,
+        help="image types to take, e.g. 'jpg,png' (default: all readable types)",
+    )
+    p.add_argument(
+        "--inpaint",
+        metavar="PROMPT",
+        default=None,
+        help="also inpaint what was found, with this prompt (replace / restyle)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("remove", "replace", "restyle"),
+        default=None,
+        help="inpainting mode (default: replace with --inpaint, else none)",
+    )
     p.add_argument("--steps", type=int, default=None, help="inpainting steps")
     p.add_argument("--seed", type=int, default=None, help="inpainting seed")
-    p.add_argument("--overwrite", action="store_true",
-                   help="redo files already finished by an earlier run")
+    p.add_argument(
+        "--overwrite", action="store_true", help="redo files already finished by an earlier run"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -60,10 +82,19 @@ def run(args: argparse.Namespace) -> int:
     progress, close = tqdm_progress("batch", disable=True if args.quiet else None)
     try:
         with cancel_on_interrupt(new_cancel(), "the current image") as cancel:
-            report = run_batch(args.input_dir, args.out, args.prompt, args.method, manager,
-                               recursive=args.recursive, extensions=args.ext,
-                               inpaint=_inpaint_options(args), overwrite=args.overwrite,
-                               progress=progress, cancel=cancel)
+            report = run_batch(
+                args.input_dir,
+                args.out,
+                args.prompt,
+                args.method,
+                manager,
+                recursive=args.recursive,
+                extensions=args.ext,
+                inpaint=_inpaint_options(args),
+                overwrite=args.overwrite,
+                progress=progress,
+                cancel=cancel,
+            )
     finally:
         close()
     for message in report.messages:

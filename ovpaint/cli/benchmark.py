@@ -18,24 +18,48 @@ from ovpaint.cli.common import (
 
 
 def register(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("benchmark", help="measure segmentation quality on VOC / COCO-Stuff / "
-                       "ADE20K", description=__doc__)
-    p.add_argument("--dataset", required=True,
-                   help="voc (PASCAL VOC 2012 val), cocostuff (COCO-Stuff164k val2017) or "
-                        "ade20k (ADEChallengeData2016 validation)")
+    p = sub.add_parser(
+        "benchmark",
+        help="measure segmentation quality on VOC / COCO-Stuff / ADE20K",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="voc (PASCAL VOC 2012 val), cocostuff (COCO-Stuff164k val2017) or "
+        "ade20k (ADEChallengeData2016 validation)",
+    )
     p.add_argument("--root", required=True, help="the dataset's folder")
     p.add_argument("--out", required=True, help="report path (REPORT.json)")
-    p.add_argument("--method", default="dense", choices=segmentation_methods(),
-                   help="segmentation method (default: dense, comparable to SCLIP's numbers)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="score a random subset of N images (reproducible with --seed)")
+    p.add_argument(
+        "--method",
+        default="dense",
+        choices=segmentation_methods(),
+        help="segmentation method (default: dense, comparable to SCLIP's numbers)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="score a random subset of N images (reproducible with --seed)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
-    p.add_argument("--save-predictions", metavar="DIR", default=None,
-                   help="also save each prediction as a label PNG in the dataset's own ids")
-    p.add_argument("--restart", action="store_true",
-                   help="ignore the state of an earlier interrupted run")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a segmentation setting (JSON value), e.g. --set prob_thd=0.2")
+    p.add_argument(
+        "--save-predictions",
+        metavar="DIR",
+        default=None,
+        help="also save each prediction as a label PNG in the dataset's own ids",
+    )
+    p.add_argument(
+        "--restart", action="store_true", help="ignore the state of an earlier interrupted run"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a segmentation setting (JSON value), e.g. --set prob_thd=0.2",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -65,20 +89,31 @@ def run(args: argparse.Namespace) -> int:
     progress, close = tqdm_progress("benchmark", disable=True if args.quiet else None)
     try:
         with cancel_on_interrupt(new_cancel(), "the current image") as cancel:
-            result = run_benchmark(args.dataset, args.root, args.method, manager,
-                                   limit=args.limit, seed=args.seed,
-                                   save_predictions_dir=args.save_predictions,
-                                   out_path=args.out, progress=progress, cancel=cancel,
-                                   resume=not args.restart, settings=settings)
+            result = run_benchmark(
+                args.dataset,
+                args.root,
+                args.method,
+                manager,
+                limit=args.limit,
+                seed=args.seed,
+                save_predictions_dir=args.save_predictions,
+                out_path=args.out,
+                progress=progress,
+                cancel=cancel,
+                resume=not args.restart,
+                settings=settings,
+            )
     finally:
         close()
     paths = write_report(result, args.out, manager=manager)
     s = result.scores
     spi = result.seconds_per_image.get("total")
-    print(f"{result.dataset_title} · {result.method} · {s.images} images: "
-          f"mIoU {s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}, "
-          f"mean F1 {s.mean_f1 * 100:.2f}, boundary F1 {s.mean_boundary_f1 * 100:.2f}"
-          + (f", {spi:.2f} s per image" if spi is not None else ""))
+    print(
+        f"{result.dataset_title} · {result.method} · {s.images} images: "
+        f"mIoU {s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}, "
+        f"mean F1 {s.mean_f1 * 100:.2f}, boundary F1 {s.mean_boundary_f1 * 100:.2f}"
+        + (f", {spi:.2f} s per image" if spi is not None else "")
+    )
     for message in result.messages:
         print(f"ovpaint: {message}", file=sys.stderr)
     print("report: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)

@@ -12,8 +12,9 @@ from ovpaint.core.jobs import CancelToken, Progress, ProgressEvent
 def manager_for(args: argparse.Namespace):
     from ovpaint.models.manager import manager_from_options
 
-    manager = manager_from_options(getattr(args, "models", None), getattr(args, "device", None),
-                                   getattr(args, "dtype", None))
+    manager = manager_from_options(
+        getattr(args, "models", None), getattr(args, "device", None), getattr(args, "dtype", None)
+    )
     if manager.is_tiny or manager.choice.note:
         print(f"ovpaint: {manager.banner()}", file=sys.stderr)
     return manager
@@ -23,8 +24,9 @@ def tqdm_progress(desc: str = "", disable: bool | None = None) -> tuple[Progress
     """A Progress rendered by tqdm on stderr; returns (progress, close)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, desc=desc, disable=disable, file=sys.stderr, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=None, desc=desc, disable=disable, file=sys.stderr, leave=False, dynamic_ncols=True
+    )
     progress = Progress()
 
     def on_event(event: ProgressEvent) -> None:
@@ -62,8 +64,9 @@ class cancel_on_interrupt:  # noqa: N801 - used as a context manager, reads like
         if self.cancel.cancelled:
             raise KeyboardInterrupt
         self.cancel.cancel()
-        print(f"\novpaint: stopping after {self.what}… (Ctrl-C again to abort now)",
-              file=sys.stderr)
+        print(
+            f"\novpaint: stopping after {self.what}… (Ctrl-C again to abort now)", file=sys.stderr
+        )
 
     def __enter__(self) -> CancelToken:
         import signal

@@ -18,30 +18,54 @@ from ovpaint.core.errors import BadInput
 def register(sub) -> argparse.ArgumentParser:
     from ovpaint.pipelines.inpaint import ENGINES, MODES, SCHEDULERS
 
-    p = sub.add_parser("inpaint", help="remove, replace or restyle a masked region",
-                       description=__doc__)
+    p = sub.add_parser(
+        "inpaint", help="remove, replace or restyle a masked region", description=__doc__
+    )
     p.add_argument("image", help="input image (never modified)")
     p.add_argument("--mask", required=True, help="mask PNG: non-zero = inpaint")
-    p.add_argument("--class", dest="class_index", type=int, default=None,
-                   help="use only this label of a palette/label mask")
+    p.add_argument(
+        "--class",
+        dest="class_index",
+        type=int,
+        default=None,
+        help="use only this label of a palette/label mask",
+    )
     p.add_argument("--out", required=True, help="output image (.png, .jpg, .webp)")
     p.add_argument("--mode", choices=MODES, default="remove")
     p.add_argument("--prompt", default="", help="what to paint (replace/restyle)")
-    p.add_argument("--negative", default=None,
-                   help="negative prompt; when given, --prompt is used verbatim (no expansion)")
-    p.add_argument("--removed-class", default=None,
-                   help="name of what is removed (goes into the negative prompt)")
+    p.add_argument(
+        "--negative",
+        default=None,
+        help="negative prompt; when given, --prompt is used verbatim (no expansion)",
+    )
+    p.add_argument(
+        "--removed-class",
+        default=None,
+        help="name of what is removed (goes into the negative prompt)",
+    )
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--strength", type=float, default=None,
-                   help="default 1.0 for remove/replace, 0.7 for restyle")
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="default 1.0 for remove/replace, 0.7 for restyle",
+    )
     p.add_argument("--seed", type=int, default=None, help="random when not given; printed")
     p.add_argument("--scheduler", choices=SCHEDULERS, default="default")
-    p.add_argument("--variants", type=int, default=1,
-                   help="write this many results (OUT, OUT-2, ...) with consecutive seeds")
+    p.add_argument(
+        "--variants",
+        type=int,
+        default=1,
+        help="write this many results (OUT, OUT-2, ...) with consecutive seeds",
+    )
     p.add_argument("--dilate", type=int, default=8, help="mask dilation in pixels")
-    p.add_argument("--engine", choices=ENGINES, default="sd",
-                   help="sd = Stable Diffusion; telea/ns = instant model-free fill")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="sd",
+        help="sd = Stable Diffusion; telea/ns = instant model-free fill",
+    )
     p.add_argument("--no-color-match", action="store_true")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.add_argument("--json", action="store_true")
@@ -65,36 +89,54 @@ def run(args: argparse.Namespace) -> int:
     outputs = [_variant_path(out, i) for i in range(max(1, args.variants))]
     for path in outputs:
         if image_path.exists() and path.exists() and path.resolve() == image_path.resolve():
-            raise BadInput(f"{path} is the input image; choose another output "
-                           "(originals are never overwritten).")
+            raise BadInput(
+                f"{path} is the input image; choose another output "
+                "(originals are never overwritten)."
+            )
         if path.exists() and not args.overwrite:
             raise BadInput(f"{path} exists; pass --overwrite to replace it.")
     settings = InpaintSettings(
-        mode=args.mode, prompt=args.prompt, negative_prompt=args.negative,
-        removed_class=args.removed_class, steps=args.steps, guidance=args.guidance,
-        strength=args.strength, seed=args.seed, scheduler=args.scheduler,
-        variants=args.variants, dilate_px=args.dilate, color_match=not args.no_color_match,
+        mode=args.mode,
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        removed_class=args.removed_class,
+        steps=args.steps,
+        guidance=args.guidance,
+        strength=args.strength,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        variants=args.variants,
+        dilate_px=args.dilate,
+        color_match=not args.no_color_match,
         engine=args.engine,
     ).validated()  # bad settings fail before anything loads
     image = load_image(image_path)
     mask = load_mask(args.mask, args.class_index)
     if mask.shape != image.rgb.shape[:2]:
-        raise BadInput(f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
-                       f"{image.width}×{image.height}.")
+        raise BadInput(
+            f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
+            f"{image.width}×{image.height}."
+        )
     manager = manager_for(args) if settings.engine == "sd" else None
     progress, close = tqdm_progress("inpaint", disable=True if args.quiet else None)
     try:
         with cancel_on_interrupt(new_cancel(), "the inpainting") as cancel:
-            result = inpaint(image.rgb, mask, settings, manager=manager, progress=progress,
-                             cancel=cancel)
+            result = inpaint(
+                image.rgb, mask, settings, manager=manager, progress=progress, cancel=cancel
+            )
     finally:
         close()
     for path, rgb in zip(outputs, result.images, strict=False):
         save_image(path, rgb, image.alpha)
-    summary = {"outputs": [str(p) for p in outputs[:len(result.images)]],
-               "seeds": result.seeds, "engine": result.engine, "prompt": result.prompt,
-               "negative_prompt": result.negative_prompt, "messages": result.messages,
-               "timings": {k: round(v, 3) for k, v in result.timings.items()}}
+    summary = {
+        "outputs": [str(p) for p in outputs[: len(result.images)]],
+        "seeds": result.seeds,
+        "engine": result.engine,
+        "prompt": result.prompt,
+        "negative_prompt": result.negative_prompt,
+        "messages": result.messages,
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+    }
     if args.json:
         print_json(summary)
     else:

@@ -15,8 +15,11 @@ from ovpaint.core.options import add_global_options
 
 
 def register(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("models", help="list, download, import or verify model weights",
-                       description="Manage the model weights (see `ovpaint models list`).")
+    p = sub.add_parser(
+        "models",
+        help="list, download, import or verify model weights",
+        description="Manage the model weights (see `ovpaint models list`).",
+    )
     actions = p.add_subparsers(dest="models_action", metavar="ACTION", parser_class=type(p))
     ls = actions.add_parser("list", help="every known model, its size and whether it is here")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         raise BadInput("Say what to do: ovpaint models list|download|import|verify")
     return {"list": _list, "download": _download, "import": _import, "verify": _verify}[action](
-        args)
+        args
+    )
 
 
 def _context(args: argparse.Namespace):
@@ -63,8 +67,11 @@ def _list(args: argparse.Namespace) -> int:
     from ovpaint.models.registry import MODELS, default_model_id
 
     settings, store, device_type = _context(args)
-    chosen = {"clip": settings["clip_model"], "sam2": settings["sam2_model"],
-              "inpaint": settings["inpaint_model"]}
+    chosen = {
+        "clip": settings["clip_model"],
+        "sam2": settings["sam2_model"],
+        "inpaint": settings["inpaint_model"],
+    }
     rows = []
     for spec in MODELS:
         if store.override_path(spec) is not None:
@@ -76,22 +83,30 @@ def _list(args: argparse.Namespace) -> int:
         folder = store.folder(spec)
         partial = state == "missing" and folder.is_dir() and any(folder.rglob("*" + PART_SUFFIX))
         default = (chosen[spec.role] or default_model_id(spec.role, device_type)) == spec.id
-        rows.append({
-            "id": spec.id, "role": spec.role, "title": spec.title,
-            "size_bytes": spec.approx_bytes, "state": state, "partial": partial,
-            "path": str(path) if path is not None else None, "default": default,
-        })
+        rows.append(
+            {
+                "id": spec.id,
+                "role": spec.role,
+                "title": spec.title,
+                "size_bytes": spec.approx_bytes,
+                "state": state,
+                "partial": partial,
+                "path": str(path) if path is not None else None,
+                "default": default,
+            }
+        )
     if args.json:
         print_json({"device": device_type, "model_dir": str(store.root), "models": rows})
         return 0
     print(f"Models in {store.root} (default for {device_type} marked *):")
     for r in rows:
         mark = "*" if r["default"] else " "
-        state = r["state"] + (" (partial download: resume with `download`)" if r["partial"]
-                              else "")
+        state = r["state"] + (" (partial download: resume with `download`)" if r["partial"] else "")
         where = f"  {r['path']}" if r["path"] else ""
-        print(f"{mark} {r['id']:18s} {r['role']:8s} {r['size_bytes'] / 1e9:6.2f} GB  "
-              f"{state:10s} {r['title']}{where}")
+        print(
+            f"{mark} {r['id']:18s} {r['role']:8s} {r['size_bytes'] / 1e9:6.2f} GB  "
+            f"{state:10s} {r['title']}{where}"
+        )
     return 0
 
 
@@ -107,9 +122,19 @@ def _bytes_bar(desc: str, disable: bool):
 
     def on_event(event: ProgressEvent) -> None:
         if not bars:
-            bars.append(tqdm(total=event.total, desc=desc, unit="B", unit_scale=True,
-                             unit_divisor=1000, file=sys.stderr, disable=disable,
-                             dynamic_ncols=True, leave=True))
+            bars.append(
+                tqdm(
+                    total=event.total,
+                    desc=desc,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1000,
+                    file=sys.stderr,
+                    disable=disable,
+                    dynamic_ncols=True,
+                    leave=True,
+                )
+            )
         bar = bars[0]
         if event.total is not None and bar.total != event.total:
             bar.total = event.total
@@ -141,17 +166,21 @@ def _download(args: argparse.Namespace) -> int:
             result = download(spec, store, progress=progress, cancel=cancel, force=args.force)
         except (KeyboardInterrupt, Cancelled):
             close()
-            print(f"ovpaint: download of {spec.id} cancelled; the part already fetched is kept "
-                  f"in {store.folder(spec)}. Run the same command again to resume.",
-                  file=sys.stderr)
+            print(
+                f"ovpaint: download of {spec.id} cancelled; the part already fetched is kept "
+                f"in {store.folder(spec)}. Run the same command again to resume.",
+                file=sys.stderr,
+            )
             return 130
         finally:
             close()
         if result.already_installed:
             print(f"{spec.id}: already installed at {result.path}")
         else:
-            print(f"{spec.id}: installed at {result.path} "
-                  f"({result.bytes_downloaded / 1e6:.1f} MB downloaded)")
+            print(
+                f"{spec.id}: installed at {result.path} "
+                f"({result.bytes_downloaded / 1e6:.1f} MB downloaded)"
+            )
     return 0
 
 
@@ -174,8 +203,11 @@ def _verify(args: argparse.Namespace) -> int:
     if args.ids:
         specs = [get_spec(i) for i in dict.fromkeys(args.ids)]
     else:
-        specs = [s for s in MODELS
-                 if store.override_path(s) is not None or store.read_manifest(s) is not None]
+        specs = [
+            s
+            for s in MODELS
+            if store.override_path(s) is not None or store.read_manifest(s) is not None
+        ]
         if not specs:
             print("No models are installed. See `ovpaint models list`.")
             return 0
@@ -187,8 +219,9 @@ def _verify(args: argparse.Namespace) -> int:
             failed.append(report)
     if failed:
         if len(failed) == 1 and len(specs) == 1:
-            raise ModelUnavailable(f"{failed[0].model_id} is {failed[0].state}: "
-                                   f"{failed[0].message}")
+            raise ModelUnavailable(
+                f"{failed[0].model_id} is {failed[0].state}: {failed[0].message}"
+            )
         ids = ", ".join(r.model_id for r in failed)
         raise ModelUnavailable(f"{len(failed)} model(s) failed verification: {ids}")
     return 0

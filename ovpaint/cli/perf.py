@@ -12,8 +12,11 @@ from ovpaint.core.fileio import atomic_write_text
 
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("perf", help="benchmark each stage (random weights, real architectures)")
-    p.add_argument("--only", help="comma-separated words: run stages whose group or name "
-                                  "contains one (and their baselines)")
+    p.add_argument(
+        "--only",
+        help="comma-separated words: run stages whose group or name "
+        "contains one (and their baselines)",
+    )
     p.add_argument("--json", dest="json_path", help="write the results as JSON to this path")
     p.add_argument("--quick", action="store_true", help="one repeat, small inputs")
     p.add_argument("--list", action="store_true", help="list the stages and exit")
@@ -24,10 +27,15 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint import perf
     from ovpaint.models import device as devices
 
-    choice = devices.choose(getattr(args, "device", None) or "auto",
-                            getattr(args, "dtype", None) or "auto")
-    ctx = perf.PerfContext(device=choice.device, dtype=choice.dtype,
-                           tiny=getattr(args, "models", None) == "tiny", quick=args.quick)
+    choice = devices.choose(
+        getattr(args, "device", None) or "auto", getattr(args, "dtype", None) or "auto"
+    )
+    ctx = perf.PerfContext(
+        device=choice.device,
+        dtype=choice.dtype,
+        tiny=getattr(args, "models", None) == "tiny",
+        quick=args.quick,
+    )
     stages = perf.collect(ctx, args.only)
     if args.list:
         for s in stages:
@@ -36,8 +44,12 @@ def run(args: argparse.Namespace) -> int:
     info = perf.machine_info(ctx)
     print("ovpaint perf — " + ", ".join(f"{k}={v}" for k, v in info.items()), file=sys.stderr)
     started = time.time()
-    results = perf.run(stages, on_result=lambda r: print(
-        f"  {r.group}/{r.name}: " + (r.error or f"{r.median_s:.4f} s"), file=sys.stderr))
+    results = perf.run(
+        stages,
+        on_result=lambda r: print(
+            f"  {r.group}/{r.name}: " + (r.error or f"{r.median_s:.4f} s"), file=sys.stderr
+        ),
+    )
     print(perf.format_table(results))
     if args.json_path:
         data = {

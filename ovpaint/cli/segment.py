@@ -23,28 +23,47 @@ from ovpaint.core.errors import BadInput
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("segment", help="segment one image by text", description=__doc__)
     p.add_argument("image", help="input image (never modified)")
-    p.add_argument("--prompt", default=None,
-                   help="classes to find, e.g. 'sky, dog' (',' separates classes, "
-                        "'|' synonyms of one class); optional with --points/--box")
+    p.add_argument(
+        "--prompt",
+        default=None,
+        help="classes to find, e.g. 'sky, dog' (',' separates classes, "
+        "'|' synonyms of one class); optional with --points/--box",
+    )
     methods = segmentation_methods()
-    p.add_argument("--method", choices=methods, default="refined" if "refined" in methods
-                   else methods[0], help="segmentation method (default: refined)")
+    p.add_argument(
+        "--method",
+        choices=methods,
+        default="refined" if "refined" in methods else methods[0],
+        help="segmentation method (default: refined)",
+    )
     p.add_argument("--out", required=True, help="label map PNG to write")
     p.add_argument("--masks-dir", default=None, help="also write one mask PNG per class here")
-    p.add_argument("--preset", choices=("default", "voc"), default=None,
-                   help="dense post-processing preset (voc: scale 65, prob/area thresholds)")
+    p.add_argument(
+        "--preset",
+        choices=("default", "voc"),
+        default=None,
+        help="dense post-processing preset (voc: scale 65, prob/area thresholds)",
+    )
     p.add_argument("--short-side", type=int, default=None, help="dense input short side (336)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--points", default=None,
-                   help="clicks 'x,y,+;x,y,-' (image pixels; + keeps, - removes) that correct "
-                        "the mask of --class (or the prompt's only class), or segment one "
-                        "object without --prompt; clicks outside the image are refused")
-    p.add_argument("--box", default=None,
-                   help="box x0,y0,x1,y1 around the object (applied before the points)")
-    p.add_argument("--class", dest="class_name", default=None,
-                   help="the class --points/--box correct (needed with several classes); "
-                        "without --prompt, the name of the clicked object (default: object)")
+    p.add_argument(
+        "--points",
+        default=None,
+        help="clicks 'x,y,+;x,y,-' (image pixels; + keeps, - removes) that correct "
+        "the mask of --class (or the prompt's only class), or segment one "
+        "object without --prompt; clicks outside the image are refused",
+    )
+    p.add_argument(
+        "--box", default=None, help="box x0,y0,x1,y1 around the object (applied before the points)"
+    )
+    p.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        help="the class --points/--box correct (needed with several classes); "
+        "without --prompt, the name of the clicked object (default: object)",
+    )
     return p
 
 
@@ -89,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise BadInput(f"--out must be a .png file, got {out}.")
     if out.exists() and image_path.exists() and out.resolve() == image_path.resolve():
-        raise BadInput("--out is the input image; choose another file (originals are never "
-                       "overwritten).")
+        raise BadInput(
+            "--out is the input image; choose another file (originals are never overwritten)."
+        )
     clicks, box = parse_points(args.points), parse_box(args.box)
     if args.prompt is None and not clicks and box is None:
         raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
@@ -105,16 +125,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         with cancel_on_interrupt(new_cancel(), "the segmentation") as cancel:
             if queries is None:
-                result = segment_from_clicks(session, manager, clicks, box,
-                                             name=args.class_name or "object")
+                result = segment_from_clicks(
+                    session, manager, clicks, box, name=args.class_name or "object"
+                )
             else:
-                result = segment(rgb, queries, method=args.method, manager=manager,
-                                 session=session, settings=_settings(args),
-                                 progress=progress, cancel=cancel)
+                result = segment(
+                    rgb,
+                    queries,
+                    method=args.method,
+                    manager=manager,
+                    session=session,
+                    settings=_settings(args),
+                    progress=progress,
+                    cancel=cancel,
+                )
                 if clicks or box is not None:
                     cancel.check()
-                    result = refine_class_with_clicks(result, session, manager, clicks, box,
-                                                      args.class_name)
+                    result = refine_class_with_clicks(
+                        result, session, manager, clicks, box, args.class_name
+                    )
     finally:
         close()
     written = write_outputs(result, out, Path(args.masks_dir) if args.masks_dir else None)
@@ -124,10 +153,13 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         for c in summary["classes"]:
-            print(f"{c['index']:3d}  {c['name']:<30} {c['pixels']:>10d} px  "
-                  f"{100 * c['fraction']:6.2f} %")
-        print(f"method {result.method}, {summary['timings'].get('total', 0.0):.2f} s; "
-              f"labels in {out}")
+            print(
+                f"{c['index']:3d}  {c['name']:<30} {c['pixels']:>10d} px  "
+                f"{100 * c['fraction']:6.2f} %"
+            )
+        print(
+            f"method {result.method}, {summary['timings'].get('total', 0.0):.2f} s; labels in {out}"
+        )
     for message in result.messages:
         print(f"ovpaint: {message}", file=sys.stderr)
     return 0

@@ -25,10 +25,26 @@ Region = tuple[int, int, int, int]
 
 # Saturated, mutually distinct colours (Trubetskoy's list) that stay visible over photos.
 OVERLAY_COLORS: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (220, 190, 255),
+    (170, 110, 40),
+    (255, 250, 200),
+    (128, 0, 0),
+    (170, 255, 195),
+    (128, 128, 0),
+    (255, 215, 180),
+    (0, 0, 128),
+    (128, 128, 128),
 )  # x0, y0, x1, y1 (exclusive end), image coordinates
 
 
@@ -87,8 +103,14 @@ class MaskLayer(Layer):
         return binary(self.mask)
 
     def copy(self) -> MaskLayer:
-        return MaskLayer(name=self.name, visible=self.visible, opacity=self.opacity,
-                         meta=dict(self.meta), mask=self.mask, color=self.color)
+        return MaskLayer(
+            name=self.name,
+            visible=self.visible,
+            opacity=self.opacity,
+            meta=dict(self.meta),
+            mask=self.mask,
+            color=self.color,
+        )
 
 
 @dataclass(eq=False)
@@ -121,9 +143,17 @@ class ImageLayer(Layer):
         return self.x, self.y, self.x + self.rgb.shape[1], self.y + self.rgb.shape[0]
 
     def copy(self) -> ImageLayer:
-        return ImageLayer(name=self.name, visible=self.visible, opacity=self.opacity,
-                          meta=dict(self.meta), rgb=self.rgb, alpha=self.alpha, x=self.x,
-                          y=self.y, role=self.role)
+        return ImageLayer(
+            name=self.name,
+            visible=self.visible,
+            opacity=self.opacity,
+            meta=dict(self.meta),
+            rgb=self.rgb,
+            alpha=self.alpha,
+            x=self.x,
+            y=self.y,
+            role=self.role,
+        )
 
 
 def _as_mask(mask: np.ndarray) -> np.ndarray:
@@ -229,8 +259,9 @@ class LayerList:
 class Document:
     """A base image (RGB, with its alpha kept aside for export) and its layers."""
 
-    def __init__(self, rgb: np.ndarray, alpha: np.ndarray | None = None,
-                 path: str | None = None) -> None:
+    def __init__(
+        self, rgb: np.ndarray, alpha: np.ndarray | None = None, path: str | None = None
+    ) -> None:
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
             raise ValueError("the base image is a non-empty H×W×3 uint8 array")
@@ -240,8 +271,12 @@ class Document:
         self.layers = LayerList()
         self.modified = Signal()  # any change at all (for the title bar and autosave)
         self.dirty = False
-        for signal in (self.layers.inserted, self.layers.removed, self.layers.moved,
-                       self.layers.changed):
+        for signal in (
+            self.layers.inserted,
+            self.layers.removed,
+            self.layers.moved,
+            self.layers.changed,
+        ):
             signal.connect(self._mark_dirty)
 
     def _mark_dirty(self, *args: Any) -> None:
@@ -269,15 +304,22 @@ class Document:
                 return color
         return OVERLAY_COLORS[len(used) % len(OVERLAY_COLORS)]
 
-    def new_mask_layer(self, name: str, mask: np.ndarray | None = None,
-                       color: tuple[int, int, int] | None = None, also_used: tuple = (),
-                       **meta: Any) -> MaskLayer:
+    def new_mask_layer(
+        self,
+        name: str,
+        mask: np.ndarray | None = None,
+        color: tuple[int, int, int] | None = None,
+        also_used: tuple = (),
+        **meta: Any,
+    ) -> MaskLayer:
         """A mask layer sized to this document (not yet inserted)."""
         if mask is None:
             mask = np.zeros(self.shape, dtype=bool)
         if np.asarray(mask).shape != self.shape:
             raise ValueError(f"mask shape {np.asarray(mask).shape} != image {self.shape}")
-        return MaskLayer(name=name, mask=mask, color=color or self.next_color(also_used), meta=dict(meta))
+        return MaskLayer(
+            name=name, mask=mask, color=color or self.next_color(also_used), meta=dict(meta)
+        )
 
     def unique_name(self, name: str) -> str:
         names = {layer.name for layer in self.layers}
@@ -297,12 +339,17 @@ class Document:
         layer.mask = mask
         self.layers.changed.emit(layer, "pixels", region)
 
-    def set_pixels(self, layer: ImageLayer, rgb: np.ndarray, alpha: np.ndarray | None,
-                   x: int, y: int) -> None:
+    def set_pixels(
+        self, layer: ImageLayer, rgb: np.ndarray, alpha: np.ndarray | None, x: int, y: int
+    ) -> None:
         replacement = ImageLayer(name=layer.name, rgb=rgb, alpha=alpha, x=x, y=y)
         old_region = layer.region
-        layer.rgb, layer.alpha, layer.x, layer.y = (replacement.rgb, replacement.alpha,
-                                                    replacement.x, replacement.y)
+        layer.rgb, layer.alpha, layer.x, layer.y = (
+            replacement.rgb,
+            replacement.alpha,
+            replacement.x,
+            replacement.y,
+        )
         self.layers.changed.emit(layer, "pixels", _union(old_region, layer.region))
 
     def set_property(self, layer: Layer, what: str, value: Any) -> None:
@@ -327,9 +374,11 @@ class Document:
         """The visible image layers' arrays and properties, bottom to top: what
         :func:`composite` needs, taken in microseconds (layer arrays are never edited in place,
         so a worker can blend them while the document changes)."""
-        return [Paint(layer.rgb, layer.alpha, layer.region, float(layer.opacity))
-                for layer in self.layers
-                if isinstance(layer, ImageLayer) and layer.visible and layer.opacity > 0]
+        return [
+            Paint(layer.rgb, layer.alpha, layer.region, float(layer.opacity))
+            for layer in self.layers
+            if isinstance(layer, ImageLayer) and layer.visible and layer.opacity > 0
+        ]
 
     def visible_masks(self) -> list[tuple[str, np.ndarray]]:
         """(name, mask) of the visible mask layers, bottom to top, for :func:`label_map`."""
@@ -358,12 +407,15 @@ def composite(base: np.ndarray, paint: Sequence[Paint]) -> np.ndarray:
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
         if cx0 >= cx1 or cy0 >= cy1:
             continue
-        src = layer.rgb[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        src = layer.rgb[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
         if layer.alpha is None and layer.opacity >= 1.0:
             out[cy0:cy1, cx0:cx1] = src
             continue
-        a = np.full(src.shape[:2], 255, np.uint8) if layer.alpha is None else \
-            layer.alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        a = (
+            np.full(src.shape[:2], 255, np.uint8)
+            if layer.alpha is None
+            else layer.alpha[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+        )
         weight = (a.astype(np.float32) / 255.0 * layer.opacity)[..., None]
         dst = out[cy0:cy1, cx0:cx1].astype(np.float32)
         blended = dst + (src.astype(np.float32) - dst) * weight
@@ -372,8 +424,9 @@ def composite(base: np.ndarray, paint: Sequence[Paint]) -> np.ndarray:
     return out
 
 
-def label_map(shape: tuple[int, int], masks: Sequence[tuple[str, np.ndarray]]
-              ) -> tuple[np.ndarray, list[str]]:
+def label_map(
+    shape: tuple[int, int], masks: Sequence[tuple[str, np.ndarray]]
+) -> tuple[np.ndarray, list[str]]:
     """Masks as one label map (0 = none; later masks win; at most 255) and the names, with
     "background" first. A mask selects where :func:`~ovpaint.core.masks.binary` says."""
     labels = np.zeros(shape, dtype=np.uint8)

@@ -26,8 +26,15 @@ from ovpaint.core.fileio import atomic_save
 
 DEFAULT_MAX_PIXELS = 250_000_000
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-EXPORT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-                  ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+EXPORT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
 
 
 @dataclass
@@ -114,17 +121,21 @@ def _exif_transpose(img: Image.Image) -> Image.Image:
         return img
 
 
-def _too_large(name: str, pixels: int | None, max_pixels: int,
-               size: tuple[int, int] | None = None) -> str:
+def _too_large(
+    name: str, pixels: int | None, max_pixels: int, size: tuple[int, int] | None = None
+) -> str:
     dims = f"{size[0]}×{size[1]} = " if size else ""
     what = f"is {dims}{pixels / 1e6:.0f} megapixels" if pixels else "is too large"
-    return (f"{name} {what}, over the limit of {max_pixels / 1e6:.0f} megapixels "
-            "(setting 'max_image_megapixels').")
+    return (
+        f"{name} {what}, over the limit of {max_pixels / 1e6:.0f} megapixels "
+        "(setting 'max_image_megapixels')."
+    )
 
 
 @contextmanager
-def open_limited(source: str | os.PathLike | IO[bytes], name: str,
-                 max_pixels: int | None = None) -> Iterator[Image.Image]:
+def open_limited(
+    source: str | os.PathLike | IO[bytes], name: str, max_pixels: int | None = None
+) -> Iterator[Image.Image]:
     """``Image.open`` for every reader of images (photos, masks, project layers): the size is
     checked against ``max_pixels`` (default: ``DEFAULT_MAX_PIXELS``) from the header, before
     any pixel is decoded, and PIL's own bomb check uses the same limit. Too large is a

@@ -85,8 +85,11 @@ class Progress:
         """Report ``done`` units; ``total`` defaults to the one the stage was started with."""
         if total is not None:
             self._total = total
-        self._emit(ProgressEvent(self._stage, done, self._total, message,
-                                 time.perf_counter() - self._stage_start))
+        self._emit(
+            ProgressEvent(
+                self._stage, done, self._total, message, time.perf_counter() - self._stage_start
+            )
+        )
 
     def _emit(self, event: ProgressEvent) -> None:
         for listener in list(self.listeners):

@@ -89,8 +89,10 @@ def load_mask(path: str | os.PathLike, class_index: int | None = None) -> np.nda
     if class_index is not None:
         if not (labels == class_index).any():
             present = sorted(int(v) for v in np.unique(labels))
-            raise BadInput(f"Label {class_index} does not occur in {Path(path).name}; "
-                           f"labels present: {present}")
+            raise BadInput(
+                f"Label {class_index} does not occur in {Path(path).name}; "
+                f"labels present: {present}"
+            )
         return labels == class_index
     return labels > 0
 
@@ -154,14 +156,15 @@ def invert(mask: np.ndarray) -> np.ndarray:
     return ~np.asarray(mask, dtype=bool)
 
 
-def component_distance(comp: np.ndarray, stats: np.ndarray, index: int
-                       ) -> tuple[int, int, np.ndarray]:
+def component_distance(
+    comp: np.ndarray, stats: np.ndarray, index: int
+) -> tuple[int, int, np.ndarray]:
     """For component ``index`` of ``cv2.connectedComponentsWithStats``: (x0, y0, distance to
     its border over its bounding box), 0 outside it; its maximum is an interior point (a
     centroid can fall outside a non-convex region)."""
     x0, y0 = int(stats[index, cv2.CC_STAT_LEFT]), int(stats[index, cv2.CC_STAT_TOP])
     w, h = int(stats[index, cv2.CC_STAT_WIDTH]), int(stats[index, cv2.CC_STAT_HEIGHT])
-    inside = (comp[y0:y0 + h, x0:x0 + w] == index).astype(np.uint8)
+    inside = (comp[y0 : y0 + h, x0 : x0 + w] == index).astype(np.uint8)
     return x0, y0, cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
 
 
@@ -171,5 +174,5 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

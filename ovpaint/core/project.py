@@ -63,9 +63,14 @@ class Snapshot:
 def snapshot(doc: Document) -> Snapshot:
     layers, arrays = [], {}
     for i, layer in enumerate(doc.layers):
-        entry: dict[str, Any] = {"id": layer.id, "kind": layer.kind, "name": layer.name,
-                                 "visible": layer.visible, "opacity": layer.opacity,
-                                 "meta": _jsonable(layer.meta)}
+        entry: dict[str, Any] = {
+            "id": layer.id,
+            "kind": layer.kind,
+            "name": layer.name,
+            "visible": layer.visible,
+            "opacity": layer.opacity,
+            "meta": _jsonable(layer.meta),
+        }
         if isinstance(layer, MaskLayer):
             entry["mask"] = f"layers/{i:03d}-mask.png"
             entry["color"] = list(layer.color)
@@ -120,12 +125,21 @@ def _entries(snap: Snapshot) -> list[tuple[str, np.ndarray]]:
 
 def _manifest(snap: Snapshot) -> str:
     height, width = snap.rgb.shape[:2]
-    return json.dumps({
-        "format": FORMAT, "version": VERSION, "width": width, "height": height,
-        "image": "image.png", "alpha": "alpha.png" if snap.alpha is not None else None,
-        "source": snap.source, "selected": snap.selected, "saved": time.time(),
-        "layers": snap.layers,
-    }, indent=2)
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "width": width,
+            "height": height,
+            "image": "image.png",
+            "alpha": "alpha.png" if snap.alpha is not None else None,
+            "source": snap.source,
+            "selected": snap.selected,
+            "saved": time.time(),
+            "layers": snap.layers,
+        },
+        indent=2,
+    )
 
 
 def project_location(path: str | os.PathLike) -> Path | None:
@@ -179,8 +193,10 @@ def save_project(
 
 def _save_folder(snap: Snapshot, entries, path: Path, progress, cancel) -> None:
     if path.exists() and not (path / MANIFEST).exists() and any(path.iterdir()):
-        raise BadInput(f"{path} is a folder that is not an ovpaint project; choose an empty "
-                       "folder or a name ending in .ovpaint.")
+        raise BadInput(
+            f"{path} is a folder that is not an ovpaint project; choose an empty "
+            "folder or a name ending in .ovpaint."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -243,8 +259,9 @@ class _Reader:
             self.zip.close()
 
 
-def load_project(path: str | os.PathLike, *, progress: Progress | None = None,
-                 cancel: CancelToken | None = None) -> Document:
+def load_project(
+    path: str | os.PathLike, *, progress: Progress | None = None, cancel: CancelToken | None = None
+) -> Document:
     """Read a project back into a new Document; any damage is one clear BadInput."""
     path = Path(path)
     if not path.exists():
@@ -258,8 +275,10 @@ def load_project(path: str | os.PathLike, *, progress: Progress | None = None,
         if not isinstance(info, dict) or info.get("format") != FORMAT:
             raise BadInput(f"{path.name} is not an ovpaint project.")
         if int(info.get("version", 0)) > VERSION:
-            raise BadInput(f"{path.name} was saved by a newer ovpaint (format "
-                           f"{info.get('version')}); please update the program.")
+            raise BadInput(
+                f"{path.name} was saved by a newer ovpaint (format "
+                f"{info.get('version')}); please update the program."
+            )
         layers_info = info.get("layers") or []
         if progress is not None:
             progress.stage("open project", total=len(layers_info) + 1)
@@ -287,8 +306,12 @@ def load_project(path: str | os.PathLike, *, progress: Progress | None = None,
 
 
 def _layer_from(entry: dict, reader: _Reader, doc: Document) -> Layer:
-    common = {"name": str(entry["name"]), "visible": bool(entry.get("visible", True)),
-              "opacity": float(entry.get("opacity", 1.0)), "meta": dict(entry.get("meta") or {})}
+    common = {
+        "name": str(entry["name"]),
+        "visible": bool(entry.get("visible", True)),
+        "opacity": float(entry.get("opacity", 1.0)),
+        "meta": dict(entry.get("meta") or {}),
+    }
     if entry.get("id"):
         common["id"] = str(entry["id"])
     if entry["kind"] == "mask":
@@ -300,9 +323,14 @@ def _layer_from(entry: dict, reader: _Reader, doc: Document) -> Layer:
     if entry["kind"] == "image":
         rgb = reader.array(entry["image"], "RGB")
         alpha = reader.array(entry["alpha"], "L") if entry.get("alpha") else None
-        return ImageLayer(rgb=rgb, alpha=alpha, x=int(entry.get("x", 0)),
-                          y=int(entry.get("y", 0)), role=str(entry.get("role", "image")),
-                          **common)
+        return ImageLayer(
+            rgb=rgb,
+            alpha=alpha,
+            x=int(entry.get("x", 0)),
+            y=int(entry.get("y", 0)),
+            role=str(entry.get("role", "image")),
+            **common,
+        )
     raise BadInput(f"Unknown layer kind '{entry['kind']}' in the project.")
 
 
@@ -315,8 +343,12 @@ def recovery_path() -> Path:
     return folder / f"autosave{SUFFIX}"
 
 
-def write_recovery(source: Document | Snapshot, *, progress: Progress | None = None,
-                   cancel: CancelToken | None = None) -> Path:
+def write_recovery(
+    source: Document | Snapshot,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> Path:
     return save_project(source, recovery_path(), progress=progress, cancel=cancel)
 
 

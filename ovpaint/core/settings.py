@@ -46,19 +46,32 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("model_profile", "real", "Which models to use: 'real' weights or the 'tiny' offline "
-            "test profile.", ("real", "tiny")),
+    Setting(
+        "model_profile",
+        "real",
+        "Which models to use: 'real' weights or the 'tiny' offline test profile.",
+        ("real", "tiny"),
+    ),
     Setting("device", "auto", "Compute device.", ("auto", "cpu", "cuda", "mps")),
     Setting("dtype", "auto", "Compute precision.", ("auto", "fp32", "bf16", "fp16")),
-    Setting("gpu_memory_budget_gb", 0.0, "GPU memory the models may keep resident; 0 = "
-            "automatic (free memory minus a margin). Models over budget are offloaded to CPU."),
+    Setting(
+        "gpu_memory_budget_gb",
+        0.0,
+        "GPU memory the models may keep resident; 0 = "
+        "automatic (free memory minus a margin). Models over budget are offloaded to CPU.",
+    ),
     Setting("model_dir", "", "Folder for downloaded weights; empty = the user cache folder."),
     Setting("clip_model", "clip-vit-b16", "CLIP model for text-driven segmentation."),
-    Setting("sam2_model", "", "SAM2 model; empty = chosen by device (tiny on CPU, "
-            "base-plus on GPU)."),
+    Setting(
+        "sam2_model", "", "SAM2 model; empty = chosen by device (tiny on CPU, base-plus on GPU)."
+    ),
     Setting("inpaint_model", "sd2-inpaint", "Inpainting model."),
-    Setting("cpu_bf16_unet", True, "On a CPU with native bf16 (AVX512-BF16 or AMX), run the "
-            "inpainting UNet in bf16 (about 1.6× faster per step); the rest stays fp32."),
+    Setting(
+        "cpu_bf16_unet",
+        True,
+        "On a CPU with native bf16 (AVX512-BF16 or AMX), run the "
+        "inpainting UNet in bf16 (about 1.6× faster per step); the rest stays fp32.",
+    ),
     Setting("max_image_megapixels", 250, "Refuse images larger than this (decompression bombs)."),
     Setting("overlay_opacity", 0.5, "Opacity of mask overlays on the canvas."),
     Setting("recent_files", [], "Recently opened files."),

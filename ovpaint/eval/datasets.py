@@ -25,10 +25,20 @@ from ovpaint.core.prompt import ClassQuery
 
 IGNORE = 255
 DATASET_KEYS = ("voc", "cocostuff", "ade20k")
-_ALIASES = {"voc": "voc", "voc21": "voc", "voc2012": "voc", "pascal": "voc",
-            "cocostuff": "cocostuff", "coco-stuff": "cocostuff", "coco_stuff": "cocostuff",
-            "cocostuff164k": "cocostuff", "coco": "cocostuff",
-            "ade20k": "ade20k", "ade": "ade20k", "ade150": "ade20k"}
+_ALIASES = {
+    "voc": "voc",
+    "voc21": "voc",
+    "voc2012": "voc",
+    "pascal": "voc",
+    "cocostuff": "cocostuff",
+    "coco-stuff": "cocostuff",
+    "coco_stuff": "cocostuff",
+    "cocostuff164k": "cocostuff",
+    "coco": "cocostuff",
+    "ade20k": "ade20k",
+    "ade": "ade20k",
+    "ade150": "ade20k",
+}
 
 
 @dataclass(frozen=True)
@@ -87,8 +97,10 @@ class Dataset:
             raise BadInput(f"Dataset folder not found: {self.root}")
         self.classes = read_class_file(resource("classes", self.class_file))
         if len(self.classes) != self.num_classes:
-            raise BadInput(f"{self.class_file} lists {len(self.classes)} classes; "
-                           f"{self.title} has {self.num_classes}.")
+            raise BadInput(
+                f"{self.class_file} lists {len(self.classes)} classes; "
+                f"{self.title} has {self.num_classes}."
+            )
         self.samples = self._list_samples()
         if not self.samples:
             raise BadInput(f"No images found for {self.title} under {self.root}.")
@@ -111,8 +123,9 @@ class Dataset:
     def load(self, sample: Sample) -> LoadedSample:
         image = load_image(sample.image_path)
         if not sample.label_path.exists():
-            raise BadInput(f"Annotation missing for image {sample.image_path.name}: "
-                           f"{sample.label_path}")
+            raise BadInput(
+                f"Annotation missing for image {sample.image_path.name}: {sample.label_path}"
+            )
         raw = load_label_png(sample.label_path)
         if raw.shape[:2] != (image.height, image.width):
             raise BadInput(
@@ -124,8 +137,10 @@ class Dataset:
         bad = (gt != IGNORE) & ((gt < 0) | (gt >= self.num_classes))
         if bad.any():
             value = int(gt[bad][0])
-            raise BadInput(f"{sample.label_path} holds label {value}, outside the "
-                           f"{self.num_classes} classes of {self.title}.")
+            raise BadInput(
+                f"{sample.label_path} holds label {value}, outside the "
+                f"{self.num_classes} classes of {self.title}."
+            )
         return LoadedSample(sample, image, gt)
 
     def prediction_png_ids(self, ids: np.ndarray) -> np.ndarray:
@@ -153,8 +168,9 @@ def _pair_by_stem(images_dir: Path, labels_dir: Path, label_for) -> list[Sample]
             continue
         label = label_for(img.stem)
         if label is None:
-            raise BadInput(f"Annotation missing for image {img}: expected "
-                           f"{labels_dir / (img.stem + '.png')}")
+            raise BadInput(
+                f"Annotation missing for image {img}: expected {labels_dir / (img.stem + '.png')}"
+            )
         samples.append(Sample(img.stem, img, label))
     return samples
 
@@ -174,8 +190,13 @@ class VOCDataset(Dataset):
         super().__init__(root)
 
     def _list_samples(self) -> list[Sample]:
-        base = _first_existing([self.root, self.root / "VOC2012", self.root / "VOCdevkit" /
-                                "VOC2012"], "JPEGImages") or self.root
+        base = (
+            _first_existing(
+                [self.root, self.root / "VOC2012", self.root / "VOCdevkit" / "VOC2012"],
+                "JPEGImages",
+            )
+            or self.root
+        )
         self.base = base
         images = _require_dir(base / "JPEGImages", "VOC images (JPEGImages)")
         labels = _require_dir(base / "SegmentationClass", "VOC annotations (SegmentationClass)")
@@ -280,7 +301,9 @@ class ADE20KDataset(Dataset):
 
 
 _READERS: dict[str, type[Dataset]] = {
-    "voc": VOCDataset, "cocostuff": COCOStuffDataset, "ade20k": ADE20KDataset,
+    "voc": VOCDataset,
+    "cocostuff": COCOStuffDataset,
+    "ade20k": ADE20KDataset,
 }
 
 

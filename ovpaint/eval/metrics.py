@@ -45,8 +45,9 @@ def boundary_tolerance(height: int, width: int) -> int:
     return max(1, int(round(BOUNDARY_TOLERANCE_FRACTION * math.hypot(height, width))))
 
 
-def confusion(gt: np.ndarray, pred: np.ndarray, num_classes: int,
-              ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
+def confusion(
+    gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX
+) -> tuple[np.ndarray, np.ndarray]:
     """Confusion counts of one image: (K×K matrix [gt, pred], unassigned count per gt class)."""
     gt = np.asarray(gt)
     pred = np.asarray(pred)
@@ -58,8 +59,9 @@ def confusion(gt: np.ndarray, pred: np.ndarray, num_classes: int,
     gt = gt[valid]
     pred = pred[valid]
     in_range = (pred >= 0) & (pred < num_classes)
-    matrix = np.bincount(gt[in_range] * num_classes + pred[in_range],
-                         minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    matrix = np.bincount(
+        gt[in_range] * num_classes + pred[in_range], minlength=num_classes * num_classes
+    ).reshape(num_classes, num_classes)
     unassigned = np.bincount(gt[~in_range], minlength=num_classes)
     return matrix.astype(np.int64), unassigned.astype(np.int64)
 
@@ -79,9 +81,13 @@ def _near(boundary: np.ndarray, tolerance: int) -> np.ndarray:
     return dist <= tolerance
 
 
-def boundary_counts(gt: np.ndarray, pred: np.ndarray, num_classes: int,
-                    ignore_index: int = IGNORE_INDEX, tolerance: int | None = None
-                    ) -> np.ndarray:
+def boundary_counts(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    num_classes: int,
+    ignore_index: int = IGNORE_INDEX,
+    tolerance: int | None = None,
+) -> np.ndarray:
     """Boundary match counts of one image, K×4: [pred matched, pred total, gt matched, gt total]."""
     gt = np.asarray(gt)
     pred = np.asarray(pred)
@@ -169,10 +175,17 @@ class Scores:
             "mean_f1": clean(self.mean_f1),
             "mean_boundary_f1": clean(self.mean_boundary_f1),
             "per_class": [
-                {"id": i, "name": name, "iou": clean(self.iou[i]),
-                 "precision": clean(self.precision[i]), "recall": clean(self.recall[i]),
-                 "f1": clean(self.f1[i]), "boundary_f1": clean(self.boundary_f1[i]),
-                 "gt_pixels": int(self.gt_pixels[i]), "pred_pixels": int(self.pred_pixels[i])}
+                {
+                    "id": i,
+                    "name": name,
+                    "iou": clean(self.iou[i]),
+                    "precision": clean(self.precision[i]),
+                    "recall": clean(self.recall[i]),
+                    "f1": clean(self.f1[i]),
+                    "boundary_f1": clean(self.boundary_f1[i]),
+                    "gt_pixels": int(self.gt_pixels[i]),
+                    "pred_pixels": int(self.pred_pixels[i]),
+                }
                 for i, name in enumerate(self.class_names)
             ],
         }
@@ -195,15 +208,20 @@ class ConfusionAccumulator:
         self.unassigned = np.zeros(k, dtype=np.int64)
         self.boundary = np.zeros((k, 4), dtype=np.int64)
 
-    def image_counts(self, gt: np.ndarray, pred: np.ndarray, *, with_boundary: bool = True
-                     ) -> ImageCounts:
+    def image_counts(
+        self, gt: np.ndarray, pred: np.ndarray, *, with_boundary: bool = True
+    ) -> ImageCounts:
         matrix, unassigned = confusion(gt, pred, self.num_classes, self.ignore_index)
-        boundary = (boundary_counts(gt, pred, self.num_classes, self.ignore_index)
-                    if with_boundary else np.zeros((self.num_classes, 4), dtype=np.int64))
+        boundary = (
+            boundary_counts(gt, pred, self.num_classes, self.ignore_index)
+            if with_boundary
+            else np.zeros((self.num_classes, 4), dtype=np.int64)
+        )
         return ImageCounts(matrix, unassigned, boundary)
 
-    def update(self, gt: np.ndarray, pred: np.ndarray, *, with_boundary: bool = True
-               ) -> ImageCounts:
+    def update(
+        self, gt: np.ndarray, pred: np.ndarray, *, with_boundary: bool = True
+    ) -> ImageCounts:
         counts = self.image_counts(gt, pred, with_boundary=with_boundary)
         self.add(counts)
         return counts
@@ -215,8 +233,9 @@ class ConfusionAccumulator:
         self.images += 1
 
     def scores(self, class_names: list[str] | None = None) -> Scores:
-        return scores_from_counts(self.matrix, self.unassigned, self.boundary, self.images,
-                                  class_names)
+        return scores_from_counts(
+            self.matrix, self.unassigned, self.boundary, self.images, class_names
+        )
 
 
 @dataclass
@@ -254,9 +273,13 @@ class ImageCounts:
         return cls(matrix.reshape(k, k), unassigned, boundary)
 
 
-def scores_from_counts(matrix: np.ndarray, unassigned: np.ndarray | None = None,
-                       boundary: np.ndarray | None = None, images: int = 0,
-                       class_names: list[str] | None = None) -> Scores:
+def scores_from_counts(
+    matrix: np.ndarray,
+    unassigned: np.ndarray | None = None,
+    boundary: np.ndarray | None = None,
+    images: int = 0,
+    class_names: list[str] | None = None,
+) -> Scores:
     """All metrics from summed counts (see the module docstring for the definitions)."""
     matrix = np.asarray(matrix, dtype=np.int64)
     k = matrix.shape[0]
@@ -281,12 +304,22 @@ def scores_from_counts(matrix: np.ndarray, unassigned: np.ndarray | None = None,
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for {k} classes")
     return Scores(
-        class_names=names, iou=iou, precision=precision, recall=recall, f1=f1,
-        boundary_precision=b_prec, boundary_recall=b_rec, boundary_f1=b_f1,
-        gt_pixels=gt.astype(np.int64), pred_pixels=pred.astype(np.int64),
+        class_names=names,
+        iou=iou,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        boundary_precision=b_prec,
+        boundary_recall=b_rec,
+        boundary_f1=b_f1,
+        gt_pixels=gt.astype(np.int64),
+        pred_pixels=pred.astype(np.int64),
         miou=_nanmean(iou),
         pixel_accuracy=float(tp.sum() / total) if total else float("nan"),
         mean_accuracy=_nanmean(_ratio(tp, gt)),
-        mean_precision=_nanmean(precision), mean_recall=_nanmean(recall),
-        mean_f1=_nanmean(f1), mean_boundary_f1=_nanmean(b_f1), images=images,
+        mean_precision=_nanmean(precision),
+        mean_recall=_nanmean(recall),
+        mean_f1=_nanmean(f1),
+        mean_boundary_f1=_nanmean(b_f1),
+        images=images,
     )

@@ -21,26 +21,48 @@ from ovpaint.eval.runner import BenchmarkResult
 
 #: mIoU (%) published by others, for orientation. Not measured by this program.
 REFERENCES: list[dict] = [
-    {"source": "SCLIP README (ViT-B/16, real weights)", "kind": "published reference",
-     "results": {"voc21": 59.63, "voc20": 81.54, "context60": 31.74, "coco-object": 33.52,
-                 "cocostuff": 22.77, "ade20k": 16.45}},
-    {"source": "thesis: dense SCLIP + SAM2 refinement", "kind": "unverified claim",
-     "results": {"voc21": 48.09, "cocostuff": 49.52}},
-    {"source": "thesis: proposal path (SAM2 masks scored by CLIP)", "kind": "unverified claim",
-     "results": {"voc21": 69.3}},
+    {
+        "source": "SCLIP README (ViT-B/16, real weights)",
+        "kind": "published reference",
+        "results": {
+            "voc21": 59.63,
+            "voc20": 81.54,
+            "context60": 31.74,
+            "coco-object": 33.52,
+            "cocostuff": 22.77,
+            "ade20k": 16.45,
+        },
+    },
+    {
+        "source": "thesis: dense SCLIP + SAM2 refinement",
+        "kind": "unverified claim",
+        "results": {"voc21": 48.09, "cocostuff": 49.52},
+    },
+    {
+        "source": "thesis: proposal path (SAM2 masks scored by CLIP)",
+        "kind": "unverified claim",
+        "results": {"voc21": 69.3},
+    },
 ]
 _REF_KEY = {"voc": "voc21", "cocostuff": "cocostuff", "ade20k": "ade20k"}
 
 
 def references_for(dataset: str) -> list[dict]:
     key = _REF_KEY.get(dataset, dataset)
-    return [{"source": r["source"], "kind": r["kind"], "mIoU": r["results"][key]}
-            for r in REFERENCES if key in r["results"]]
+    return [
+        {"source": r["source"], "kind": r["kind"], "mIoU": r["results"][key]}
+        for r in REFERENCES
+        if key in r["results"]
+    ]
 
 
 def machine_info() -> dict:
-    info = {"platform": platform.platform(), "machine": platform.machine(),
-            "python": platform.python_version(), "cpu_count": os.cpu_count()}
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
     try:
         import torch
 
@@ -57,12 +79,18 @@ def report_dict(result: BenchmarkResult, *, manager=None) -> dict:
     data = {
         "ovpaint_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "dataset": result.dataset, "dataset_title": result.dataset_title, "root": result.root,
-        "method": result.method, "images": len(result.image_ids), "limit": result.limit,
-        "seed": result.seed, "resumed_images": result.resumed_images,
+        "dataset": result.dataset,
+        "dataset_title": result.dataset_title,
+        "root": result.root,
+        "method": result.method,
+        "images": len(result.image_ids),
+        "limit": result.limit,
+        "seed": result.seed,
+        "resumed_images": result.resumed_images,
         "metrics": result.scores.as_dict(),
         "seconds_per_image": {k: round(v, 4) for k, v in result.seconds_per_image.items()},
-        "settings": result.settings, "models": result.models,
+        "settings": result.settings,
+        "models": result.models,
         "device": None if manager is None else manager.choice.describe(),
         "machine": machine_info(),
         "image_ids": result.image_ids,
@@ -83,10 +111,11 @@ def markdown(data: dict) -> str:
         f"# Benchmark: {data['dataset_title']} · {data['method']}",
         "",
         f"{data['images']} images from `{data['root']}`"
-        + (f" (random subset, limit {data['limit']}, seed {data['seed']})" if data["limit"]
-           else "") + f"; models: {data['models'] or 'injected segmenter'}.",
+        + (f" (random subset, limit {data['limit']}, seed {data['seed']})" if data["limit"] else "")
+        + f"; models: {data['models'] or 'injected segmenter'}.",
         "",
-        "| metric | value (%) |", "|---|---|",
+        "| metric | value (%) |",
+        "|---|---|",
         f"| mIoU | {_pct(m['mIoU'])} |",
         f"| pixel accuracy | {_pct(m['pixel_accuracy'])} |",
         f"| mean accuracy | {_pct(m['mean_accuracy'])} |",
@@ -95,26 +124,47 @@ def markdown(data: dict) -> str:
         f"| mean F1 | {_pct(m['mean_f1'])} |",
         f"| mean boundary F1 | {_pct(m['mean_boundary_f1'])} |",
         "",
-        "## Seconds per image", "", "| stage | s |", "|---|---|",
+        "## Seconds per image",
+        "",
+        "| stage | s |",
+        "|---|---|",
     ]
     lines += [f"| {k} | {v:.3f} |" for k, v in data["seconds_per_image"].items()]
-    lines += ["", "## Per-class IoU", "", "| id | class | IoU | F1 | boundary F1 | GT px |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Per-class IoU",
+        "",
+        "| id | class | IoU | F1 | boundary F1 | GT px |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in data["metrics"]["per_class"]:
         if c["iou"] is None:
             continue
-        lines.append(f"| {c['id']} | {c['name']} | {_pct(c['iou'])} | {_pct(c['f1'])} | "
-                     f"{_pct(c['boundary_f1'])} | {c['gt_pixels']} |")
-    lines += ["", "Classes absent from both ground truth and prediction are left out (nan).", "",
-              "## References (NOT measured here)", "",
-              "Published by others with real weights, or claimed in the thesis and not "
-              "reproduced; for orientation only.", "", "| source | kind | mIoU (%) |",
-              "|---|---|---|"]
+        lines.append(
+            f"| {c['id']} | {c['name']} | {_pct(c['iou'])} | {_pct(c['f1'])} | "
+            f"{_pct(c['boundary_f1'])} | {c['gt_pixels']} |"
+        )
+    lines += [
+        "",
+        "Classes absent from both ground truth and prediction are left out (nan).",
+        "",
+        "## References (NOT measured here)",
+        "",
+        "Published by others with real weights, or claimed in the thesis and not "
+        "reproduced; for orientation only.",
+        "",
+        "| source | kind | mIoU (%) |",
+        "|---|---|---|",
+    ]
     lines += [f"| {r['source']} | {r['kind']} | {r['mIoU']:.2f} |" for r in data["references"]]
     if data.get("messages"):
         lines += ["", "## Notes", ""] + [f"- {msg}" for msg in data["messages"]]
-    lines += ["", f"Settings: `{json.dumps(data['settings'], default=str)}`",
-              f"Machine: `{json.dumps(data['machine'], default=str)}`", ""]
+    lines += [
+        "",
+        f"Settings: `{json.dumps(data['settings'], default=str)}`",
+        f"Machine: `{json.dumps(data['machine'], default=str)}`",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -166,14 +216,17 @@ def iou_bar_png(per_class: list[dict], title: str = "") -> bytes:
 def report_paths(out_path: str | os.PathLike) -> dict[str, Path]:
     out_path = Path(out_path)
     stem = out_path.with_suffix("") if out_path.suffix.lower() == ".json" else out_path
-    return {"json": stem.with_name(stem.name + ".json"),
-            "markdown": stem.with_name(stem.name + ".md"),
-            "confusion": stem.with_name(stem.name + "_confusion.png"),
-            "iou": stem.with_name(stem.name + "_iou.png")}
+    return {
+        "json": stem.with_name(stem.name + ".json"),
+        "markdown": stem.with_name(stem.name + ".md"),
+        "confusion": stem.with_name(stem.name + "_confusion.png"),
+        "iou": stem.with_name(stem.name + "_iou.png"),
+    }
 
 
-def write_report(result: BenchmarkResult, out_path: str | os.PathLike, *, manager=None
-                 ) -> dict[str, Path]:
+def write_report(
+    result: BenchmarkResult, out_path: str | os.PathLike, *, manager=None
+) -> dict[str, Path]:
     """Write the JSON report, the Markdown summary and both charts; returns their paths."""
     paths = report_paths(out_path)
     data = report_dict(result, manager=manager)

@@ -87,8 +87,9 @@ def label_lookup(result: SegmentationResult, dataset: Dataset) -> np.ndarray:
         lut[0] = dataset.background_id
     for index, name in enumerate(result.classes[1:], start=1):
         if name not in by_name:
-            raise BadInput(f"The segmentation returned class '{name}', which {dataset.title} "
-                           "does not have.")
+            raise BadInput(
+                f"The segmentation returned class '{name}', which {dataset.title} does not have."
+            )
         lut[index] = by_name[name]
     return lut
 
@@ -100,8 +101,15 @@ def state_path_for(out_path: str | os.PathLike) -> Path:
 
 def _config(dataset: Dataset, method: str, settings: dict, ids: list[str], models: dict) -> dict:
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
-    return {"version": STATE_VERSION, "dataset": dataset.key, "root": str(dataset.root),
-            "method": method, "settings": settings, "models": models, "images": digest}
+    return {
+        "version": STATE_VERSION,
+        "dataset": dataset.key,
+        "root": str(dataset.root),
+        "method": method,
+        "settings": settings,
+        "models": models,
+        "images": digest,
+    }
 
 
 def _read_state(path: Path, config: dict) -> dict[str, dict]:
@@ -195,14 +203,20 @@ def run_benchmark(
             result = segment_fn(loaded.image.rgb, queries)
             t_seg = time.perf_counter() - t1
             if result.labels.shape != loaded.gt.shape:
-                raise BadInput(f"The segmentation of {sample.image_path.name} has size "
-                               f"{result.labels.shape}, its annotation {loaded.gt.shape}.")
+                raise BadInput(
+                    f"The segmentation of {sample.image_path.name} has size "
+                    f"{result.labels.shape}, its annotation {loaded.gt.shape}."
+                )
             pred = label_lookup(result, ds)[result.labels]
             counts = acc.image_counts(loaded.gt, pred, with_boundary=boundary)
             if save_dir is not None:
                 save_label_png(save_dir / f"{sample.id}.png", ds.prediction_png_ids(pred))
-            timings = {"load": t_load, **{k: float(v) for k, v in result.timings.items()},
-                       "segment": t_seg, "total": time.perf_counter() - t0}
+            timings = {
+                "load": t_load,
+                **{k: float(v) for k, v in result.timings.items()},
+                "segment": t_seg,
+                "total": time.perf_counter() - t0,
+            }
             record = {"id": sample.id, "counts": counts.to_json(), "timings": timings}
             if state_path is not None:
                 append_json_line(state_path, record)
@@ -211,17 +225,30 @@ def run_benchmark(
             totals[stage] = totals.get(stage, 0.0) + float(seconds)
         if progress:
             miou = acc.scores().miou
-            progress.update(n + 1, len(samples),
-                            message=f"mIoU so far {miou * 100:.2f}" if miou == miou else "")
+            progress.update(
+                n + 1, len(samples), message=f"mIoU so far {miou * 100:.2f}" if miou == miou else ""
+            )
 
     images = max(1, len(samples))
     result = BenchmarkResult(
-        dataset=ds.key, dataset_title=ds.title, root=str(ds.root), method=method,
-        class_names=ds.class_names, scores=acc.scores(ds.class_names), matrix=acc.matrix.copy(),
-        seconds_per_image={k: v / images for k, v in totals.items()}, image_ids=ids,
-        settings=run_settings, models=models, limit=limit, seed=seed, resumed_images=resumed,
+        dataset=ds.key,
+        dataset_title=ds.title,
+        root=str(ds.root),
+        method=method,
+        class_names=ds.class_names,
+        scores=acc.scores(ds.class_names),
+        matrix=acc.matrix.copy(),
+        seconds_per_image={k: v / images for k, v in totals.items()},
+        image_ids=ids,
+        settings=run_settings,
+        models=models,
+        limit=limit,
+        seed=seed,
+        resumed_images=resumed,
     )
     if resumed:
-        result.messages.append(f"{resumed} of {len(samples)} images were taken from the "
-                               "state of an earlier, interrupted run.")
+        result.messages.append(
+            f"{resumed} of {len(samples)} images were taken from the "
+            "state of an earlier, interrupted run."
+        )
     return result

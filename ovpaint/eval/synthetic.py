@@ -27,9 +27,9 @@ SIZES = ((97, 75), (130, 61), (64, 120), (111, 111), (150, 83), (77, 140))  # (w
 
 # Per layout: (background class id, shape class ids) in our 0..K-1 ids.
 _CLASSES = {
-    "voc": (0, (8, 12, 15)),            # background; cat, dog, person
-    "cocostuff": (145, (0, 2, 16)),      # sky-other; person, car, dog
-    "ade20k": (2, (12, 20, 4)),          # sky; person, car, tree
+    "voc": (0, (8, 12, 15)),  # background; cat, dog, person
+    "cocostuff": (145, (0, 2, 16)),  # sky-other; person, car, dog
+    "ade20k": (2, (12, 20, 4)),  # sky; person, car, tree
 }
 
 
@@ -66,8 +66,9 @@ def _draw(labels: np.ndarray, class_id: int, rng: np.random.Generator) -> None:
     labels[canvas > 0] = class_id
 
 
-def make_scene(size: tuple[int, int], background: int, shapes: tuple[int, ...],
-               seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_scene(
+    size: tuple[int, int], background: int, shapes: tuple[int, ...], seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(RGB image, label map in our ids) of one synthetic scene."""
     w, h = size
     rng = np.random.default_rng(seed)
@@ -97,8 +98,9 @@ def _save_gray(path: Path, values: np.ndarray) -> None:
     atomic_save(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
-def make_synthetic(layout: str, root: str | os.PathLike, n_images: int = 4,
-                   seed: int = 0) -> SyntheticInfo:
+def make_synthetic(
+    layout: str, root: str | os.PathLike, n_images: int = 4, seed: int = 0
+) -> SyntheticInfo:
     """Write ``n_images`` synthetic samples in ``layout`` ('voc', 'cocostuff', 'ade20k')."""
     layout = dataset_key(layout)
     root = Path(root)
@@ -123,18 +125,22 @@ def make_synthetic(layout: str, root: str | os.PathLike, n_images: int = 4,
             _save_gray(root / "annotations" / "val2017" / f"{sid}.png", ann)
         else:
             sid = f"ADE_val_{i + 1:08d}"
-            _save_jpeg(root / "ADEChallengeData2016" / "images" / "validation" / f"{sid}.jpg",
-                       rgb)
+            _save_jpeg(root / "ADEChallengeData2016" / "images" / "validation" / f"{sid}.jpg", rgb)
             ann = labels + 1
             ann[:, :3] = 0  # "other": ignored
-            _save_gray(root / "ADEChallengeData2016" / "annotations" / "validation" /
-                       f"{sid}.png", ann)
+            _save_gray(
+                root / "ADEChallengeData2016" / "annotations" / "validation" / f"{sid}.png", ann
+            )
         ids.append(sid)
     if layout == "voc":
         atomic_write_text(root / "ImageSets" / "Segmentation" / "val.txt", "\n".join(ids) + "\n")
     info = SyntheticInfo(layout, root, ids, colors, [background, *shapes])
-    atomic_write_text(root / "synthetic.json", json.dumps(
-        {"layout": layout, "ids": ids, "colors": {str(k): v for k, v in colors.items()}}))
+    atomic_write_text(
+        root / "synthetic.json",
+        json.dumps(
+            {"layout": layout, "ids": ids, "colors": {str(k): v for k, v in colors.items()}}
+        ),
+    )
     return info
 
 

@@ -82,8 +82,9 @@ def tokenizer(context_length: int = 77) -> Any:
     return SimpleTokenizer(context_length=context_length)
 
 
-def build_tiny(seed: int = 0, device: torch.device | str = "cpu",
-               dtype: torch.dtype = torch.float32) -> ClipBundle:
+def build_tiny(
+    seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> ClipBundle:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_clip_from_openai_config(TINY_CLIP_CONFIG)

@@ -144,19 +144,26 @@ def _hub_error_message(spec: ModelSpec, exc: Exception, endpoint: str) -> str:
     name = type(exc).__name__
     fix = f"or use a copy you already have with `ovpaint models import {spec.id} PATH`."
     if "Gated" in name:
-        return (f"'{spec.title}' ({spec.repo}) needs a Hugging Face account that accepted its "
-                f"license: accept it on the model page, run `hf auth login`, then retry; {fix}")
+        return (
+            f"'{spec.title}' ({spec.repo}) needs a Hugging Face account that accepted its "
+            f"license: accept it on the model page, run `hf auth login`, then retry; {fix}"
+        )
     if "RepositoryNotFound" in name or "RevisionNotFound" in name:
-        return (f"The repository {spec.repo} (revision {spec.revision}) was not found on "
-                f"{endpoint}; it may have moved. {fix[0].upper() + fix[1:]}")
+        return (
+            f"The repository {spec.repo} (revision {spec.revision}) was not found on "
+            f"{endpoint}; it may have moved. {fix[0].upper() + fix[1:]}"
+        )
     if "Offline" in name:
         return offline_message(spec)
-    return (f"Could not reach {endpoint} to download '{spec.title}' ({spec.id}): {name}: "
-            f"{exc}. Check the network (or HF_ENDPOINT), then run the same command again, {fix}")
+    return (
+        f"Could not reach {endpoint} to download '{spec.title}' ({spec.id}): {name}: "
+        f"{exc}. Check the network (or HF_ENDPOINT), then run the same command again, {fix}"
+    )
 
 
-def select_files(spec: ModelSpec, listing: dict[str, tuple[int | None, str | None]]
-                 ) -> list[tuple[str, int | None, str | None]]:
+def select_files(
+    spec: ModelSpec, listing: dict[str, tuple[int | None, str | None]]
+) -> list[tuple[str, int | None, str | None]]:
     """The files of ``spec`` in a repository listing ``path -> (size, sha256)``, with the
     registry's pins taking precedence over the listing's metadata."""
     chosen: list[tuple[str, int | None, str | None]] = []
@@ -305,11 +312,15 @@ def fetch_file(
             part.unlink()
             offset = 0
         try:
-            digest = _download_into(remote, part, offset, headers or {}, meter, cancel,
-                                    session, timeout)
+            digest = _download_into(
+                remote, part, offset, headers or {}, meter, cancel, session, timeout
+            )
             break
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             attempt += 1
             if attempt > retries:
                 raise ModelUnavailable(
@@ -328,9 +339,16 @@ def fetch_file(
     return digest
 
 
-def _download_into(remote: RemoteFile, part: Path, offset: int, headers: dict[str, str],
-                   meter: _Meter, cancel: CancelToken | None, session: Any, timeout: float
-                   ) -> str:
+def _download_into(
+    remote: RemoteFile,
+    part: Path,
+    offset: int,
+    headers: dict[str, str],
+    meter: _Meter,
+    cancel: CancelToken | None,
+    session: Any,
+    timeout: float,
+) -> str:
     digest = hashlib.sha256()
     request_headers = dict(headers)
     if offset and remote.size is not None and offset == remote.size:
@@ -339,8 +357,13 @@ def _download_into(remote: RemoteFile, part: Path, offset: int, headers: dict[st
         return digest.hexdigest()
     if offset:
         request_headers["Range"] = f"bytes={offset}-"
-    with session.get(remote.url, headers=request_headers, stream=True,
-                     timeout=(10.0, timeout), allow_redirects=True) as resp:
+    with session.get(
+        remote.url,
+        headers=request_headers,
+        stream=True,
+        timeout=(10.0, timeout),
+        allow_redirects=True,
+    ) as resp:
         if resp.status_code == 416 and offset:
             # The part is not a prefix the server can continue: start over.
             part.unlink(missing_ok=True)
@@ -359,8 +382,11 @@ def _download_into(remote: RemoteFile, part: Path, offset: int, headers: dict[st
             raise ModelUnavailable(
                 f"The server answered HTTP {resp.status_code} for {remote.path} ({remote.url})."
             )
-        start = (_parse_content_range_start(resp.headers.get("Content-Range"))
-                 if resp.status_code == 206 else 0)
+        start = (
+            _parse_content_range_start(resp.headers.get("Content-Range"))
+            if resp.status_code == 206
+            else 0
+        )
         if offset and start not in (0, offset):
             # A range other than the one asked for: fetch the whole file instead.
             part.unlink(missing_ok=True)
@@ -382,8 +408,9 @@ def _download_into(remote: RemoteFile, part: Path, offset: int, headers: dict[st
     return digest.hexdigest()
 
 
-def _hash_existing(part: Path, digest: Any, meter: _Meter, name: str,
-                   cancel: CancelToken | None) -> Any:
+def _hash_existing(
+    part: Path, digest: Any, meter: _Meter, name: str, cancel: CancelToken | None
+) -> Any:
     with open(part, "rb") as fh:
         while chunk := fh.read(CHUNK_BYTES * 4):
             if cancel is not None:
@@ -488,8 +515,15 @@ def _download_lock(spec: ModelSpec, folder: Path) -> Iterator[None]:
         lock.release()
 
 
-def _fetch_all(spec: ModelSpec, folder: Path, resolved: Resolved, meter: _Meter,
-               cancel: CancelToken | None, session: Any, retries: int) -> list[dict]:
+def _fetch_all(
+    spec: ModelSpec,
+    folder: Path,
+    resolved: Resolved,
+    meter: _Meter,
+    cancel: CancelToken | None,
+    session: Any,
+    retries: int,
+) -> list[dict]:
     entries = []
     try:
         for remote in resolved.files:
@@ -500,13 +534,22 @@ def _fetch_all(spec: ModelSpec, folder: Path, resolved: Resolved, meter: _Meter,
             if digest is None:
                 if dest.exists():
                     dest.unlink()  # a stale file that no longer matches
-                digest = fetch_file(remote, dest, headers=resolved.headers, meter=meter,
-                                    cancel=cancel, session=session, retries=retries)
+                digest = fetch_file(
+                    remote,
+                    dest,
+                    headers=resolved.headers,
+                    meter=meter,
+                    cancel=cancel,
+                    session=session,
+                    retries=retries,
+                )
             entries.append({"path": remote.path, "size": dest.stat().st_size, "sha256": digest})
     except OSError as exc:
         if getattr(exc, "errno", None) == errno.ENOSPC:
-            raise DiskFull(f"The disk is full while downloading {spec.id} into {folder}; "
-                           "the part already downloaded is kept for a resume.") from exc
+            raise DiskFull(
+                f"The disk is full while downloading {spec.id} into {folder}; "
+                "the part already downloaded is kept for a resume."
+            ) from exc
         raise
     return entries
 
@@ -518,8 +561,9 @@ def _safe_dest(folder: Path, repo_path: str) -> Path:
     return dest
 
 
-def _reuse_complete(remote: RemoteFile, dest: Path, meter: _Meter,
-                    cancel: CancelToken | None) -> str | None:
+def _reuse_complete(
+    remote: RemoteFile, dest: Path, meter: _Meter, cancel: CancelToken | None
+) -> str | None:
     """The sha256 of a file already complete at ``dest`` (from an interrupted multi-file run)."""
     if not dest.is_file() or (remote.size is not None and dest.stat().st_size != remote.size):
         return None
@@ -539,8 +583,11 @@ def _check_free_space(folder: Path, files: Iterable[RemoteFile]) -> None:
             continue
         dest = folder / remote.path
         part = dest.with_name(dest.name + PART_SUFFIX)
-        have = dest.stat().st_size if dest.is_file() else (
-            part.stat().st_size if part.is_file() else 0)
+        have = (
+            dest.stat().st_size
+            if dest.is_file()
+            else (part.stat().st_size if part.is_file() else 0)
+        )
         need += max(0, remote.size - have)
     free = shutil.disk_usage(folder).free
     if need > free:
@@ -568,8 +615,7 @@ class VerifyReport:
         return self.state in ("ok", "local")
 
 
-def verify(spec: ModelSpec, store: ModelStore, cancel: CancelToken | None = None
-           ) -> VerifyReport:
+def verify(spec: ModelSpec, store: ModelStore, cancel: CancelToken | None = None) -> VerifyReport:
     """Recompute every file's sha256 against the manifest (or check a user's local copy)."""
     override = store.override_path(spec)
     if override is not None:
@@ -577,12 +623,20 @@ def verify(spec: ModelSpec, store: ModelStore, cancel: CancelToken | None = None
             check_local(spec, override)
         except BadInput as exc:
             return VerifyReport(spec.id, "missing", override, [str(override)], [], str(exc))
-        return VerifyReport(spec.id, "local", override, message=f"local copy at {override} "
-                            "(no recorded hashes to check)")
+        return VerifyReport(
+            spec.id,
+            "local",
+            override,
+            message=f"local copy at {override} (no recorded hashes to check)",
+        )
     manifest = store.read_manifest(spec)
     if manifest is None:
-        return VerifyReport(spec.id, "missing", None, message=f"not installed: run "
-                            f"`ovpaint models download {spec.id}`")
+        return VerifyReport(
+            spec.id,
+            "missing",
+            None,
+            message=f"not installed: run `ovpaint models download {spec.id}`",
+        )
     folder = store.folder(spec)
     report = VerifyReport(spec.id, "ok", folder)
     for entry in manifest.get("files", []):
@@ -599,8 +653,10 @@ def verify(spec: ModelSpec, store: ModelStore, cancel: CancelToken | None = None
     if report.missing or report.corrupt:
         report.state = "corrupt"
         bad = ", ".join(report.missing + report.corrupt)
-        report.message = (f"damaged files: {bad}. Run `ovpaint models download {spec.id} "
-                          "--force` to fetch it again.")
+        report.message = (
+            f"damaged files: {bad}. Run `ovpaint models download {spec.id} "
+            "--force` to fetch it again."
+        )
     else:
         report.path = store.downloaded_path(spec)
         report.message = f"{len(manifest.get('files', []))} files verified"
@@ -641,8 +697,10 @@ def check_local(spec: ModelSpec, path: Path) -> Path:
                 f"{path.name} is a pickle checkpoint, which can run code when loaded; "
                 f"'{spec.title}' accepts only {' or '.join(allowed)} files."
             )
-        raise BadInput(f"{path.name} is not a weights file for '{spec.title}' "
-                       f"(expected {' or '.join(allowed)}).")
+        raise BadInput(
+            f"{path.name} is not a weights file for '{spec.title}' "
+            f"(expected {' or '.join(allowed)})."
+        )
     if path.stat().st_size == 0:
         raise BadInput(f"{path} is empty.")
     return path
@@ -677,4 +735,3 @@ def remove_partial(spec: ModelSpec, store: ModelStore) -> int:
             part.unlink(missing_ok=True)
             removed += 1
     return removed
-

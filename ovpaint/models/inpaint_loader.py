@@ -83,15 +83,20 @@ def _cast_unet_inputs(unet, args, kwargs):
             kwargs[name] = _to_unet_dtype(unet, kwargs[name])
     added = kwargs.get("added_cond_kwargs")
     if added and "text_embeds" in added:
-        kwargs["added_cond_kwargs"] = {**added,
-                                       "text_embeds": _to_unet_dtype(unet, added["text_embeds"])}
+        kwargs["added_cond_kwargs"] = {
+            **added,
+            "text_embeds": _to_unet_dtype(unet, added["text_embeds"]),
+        }
     return args, kwargs
 
 
 def _cast_unet_output(unet, args, kwargs, output):
     def back(t):
-        return t.float().contiguous() if isinstance(t, torch.Tensor) and t.dtype != torch.float32 \
+        return (
+            t.float().contiguous()
+            if isinstance(t, torch.Tensor) and t.dtype != torch.float32
             else t
+        )
 
     if isinstance(output, tuple):
         return tuple(back(t) for t in output)
@@ -154,8 +159,9 @@ def clip_tokenizer_files() -> Path:
     renamed = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
     encoder = {renamed.get(token, token): index for token, index in simple.encoder.items()}
     atomic_write_text(vocab, json.dumps(encoder, ensure_ascii=False))
-    atomic_write_text(merges, "#version: 0.2\n" + "\n".join(f"{a} {b}" for (a, b), _ in ranked)
-                      + "\n")
+    atomic_write_text(
+        merges, "#version: 0.2\n" + "\n".join(f"{a} {b}" for (a, b), _ in ranked) + "\n"
+    )
     return folder
 
 
@@ -163,8 +169,12 @@ def clip_tokenizer(max_length: int = 77) -> Any:
     from transformers import CLIPTokenizer
 
     folder = clip_tokenizer_files()
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                         model_max_length=max_length, pad_token="<|endoftext|>")
+    return CLIPTokenizer(
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        model_max_length=max_length,
+        pad_token="<|endoftext|>",
+    )
 
 
 def scheduler_config() -> dict:
@@ -180,8 +190,9 @@ def scheduler_config() -> dict:
     }
 
 
-def build_tiny(seed: int = 0, device: torch.device | str = "cpu",
-               dtype: torch.dtype = torch.float32) -> InpaintBundle:
+def build_tiny(
+    seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> InpaintBundle:
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -215,15 +226,29 @@ def build_tiny(seed: int = 0, device: torch.device | str = "cpu",
             norm_num_groups=8,
             sample_size=TINY_RESOLUTION,
         )
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
-            bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
-        ))
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                hidden_act="quick_gelu",
+                bos_token_id=49406,
+                eos_token_id=49407,
+                pad_token_id=49407,
+            )
+        )
     pipe = StableDiffusionInpaintPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), unet=unet,
-        scheduler=DDIMScheduler(**scheduler_config()), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=clip_tokenizer(),
+        unet=unet,
+        scheduler=DDIMScheduler(**scheduler_config()),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     with _deliberate_cast():
@@ -244,15 +269,19 @@ def load_real(spec, path: Path, device: torch.device, dtype: torch.dtype) -> Inp
     path = Path(path)
     if path.is_file():
         if path.suffix != ".safetensors":
-            raise ModelUnavailable(f"{path.name}: only .safetensors checkpoints are loaded "
-                                   "(other formats can run code when opened).")
+            raise ModelUnavailable(
+                f"{path.name}: only .safetensors checkpoints are loaded "
+                "(other formats can run code when opened)."
+            )
         pipe = cls.from_single_file(str(path), torch_dtype=torch_dtype, **extra)
     else:
         if not (path / "model_index.json").is_file():
-            raise ModelUnavailable(f"{path} is not a diffusers pipeline folder "
-                                   "(model_index.json is missing).")
-        pipe = cls.from_pretrained(str(path), torch_dtype=torch_dtype, use_safetensors=True,
-                                   local_files_only=True, **extra)
+            raise ModelUnavailable(
+                f"{path} is not a diffusers pipeline folder (model_index.json is missing)."
+            )
+        pipe = cls.from_pretrained(
+            str(path), torch_dtype=torch_dtype, use_safetensors=True, local_files_only=True, **extra
+        )
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     return InpaintBundle(pipe, spec.id, kind, int(spec.arch.get("resolution", 512)))

@@ -138,8 +138,18 @@ class ModelManager:
                 dtype = devices.DTYPE_NAMES.get(slot.dtype, str(slot.dtype))
                 if getattr(slot.bundle, "unet_bf16", False):
                     dtype += " (UNet bf16)"
-                out.append(ModelState(role, model_id, title, "loaded", str(slot.device), dtype,
-                                      slot.bundle.nbytes(), slot.users > 0))
+                out.append(
+                    ModelState(
+                        role,
+                        model_id,
+                        title,
+                        "loaded",
+                        str(slot.device),
+                        dtype,
+                        slot.bundle.nbytes(),
+                        slot.users > 0,
+                    )
+                )
             else:
                 out.append(ModelState(role, model_id, title, state))
         return out
@@ -205,8 +215,7 @@ class ModelManager:
         if configured > 0:
             return int(configured * 1e9)
         free = devices.gpu_free_bytes(self.device) or 0
-        resident = sum(s.bundle.nbytes() for s in self._slots.values()
-                       if s.device.type == "cuda")
+        resident = sum(s.bundle.nbytes() for s in self._slots.values() if s.device.type == "cuda")
         return max(0, free + resident - GPU_MARGIN_BYTES)
 
     def _on_compute_device(self, slot: _Slot) -> bool:
@@ -220,8 +229,11 @@ class ModelManager:
         budget = self.gpu_budget_bytes()
         if budget is not None:
             need = slot.bundle.nbytes()
-            resident = [s for s in self._slots.values()
-                        if s is not slot and s.device.type == self.device.type]
+            resident = [
+                s
+                for s in self._slots.values()
+                if s is not slot and s.device.type == self.device.type
+            ]
             total = need + sum(s.bundle.nbytes() for s in resident)
             for other in sorted(resident, key=lambda s: s.users):
                 if total <= budget:
@@ -297,8 +309,9 @@ class ModelManager:
         return None if slot is None else str(slot.device)
 
 
-def manager_from_options(models: str | None, device: str | None, dtype: str | None,
-                         settings: Settings | None = None) -> ModelManager:
+def manager_from_options(
+    models: str | None, device: str | None, dtype: str | None, settings: Settings | None = None
+) -> ModelManager:
     """Build a manager from CLI-style options, falling back to settings and OVPAINT_MODELS."""
     import os
 

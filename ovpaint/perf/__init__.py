@@ -94,10 +94,17 @@ def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
         stages.extend(module.stages(ctx))
     if only:
         keys = [k.strip().lower() for k in only.split(",") if k.strip()]
-        stages = [s for s in stages
-                  if any(k in s.group.lower() or k in s.name.lower() for k in keys)
-                  or any(k in (s2.group.lower() + s2.name.lower()) for k in keys
-                         for s2 in stages if s2.baseline == s.name)]
+        stages = [
+            s
+            for s in stages
+            if any(k in s.group.lower() or k in s.name.lower() for k in keys)
+            or any(
+                k in (s2.group.lower() + s2.name.lower())
+                for k in keys
+                for s2 in stages
+                if s2.baseline == s.name
+            )
+        ]
     return stages
 
 
@@ -112,11 +119,24 @@ def time_stage(stage: Stage) -> StageResult:
             t0 = time.perf_counter()
             stage.run()
             times.append(time.perf_counter() - t0)
-        return StageResult(stage.group, stage.name, statistics.median(times), times,
-                           stage.baseline, note=stage.note)
+        return StageResult(
+            stage.group,
+            stage.name,
+            statistics.median(times),
+            times,
+            stage.baseline,
+            note=stage.note,
+        )
     except Exception as exc:  # noqa: BLE001 - one failing stage must not hide the others
-        return StageResult(stage.group, stage.name, float("nan"), [], stage.baseline,
-                           note=stage.note, error=f"{type(exc).__name__}: {exc}")
+        return StageResult(
+            stage.group,
+            stage.name,
+            float("nan"),
+            [],
+            stage.baseline,
+            note=stage.note,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 def time_paired(stage: Stage, baseline: Stage) -> StageResult:
@@ -133,17 +153,31 @@ def time_paired(stage: Stage, baseline: Stage) -> StageResult:
                 t0 = time.perf_counter()
                 part.run()
                 out.append(time.perf_counter() - t0)
-        result = StageResult(stage.group, stage.name, statistics.median(times), times,
-                             stage.baseline, note=stage.note)
+        result = StageResult(
+            stage.group,
+            stage.name,
+            statistics.median(times),
+            times,
+            stage.baseline,
+            note=stage.note,
+        )
         result.paired_baseline_s = statistics.median(base_times)
         return result
     except Exception as exc:  # noqa: BLE001 - one failing stage must not hide the others
-        return StageResult(stage.group, stage.name, float("nan"), [], stage.baseline,
-                           note=stage.note, error=f"{type(exc).__name__}: {exc}")
+        return StageResult(
+            stage.group,
+            stage.name,
+            float("nan"),
+            [],
+            stage.baseline,
+            note=stage.note,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
-def run(stages: list[Stage], on_result: Callable[[StageResult], None] | None = None
-        ) -> list[StageResult]:
+def run(
+    stages: list[Stage], on_result: Callable[[StageResult], None] | None = None
+) -> list[StageResult]:
     results = []
     by_name: dict[str, StageResult] = {}
     stage_of = {stage.name: stage for stage in stages}
@@ -194,7 +228,9 @@ def format_table(results: list[StageResult]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     lines = []
     for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+        lines.append(
+            "  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        )
     return "\n".join(lines)
 
 

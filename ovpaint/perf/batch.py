@@ -63,8 +63,9 @@ def _random_weights_manager(ctx: PerfContext):
 
                     name = spec.arch["open_clip_name"]
                     model = open_clip.create_model(name, pretrained=None).eval()
-                    bundle = clip_loader.ClipBundle(model.to(self.dtype),
-                                                    open_clip.get_tokenizer(name), spec.id)
+                    bundle = clip_loader.ClipBundle(
+                        model.to(self.dtype), open_clip.get_tokenizer(name), spec.id
+                    )
                 elif role == "sam2":
                     model = sam2_loader._build(spec.arch["config"], None, torch.device("cpu"))
                     bundle = sam2_loader.Sam2Bundle(model.eval(), spec.id)
@@ -72,9 +73,13 @@ def _random_weights_manager(ctx: PerfContext):
                     return super()._load(role)
             return _Slot(role, spec.id, bundle, self.dtype)
 
-    manager = RandomWeightsManager(profile="real", device=str(ctx.device),
-                                   dtype={"torch.float32": "fp32", "torch.bfloat16": "bf16",
-                                          "torch.float16": "fp16"}.get(str(ctx.dtype), "auto"))
+    manager = RandomWeightsManager(
+        profile="real",
+        device=str(ctx.device),
+        dtype={"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(
+            str(ctx.dtype), "auto"
+        ),
+    )
     ctx.cache["random_weights_manager"] = manager
     return manager
 
@@ -85,8 +90,9 @@ def _manager(ctx: PerfContext):
         if cached is None:
             from ovpaint.models.manager import ModelManager
 
-            cached = ctx.cache["tiny_manager"] = ModelManager(profile="tiny",
-                                                              device=str(ctx.device))
+            cached = ctx.cache["tiny_manager"] = ModelManager(
+                profile="tiny", device=str(ctx.device)
+            )
         return cached
     return _random_weights_manager(ctx)
 
@@ -133,24 +139,47 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     def batch_one() -> None:
         i = next(state["folders"])
-        report = run_batch(tmp / "in" / f"f{i}", tmp / "out" / f"f{i}", PROMPT, method,
-                           _manager(ctx), overwrite=True)
+        report = run_batch(
+            tmp / "in" / f"f{i}",
+            tmp / "out" / f"f{i}",
+            PROMPT,
+            method,
+            _manager(ctx),
+            overwrite=True,
+        )
         if report.count("done") != 1:
             raise RuntimeError(f"batch failed: {report.files[0].error}")
 
     def benchmark_one() -> None:
         i = next(state["bench"])
-        run_benchmark("voc", tmp / "voc" / f"d{i}", method, _manager(ctx),
-                      out_path=tmp / "reports" / f"r{i}.json", resume=False)
+        run_benchmark(
+            "voc",
+            tmp / "voc" / f"d{i}",
+            method,
+            _manager(ctx),
+            out_path=tmp / "reports" / f"r{i}.json",
+            resume=False,
+        )
 
     base = f"segment() alone, {w}×{h}, {method} ({label})"
     return [
         Stage("batch", base, segment_only, repeats=repeats, setup=setup),
-        Stage("batch", f"batch per image, {w}×{h}, {method} ({label})", batch_one,
-              repeats=repeats, setup=setup, baseline=base,
-              note="one image end to end: read, segment, write masks + report; "
-                   "images/s = 1 / median; ratio < 1 is batch's overhead"),
-        Stage("batch", f"benchmark per image, synthetic VOC, {method} ({label})", benchmark_one,
-              repeats=repeats, setup=setup,
-              note="read image + annotation, segment 21 classes, confusion + boundary counts"),
+        Stage(
+            "batch",
+            f"batch per image, {w}×{h}, {method} ({label})",
+            batch_one,
+            repeats=repeats,
+            setup=setup,
+            baseline=base,
+            note="one image end to end: read, segment, write masks + report; "
+            "images/s = 1 / median; ratio < 1 is batch's overhead",
+        ),
+        Stage(
+            "batch",
+            f"benchmark per image, synthetic VOC, {method} ({label})",
+            benchmark_one,
+            repeats=repeats,
+            setup=setup,
+            note="read image + annotation, segment 21 classes, confusion + boundary counts",
+        ),
     ]

@@ -32,8 +32,9 @@ def reference_loop(clip, x, text):
             tokens, gh, gw = D.dense_embeddings(clip.model.visual, x[:, :, y1:y2, x1:x2])
             feat = F.normalize(tokens[0, 1:], dim=-1) @ text.T
             logits = feat.T.reshape(1, -1, gh, gw)
-            logits = F.interpolate(logits, size=(y2 - y1, x2 - x1), mode="bilinear",
-                                   align_corners=False)
+            logits = F.interpolate(
+                logits, size=(y2 - y1, x2 - x1), mode="bilinear", align_corners=False
+            )
             total[:, y1:y2, x1:x2] += logits[0]
             count[:, y1:y2, x1:x2] += 1
     return total / count
@@ -76,9 +77,11 @@ def stages(ctx: PerfContext) -> list[Stage]:
         from ovpaint.pipelines.dense import DenseSettings, slide_logits, window_features
 
         def run():
-            feats = window_features(_clip_bundle(ctx), net_input(),
-                                    DenseSettings(compute_dtype=dtype))
+            feats = window_features(
+                _clip_bundle(ctx), net_input(), DenseSettings(compute_dtype=dtype)
+            )
             return slide_logits(feats, text())
+
         return run
 
     def session():
@@ -92,8 +95,9 @@ def stages(ctx: PerfContext) -> list[Stage]:
         from ovpaint.core.prompt import parse_prompt
         from ovpaint.pipelines.dense import DenseSettings, dense_probabilities
 
-        return dense_probabilities(session(), parse_prompt("dog, sky"), models,
-                                   DenseSettings(compute_dtype="bf16"))
+        return dense_probabilities(
+            session(), parse_prompt("dog, sky"), models, DenseSettings(compute_dtype="bf16")
+        )
 
     def predictor():
         if "pred" not in cache:
@@ -114,12 +118,13 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     def points():
         rng = np.random.default_rng(0)
-        return np.stack([rng.uniform(0, w - 1, 60), rng.uniform(0, h - 1, 60)], 1
-                        ).astype(np.float32)
+        return np.stack([rng.uniform(0, w - 1, 60), rng.uniform(0, h - 1, 60)], 1).astype(
+            np.float32
+        )
 
     def dense_labels():
         labels = np.zeros((h, w), np.int32)
-        labels[:, w // 2:] = 1
+        labels[:, w // 2 :] = 1
         return labels
 
     def refine_batched(precision: str):
@@ -130,9 +135,11 @@ def stages(ctx: PerfContext) -> list[Stage]:
             labels = dense_labels()
             dtype = R.decoder_dtype(precision, _sam_bundle(ctx))
             low, _ = R.decode_points(predictor(), pts, dtype=dtype)
-            prompts = [R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0)
-                       for x, y in pts]
+            prompts = [
+                R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0) for x, y in pts
+            ]
             R.vote(low, prompts, labels, 2, R.RefineSettings())
+
         return run
 
     def product_precision() -> str:  # without building the model (``--list``)
@@ -145,35 +152,87 @@ def stages(ctx: PerfContext) -> list[Stage]:
     def refine_separate():
         pred = predictor()
         for p in points():
-            pred.predict(point_coords=p[None], point_labels=np.array([1]),
-                         multimask_output=True)
+            pred.predict(point_coords=p[None], point_labels=np.array([1]), multimask_output=True)
 
     rep = ctx.repeats
     name_text = "text: new name, 80 templates"
     name_ref = f"dense {w}×{h}: reference loop (1 window at a time, fp32)"
     name_sep = "refine: 60 separate predict calls"
     return [
-        Stage("dense", f"{name_text}, padded 77 tokens (naive)",
-              lambda: encoder().encode_naive([f"thing {next(counter)}"]), repeats=rep(3),
-              setup=encoder),
-        Stage("dense", name_text, lambda: encoder().encode([f"thing {next(counter)}"]),
-              repeats=rep(3), paired=True, baseline=f"{name_text}, padded 77 tokens (naive)",
-              note="causal truncation + batched templates"),
-        Stage("dense", "text: cached name lookup", lambda: encoder().encode(["dog"]),
-              repeats=rep(20), setup=text, note="target < 1 ms"),
-        Stage("dense", name_ref, lambda: reference_loop(_clip_bundle(ctx), net_input(), text()),
-              repeats=rep(3), setup=lambda: (net_input(), text())),
-        Stage("dense", f"dense {w}×{h}: batched windows fp32", dense_pass("fp32"),
-              repeats=rep(3), baseline=name_ref, paired=True),
-        Stage("dense", f"dense {w}×{h}: batched windows bf16 (fastest)", dense_pass("bf16"),
-              repeats=rep(3), baseline=name_ref, paired=True),
-        Stage("dense", f"dense {w}×{h}: re-query of a cached image", requery, repeats=rep(10),
-              setup=requery, note="target < 50 ms"),
+        Stage(
+            "dense",
+            f"{name_text}, padded 77 tokens (naive)",
+            lambda: encoder().encode_naive([f"thing {next(counter)}"]),
+            repeats=rep(3),
+            setup=encoder,
+        ),
+        Stage(
+            "dense",
+            name_text,
+            lambda: encoder().encode([f"thing {next(counter)}"]),
+            repeats=rep(3),
+            paired=True,
+            baseline=f"{name_text}, padded 77 tokens (naive)",
+            note="causal truncation + batched templates",
+        ),
+        Stage(
+            "dense",
+            "text: cached name lookup",
+            lambda: encoder().encode(["dog"]),
+            repeats=rep(20),
+            setup=text,
+            note="target < 1 ms",
+        ),
+        Stage(
+            "dense",
+            name_ref,
+            lambda: reference_loop(_clip_bundle(ctx), net_input(), text()),
+            repeats=rep(3),
+            setup=lambda: (net_input(), text()),
+        ),
+        Stage(
+            "dense",
+            f"dense {w}×{h}: batched windows fp32",
+            dense_pass("fp32"),
+            repeats=rep(3),
+            baseline=name_ref,
+            paired=True,
+        ),
+        Stage(
+            "dense",
+            f"dense {w}×{h}: batched windows bf16 (fastest)",
+            dense_pass("bf16"),
+            repeats=rep(3),
+            baseline=name_ref,
+            paired=True,
+        ),
+        Stage(
+            "dense",
+            f"dense {w}×{h}: re-query of a cached image",
+            requery,
+            repeats=rep(10),
+            setup=requery,
+            note="target < 50 ms",
+        ),
         Stage("dense", f"SAM2 embedding {w}×{h} (set_image)", sam_embedding, repeats=rep(3)),
         Stage("dense", name_sep, refine_separate, repeats=rep(3), setup=predictor),
-        Stage("dense", "refine: 60 points, batched decoder fp32 (exact) + vote",
-              refine_batched("fp32"), repeats=rep(3), paired=True, baseline=name_sep, setup=predictor),
-        Stage("dense", "refine: 60 points, batched decoder, product precision + vote",
-              refine_batched("auto"), repeats=rep(3), paired=True, baseline=name_sep, setup=predictor,
-              note=f"decoder in {product_precision()}"),
+        Stage(
+            "dense",
+            "refine: 60 points, batched decoder fp32 (exact) + vote",
+            refine_batched("fp32"),
+            repeats=rep(3),
+            paired=True,
+            baseline=name_sep,
+            setup=predictor,
+        ),
+        Stage(
+            "dense",
+            "refine: 60 points, batched decoder, product precision + vote",
+            refine_batched("auto"),
+            repeats=rep(3),
+            paired=True,
+            baseline=name_sep,
+            setup=predictor,
+            note=f"decoder in {product_precision()}",
+        ),
     ]

@@ -24,10 +24,23 @@ def stages(ctx: PerfContext) -> list[Stage]:
         save_image(big, np.repeat(np.repeat(img, 8, 0), 8, 1), quality=90)
 
     return [
-        Stage("foundation", f"load {side[0]}×{side[1]} JPEG", lambda: load_image(big),
-              repeats=ctx.repeats(3), setup=make_image),
-        Stage("foundation", "build tiny CLIP", lambda: clip_loader.build_tiny(0),
-              repeats=ctx.repeats(3)),
-        Stage("foundation", "build tiny SAM2", lambda: sam2_loader.build_tiny(0),
-              repeats=ctx.repeats(3)),
+        Stage(
+            "foundation",
+            f"load {side[0]}×{side[1]} JPEG",
+            lambda: load_image(big),
+            repeats=ctx.repeats(3),
+            setup=make_image,
+        ),
+        Stage(
+            "foundation",
+            "build tiny CLIP",
+            lambda: clip_loader.build_tiny(0),
+            repeats=ctx.repeats(3),
+        ),
+        Stage(
+            "foundation",
+            "build tiny SAM2",
+            lambda: sam2_loader.build_tiny(0),
+            repeats=ctx.repeats(3),
+        ),
     ]

@@ -16,18 +16,30 @@ from ovpaint.perf import FixedModels, PerfContext, Stage
 
 # stabilityai/stable-diffusion-2-inpainting unet/config.json and vae/config.json (architecture).
 SD2_INPAINT_UNET = dict(
-    sample_size=64, in_channels=9, out_channels=4, layers_per_block=2,
+    sample_size=64,
+    in_channels=9,
+    out_channels=4,
+    layers_per_block=2,
     block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                      "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                    "CrossAttnUpBlock2D"),
-    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True,
+    down_block_types=(
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=1024,
+    attention_head_dim=(5, 10, 20, 20),
+    use_linear_projection=True,
 )
 SD_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
     block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
     sample_size=512,
 )
 
@@ -85,9 +97,17 @@ def _vae_roundtrip(cache: dict):
 
 # The OpenCLIP ViT-H text tower SD2 uses, as a transformers CLIPTextModel (architecture only).
 SD2_TEXT_ENCODER = dict(
-    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-    num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu", projection_dim=512,
-    bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+    vocab_size=49408,
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=23,
+    num_attention_heads=16,
+    max_position_embeddings=77,
+    hidden_act="gelu",
+    projection_dim=512,
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=49407,
 )
 
 
@@ -110,12 +130,17 @@ def _pipeline_bundle(ctx: PerfContext, cache: dict):
                 torch.manual_seed(0)
                 text_encoder = CLIPTextModel(CLIPTextConfig(**SD2_TEXT_ENCODER)).eval()
             pipe = StableDiffusionInpaintPipeline(
-                vae=vae, text_encoder=text_encoder, tokenizer=inpaint_loader.clip_tokenizer(),
-                unet=unet, scheduler=DDIMScheduler(**inpaint_loader.scheduler_config()),
-                safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+                vae=vae,
+                text_encoder=text_encoder,
+                tokenizer=inpaint_loader.clip_tokenizer(),
+                unet=unet,
+                scheduler=DDIMScheduler(**inpaint_loader.scheduler_config()),
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
             pipe.set_progress_bar_config(disable=True)
-            cache["bundle"] = inpaint_loader.InpaintBundle(pipe, "sd2-inpaint-random", "sd",
-                                                           512)
+            cache["bundle"] = inpaint_loader.InpaintBundle(pipe, "sd2-inpaint-random", "sd", 512)
         if ctx.device.type == "cpu":
             # as the ModelManager does by default: the UNet in bf16 where the CPU has it
             inpaint_loader.tune_for_cpu(cache["bundle"])
@@ -129,7 +154,7 @@ def _whole_call(ctx: PerfContext, cache: dict, height: int, width: int, steps: i
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     mask = np.zeros((height, width), bool)
     cy, cx = height // 2, width // 2
-    mask[cy - 120:cy + 120, cx - 150:cx + 150] = True  # 300×240: fits a 512 crop with context
+    mask[cy - 120 : cy + 120, cx - 150 : cx + 150] = True  # 300×240: fits a 512 crop with context
     settings = InpaintSettings(mode="replace", prompt="a red car", steps=steps, seed=0)
     manager = FixedModels(inpaint=lambda: _pipeline_bundle(ctx, cache))
 
@@ -146,20 +171,33 @@ def stages(ctx: PerfContext) -> list[Stage]:
     out = []
     if not (ctx.tiny or ctx.quick):
         out += [
-            Stage("inpaint", "UNet step 512² CFG, stock fp32",
-                  _unet_step(lambda: _real_parts(cache)[0]), repeats=rep(2),
-                  note="SD2-inpainting UNet, batch 2 (classifier-free guidance)"),
-            Stage("inpaint", "UNet step 512² CFG, bf16 + channels-last + SDPA (product on CPU)",
-                  _unet_step(lambda: _fast_unet(cache)), repeats=rep(2),
-                  baseline="UNet step 512² CFG, stock fp32"),
+            Stage(
+                "inpaint",
+                "UNet step 512² CFG, stock fp32",
+                _unet_step(lambda: _real_parts(cache)[0]),
+                repeats=rep(2),
+                note="SD2-inpainting UNet, batch 2 (classifier-free guidance)",
+            ),
+            Stage(
+                "inpaint",
+                "UNet step 512² CFG, bf16 + channels-last + SDPA (product on CPU)",
+                _unet_step(lambda: _fast_unet(cache)),
+                repeats=rep(2),
+                baseline="UNet step 512² CFG, stock fp32",
+            ),
             Stage("inpaint", "VAE encode + decode 512²", _vae_roundtrip(cache), repeats=rep(2)),
         ]
     name_small = f"whole call, 512×512 image, 300×240 mask, {steps} steps"
     out += [
         Stage("inpaint", name_small, _whole_call(ctx, cache, 512, 512, steps), repeats=rep(3)),
-        Stage("inpaint", f"whole call, 4000×3000 image, same mask, {steps} steps",
-              _whole_call(ctx, cache, 3000, 4000, steps), repeats=rep(3), baseline=name_small,
-              note="speed-up below 1 = extra cost of the large image (target ≥ 0.77, i.e. "
-                   "≤ 1.3× the small image)"),
+        Stage(
+            "inpaint",
+            f"whole call, 4000×3000 image, same mask, {steps} steps",
+            _whole_call(ctx, cache, 3000, 4000, steps),
+            repeats=rep(3),
+            baseline=name_small,
+            note="speed-up below 1 = extra cost of the large image (target ≥ 0.77, i.e. "
+            "≤ 1.3× the small image)",
+        ),
     ]
     return out

@@ -25,10 +25,14 @@ def stages(ctx: PerfContext) -> list[Stage]:
             w = torch.randn(OUT, IN, generator=gen).to(ctx.device)
             data.update(a=a, w=w, half=half_dtype())
             data.update(a16=a.to(data["half"]), w16=w.to(data["half"]))
-            data.update(a8=torch.randint(-128, 127, (ROWS, IN), dtype=torch.int8,
-                                         generator=gen).to(ctx.device),
-                        w8=torch.randint(-128, 127, (IN, OUT), dtype=torch.int8,
-                                         generator=gen).to(ctx.device))
+            data.update(
+                a8=torch.randint(-128, 127, (ROWS, IN), dtype=torch.int8, generator=gen).to(
+                    ctx.device
+                ),
+                w8=torch.randint(-128, 127, (IN, OUT), dtype=torch.int8, generator=gen).to(
+                    ctx.device
+                ),
+            )
         return data
 
     def half_dtype():
@@ -51,6 +55,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
             if ctx.device.type == "cuda":
                 torch.cuda.synchronize()
             return out
+
         return run
 
     name = f"matrix product {ROWS}×{IN}×{OUT}"
@@ -58,9 +63,24 @@ def stages(ctx: PerfContext) -> list[Stage]:
     reps = ctx.repeats(10)
     return [
         Stage("machine", base, product("fp32"), repeats=reps, setup=operands),
-        Stage("machine", f"{name} bf16 (CPU) / fp16 (GPU)", product("half"), repeats=reps,
-              baseline=base, setup=operands, paired=True,
-              note="ceiling of any same-arithmetic speed-up in that precision"),
-        Stage("machine", f"{name} int8", product("int8"), repeats=reps, baseline=base,
-              setup=operands, paired=True, note="raw int8 units; no quantisation cost included"),
+        Stage(
+            "machine",
+            f"{name} bf16 (CPU) / fp16 (GPU)",
+            product("half"),
+            repeats=reps,
+            baseline=base,
+            setup=operands,
+            paired=True,
+            note="ceiling of any same-arithmetic speed-up in that precision",
+        ),
+        Stage(
+            "machine",
+            f"{name} int8",
+            product("int8"),
+            repeats=reps,
+            baseline=base,
+            setup=operands,
+            paired=True,
+            note="raw int8 units; no quantisation cost included",
+        ),
     ]

@@ -51,8 +51,7 @@ def _sam_bundle(ctx: PerfContext):
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                model = sam2_loader._build(PERF_SAM2, None,
-                                           torch.device("cpu"))
+                model = sam2_loader._build(PERF_SAM2, None, torch.device("cpu"))
             bundle = sam2_loader.Sam2Bundle(model.eval(), "sam2.1-hiera-tiny (random)")
         bundle.to_device(ctx.device)
         ctx.cache[key] = bundle
@@ -74,8 +73,9 @@ def _clip_bundle(ctx: PerfContext):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 model = open_clip.create_model(PERF_CLIP, pretrained=None)
-            bundle = clip_loader.ClipBundle(model.eval(), clip_loader.tokenizer(),
-                                            "clip-vit-b16 (random)")
+            bundle = clip_loader.ClipBundle(
+                model.eval(), clip_loader.tokenizer(), "clip-vit-b16 (random)"
+            )
         bundle.to_device(ctx.device)
         ctx.cache[key] = bundle
     return ctx.cache[key]
@@ -108,10 +108,26 @@ def _amg_pair(ctx: PerfContext, label: str, image_of, **kwargs) -> list[Stage]:
         stages[1].note = _equality_note(out)
 
     base_name = f"AMG {label}: sam2 generator"
-    stages.append(Stage("proposals", base_name, baseline, repeats=1, warmup=0,
-                        note="sam2's SAM2AutomaticMaskGenerator.generate incl. set_image"))
-    stages.append(Stage("proposals", f"AMG {label}: fast generator", fast, repeats=1,
-                        warmup=0, baseline=base_name))
+    stages.append(
+        Stage(
+            "proposals",
+            base_name,
+            baseline,
+            repeats=1,
+            warmup=0,
+            note="sam2's SAM2AutomaticMaskGenerator.generate incl. set_image",
+        )
+    )
+    stages.append(
+        Stage(
+            "proposals",
+            f"AMG {label}: fast generator",
+            fast,
+            repeats=1,
+            warmup=0,
+            baseline=base_name,
+        )
+    )
     return stages
 
 
@@ -125,10 +141,12 @@ def _equality_note(out: dict) -> str:
     same = len(mine) == len(ref)
     if same and len(mine):
         rles = mask_to_rle_pytorch(torch.as_tensor(mine.masks))
-        same = all(a["counts"] == r["segmentation"]["counts"]
-                   and float(mine.predicted_iou[i]) == r["predicted_iou"]
-                   and float(mine.stability_score[i]) == r["stability_score"]
-                   for i, (a, r) in enumerate(zip(rles, ref, strict=True)))
+        same = all(
+            a["counts"] == r["segmentation"]["counts"]
+            and float(mine.predicted_iou[i]) == r["predicted_iou"]
+            and float(mine.stability_score[i]) == r["stability_score"]
+            for i, (a, r) in enumerate(zip(rles, ref, strict=True))
+        )
     return f"{len(mine)} masks (sam2: {len(ref)}); identical to sam2's: {'yes' if same else 'NO'}"
 
 
@@ -148,7 +166,7 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
             for i in range(n):
                 bw, bh = int(rng.integers(w // 10, w // 2)), int(rng.integers(h // 10, h // 2))
                 x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-                masks[i, y0:y0 + bh, x0:x0 + bw] = True
+                masks[i, y0 : y0 + bh, x0 : x0 + bw] = True
                 boxes[i] = (x0, y0, x0 + bw - 1, y0 + bh - 1)
             data.update(image=_scene(h, w), masks=masks, boxes=boxes)
         return data
@@ -161,17 +179,29 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
     def run(settings):
         def go():
             d = inputs()
-            return mask_features(_clip_bundle(ctx), d["image"], (d["masks"], d["boxes"]),
-                                 settings)
+            return mask_features(_clip_bundle(ctx), d["image"], (d["masks"], d["boxes"]), settings)
+
         return go
 
     return [
         Stage("proposals", base, run(one), repeats=1, warmup=0),
-        Stage("proposals", f"score {n} masks × 3 scales: batched (fp32)", run(batched_fp32),
-              repeats=1, warmup=0, baseline=base),
-        Stage("proposals", f"score {n} masks × 3 scales: batched (product setting)",
-              run(batched), repeats=1, warmup=0, baseline=base,
-              note="bf16 autocast on CPU, fp16/bf16 on GPU"),
+        Stage(
+            "proposals",
+            f"score {n} masks × 3 scales: batched (fp32)",
+            run(batched_fp32),
+            repeats=1,
+            warmup=0,
+            baseline=base,
+        ),
+        Stage(
+            "proposals",
+            f"score {n} masks × 3 scales: batched (product setting)",
+            run(batched),
+            repeats=1,
+            warmup=0,
+            baseline=base,
+            note="bf16 autocast on CPU, fp16/bf16 on GPU",
+        ),
     ]
 
 
@@ -188,16 +218,22 @@ def _click_stage(ctx: PerfContext) -> list[Stage]:
         session = ImageSession(_scene(h, w))
         session.sam2_predictor(bundle)  # the cached embedding: not part of a click
         mask = np.zeros((h, w), bool)
-        mask[h // 4: h // 2, w // 4: w // 2] = True
-        state["clicks"] = ClickSession(session, FixedModels(sam2=lambda: bundle),
-                                         initial_mask=mask)
+        mask[h // 4 : h // 2, w // 4 : w // 2] = True
+        state["clicks"] = ClickSession(session, FixedModels(sam2=lambda: bundle), initial_mask=mask)
 
     def click() -> None:
         x, y = float(rng.integers(0, w)), float(rng.integers(0, h))
         state["clicks"].add_point(x, y, positive=bool(rng.integers(0, 2)))
 
-    stage = Stage("proposals", "one click, cached embedding (median)", click,
-                  repeats=ctx.repeats(15), warmup=1, setup=setup, note="target < 80 ms")
+    stage = Stage(
+        "proposals",
+        "one click, cached embedding (median)",
+        click,
+        repeats=ctx.repeats(15),
+        warmup=1,
+        setup=setup,
+        note="target < 80 ms",
+    )
     return [stage]
 
 
@@ -213,11 +249,22 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     grid = 16 if small else 32
     worst = 8
-    out = _amg_pair(ctx, f"{grid}×{grid} thesis thresholds", image, points_per_side=grid,
-                    pred_iou_thresh=0.88, stability_score_thresh=0.95)
-    out += _amg_pair(ctx, f"{worst}×{worst} thresholds 0 (all masks kept)", image,
-                     points_per_side=worst, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    out = _amg_pair(
+        ctx,
+        f"{grid}×{grid} thesis thresholds",
+        image,
+        points_per_side=grid,
+        pred_iou_thresh=0.88,
+        stability_score_thresh=0.95,
+    )
+    out += _amg_pair(
+        ctx,
+        f"{worst}×{worst} thresholds 0 (all masks kept)",
+        image,
+        points_per_side=worst,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+    )
     out += _scoring_stages(ctx)
     out += _click_stage(ctx)
     return out
-

@@ -90,25 +90,31 @@ class DenseSettings:
         if self.crop < 16 or not 0 < self.stride <= self.crop:
             raise BadInput("crop must be ≥ 16 and 0 < stride ≤ crop.")
         check_compute_dtype(self.compute_dtype)
-        if self.layer_weights is not None and self.layers is not None \
-                and len(self.layer_weights) != len(self.layers):
+        if (
+            self.layer_weights is not None
+            and self.layers is not None
+            and len(self.layer_weights) != len(self.layers)
+        ):
             raise BadInput("layer_weights needs one weight per entry of layers.")
         if self.batch_size < 1 or self.max_work_pixels < 1:
             raise BadInput("batch_size and max_work_pixels must be positive.")
 
 
 # --------------------------------------------------------------------------- preprocessing
-def resized_size(height: int, width: int, short_side: int, max_long_side: int
-                 ) -> tuple[int, int]:
+def resized_size(height: int, width: int, short_side: int, max_long_side: int) -> tuple[int, int]:
     """(h, w) with the short side ``short_side`` and the long side at most ``max_long_side``,
     rounded as mmcv's keep-ratio rescale does (the reference pipeline's)."""
     scale = min(max_long_side / max(height, width), short_side / min(height, width))
     return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
-def preprocess(image: np.ndarray, short_side: int = 336, max_long_side: int = 2048,
-               mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
-               std: Sequence[float] = (0.26862954, 0.26130258, 0.27577711)) -> torch.Tensor:
+def preprocess(
+    image: np.ndarray,
+    short_side: int = 336,
+    max_long_side: int = 2048,
+    mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
+    std: Sequence[float] = (0.26862954, 0.26130258, 0.27577711),
+) -> torch.Tensor:
     """1×3×h×w float32: resized (bilinear, align_corners=False, no antialias, as the reference)
     and normalised. Shrinking by more than 2× first area-averages on the uint8 image, so a
     huge photo is neither aliased nor turned into a full-size float tensor."""
@@ -123,8 +129,9 @@ def preprocess(image: np.ndarray, short_side: int = 336, max_long_side: int = 20
     return (x - m) / s
 
 
-def window_boxes(height: int, width: int, crop: int = 224, stride: int = 112
-                 ) -> list[tuple[int, int, int, int]]:
+def window_boxes(
+    height: int, width: int, crop: int = 224, stride: int = 112
+) -> list[tuple[int, int, int, int]]:
     """Sliding windows (y1, y2, x1, x2); a window crossing the border is shifted back inside,
     an image smaller than ``crop`` is one window of its own size."""
     rows = max(height - crop + stride - 1, 0) // stride + 1
@@ -172,8 +179,9 @@ def low_weights(visual: Any, dtype: torch.dtype) -> dict:
         return _LOW_WEIGHTS.setdefault(visual, {}).setdefault(dtype, {"dtype": dtype})
 
 
-def _linear(layer_w: torch.Tensor, layer_b: torch.Tensor | None, y: torch.Tensor,
-            low: dict | None) -> torch.Tensor:
+def _linear(
+    layer_w: torch.Tensor, layer_b: torch.Tensor | None, y: torch.Tensor, low: dict | None
+) -> torch.Tensor:
     """``F.linear``; with ``low`` (a cache of low-precision weights) the product runs in that
     precision and its result returns to the stream's dtype."""
     if low is None:
@@ -187,8 +195,9 @@ def _linear(layer_w: torch.Tensor, layer_b: torch.Tensor | None, y: torch.Tensor
     return out + layer_b if layer_b is not None else out
 
 
-def vit_block(block: Any, x: torch.Tensor, csa: bool = False, low: dict | None = None
-              ) -> torch.Tensor:
+def vit_block(
+    block: Any, x: torch.Tensor, csa: bool = False, low: dict | None = None
+) -> torch.Tensor:
     """One residual block. With ``csa`` its attention is Correlative Self-Attention:
     ``(softmax(q qᵀ s) + softmax(k kᵀ s)) v`` (a sum of two softmaxes); residual and MLP kept.
 
@@ -215,9 +224,13 @@ def vit_block(block: Any, x: torch.Tensor, csa: bool = False, low: dict | None =
     return x + block.ls_2(y)
 
 
-def dense_embeddings(visual: Any, x: torch.Tensor, layers: Sequence[int] | None = None,
-                     weights: Sequence[float] | None = None, low: dict | None = None
-                     ) -> tuple[torch.Tensor, int, int]:
+def dense_embeddings(
+    visual: Any,
+    x: torch.Tensor,
+    layers: Sequence[int] | None = None,
+    weights: Sequence[float] | None = None,
+    low: dict | None = None,
+) -> tuple[torch.Tensor, int, int]:
     """All tokens (B×(1+gh·gw)×D, CLS first) after CSA, ``ln_post`` and ``proj``, before
     normalisation, and the patch grid. With ``layers`` (numbers of blocks run before the CSA
     block; the depth itself is the plain SCLIP path) the L2-normalised outputs are averaged."""
@@ -280,9 +293,13 @@ class WindowFeatures:
     operators: dict = field(default_factory=dict)  # resize operators per output size
 
 
-def window_features(clip: Any, x: torch.Tensor, settings: DenseSettings,
-                    cancel: CancelToken | None = None,
-                    progress: Progress | None = None) -> WindowFeatures:
+def window_features(
+    clip: Any,
+    x: torch.Tensor,
+    settings: DenseSettings,
+    cancel: CancelToken | None = None,
+    progress: Progress | None = None,
+) -> WindowFeatures:
     """Run every sliding window through the SCLIP-modified vision tower, in batches."""
     visual = clip.model.visual
     device = next(visual.parameters()).device
@@ -301,9 +318,10 @@ def window_features(clip: Any, x: torch.Tensor, settings: DenseSettings,
         for start in range(0, len(boxes), settings.batch_size):
             if cancel:
                 cancel.check()
-            batch = crops[start:start + settings.batch_size].to(device, model_dtype)
-            tokens, gh, gw = dense_embeddings(visual, batch, settings.layers,
-                                              settings.layer_weights, low)
+            batch = crops[start : start + settings.batch_size].to(device, model_dtype)
+            tokens, gh, gw = dense_embeddings(
+                visual, batch, settings.layers, settings.layer_weights, low
+            )
             feat = F.normalize(tokens[:, 1:].float(), dim=-1)
             out.append(feat.transpose(1, 2).reshape(len(batch), -1, gh, gw).cpu())
             if progress:
@@ -337,21 +355,23 @@ def _interp_matrix(n_in: int, n_out: int) -> torch.Tensor:
     return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T
 
 
-def _axis_operator(intervals: list[tuple[int, int]], n_patch: int, crop: int, n_input: int,
-                   n_out: int) -> torch.Tensor:
+def _axis_operator(
+    intervals: list[tuple[int, int]], n_patch: int, crop: int, n_input: int, n_out: int
+) -> torch.Tensor:
     """(n_out × len(intervals)·n_patch): patch values of every window along one axis → the
     output axis (upsample to the window, average overlaps, resize to ``n_out``)."""
     up = _interp_matrix(n_patch, crop)
     place = torch.zeros((n_input, len(intervals) * n_patch))
     count = torch.zeros(n_input)
     for i, (a, b) in enumerate(intervals):
-        place[a:b, i * n_patch:(i + 1) * n_patch] = up
+        place[a:b, i * n_patch : (i + 1) * n_patch] = up
         count[a:b] += 1
     return _interp_matrix(n_input, n_out) @ (place / count[:, None])
 
 
-def fast_final_logits(feats: WindowFeatures, text: torch.Tensor, size: tuple[int, int]
-                      ) -> torch.Tensor:
+def fast_final_logits(
+    feats: WindowFeatures, text: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
     """``final_logits(slide_logits(feats, text), size)`` in two matrix products per name.
 
     Windows form a grid of row and column intervals, and upsampling, overlap averaging and the
@@ -365,8 +385,10 @@ def fast_final_logits(feats: WindowFeatures, text: torch.Tensor, size: tuple[int
     key = (tuple(rows), tuple(cols), gh, gw, feats.crop_hw, feats.input_hw, tuple(size))
     ops = feats.operators.get(key)
     if ops is None:
-        ops = (_axis_operator(rows, gh, feats.crop_hw[0], feats.input_hw[0], size[0]),
-               _axis_operator(cols, gw, feats.crop_hw[1], feats.input_hw[1], size[1]))
+        ops = (
+            _axis_operator(rows, gh, feats.crop_hw[0], feats.input_hw[0], size[0]),
+            _axis_operator(cols, gw, feats.crop_hw[1], feats.input_hw[1], size[1]),
+        )
         feats.operators[key] = ops
     y_op, x_op = ops
     order = {(b[0], b[1], b[2], b[3]): i for i, b in enumerate(feats.boxes)}
@@ -386,9 +408,15 @@ def final_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
 
 
-def postprocess(logits: torch.Tensor, name_class: Sequence[int] | torch.Tensor,
-                logit_scale: float, prob_thd: float = 0.0, area_thd: float | None = None,
-                *, consume: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def postprocess(
+    logits: torch.Tensor,
+    name_class: Sequence[int] | torch.Tensor,
+    logit_scale: float,
+    prob_thd: float = 0.0,
+    area_thd: float | None = None,
+    *,
+    consume: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(probs classes×H×W, labels H×W): scale, softmax over all names, max over each class's
     names, optional area threshold on non-background classes, argmax, ``prob_thd`` → class 0.
     ``consume`` lets it overwrite ``logits`` (a temporary of the caller) to save a copy."""
@@ -426,8 +454,9 @@ def background_words() -> tuple[str, ...]:
     return read_list(resource(*BACKGROUND_FILE))
 
 
-def class_names(queries: Sequence[ClassQuery], implicit_background: bool = True
-                ) -> tuple[list[str], list[int], list[str]]:
+def class_names(
+    queries: Sequence[ClassQuery], implicit_background: bool = True
+) -> tuple[list[str], list[int], list[str]]:
     """(names, name → class index, class display names with class 0 = background).
 
     A first query named "background" is the background with its own names (benchmarks); else
@@ -450,8 +479,7 @@ def class_names(queries: Sequence[ClassQuery], implicit_background: bool = True
     return names, owner, [BACKGROUND] + [q.name for q in queries]
 
 
-def work_size(height: int, width: int, n_names: int, settings: DenseSettings
-              ) -> tuple[int, int]:
+def work_size(height: int, width: int, n_names: int, settings: DenseSettings) -> tuple[int, int]:
     """The size at which class maps are computed: the original size unless that exceeds the
     pixel cap or the map-bytes cap (see the module docstring)."""
     cap = min(settings.max_work_pixels, settings.max_map_bytes // (4 * max(n_names, 1)))
@@ -461,13 +489,28 @@ def work_size(height: int, width: int, n_names: int, settings: DenseSettings
     return max(1, int(height * scale)), max(1, int(width * scale))
 
 
-def session_window_features(session: Any, clip: Any, settings: DenseSettings, *,
-                            progress: Progress | None = None,
-                            cancel: CancelToken | None = None) -> WindowFeatures:
+def session_window_features(
+    session: Any,
+    clip: Any,
+    settings: DenseSettings,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> WindowFeatures:
     """Window features of the session's image, computed once per model and resize settings."""
-    key = ("dense_windows", clip.model_id, settings.short_side, settings.max_long_side,
-           settings.crop, settings.stride, settings.layers, settings.layer_weights,
-           settings.compute_dtype, str(clip.device), str(clip.dtype))
+    key = (
+        "dense_windows",
+        clip.model_id,
+        settings.short_side,
+        settings.max_long_side,
+        settings.crop,
+        settings.stride,
+        settings.layers,
+        settings.layer_weights,
+        settings.compute_dtype,
+        str(clip.device),
+        str(clip.dtype),
+    )
     cached = session.get(key)
     if cached is not None:
         return cached
@@ -476,10 +519,16 @@ def session_window_features(session: Any, clip: Any, settings: DenseSettings, *,
     return session.put(key, feats)
 
 
-def dense_probabilities(session: Any, queries: Sequence[ClassQuery], manager: Any,
-                        settings: DenseSettings, *, progress: Progress | None = None,
-                        cancel: CancelToken | None = None, timings: dict | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+def dense_probabilities(
+    session: Any,
+    queries: Sequence[ClassQuery],
+    manager: Any,
+    settings: DenseSettings,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    timings: dict | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
     """(probs classes×h×w, labels h×w at the work size, class names, messages)."""
     from ovpaint.pipelines.text import text_encoder_for
 
@@ -495,25 +544,28 @@ def dense_probabilities(session: Any, queries: Sequence[ClassQuery], manager: An
         cancel.check()
     t0 = time.perf_counter()
     with manager.use("clip") as clip:
-        feats = session_window_features(session, clip, settings, progress=progress,
-                                        cancel=cancel)
+        feats = session_window_features(session, clip, settings, progress=progress, cancel=cancel)
     timings["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     h, w = work_size(session.height, session.width, len(names), settings)
     if (h, w) != (session.height, session.width):
-        messages.append(f"The {session.width}×{session.height} image was segmented at "
-                        f"{w}×{h} (working-size cap max_work_pixels={settings.max_work_pixels}"
-                        ") and the labels scaled up.")
+        messages.append(
+            f"The {session.width}×{session.height} image was segmented at "
+            f"{w}×{h} (working-size cap max_work_pixels={settings.max_work_pixels}"
+            ") and the labels scaled up."
+        )
     # the logit scale is folded into the text embeddings: one pass less over the maps
     logits = fast_final_logits(feats, text * settings.logit_scale, (h, w))
-    probs, labels = postprocess(logits, owner, 1.0, settings.prob_thd, settings.area_thd,
-                                consume=True)
+    probs, labels = postprocess(
+        logits, owner, 1.0, settings.prob_thd, settings.area_thd, consume=True
+    )
     timings["query"] = time.perf_counter() - t0
     return probs, labels, classes, messages
 
 
-def to_full_size(labels: np.ndarray, probs: np.ndarray | None, hw: tuple[int, int],
-                 max_score_bytes: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def to_full_size(
+    labels: np.ndarray, probs: np.ndarray | None, hw: tuple[int, int], max_score_bytes: int
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Labels (nearest) and, when they fit ``max_score_bytes``, scores (bilinear) at ``hw``."""
     messages: list[str] = []
     h, w = hw
@@ -521,27 +573,34 @@ def to_full_size(labels: np.ndarray, probs: np.ndarray | None, hw: tuple[int, in
         labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
     if probs is not None and probs.shape[1:] != hw:
         if probs.shape[0] * h * w * 4 > max_score_bytes:
-            messages.append("Per-class scores were left out: at full size they would need "
-                            f"{probs.shape[0] * h * w * 4 / 1e9:.1f} GB.")
+            messages.append(
+                "Per-class scores were left out: at full size they would need "
+                f"{probs.shape[0] * h * w * 4 / 1e9:.1f} GB."
+            )
             probs = None
         else:
-            probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
-                              for p in probs])
+            probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
     return labels, probs, messages
 
 
-def segment_dense(session: Any, queries: Sequence[ClassQuery], manager: Any,
-                  settings: DenseSettings | None = None, *, progress: Progress | None = None,
-                  cancel: CancelToken | None = None) -> SegmentationResult:
+def segment_dense(
+    session: Any,
+    queries: Sequence[ClassQuery],
+    manager: Any,
+    settings: DenseSettings | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     """The dense method: SCLIP labels and per-class probabilities."""
     s = settings or DenseSettings()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     probs, labels, classes, messages = dense_probabilities(
-        session, queries, manager, s, progress=progress, cancel=cancel, timings=timings)
-    full_labels, scores, more = to_full_size(labels.numpy(), probs.numpy(),
-                                             (session.height, session.width),
-                                             s.max_score_bytes)
+        session, queries, manager, s, progress=progress, cancel=cancel, timings=timings
+    )
+    full_labels, scores, more = to_full_size(
+        labels.numpy(), probs.numpy(), (session.height, session.width), s.max_score_bytes
+    )
     timings["total"] = time.perf_counter() - t0
-    return SegmentationResult(full_labels, classes, scores, "dense", timings,
-                              messages + more)
+    return SegmentationResult(full_labels, classes, scores, "dense", timings, messages + more)

@@ -91,9 +91,13 @@ def _variants(name: str) -> tuple[list[str], list[str]]:
     return _forms(name), _forms(head)
 
 
-def route_classes(queries: list[ClassQuery], *, words: frozenset[str] | None = None,
-                  embed: Callable[[list[str]], np.ndarray] | None = None,
-                  margin: float = 0.0) -> list[Route]:
+def route_classes(
+    queries: list[ClassQuery],
+    *,
+    words: frozenset[str] | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    margin: float = 0.0,
+) -> list[Route]:
     """Stuff or thing for every class (module docstring). ``embed(names) -> N×D`` normalised
     text embeddings; without it, a class on neither list counts as a thing."""
     words = stuff_words() if words is None else words
@@ -117,20 +121,26 @@ def route_classes(queries: list[ClassQuery], *, words: frozenset[str] | None = N
             undecided.append(i)
     if undecided and embed is not None:
         protos = embed(list(stuff_protos) + list(thing_protos))
-        ps, pt = protos[:len(stuff_protos)], protos[len(stuff_protos):]
+        ps, pt = protos[: len(stuff_protos)], protos[len(stuff_protos) :]
         for i in undecided:
             q = queries[i]
             e = embed(list(q.synonyms))
             diff = float((e @ ps.T).max() - (e @ pt.T).max())
             kind = STUFF if diff > margin else THING
             routes[i] = Route(q.name, kind, f"text embedding (margin {diff:+.3f})")
-    return [r or Route(queries[i].name, THING, "default (no text model)")
-            for i, r in enumerate(routes)]
+    return [
+        r or Route(queries[i].name, THING, "default (no text model)") for i, r in enumerate(routes)
+    ]
 
 
-def merge_results(classes: list[str], kinds: list[str], dense: SegmentationResult | None,
-                  things: SegmentationResult | None, thing_index: list[int],
-                  shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def merge_results(
+    classes: list[str],
+    kinds: list[str],
+    dense: SegmentationResult | None,
+    things: SegmentationResult | None,
+    thing_index: list[int],
+    shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
     """Label map and scores by the merge rule in the module docstring.
 
     ``classes``/``kinds`` cover the non-background classes in the user's order; ``dense`` was
@@ -159,11 +169,16 @@ def merge_results(classes: list[str], kinds: list[str], dense: SegmentationResul
     return labels, scores
 
 
-def segment_hybrid(session: Any, queries: list[ClassQuery], manager: Any,
-                   settings: HybridSettings | None = None, *,
-                   dense: Callable[..., SegmentationResult],
-                   progress: Progress | None = None,
-                   cancel: CancelToken | None = None) -> SegmentationResult:
+def segment_hybrid(
+    session: Any,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: HybridSettings | None = None,
+    *,
+    dense: Callable[..., SegmentationResult],
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     """Route, run each path on its classes, merge. ``dense(queries)`` runs the dense method on
     the session's image (the caller binds the session, manager and settings)."""
     s = settings or HybridSettings()
@@ -189,23 +204,43 @@ def segment_hybrid(session: Any, queries: list[ClassQuery], manager: Any,
     thing_result = None
     if thing_queries:
         t1 = time.perf_counter()
-        thing_result = segment_proposals(session, thing_queries, manager, s.proposal,
-                                         progress=progress, cancel=cancel)
+        thing_result = segment_proposals(
+            session, thing_queries, manager, s.proposal, progress=progress, cancel=cancel
+        )
         timings["proposal"] = time.perf_counter() - t1
         messages += thing_result.messages
-    labels, scores = merge_results([q.name for q in queries], kinds, dense_result,
-                                   thing_result, thing_index, (session.height, session.width))
+    labels, scores = merge_results(
+        [q.name for q in queries],
+        kinds,
+        dense_result,
+        thing_result,
+        thing_index,
+        (session.height, session.width),
+    )
     timings["total"] = time.perf_counter() - t0
     extras = {"routes": [r.__dict__ for r in routes]}
     if thing_result is not None:
         extras["instances"] = thing_result.extras.get("instances", [])
-    return SegmentationResult(labels, [BACKGROUND] + [q.name for q in queries], scores,
-                              "hybrid", timings, messages, extras)
+    return SegmentationResult(
+        labels,
+        [BACKGROUND] + [q.name for q in queries],
+        scores,
+        "hybrid",
+        timings,
+        messages,
+        extras,
+    )
 
 
-def run_method(session: Any, queries: list[ClassQuery], manager: Any, settings: dict, *,
-               progress: Progress | None = None,
-               cancel: CancelToken | None = None) -> SegmentationResult:
+def run_method(
+    session: Any,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: dict,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     """``METHODS["hybrid"]``: stuff through ``METHODS[hybrid_dense_method]`` (default
     "refined") with the same settings dict, things through the proposal path."""
     from ovpaint.core.errors import BadInput
@@ -215,7 +250,8 @@ def run_method(session: Any, queries: list[ClassQuery], manager: Any, settings: 
     s = HybridSettings(
         dense_method=str(settings.get("hybrid_dense_method", "refined")),
         embedding_margin=float(settings.get("hybrid_embedding_margin", 0.0)),
-        proposal=settings_from_dict(settings))
+        proposal=settings_from_dict(settings),
+    )
     fn = METHODS.get(s.dense_method)
     if fn is None or s.dense_method in ("hybrid", "proposal"):
         raise BadInput(f"hybrid_dense_method must be a dense method, not '{s.dense_method}'.")
@@ -223,5 +259,6 @@ def run_method(session: Any, queries: list[ClassQuery], manager: Any, settings: 
     def dense(qs: list[ClassQuery]) -> SegmentationResult:
         return fn(session, qs, manager, settings, progress=progress, cancel=cancel)
 
-    return segment_hybrid(session, queries, manager, s, dense=dense, progress=progress,
-                          cancel=cancel)
+    return segment_hybrid(
+        session, queries, manager, s, dense=dense, progress=progress, cancel=cancel
+    )

@@ -38,8 +38,10 @@ DEFAULT_STRENGTH = {"remove": 1.0, "replace": 1.0, "restyle": 0.7}
 SCHEDULERS = ("default", "ddim", "euler", "euler_a", "dpm++", "pndm")
 
 _QUALITY = "highly detailed, photorealistic, natural lighting, sharp focus"
-_NEGATIVE = ("blurry, low quality, distorted, deformed, artifacts, watermark, text, "
-             "signature, frame, border, seam, oversaturated")
+_NEGATIVE = (
+    "blurry, low quality, distorted, deformed, artifacts, watermark, text, "
+    "signature, frame, border, seam, oversaturated"
+)
 _REMOVE_PROMPT = "empty background, seamless continuation of the surrounding scene"
 
 
@@ -75,8 +77,9 @@ class InpaintSettings:
         if self.engine not in ENGINES:
             raise BadInput(f"Unknown engine '{self.engine}'. Use one of: {', '.join(ENGINES)}.")
         if self.scheduler not in SCHEDULERS:
-            raise BadInput(f"Unknown scheduler '{self.scheduler}'. "
-                           f"Use one of: {', '.join(SCHEDULERS)}.")
+            raise BadInput(
+                f"Unknown scheduler '{self.scheduler}'. Use one of: {', '.join(SCHEDULERS)}."
+            )
         if not 1 <= int(self.steps) <= 500:
             raise BadInput("Steps must be between 1 and 500.")
         if not 1 <= int(self.variants) <= 16:
@@ -86,12 +89,16 @@ class InpaintSettings:
             raise BadInput("Strength must be in (0, 1].")
         if self.dilate_px < 0 or (self.feather_px is not None and self.feather_px < 0):
             raise BadInput("Mask dilation and feather must be 0 or more pixels.")
-        if self.mode in ("replace", "restyle") and not self.prompt.strip() \
-                and self.engine == "sd":
+        if self.mode in ("replace", "restyle") and not self.prompt.strip() and self.engine == "sd":
             raise BadInput(f"Mode '{self.mode}' needs a prompt saying what to paint.")
         seed = self.seed if self.seed is not None else random.randrange(2**31)
-        return replace(self, strength=strength, seed=int(seed), steps=int(self.steps),
-                       variants=int(self.variants))
+        return replace(
+            self,
+            strength=strength,
+            seed=int(seed),
+            steps=int(self.steps),
+            variants=int(self.variants),
+        )
 
 
 @dataclass
@@ -109,8 +116,7 @@ class InpaintResult:
         return self.images[0]
 
 
-def expand_prompt(mode: str, user_text: str, removed_class: str | None = None
-                  ) -> tuple[str, str]:
+def expand_prompt(mode: str, user_text: str, removed_class: str | None = None) -> tuple[str, str]:
     """The user's words as a full prompt and a default negative prompt (shown, editable)."""
     if mode not in MODES:
         raise BadInput(f"Unknown mode '{mode}'. Use one of: {', '.join(MODES)}.")
@@ -148,12 +154,17 @@ class Crop:
         return slice(self.y0, self.y1), slice(self.x0, self.x1)
 
     def overlaps(self, other: Crop) -> bool:
-        return not (self.x1 <= other.x0 or other.x1 <= self.x0 or
-                    self.y1 <= other.y0 or other.y1 <= self.y0)
+        return not (
+            self.x1 <= other.x0 or other.x1 <= self.x0 or self.y1 <= other.y0 or other.y1 <= self.y0
+        )
 
     def union(self, other: Crop) -> Crop:
-        return Crop(min(self.x0, other.x0), min(self.y0, other.y0),
-                    max(self.x1, other.x1), max(self.y1, other.y1))
+        return Crop(
+            min(self.x0, other.x0),
+            min(self.y0, other.y0),
+            max(self.x1, other.x1),
+            max(self.y1, other.y1),
+        )
 
 
 def _expand_to_square(x0: int, y0: int, x1: int, y1: int, width: int, height: int) -> Crop:
@@ -182,14 +193,21 @@ def plan_crops(region: np.ndarray, settings: InpaintSettings) -> list[Crop]:
         return []
     bx0, by0, bx1, by1 = box
     count, _labels, stats, _ = cv2.connectedComponentsWithStats(
-        region[by0:by1, bx0:bx1].astype(np.uint8), 8)
+        region[by0:by1, bx0:bx1].astype(np.uint8), 8
+    )
     crops: list[Crop] = []
     for i in range(1, count):
         x, y, w, h = (int(v) for v in stats[i, :4])
         x, y = x + bx0, y + by0
         margin = max(settings.min_context_px, int(settings.context * max(w, h)))
-        crops.append(Crop(max(0, x - margin), max(0, y - margin),
-                          min(width, x + w + margin), min(height, y + h + margin)))
+        crops.append(
+            Crop(
+                max(0, x - margin),
+                max(0, y - margin),
+                min(width, x + w + margin),
+                min(height, y + h + margin),
+            )
+        )
     merged = True
     while merged:
         merged = False
@@ -212,8 +230,9 @@ def model_size(crop: Crop, resolution: int) -> tuple[int, int]:
     return w, h
 
 
-def _paste_alpha_dense(mask: np.ndarray, dilate_px: int, feather_px: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def _paste_alpha_dense(
+    mask: np.ndarray, dilate_px: int, feather_px: int
+) -> tuple[np.ndarray, np.ndarray]:
     region = grow(mask, dilate_px) if dilate_px > 0 else mask.copy()
     if feather_px <= 0:
         return region, region.astype(np.float32)
@@ -222,8 +241,9 @@ def _paste_alpha_dense(mask: np.ndarray, dilate_px: int, feather_px: int
     return region, alpha
 
 
-def paste_alpha(mask: np.ndarray, dilate_px: int, feather_px: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def paste_alpha(
+    mask: np.ndarray, dilate_px: int, feather_px: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(dilated mask, alpha): alpha is 1 on the mask, ramps down over ``feather_px`` (default:
     the dilation) towards the edge of the dilated mask and is exactly 0 outside it. The ramp
     starts from the dilated edge, so a feather wider than the dilation cannot reach outside.
@@ -245,8 +265,9 @@ def paste_alpha(mask: np.ndarray, dilate_px: int, feather_px: int | None = None
     return region, alpha
 
 
-def match_colors(generated: np.ndarray, original: np.ndarray, region: np.ndarray,
-                 ring_px: int) -> np.ndarray:
+def match_colors(
+    generated: np.ndarray, original: np.ndarray, region: np.ndarray, ring_px: int
+) -> np.ndarray:
     """Shift and scale each channel of ``generated`` so that, in a ring around ``region``,
     its mean and spread match the original's. Returns float32."""
     ring = grow(region, ring_px) & ~region
@@ -277,23 +298,33 @@ def _validate_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
         raise BadInput("Inpainting needs an H×W×3 8-bit RGB image (keep alpha aside).")
     mask = np.asarray(mask)
     if mask.shape != image.shape[:2]:
-        raise BadInput(f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
-                       f"{image.shape[1]}×{image.shape[0]}.")
+        raise BadInput(
+            f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
+            f"{image.shape[1]}×{image.shape[0]}."
+        )
     return image, mask.astype(bool)
 
 
 # --------------------------------------------------------------------------- fallback
-def fallback_inpaint(image: np.ndarray, mask: np.ndarray, method: str = "telea", *,
-                     radius: int = 5, dilate_px: int = 4, progress: Progress | None = None,
-                     cancel: CancelToken | None = None) -> InpaintResult:
+def fallback_inpaint(
+    image: np.ndarray,
+    mask: np.ndarray,
+    method: str = "telea",
+    *,
+    radius: int = 5,
+    dilate_px: int = 4,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> InpaintResult:
     """Instant model-free removal (OpenCV Telea or Navier-Stokes), same paste guarantees."""
     t0 = time.perf_counter()
     image, mask = _validate_inputs(image, mask)
     if cancel:
         cancel.check()
     if not mask.any():
-        return InpaintResult([image.copy()], [0], "", "", method,
-                             ["The mask is empty: nothing to inpaint."])
+        return InpaintResult(
+            [image.copy()], [0], "", "", method, ["The mask is empty: nothing to inpaint."]
+        )
     flags = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}.get(method)
     if flags is None:
         raise BadInput(f"Unknown fallback method '{method}'. Use telea or ns.")
@@ -303,15 +334,18 @@ def fallback_inpaint(image: np.ndarray, mask: np.ndarray, method: str = "telea",
     out = image.copy()
     for crop in plan_crops(region, InpaintSettings(min_context_px=2 * radius + 4)):
         ys, xs = crop.slice()
-        filled = cv2.inpaint(np.ascontiguousarray(image[ys, xs]),
-                             region[ys, xs].astype(np.uint8) * 255, radius, flags)
+        filled = cv2.inpaint(
+            np.ascontiguousarray(image[ys, xs]),
+            region[ys, xs].astype(np.uint8) * 255,
+            radius,
+            flags,
+        )
         out[ys, xs] = composite(out[ys, xs], filled, alpha[ys, xs])
         if cancel:
             cancel.check()
     if progress:
         progress.update(1, 1)
-    return InpaintResult([out], [0], "", "", method,
-                         timings={"total": time.perf_counter() - t0})
+    return InpaintResult([out], [0], "", "", method, timings={"total": time.perf_counter() - t0})
 
 
 # --------------------------------------------------------------------------- diffusion
@@ -342,9 +376,13 @@ def _lighter_settings(pipe) -> list[tuple[str, Callable[[], None]]]:
     return steps
 
 
-def run_with_memory_fallbacks(call: Callable[[], np.ndarray], bundle, messages: list[str],
-                              progress: Progress | None,
-                              is_oom: Callable[[BaseException], bool]) -> np.ndarray:
+def run_with_memory_fallbacks(
+    call: Callable[[], np.ndarray],
+    bundle,
+    messages: list[str],
+    progress: Progress | None,
+    is_oom: Callable[[BaseException], bool],
+) -> np.ndarray:
     """Run ``call``; on out-of-memory retry with each lighter setting, then on the CPU,
     telling the user each step. The savers stay on for later calls (memory that was short once
     is short again); the CPU move lasts until the manager places the model again, in its
@@ -353,8 +391,10 @@ def run_with_memory_fallbacks(call: Callable[[], np.ndarray], bundle, messages: 
 
     fallbacks = list(_lighter_settings(bundle.pipe))
     if bundle.device.type != "cpu":
+
         def to_cpu():
             bundle.pipe.to(torch.device("cpu"), torch.float32)
+
         fallbacks.append(("the CPU (slow)", to_cpu))
     while True:
         try:
@@ -365,8 +405,10 @@ def run_with_memory_fallbacks(call: Callable[[], np.ndarray], bundle, messages: 
             if bundle.device.type == "cuda":
                 torch.cuda.empty_cache()
             if not fallbacks:
-                raise OutOfMemory("Out of memory even on the lightest settings. Use a smaller "
-                                  "mask or image, fewer variants, or close other programs.") from exc
+                raise OutOfMemory(
+                    "Out of memory even on the lightest settings. Use a smaller "
+                    "mask or image, fewer variants, or close other programs."
+                ) from exc
             name, apply = fallbacks.pop(0)
             apply()
             message = f"Out of memory: retrying with {name}."
@@ -375,15 +417,24 @@ def run_with_memory_fallbacks(call: Callable[[], np.ndarray], bundle, messages: 
                 progress.stage("retry", message=message)
 
 
-def _generate(bundle, crop_rgb: np.ndarray, crop_region: np.ndarray, size: tuple[int, int],
-              settings: InpaintSettings, prompt: str, negative: str, seed: int,
-              on_step: Callable[[int], None]) -> np.ndarray:
+def _generate(
+    bundle,
+    crop_rgb: np.ndarray,
+    crop_region: np.ndarray,
+    size: tuple[int, int],
+    settings: InpaintSettings,
+    prompt: str,
+    negative: str,
+    seed: int,
+    on_step: Callable[[int], None],
+) -> np.ndarray:
     import torch
 
     w, h = size
     image = Image.fromarray(crop_rgb).resize((w, h), Image.Resampling.LANCZOS)
     mask_image = Image.fromarray(crop_region.astype(np.uint8) * 255).resize(
-        (w, h), Image.Resampling.NEAREST)
+        (w, h), Image.Resampling.NEAREST
+    )
     generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def callback(pipe, step, timestep, kwargs):
@@ -392,21 +443,38 @@ def _generate(bundle, crop_rgb: np.ndarray, crop_region: np.ndarray, size: tuple
 
     with torch.no_grad():
         out = bundle.pipe(
-            prompt=prompt, negative_prompt=negative or None, image=image, mask_image=mask_image,
-            height=h, width=w, num_inference_steps=settings.steps,
-            guidance_scale=settings.guidance, strength=settings.strength, generator=generator,
-            output_type="np", callback_on_step_end=callback,
+            prompt=prompt,
+            negative_prompt=negative or None,
+            image=image,
+            mask_image=mask_image,
+            height=h,
+            width=w,
+            num_inference_steps=settings.steps,
+            guidance_scale=settings.guidance,
+            strength=settings.strength,
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=callback,
         )
     generated = np.clip(out.images[0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if generated.shape[:2] != crop_rgb.shape[:2]:
-        generated = np.asarray(Image.fromarray(generated).resize(
-            (crop_rgb.shape[1], crop_rgb.shape[0]), Image.Resampling.LANCZOS))
+        generated = np.asarray(
+            Image.fromarray(generated).resize(
+                (crop_rgb.shape[1], crop_rgb.shape[0]), Image.Resampling.LANCZOS
+            )
+        )
     return generated
 
 
-def inpaint(image: np.ndarray, mask: np.ndarray, settings: InpaintSettings | None = None, *,
-            manager=None, progress: Progress | None = None,
-            cancel: CancelToken | None = None) -> InpaintResult:
+def inpaint(
+    image: np.ndarray,
+    mask: np.ndarray,
+    settings: InpaintSettings | None = None,
+    *,
+    manager=None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> InpaintResult:
     """Inpaint ``image`` (H×W×3 uint8) inside ``mask`` (H×W bool). Never modifies its inputs;
     raises :class:`Cancelled` (and returns nothing) when cancelled."""
     t_start = time.perf_counter()
@@ -414,8 +482,14 @@ def inpaint(image: np.ndarray, mask: np.ndarray, settings: InpaintSettings | Non
     image, mask = _validate_inputs(image, mask)
     cancel = cancel or CancelToken()
     if not mask.any():
-        return InpaintResult([image.copy()], [settings.seed], "", "", settings.engine,
-                             ["The mask is empty: nothing to inpaint."])
+        return InpaintResult(
+            [image.copy()],
+            [settings.seed],
+            "",
+            "",
+            settings.engine,
+            ["The mask is empty: nothing to inpaint."],
+        )
     if settings.engine != "sd":
         return fallback_inpaint(image, mask, settings.engine, progress=progress, cancel=cancel)
     if manager is None:
@@ -463,15 +537,30 @@ def inpaint(image: np.ndarray, mask: np.ndarray, settings: InpaintSettings | Non
 
                 t0 = time.perf_counter()
                 generated = run_with_memory_fallbacks(
-                    lambda crop=crop, ys=ys, xs=xs, size=size, seed=seed, on_step=on_step:
-                    _generate(bundle, image[ys, xs], region[ys, xs], size, settings, prompt,
-                              negative, seed, on_step),
-                    bundle, messages, progress, is_out_of_memory)
+                    lambda crop=crop, ys=ys, xs=xs, size=size, seed=seed, on_step=on_step: (
+                        _generate(
+                            bundle,
+                            image[ys, xs],
+                            region[ys, xs],
+                            size,
+                            settings,
+                            prompt,
+                            negative,
+                            seed,
+                            on_step,
+                        )
+                    ),
+                    bundle,
+                    messages,
+                    progress,
+                    is_out_of_memory,
+                )
                 timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t0
                 done = base_done + steps_per_crop
                 if settings.color_match:
-                    generated = match_colors(generated, image[ys, xs], region[ys, xs],
-                                             settings.ring_px)
+                    generated = match_colors(
+                        generated, image[ys, xs], region[ys, xs], settings.ring_px
+                    )
                 out[ys, xs] = composite(out[ys, xs], generated, alpha[ys, xs])
             images.append(out)
     if len(crops) > 1:
@@ -481,6 +570,14 @@ def inpaint(image: np.ndarray, mask: np.ndarray, settings: InpaintSettings | Non
 
 
 __all__ = [
-    "Cancelled", "InpaintResult", "InpaintSettings", "expand_prompt", "fallback_inpaint",
-    "inpaint", "plan_crops", "paste_alpha", "match_colors", "composite",
+    "Cancelled",
+    "InpaintResult",
+    "InpaintSettings",
+    "expand_prompt",
+    "fallback_inpaint",
+    "inpaint",
+    "plan_crops",
+    "paste_alpha",
+    "match_colors",
+    "composite",
 ]

@@ -83,9 +83,16 @@ def _component_at(region: np.ndarray, x: int, y: int) -> np.ndarray:
 class ClickSession:
     """Interactive correction of one mask of one image, with an exact undo."""
 
-    def __init__(self, session: ImageSession, manager, initial_mask: np.ndarray | None = None,
-                 initial_logits: np.ndarray | None = None, *, max_points: int = 32,
-                 local_edits: bool = True) -> None:
+    def __init__(
+        self,
+        session: ImageSession,
+        manager,
+        initial_mask: np.ndarray | None = None,
+        initial_logits: np.ndarray | None = None,
+        *,
+        max_points: int = 32,
+        local_edits: bool = True,
+    ) -> None:
         self.session = session
         self.manager = manager
         self.max_points = max(1, int(max_points))
@@ -97,8 +104,9 @@ class ClickSession:
         else:
             mask = np.asarray(initial_mask).astype(bool)
             if mask.shape != (h, w):
-                raise BadInput(f"The starting mask is {mask.shape[1]}×{mask.shape[0]}; the "
-                               f"image is {w}×{h}.")
+                raise BadInput(
+                    f"The starting mask is {mask.shape[1]}×{mask.shape[0]}; the image is {w}×{h}."
+                )
             points = interior_points(mask)
         logits = None
         if initial_logits is not None:
@@ -106,8 +114,9 @@ class ClickSession:
             logits = logits.reshape((1, *logits.shape[-2:]))
         elif mask.any():
             logits = mask_to_logits(mask, self._low_res_size())
-        self._stack: list[ClickState] = [ClickState(
-            points, np.ones(len(points), np.int32), None, logits, mask.copy())]
+        self._stack: list[ClickState] = [
+            ClickState(points, np.ones(len(points), np.int32), None, logits, mask.copy())
+        ]
 
     # ---------------------------------------------------------------- state
     @property
@@ -164,8 +173,7 @@ class ClickSession:
             return self.mask
         if len(st.points) == 0:  # nothing left to prompt with: an empty mask
             h, w = st.mask.shape
-            self._stack.append(ClickState(st.points, st.labels, None, None,
-                                          np.zeros((h, w), bool)))
+            self._stack.append(ClickState(st.points, st.labels, None, None, np.zeros((h, w), bool)))
             return self.mask
         return self._run(st.points, st.labels, None, click=None)
 
@@ -199,15 +207,16 @@ class ClickSession:
         if x1 - x0 <= 0 or y1 - y0 <= 0:
             raise BadInput(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area.")
         if cx1 - cx0 <= 0 or cy1 - cy0 <= 0:
-            raise BadInput(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
-                           f"{w}×{h} image.")
+            raise BadInput(
+                f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {w}×{h} image."
+            )
         return cx0, cy0, cx1, cy1
 
     def _run(self, points: np.ndarray, labels: np.ndarray, box, click) -> np.ndarray:
         import torch
 
         st = self.state
-        sent_pts, sent_lbl = points[-self.max_points:], labels[-self.max_points:]
+        sent_pts, sent_lbl = points[-self.max_points :], labels[-self.max_points :]
         with self.manager.use("sam2") as sam:
             predictor = self.session.sam2_predictor(sam)
             first = st.logits is None
@@ -221,15 +230,16 @@ class ClickSession:
                 )
         best = int(np.argmax(scores)) if first else 0
         proposed = masks[best] > 0.0
-        new_logits = low[best:best + 1].astype(np.float32)
+        new_logits = low[best : best + 1].astype(np.float32)
         mask = self._combine(st.mask, proposed, click, box)
         if self.local_edits and not np.array_equal(mask, proposed):
             # the decoder's next mask_input must describe the mask the user sees
             target = mask_to_logits(mask, new_logits.shape[-1])
             disagree = (new_logits > 0) != (target > 0)
             new_logits = np.where(disagree, target, new_logits).astype(np.float32)
-        self._stack.append(ClickState(points.copy(), labels.copy(), box, new_logits, mask,
-                                      float(scores[best])))
+        self._stack.append(
+            ClickState(points.copy(), labels.copy(), box, new_logits, mask, float(scores[best]))
+        )
         return self.mask
 
     def _combine(self, previous: np.ndarray, proposed: np.ndarray, click, box) -> np.ndarray:
@@ -275,8 +285,9 @@ def parse_points(text: str | None) -> list[Click]:
         if len(parts) == 3:
             sign = parts.pop()
         if len(parts) != 2 or sign not in ("+", "-", "1", "0", "pos", "neg"):
-            raise BadInput(f"Cannot read the point '{chunk}': write x,y,+ or x,y,- "
-                           "(points separated by ';').")
+            raise BadInput(
+                f"Cannot read the point '{chunk}': write x,y,+ or x,y,- (points separated by ';')."
+            )
         try:
             x, y = float(parts[0]), float(parts[1])
         except ValueError as exc:
@@ -302,22 +313,25 @@ def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
 def check_prompts(width: int, height: int, clicks: list[Click], box=None) -> None:
     """The bad-input checks of :class:`ClickSession`, without a model (fail before loading)."""
     for x, y, _ in clicks:
-        if not (math.isfinite(x) and math.isfinite(y)) or not (0 <= x < width and
-                                                                0 <= y < height):
+        if not (math.isfinite(x) and math.isfinite(y)) or not (0 <= x < width and 0 <= y < height):
             raise BadInput(f"The click ({x:g}, {y:g}) is outside the {width}×{height} image.")
     if box is not None:
         x0, y0, x1, y1 = box
         if x1 == x0 or y1 == y0:
             raise BadInput(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area.")
-        if min(x0, x1) >= width or min(y0, y1) >= height or max(x0, x1) <= 0 \
-                or max(y0, y1) <= 0:
-            raise BadInput(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
-                           f"{width}×{height} image.")
+        if min(x0, x1) >= width or min(y0, y1) >= height or max(x0, x1) <= 0 or max(y0, y1) <= 0:
+            raise BadInput(
+                f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}×{height} image."
+            )
 
 
-def run_clicks(session: ImageSession, manager, clicks: list[Click],
-               box: tuple[float, float, float, float] | None = None,
-               initial_mask: np.ndarray | None = None) -> np.ndarray:
+def run_clicks(
+    session: ImageSession,
+    manager,
+    clicks: list[Click],
+    box: tuple[float, float, float, float] | None = None,
+    initial_mask: np.ndarray | None = None,
+) -> np.ndarray:
     """The mask after a box (first) and the clicks, in order, from ``initial_mask`` or none."""
     check_prompts(session.width, session.height, clicks, box)
     editor = ClickSession(session, manager, initial_mask=initial_mask)
@@ -328,8 +342,14 @@ def run_clicks(session: ImageSession, manager, clicks: list[Click],
     return editor.mask
 
 
-def refine_class_with_clicks(result, session: ImageSession, manager, clicks: list[Click],
-                             box=None, class_name: str | None = None):
+def refine_class_with_clicks(
+    result,
+    session: ImageSession,
+    manager,
+    clicks: list[Click],
+    box=None,
+    class_name: str | None = None,
+):
     """A copy of ``result`` whose class ``class_name`` (or its only class) is corrected with
     clicks. Pixels the corrected mask drops become background; pixels it adds take the class
     (over any other class)."""
@@ -338,14 +358,16 @@ def refine_class_with_clicks(result, session: ImageSession, manager, clicks: lis
     names = result.classes[1:]
     if class_name is None:
         if len(names) != 1:
-            raise BadInput("Points and boxes correct one class: name it with --class "
-                           f"(one of: {', '.join(names)}).")
+            raise BadInput(
+                "Points and boxes correct one class: name it with --class "
+                f"(one of: {', '.join(names)})."
+            )
         class_name = names[0]
-    matches = [i for i, n in enumerate(result.classes) if i > 0 and n.lower() ==
-               class_name.lower()]
+    matches = [i for i, n in enumerate(result.classes) if i > 0 and n.lower() == class_name.lower()]
     if not matches:
-        raise BadInput(f"--class '{class_name}' is not in the prompt's classes: "
-                       f"{', '.join(names)}.")
+        raise BadInput(
+            f"--class '{class_name}' is not in the prompt's classes: {', '.join(names)}."
+        )
     index = matches[0]
     before = result.labels == index
     after = run_clicks(session, manager, clicks, box, initial_mask=before)
@@ -354,13 +376,23 @@ def refine_class_with_clicks(result, session: ImageSession, manager, clicks: lis
     labels[after] = index
     messages = list(result.messages) + [
         f"'{result.classes[index]}' corrected with {len(clicks)} click(s)"
-        + (" and a box" if box is not None else "") + "."]
-    return SegmentationResult(labels, list(result.classes), result.scores, result.method,
-                              dict(result.timings), messages, dict(result.extras))
+        + (" and a box" if box is not None else "")
+        + "."
+    ]
+    return SegmentationResult(
+        labels,
+        list(result.classes),
+        result.scores,
+        result.method,
+        dict(result.timings),
+        messages,
+        dict(result.extras),
+    )
 
 
-def segment_from_clicks(session: ImageSession, manager, clicks: list[Click], box=None,
-                        name: str = "object"):
+def segment_from_clicks(
+    session: ImageSession, manager, clicks: list[Click], box=None, name: str = "object"
+):
     """A one-class result from clicks and/or a box alone (no text prompt)."""
     from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 

@@ -131,8 +131,14 @@ class AutoMasks:
         return self.masks.reshape(len(self), -1).sum(1) if len(self) else np.zeros(0, np.int64)
 
     def select(self, keep: np.ndarray) -> AutoMasks:
-        return AutoMasks(self.masks[keep], self.boxes[keep], self.predicted_iou[keep],
-                         self.stability_score[keep], self.points[keep], dict(self.timings))
+        return AutoMasks(
+            self.masks[keep],
+            self.boxes[keep],
+            self.predicted_iou[keep],
+            self.stability_score[keep],
+            self.points[keep],
+            dict(self.timings),
+        )
 
 
 _DECODER_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -198,8 +204,7 @@ class PromptDecoder:
         self.embed = feats["image_embed"][-1].unsqueeze(0).to(self.dtype)
         self.high_res = [f[-1].unsqueeze(0).to(self.dtype) for f in feats["high_res_feats"]]
         if not self.exact:  # the upscaling's layout: adding across layouts is slow
-            self.high_res = [f.contiguous(memory_format=torch.channels_last)
-                             for f in self.high_res]
+            self.high_res = [f.contiguous(memory_format=torch.channels_last) for f in self.high_res]
         self.image_pe = model.sam_prompt_encoder.get_dense_pe().to(self.dtype)
         c, h, w = self.embed.shape[1:]
         self.embed_hw = (h, w)
@@ -228,8 +233,9 @@ class PromptDecoder:
     # -- transformer: everything the IoU head needs
     def _tokens(self, sparse: torch.Tensor) -> torch.Tensor:
         dec = self.dec
-        out = torch.cat([dec.obj_score_token.weight, dec.iou_token.weight,
-                         dec.mask_tokens.weight], dim=0)
+        out = torch.cat(
+            [dec.obj_score_token.weight, dec.iou_token.weight, dec.mask_tokens.weight], dim=0
+        )
         out = out.unsqueeze(0).expand(sparse.size(0), -1, -1)
         return torch.cat((out, sparse), dim=1)
 
@@ -266,8 +272,7 @@ class PromptDecoder:
         queries = layer.norm1(queries + self._attend(layer.self_attn, q, q, queries))
         q = queries + query_pe
         k = keys + key_pe
-        queries = layer.norm2(queries + self._to_image(layer.cross_attn_token_to_image, q, k,
-                                                       keys))
+        queries = layer.norm2(queries + self._to_image(layer.cross_attn_token_to_image, q, k, keys))
         queries = layer.norm3(queries + layer.mlp(queries))
         q = queries + query_pe
         keys = layer.norm4(keys + self._from_image(layer.cross_attn_image_to_token, k, q, queries))
@@ -278,8 +283,7 @@ class PromptDecoder:
             return F.scaled_dot_product_attention(q, k, v)
         return ((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(-1) @ v
 
-    def _attend(self, attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-                ) -> torch.Tensor:
+    def _attend(self, attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """sam2's ``Attention`` module, through :meth:`_sdpa`."""
         if self.exact:
             return attn(q=q, k=k, v=v)
@@ -293,8 +297,9 @@ class PromptDecoder:
     # largest products) are moved to the token side by reassociation, which halves the work
     # (the same mathematics; the rounding differs, so the exact path keeps sam2's own order).
 
-    def _to_image(self, attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-                  ) -> torch.Tensor:
+    def _to_image(
+        self, attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
         """Token→image attention: scores ``(q_h W_k,h) kᵀ`` (``q·b_k`` is constant along a
         softmax row, so it drops out) and values ``(P v) W_vᵀ + b_v`` (rows of P sum to 1)."""
         if self.exact:
@@ -304,14 +309,20 @@ class PromptDecoder:
         qh = _separate_heads(attn.q_proj(q), heads)  # b×H×t×d
         d = qh.shape[-1]
         qk = torch.einsum("bhtd,hdc->bhtc", qh, attn.k_proj.weight.view(heads, d, -1))
-        p = ((qk.reshape(b, heads * t, -1) @ k.transpose(1, 2)) * d ** -0.5).softmax(-1)
+        p = ((qk.reshape(b, heads * t, -1) @ k.transpose(1, 2)) * d**-0.5).softmax(-1)
         pv = (p @ v).view(b, heads, t, -1)  # b×H×t×C
         out = torch.einsum("bhtc,hdc->bhtd", pv, attn.v_proj.weight.view(heads, d, -1))
         out = out + attn.v_proj.bias.view(heads, 1, d)
         return attn.out_proj(_recombine_heads(out))
 
-    def _from_image(self, attn: Any, q: torch.Tensor | None, k: torch.Tensor, v: torch.Tensor,
-                    q_t: torch.Tensor | None = None) -> torch.Tensor:
+    def _from_image(
+        self,
+        attn: Any,
+        q: torch.Tensor | None,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        q_t: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Image→token attention: scores ``q (W_q,hᵀ k_hᵀ) + b_q,h·k_h`` (or from the
         projected queries ``q_t``, H×d×N, when they are shared), softmax over the t tokens,
         output ``Pᵀ (v_h W_o,hᵀ) + b_o``. Computed transposed (t × N) so the softmax runs
@@ -329,7 +340,7 @@ class PromptDecoder:
             scores = torch.baddbmm(bias, kq.reshape(b, heads * t, -1), q.transpose(1, 2))
         else:
             scores = (kh @ q_t).reshape(b, heads * t, -1)
-        p = (scores * d ** -0.5).view(b, heads, t, -1).softmax(-2).view(b, heads * t, -1)
+        p = (scores * d**-0.5).view(b, heads, t, -1).softmax(-2).view(b, heads * t, -1)
         wo = attn.out_proj.weight.view(-1, heads, d)  # C × H × d
         vo = torch.einsum("bhtd,chd->bhtc", vh, wo).reshape(b, heads * t, -1)
         return torch.baddbmm(attn.out_proj.bias, p.transpose(1, 2), vo)
@@ -339,9 +350,11 @@ class PromptDecoder:
         b, c = keys.shape[0], keys.shape[2]
         h, w = self.embed_hw
         src = keys.transpose(1, 2).view(b, c, h, w)
-        tokens = hs[:, 2: 2 + dec.num_mask_tokens, :]
-        hyper = torch.stack([dec.output_hypernetworks_mlps[i](tokens[:, i, :])
-                             for i in range(dec.num_mask_tokens)], dim=1)
+        tokens = hs[:, 2 : 2 + dec.num_mask_tokens, :]
+        hyper = torch.stack(
+            [dec.output_hypernetworks_mlps[i](tokens[:, i, :]) for i in range(dec.num_mask_tokens)],
+            dim=1,
+        )
         if not self.exact:
             return self._masks_by_band(src, hyper)
         dc1, ln1, act1, dc2, act2 = dec.output_upscaling
@@ -350,8 +363,9 @@ class PromptDecoder:
         b, c, h, w = up.shape
         return (hyper @ up.view(b, c, h * w)).view(b, -1, h, w)
 
-    def _masks_by_band(self, src: torch.Tensor, hyper: torch.Tensor, rows: int = 16
-                       ) -> torch.Tensor:
+    def _masks_by_band(
+        self, src: torch.Tensor, hyper: torch.Tensor, rows: int = 16
+    ) -> torch.Tensor:
         """The upscaling in bands of ``rows`` embedding rows: its transposed convolutions have
         stride = kernel and everything else is per pixel, so each band is independent, and a
         band's activations stay in the cache (4 prompts on 2 cores: 36 ms → 21 ms, same values).
@@ -360,20 +374,18 @@ class PromptDecoder:
         b, _, h, w = src.shape
         hr1, hr0 = self.high_res[1], self.high_res[0]
         f1, f0 = hr1.shape[-2] // h, hr0.shape[-2] // h  # 2 and 4
-        out = torch.empty((b, hyper.shape[1], f0 * h, f0 * w), dtype=hyper.dtype,
-                          device=src.device)
+        out = torch.empty((b, hyper.shape[1], f0 * h, f0 * w), dtype=hyper.dtype, device=src.device)
         for r in range(0, h, rows):
-            up = act1(ln1(dc1(src[:, :, r:r + rows]) + hr1[:, :, f1 * r:f1 * (r + rows)]))
-            up = act2(dc2(up) + hr0[:, :, f0 * r:f0 * (r + rows)])
+            up = act1(ln1(dc1(src[:, :, r : r + rows]) + hr1[:, :, f1 * r : f1 * (r + rows)]))
+            up = act2(dc2(up) + hr0[:, :, f0 * r : f0 * (r + rows)])
             _, c, bh, bw = up.shape
             flat = up.permute(0, 2, 3, 1).reshape(b, bh * bw, c)  # channels-last: no copy
-            out[:, :, f0 * r:f0 * r + bh] = (hyper @ flat.transpose(1, 2)).view(b, -1, bh, bw)
+            out[:, :, f0 * r : f0 * r + bh] = (hyper @ flat.transpose(1, 2)).view(b, -1, bh, bw)
         return out
 
     def iou_and_state(self, coords: torch.Tensor, labels: torch.Tensor):
         """Predicted IoU of the three multimask outputs (B×3) and what :meth:`masks_for` needs."""
-        sparse, _ = self.model.sam_prompt_encoder(points=(coords, labels), boxes=None,
-                                                  masks=None)
+        sparse, _ = self.model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
         tokens = self._tokens(sparse.to(self.dtype))
         hs, keys = self._transformer(tokens)
         iou = self.dec.iou_prediction_head(hs[:, 1, :])
@@ -390,8 +402,9 @@ class PromptDecoder:
 
     def decode_single(self, coords: torch.Tensor, labels: torch.Tensor):
         """sam2's own path for a batch of one prompt (its rounding differs from batches)."""
-        masks, iou, low = self.predictor._predict(coords, labels, multimask_output=True,
-                                                  return_logits=True)
+        masks, iou, low = self.predictor._predict(
+            coords, labels, multimask_output=True, return_logits=True
+        )
         return iou, masks, low  # masks: full-size logits from the unclamped low-res ones
 
 
@@ -408,15 +421,24 @@ def _warn_no_hole_filling(area: int) -> None:
         warnings.warn(
             f"min_mask_region_area={area} needs sam2's compiled extension, which this install "
             "lacks; hole filling and small-region removal are skipped (as sam2 does).",
-            UserWarning, stacklevel=3)
+            UserWarning,
+            stacklevel=3,
+        )
         return
-    raise BadInput("min_mask_region_area > 0 with sam2's compiled extension is not supported "
-                   "by the fast generator; use sam2's generator for it.")
+    raise BadInput(
+        "min_mask_region_area > 0 with sam2's compiled extension is not supported "
+        "by the fast generator; use sam2's generator for it."
+    )
 
 
-def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
-                   progress: Progress | None = None, cancel: CancelToken | None = None,
-                   out_hw: tuple[int, int] | None = None) -> AutoMasks:
+def generate_masks(
+    predictor: Any,
+    settings: ProposalSettings | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    out_hw: tuple[int, int] | None = None,
+) -> AutoMasks:
     """Automatic masks of the image set in ``predictor`` (``ImageSession.sam2_predictor``).
 
     Same output as ``SAM2AutomaticMaskGenerator(model, <same settings>).generate(image)`` with
@@ -444,8 +466,9 @@ def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
     if progress:
         progress.stage("automatic masks", total=total)
 
-    def finish(points: torch.Tensor, iou: torch.Tensor, low: torch.Tensor,
-               full: torch.Tensor | None = None) -> None:
+    def finish(
+        points: torch.Tensor, iou: torch.Tensor, low: torch.Tensor, full: torch.Tensor | None = None
+    ) -> None:
         """sam2's per-batch filtering for masks already known to pass the IoU filter."""
         if iou.shape[0] == 0:
             return
@@ -462,8 +485,7 @@ def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
         boxes = batched_mask_to_box(binary)
         ok = ~is_box_near_crop_edge(boxes, crop_box, orig_box)
         if not torch.all(ok):
-            binary, boxes, stab, iou, points = binary[ok], boxes[ok], stab[ok], iou[ok], \
-                points[ok]
+            binary, boxes, stab, iou, points = binary[ok], boxes[ok], stab[ok], iou[ok], points[ok]
         if binary.shape[0]:
             kept_bits.append(np.packbits(binary.cpu().numpy(), axis=-1))
             kept_boxes.append(boxes)
@@ -473,7 +495,7 @@ def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
 
     with torch.inference_mode():
         for start in range(0, total, s.points_per_batch):
-            batch = grid[start:start + s.points_per_batch]
+            batch = grid[start : start + s.points_per_batch]
             points = torch.as_tensor(batch, dtype=torch.float32, device=device)
             coords = transforms.transform_coords(points, normalize=True, orig_hw=(h, w))
             labels = torch.ones(coords.shape[0], dtype=torch.int, device=device)
@@ -490,8 +512,11 @@ def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
                 if cancel:
                     cancel.check()
                 iou, state = decoder.iou_and_state(coords[a:b], labels[a:b])
-                passing = iou > s.pred_iou_thresh if s.pred_iou_thresh > 0.0 \
+                passing = (
+                    iou > s.pred_iou_thresh
+                    if s.pred_iou_thresh > 0.0
                     else torch.ones_like(iou, dtype=torch.bool)
+                )
                 rows = torch.nonzero(passing.any(1)).flatten()
                 if rows.numel():
                     low = decoder.masks_for(state, rows)  # n×3×h×w
@@ -505,15 +530,20 @@ def generate_masks(predictor: Any, settings: ProposalSettings | None = None, *,
     t_decode = time.perf_counter() - t0
 
     if not kept_boxes:
-        empty = AutoMasks(np.zeros((0, h, w), bool), np.zeros((0, 4), np.float32),
-                          np.zeros(0, np.float32), np.zeros(0, np.float32),
-                          np.zeros((0, 2), np.float32))
+        empty = AutoMasks(
+            np.zeros((0, h, w), bool),
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
+            np.zeros((0, 2), np.float32),
+        )
         empty.timings = {"amg_decode": t_decode, "amg_total": time.perf_counter() - t0}
         return empty
     boxes = torch.cat(kept_boxes)
     iou = torch.cat(kept_iou)
-    keep = batched_nms(boxes.float(), iou, torch.zeros_like(boxes[:, 0]),
-                       iou_threshold=s.box_nms_thresh)
+    keep = batched_nms(
+        boxes.float(), iou, torch.zeros_like(boxes[:, 0]), iou_threshold=s.box_nms_thresh
+    )
     keep_np = keep.cpu().numpy()
     bits = np.concatenate(kept_bits)[keep_np]
     masks = np.unpackbits(bits, axis=-1, count=w).astype(bool)
@@ -541,8 +571,9 @@ def _finish_flat(finish, points, iou, full, thresh) -> None:
 # =====================================================================================
 
 
-def mask_crop(image: np.ndarray, mask: np.ndarray, box: np.ndarray, margin: float,
-              fill: np.ndarray) -> np.ndarray:
+def mask_crop(
+    image: np.ndarray, mask: np.ndarray, box: np.ndarray, margin: float, fill: np.ndarray
+) -> np.ndarray:
     """A square crop around ``mask``: its box plus a margin, pixels outside the mask set to
     ``fill`` (CLIP's mean colour, so they normalise to zero), padded square with ``fill``."""
     h, w = mask.shape
@@ -557,7 +588,7 @@ def mask_crop(image: np.ndarray, mask: np.ndarray, box: np.ndarray, margin: floa
     square = np.empty((side, side, 3), np.uint8)
     square[:] = fill
     oy, ox = (side - ch) // 2, (side - cw) // 2
-    square[oy:oy + ch, ox:ox + cw] = crop
+    square[oy : oy + ch, ox : ox + cw] = crop
     return square
 
 
@@ -595,10 +626,15 @@ def _autocast(device: torch.device, dtype: torch.dtype, low_precision_cpu: bool)
     return contextlib.nullcontext()
 
 
-def mask_features(clip_bundle: Any, image: np.ndarray, masks: AutoMasks | tuple,
-                  settings: ProposalSettings | None = None, *,
-                  cancel: CancelToken | None = None,
-                  progress: Progress | None = None) -> list[np.ndarray]:
+def mask_features(
+    clip_bundle: Any,
+    image: np.ndarray,
+    masks: AutoMasks | tuple,
+    settings: ProposalSettings | None = None,
+    *,
+    cancel: CancelToken | None = None,
+    progress: Progress | None = None,
+) -> list[np.ndarray]:
     """CLIP embeddings of every mask's crop, one N×D array per scale (text-independent, so a
     session caches them and a new query costs one matrix product).
 
@@ -631,7 +667,7 @@ def mask_features(clip_bundle: Any, image: np.ndarray, masks: AutoMasks | tuple,
             for a in range(0, n, step):
                 if cancel:
                     cancel.check()
-                batch = np.stack([_resize_square(sq, size) for sq in squares[a:a + step]])
+                batch = np.stack([_resize_square(sq, size) for sq in squares[a : a + step]])
                 x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
                 x = ((x - mean) / std).to(clip_bundle.dtype)
                 feats.append(encode_images(visual, x).cpu())
@@ -643,8 +679,9 @@ def mask_features(clip_bundle: Any, image: np.ndarray, masks: AutoMasks | tuple,
     return out
 
 
-def combine_scales(features: list[np.ndarray], text: np.ndarray,
-                   weights: tuple[float, ...]) -> np.ndarray:
+def combine_scales(
+    features: list[np.ndarray], text: np.ndarray, weights: tuple[float, ...]
+) -> np.ndarray:
     """score = Σ w_s · cos(image_s, text): N masks × T texts (0.2·s224 + 0.5·s336 + 0.3·s512)."""
     text = np.asarray(text, np.float32)
     total = np.zeros((features[0].shape[0], text.shape[0]), np.float32)
@@ -668,8 +705,12 @@ class Instance:
     area: int
 
     def as_dict(self, classes: list[str]) -> dict:
-        return {"class": classes[self.class_index], "mask": self.mask_index,
-                "score": round(float(self.score), 4), "area": int(self.area)}
+        return {
+            "class": classes[self.class_index],
+            "mask": self.mask_index,
+            "score": round(float(self.score), 4),
+            "area": int(self.area),
+        }
 
 
 def size_penalty(ratio: np.ndarray, settings: ProposalSettings | None = None) -> np.ndarray:
@@ -705,8 +746,12 @@ def mask_nms(masks: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
     return order[keep]
 
 
-def select_masks(class_sims: np.ndarray, bg_sims: np.ndarray | None, masks: np.ndarray,
-                 settings: ProposalSettings | None = None) -> list[Instance]:
+def select_masks(
+    class_sims: np.ndarray,
+    bg_sims: np.ndarray | None,
+    masks: np.ndarray,
+    settings: ProposalSettings | None = None,
+) -> list[Instance]:
     """Choose which masks become instances of which class (METHOD.md §3.3–3.5).
 
     ``class_sims``: N masks × C classes (scale-combined cosine, best synonym); ``bg_sims``: N
@@ -724,8 +769,11 @@ def select_masks(class_sims: np.ndarray, bg_sims: np.ndarray | None, masks: np.n
     valid = ratio >= s.min_area_ratio
     if c >= s.many_class_from:
         return _select_many(class_sims, masks, areas, ratio, valid, s)
-    adjusted = class_sims - (s.background_weight * np.asarray(bg_sims, np.float64)[:, None]
-                             if bg_sims is not None else 0.0)
+    adjusted = class_sims - (
+        s.background_weight * np.asarray(bg_sims, np.float64)[:, None]
+        if bg_sims is not None
+        else 0.0
+    )
     best = adjusted.argmax(1)
     best_score = adjusted[np.arange(n), best]
     threshold = np.where(ratio < s.small_mask_ratio, s.threshold_small, s.threshold_large)
@@ -759,8 +807,9 @@ def _select_many(class_sims, masks, areas, ratio, valid, s: ProposalSettings) ->
     return instances
 
 
-def assign_pixels(instances: list[Instance], masks: np.ndarray, n_classes: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def assign_pixels(
+    instances: list[Instance], masks: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Label map and per-class confidence maps: each pixel goes to the most confident kept
     mask covering it (``n_classes`` counts the background). Background confidence is
     1 − the best class confidence."""
@@ -773,8 +822,9 @@ def assign_pixels(instances: list[Instance], masks: np.ndarray, n_classes: int
         better = m & (inst.score > best)
         labels[better] = inst.class_index
         best[better] = inst.score
-        np.maximum(scores[inst.class_index], np.where(m, inst.score, 0.0),
-                   out=scores[inst.class_index])
+        np.maximum(
+            scores[inst.class_index], np.where(m, inst.score, 0.0), out=scores[inst.class_index]
+        )
     scores[0] = 1.0 - np.clip(scores[1:].max(0) if n_classes > 1 else 0.0, 0.0, 1.0)
     return labels, scores
 
@@ -793,14 +843,29 @@ def work_size(h: int, w: int, s: ProposalSettings) -> tuple[int, int]:
 
 
 def _amg_key(model_id: str, s: ProposalSettings) -> tuple:
-    return ("proposal_masks", model_id, s.max_side, s.points_per_side, s.points_per_batch,
-            s.pred_iou_thresh, s.stability_score_thresh, s.stability_score_offset,
-            s.mask_threshold, s.box_nms_thresh, s.min_mask_region_area)
+    return (
+        "proposal_masks",
+        model_id,
+        s.max_side,
+        s.points_per_side,
+        s.points_per_batch,
+        s.pred_iou_thresh,
+        s.stability_score_thresh,
+        s.stability_score_offset,
+        s.mask_threshold,
+        s.box_nms_thresh,
+        s.min_mask_region_area,
+    )
 
 
-def session_masks(session: Any, manager: Any, settings: ProposalSettings, *,
-                  progress: Progress | None = None,
-                  cancel: CancelToken | None = None) -> AutoMasks:
+def session_masks(
+    session: Any,
+    manager: Any,
+    settings: ProposalSettings,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> AutoMasks:
     """The image's automatic masks, generated once per image, SAM2 model and AMG settings."""
     with manager.use("sam2") as sam:
         key = _amg_key(sam.model_id, settings)
@@ -809,20 +874,38 @@ def session_masks(session: Any, manager: Any, settings: ProposalSettings, *,
             return cached
         predictor = session.sam2_predictor(sam)
         with sam2_autocast(sam.device):
-            masks = generate_masks(predictor, settings, progress=progress, cancel=cancel,
-                                   out_hw=work_size(session.height, session.width, settings))
+            masks = generate_masks(
+                predictor,
+                settings,
+                progress=progress,
+                cancel=cancel,
+                out_hw=work_size(session.height, session.width, settings),
+            )
     return session.put(key, masks)
 
 
-def session_mask_features(session: Any, manager: Any, masks: AutoMasks,
-                          settings: ProposalSettings, *, progress: Progress | None = None,
-                          cancel: CancelToken | None = None) -> list[np.ndarray]:
+def session_mask_features(
+    session: Any,
+    manager: Any,
+    masks: AutoMasks,
+    settings: ProposalSettings,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> list[np.ndarray]:
     """CLIP features of the candidate masks' crops, computed once per image and settings
     (they do not depend on the text, so a new query costs one matrix product)."""
     with manager.use("clip") as clip:
-        key = ("proposal_features", clip.model_id, _amg_key(manager.model_id("sam2"), settings),
-               settings.scales, settings.crop_margin, settings.min_area_ratio,
-               settings.low_precision_cpu, len(masks))
+        key = (
+            "proposal_features",
+            clip.model_id,
+            _amg_key(manager.model_id("sam2"), settings),
+            settings.scales,
+            settings.crop_margin,
+            settings.min_area_ratio,
+            settings.low_precision_cpu,
+            len(masks),
+        )
         cached = session.get(key)
         if cached is not None:
             return cached
@@ -842,10 +925,15 @@ def encode_texts(manager: Any, names: list[str], templates: str) -> np.ndarray:
     return np.asarray(encoder.encode(list(names)), np.float32)
 
 
-def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
-                      settings: ProposalSettings | None = None, *,
-                      progress: Progress | None = None,
-                      cancel: CancelToken | None = None) -> SegmentationResult:
+def segment_proposals(
+    session: Any,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: ProposalSettings | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     """Segment ``queries`` in the session's image with SAM2 proposals scored by CLIP."""
     s = settings or ProposalSettings()
     timings: dict[str, float] = {}
@@ -860,22 +948,29 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     candidates = auto.select(np.nonzero(big)[0])
     messages: list[str] = []
     if len(candidates) == 0:
-        messages.append(f"SAM2 proposed no mask large enough to score ({len(auto)} masks "
-                        "in all); nothing was segmented. Try the refined method.")
-        return SegmentationResult(np.zeros(full_hw, np.int32), classes,
-                                  _empty_scores(len(classes), *full_hw), "proposal", timings,
-                                  messages, {"instances": [], "n_masks": len(auto)})
+        messages.append(
+            f"SAM2 proposed no mask large enough to score ({len(auto)} masks "
+            "in all); nothing was segmented. Try the refined method."
+        )
+        return SegmentationResult(
+            np.zeros(full_hw, np.int32),
+            classes,
+            _empty_scores(len(classes), *full_hw),
+            "proposal",
+            timings,
+            messages,
+            {"instances": [], "n_masks": len(auto)},
+        )
     if cancel:
         cancel.check()
     t1 = time.perf_counter()
-    feats = session_mask_features(session, manager, candidates, s, progress=progress,
-                                  cancel=cancel)
+    feats = session_mask_features(session, manager, candidates, s, progress=progress, cancel=cancel)
     timings["scoring"] = time.perf_counter() - t1
     names = [n for q in queries for n in q.synonyms]
     owner = np.array([i for i, q in enumerate(queries) for _ in q.synonyms])
     text = encode_texts(manager, names + list(s.background_words), s.templates)
     sims = combine_scales(feats, text, s.scale_weights)
-    name_sims, bg = sims[:, :len(names)], sims[:, len(names):].max(1)
+    name_sims, bg = sims[:, : len(names)], sims[:, len(names) :].max(1)
     class_sims = np.stack([name_sims[:, owner == k].max(1) for k in range(len(queries))], 1)
     instances = select_masks(class_sims, bg, candidates.masks, s)
     labels, scores = assign_pixels(instances, candidates.masks, len(classes))
@@ -887,13 +982,19 @@ def segment_proposals(session: Any, queries: list[ClassQuery], manager: Any,
     found = {inst.class_index for inst in instances}
     missing = [classes[k] for k in range(1, len(classes)) if k not in found]
     if not instances:
-        messages.append("No mask scored high enough for " + ", ".join(missing) +
-                        "; the result is empty. Try the refined method or a lower threshold.")
+        messages.append(
+            "No mask scored high enough for "
+            + ", ".join(missing)
+            + "; the result is empty. Try the refined method or a lower threshold."
+        )
     elif missing:
         messages.append("No mask scored high enough for: " + ", ".join(missing) + ".")
     timings["total"] = time.perf_counter() - t0
-    extras = {"instances": [i.as_dict(classes) for i in instances], "n_masks": len(auto),
-              "n_scored": len(candidates)}
+    extras = {
+        "instances": [i.as_dict(classes) for i in instances],
+        "n_masks": len(auto),
+        "n_scored": len(candidates),
+    }
     return SegmentationResult(labels, classes, scores, "proposal", timings, messages, extras)
 
 
@@ -912,8 +1013,9 @@ def settings_from_dict(values: dict | None) -> ProposalSettings:
 
     values = dict(values or {})
     picked = dict(values.get("proposal") or {})
-    picked.update({k[len("proposal_"):]: v for k, v in values.items()
-                   if k.startswith("proposal_")})
+    picked.update(
+        {k[len("proposal_") :]: v for k, v in values.items() if k.startswith("proposal_")}
+    )
     known = {f.name for f in fields(ProposalSettings)}
     unknown = sorted(set(picked) - known)
     if unknown:
@@ -924,9 +1026,16 @@ def settings_from_dict(values: dict | None) -> ProposalSettings:
     return ProposalSettings(**picked)
 
 
-def run_method(session: Any, queries: list[ClassQuery], manager: Any, settings: dict, *,
-               progress: Progress | None = None,
-               cancel: CancelToken | None = None) -> SegmentationResult:
+def run_method(
+    session: Any,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: dict,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     """``METHODS["proposal"]`` (see ``ovpaint.pipelines.segment``)."""
-    return segment_proposals(session, queries, manager, settings_from_dict(settings),
-                             progress=progress, cancel=cancel)
+    return segment_proposals(
+        session, queries, manager, settings_from_dict(settings), progress=progress, cancel=cancel
+    )

@@ -63,8 +63,9 @@ class PromptPoint:
     rank: int  # 0 for a class's first point, 1 for its second, ...
 
 
-def component_points(mask: np.ndarray, settings: RefineSettings, min_sep: float
-                     ) -> list[tuple[float, float, int]]:
+def component_points(
+    mask: np.ndarray, settings: RefineSettings, min_sep: float
+) -> list[tuple[float, float, int]]:
     """Interior points (x, y, component area) of one class mask: the distance-transform maximum
     of each component (a centroid can fall outside a non-convex region), plus extra points on
     large components, at least ``min_sep`` apart, best components first."""
@@ -72,8 +73,9 @@ def component_points(mask: np.ndarray, settings: RefineSettings, min_sep: float
     m = mask.astype(np.uint8)
     k = max(1, int(settings.opening_px))
     if k > 1:
-        m = cv2.morphologyEx(m, cv2.MORPH_OPEN,
-                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        m = cv2.morphologyEx(
+            m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        )
     n, comp, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     min_area = max(settings.min_area_px, settings.min_area_frac * h * w)
     large = max(1.0, settings.large_area_frac * h * w)
@@ -86,7 +88,7 @@ def component_points(mask: np.ndarray, settings: RefineSettings, min_sep: float
         x0, y0, dist = component_distance(comp, stats, i)
         bh, bw = dist.shape
         wanted = min(1 + int(area // large), settings.max_points_per_class)
-        sy, sx = np.ogrid[y0:y0 + bh, x0:x0 + bw]  # the component's box, not the image
+        sy, sx = np.ogrid[y0 : y0 + bh, x0 : x0 + bw]  # the component's box, not the image
         for _ in range(wanted):
             j = int(np.argmax(dist))
             d = float(dist.flat[j])
@@ -99,8 +101,9 @@ def component_points(mask: np.ndarray, settings: RefineSettings, min_sep: float
     return out
 
 
-def select_points(labels: np.ndarray, n_classes: int, settings: RefineSettings,
-                  min_sep: float) -> list[PromptPoint]:
+def select_points(
+    labels: np.ndarray, n_classes: int, settings: RefineSettings, min_sep: float
+) -> list[PromptPoint]:
     """Prompt points of every class present, within the per-class and per-image caps: each
     class's first points are taken before any class's later ones."""
     points: list[PromptPoint] = []
@@ -123,8 +126,12 @@ CPU_PROMPTS_PER_CALL = 6
 GPU_PROMPTS_PER_CALL = 32
 
 
-def decode_points(predictor: Any, points_xy: np.ndarray, prompts_per_call: int | None = None,
-                  dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_points(
+    predictor: Any,
+    points_xy: np.ndarray,
+    prompts_per_call: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-resolution mask logits (B×3×256×256) and predicted IoUs (B×3) of B single-point
     prompts (image pixel coordinates), as ``predictor.predict`` gives for each point alone.
 
@@ -134,8 +141,9 @@ def decode_points(predictor: Any, points_xy: np.ndarray, prompts_per_call: int |
     single prompt (sam2 rounds a lone prompt differently)."""
     device = predictor.device
     coords = torch.as_tensor(points_xy, dtype=torch.float32, device=device).view(-1, 1, 2)
-    coords = predictor._transforms.transform_coords(coords, normalize=True,
-                                                    orig_hw=predictor._orig_hw[-1])
+    coords = predictor._transforms.transform_coords(
+        coords, normalize=True, orig_hw=predictor._orig_hw[-1]
+    )
     labels = torch.ones((coords.shape[0], 1), dtype=torch.int, device=device)
     n = coords.shape[0]
     with torch.inference_mode():
@@ -145,8 +153,9 @@ def decode_points(predictor: Any, points_xy: np.ndarray, prompts_per_call: int |
 
         decoder = PromptDecoder(predictor, dtype)
         if prompts_per_call is None:
-            prompts_per_call = (CPU_PROMPTS_PER_CALL if device.type == "cpu"
-                                else GPU_PROMPTS_PER_CALL)
+            prompts_per_call = (
+                CPU_PROMPTS_PER_CALL if device.type == "cpu" else GPU_PROMPTS_PER_CALL
+            )
         calls = max(1, min(n // 2, math.ceil(n / max(2, int(prompts_per_call)))))
         ious, masks = [], []
         for index in torch.arange(n).tensor_split(calls):
@@ -156,8 +165,9 @@ def decode_points(predictor: Any, points_xy: np.ndarray, prompts_per_call: int |
     return torch.cat(masks).float(), torch.cat(ious).float()
 
 
-def _decode_plain(predictor: Any, coords: torch.Tensor, labels: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode_plain(
+    predictor: Any, coords: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """sam2's own prompt encoder + mask decoder on the whole batch."""
     model = predictor.model
     sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
@@ -183,8 +193,13 @@ def decoder_dtype(name: str, sam: Any) -> torch.dtype:
     return compute_dtype(name, sam.device, model_dtype)
 
 
-def vote(low_res: torch.Tensor, points: Sequence[PromptPoint], labels: np.ndarray,
-         n_classes: int, settings: RefineSettings) -> np.ndarray:
+def vote(
+    low_res: torch.Tensor,
+    points: Sequence[PromptPoint],
+    labels: np.ndarray,
+    n_classes: int,
+    settings: RefineSettings,
+) -> np.ndarray:
     """n_classes×h×w bool: per class, the OR of the masks whose share inside the dense class
     is at least ``vote_threshold``. (Pixel counts per mask with numpy: torch's reductions of
     bool tensors go through int64 copies and took most of the vote's time.)"""
@@ -192,10 +207,11 @@ def vote(low_res: torch.Tensor, points: Sequence[PromptPoint], labels: np.ndarra
     claimed = np.zeros((n_classes, h, w), dtype=bool)
     inside = {c: labels == c for c in {p.label for p in points}}
     for start in range(0, len(points), settings.decoder_chunk):
-        part = points[start:start + settings.decoder_chunk]
-        chunk = low_res[start:start + len(part)].float()
-        masks = (F.interpolate(chunk, size=(h, w), mode="bilinear", align_corners=False) > 0
-                 ).numpy()
+        part = points[start : start + settings.decoder_chunk]
+        chunk = low_res[start : start + len(part)].float()
+        masks = (
+            F.interpolate(chunk, size=(h, w), mode="bilinear", align_corners=False) > 0
+        ).numpy()
         for point, three in zip(part, masks, strict=True):
             own = inside[point.label]
             for mask in three:
@@ -214,10 +230,17 @@ def combine(claimed: np.ndarray, labels: np.ndarray, probs: np.ndarray) -> np.nd
     return np.where(any_claim, best, labels).astype(np.int32)
 
 
-def refine_labels(session: Any, manager: Any, labels: np.ndarray, probs: np.ndarray,
-                  settings: RefineSettings | None = None, *,
-                  progress: Progress | None = None, cancel: CancelToken | None = None,
-                  timings: dict | None = None) -> tuple[np.ndarray, dict]:
+def refine_labels(
+    session: Any,
+    manager: Any,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    settings: RefineSettings | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    timings: dict | None = None,
+) -> tuple[np.ndarray, dict]:
     """Refine a work-size dense label map with SAM2; returns (labels, info)."""
     s = settings or RefineSettings()
     timings = {} if timings is None else timings
@@ -242,8 +265,7 @@ def refine_labels(session: Any, manager: Any, labels: np.ndarray, probs: np.ndar
         if cancel:
             cancel.check()
         t0 = time.perf_counter()
-        xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points],
-                      np.float32)
+        xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points], np.float32)
         low_res, _ = decode_points(predictor, xy, dtype=decoder_dtype(s.compute_dtype, sam))
     timings["decoder"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -253,10 +275,16 @@ def refine_labels(session: Any, manager: Any, labels: np.ndarray, probs: np.ndar
     return refined, info
 
 
-def segment_refined(session: Any, queries: Sequence[ClassQuery], manager: Any,
-                    dense_settings: Any = None, settings: RefineSettings | None = None, *,
-                    progress: Progress | None = None,
-                    cancel: CancelToken | None = None) -> SegmentationResult:
+def segment_refined(
+    session: Any,
+    queries: Sequence[ClassQuery],
+    manager: Any,
+    dense_settings: Any = None,
+    settings: RefineSettings | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     """The refined method: the dense SCLIP map, refined by SAM2 prompts."""
     from ovpaint.pipelines.dense import DenseSettings, dense_probabilities, to_full_size
 
@@ -264,12 +292,23 @@ def segment_refined(session: Any, queries: Sequence[ClassQuery], manager: Any,
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     probs, labels, classes, messages = dense_probabilities(
-        session, queries, manager, ds, progress=progress, cancel=cancel, timings=timings)
+        session, queries, manager, ds, progress=progress, cancel=cancel, timings=timings
+    )
     probs_np = probs.numpy()
-    refined, info = refine_labels(session, manager, labels.numpy(), probs_np, settings,
-                                  progress=progress, cancel=cancel, timings=timings)
-    full, scores, more = to_full_size(refined, probs_np, (session.height, session.width),
-                                      ds.max_score_bytes)
+    refined, info = refine_labels(
+        session,
+        manager,
+        labels.numpy(),
+        probs_np,
+        settings,
+        progress=progress,
+        cancel=cancel,
+        timings=timings,
+    )
+    full, scores, more = to_full_size(
+        refined, probs_np, (session.height, session.width), ds.max_score_bytes
+    )
     timings["total"] = time.perf_counter() - t0
-    return SegmentationResult(full, classes, scores, "refined", timings, messages + more,
-                              {"points": info["points"]})
+    return SegmentationResult(
+        full, classes, scores, "refined", timings, messages + more, {"points": info["points"]}
+    )

@@ -29,37 +29,73 @@ from ovpaint.pipelines.session import ImageSession
 MethodFn = Callable[..., SegmentationResult]
 
 
-def _dense(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict, *,
-           progress: Progress | None = None, cancel: CancelToken | None = None
-           ) -> SegmentationResult:
+def _dense(
+    session: ImageSession,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: dict,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     from ovpaint.pipelines.dense import DenseSettings, segment_dense
 
-    return segment_dense(session, queries, manager, DenseSettings.from_dict(settings),
-                         progress=progress, cancel=cancel)
+    return segment_dense(
+        session,
+        queries,
+        manager,
+        DenseSettings.from_dict(settings),
+        progress=progress,
+        cancel=cancel,
+    )
 
 
-def _refined(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict,
-             *, progress: Progress | None = None, cancel: CancelToken | None = None
-             ) -> SegmentationResult:
+def _refined(
+    session: ImageSession,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: dict,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     from ovpaint.pipelines.dense import DenseSettings
     from ovpaint.pipelines.refine import RefineSettings, segment_refined
 
-    return segment_refined(session, queries, manager, DenseSettings.from_dict(settings),
-                           RefineSettings.from_dict(settings), progress=progress,
-                           cancel=cancel)
+    return segment_refined(
+        session,
+        queries,
+        manager,
+        DenseSettings.from_dict(settings),
+        RefineSettings.from_dict(settings),
+        progress=progress,
+        cancel=cancel,
+    )
 
 
-def _proposal(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict,
-              *, progress: Progress | None = None, cancel: CancelToken | None = None
-              ) -> SegmentationResult:
+def _proposal(
+    session: ImageSession,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: dict,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     from ovpaint.pipelines.proposals import run_method
 
     return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
 
 
-def _hybrid(session: ImageSession, queries: list[ClassQuery], manager: Any, settings: dict,
-            *, progress: Progress | None = None, cancel: CancelToken | None = None
-            ) -> SegmentationResult:
+def _hybrid(
+    session: ImageSession,
+    queries: list[ClassQuery],
+    manager: Any,
+    settings: dict,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     from ovpaint.pipelines.hybrid import run_method
 
     return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
@@ -112,10 +148,17 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def segment(image: np.ndarray, prompt: str | list[ClassQuery], *, method: str = "refined",
-            manager: Any, session: ImageSession | None = None, settings: dict | None = None,
-            progress: Progress | None = None, cancel: CancelToken | None = None
-            ) -> SegmentationResult:
+def segment(
+    image: np.ndarray,
+    prompt: str | list[ClassQuery],
+    *,
+    method: str = "refined",
+    manager: Any,
+    session: ImageSession | None = None,
+    settings: dict | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SegmentationResult:
     """Segment the classes of ``prompt`` in ``image`` (H×W×3 uint8 RGB) with ``method``.
 
     Pass the image's :class:`ImageSession` to reuse its caches (window features, the SAM2
@@ -129,13 +172,15 @@ def segment(image: np.ndarray, prompt: str | list[ClassQuery], *, method: str = 
         raise BadInput("The prompt has no class names. Example: 'sky, dog'.")
     check_models(method, manager)
     t0 = time.perf_counter()
-    if session is None or session.image.shape != np.shape(image) or (
-            session.image is not image and not np.array_equal(session.image, image)):
+    if (
+        session is None
+        or session.image.shape != np.shape(image)
+        or (session.image is not image and not np.array_equal(session.image, image))
+    ):
         session = ImageSession(as_rgb(image))
     if cancel:
         cancel.check()
-    result = fn(session, queries, manager, dict(settings or {}), progress=progress,
-                cancel=cancel)
+    result = fn(session, queries, manager, dict(settings or {}), progress=progress, cancel=cancel)
     result.timings.setdefault("total", time.perf_counter() - t0)
     if getattr(manager, "is_tiny", False):
         note = "Tiny test models (random weights): the result is meaningless."
@@ -144,10 +189,12 @@ def segment(image: np.ndarray, prompt: str | list[ClassQuery], *, method: str = 
     return result
 
 
-def segment_fn(method: str, manager: Any, settings: dict | None = None
-               ) -> Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]:
+def segment_fn(
+    method: str, manager: Any, settings: dict | None = None
+) -> Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]:
     """``segment`` with the method, models and settings fixed: what batch and benchmark run
     per image (each call makes its own session)."""
+
     def fn(rgb: np.ndarray, queries: list[ClassQuery]) -> SegmentationResult:
         return segment(rgb, queries, method=method, manager=manager, settings=settings)
 

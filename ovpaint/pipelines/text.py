@@ -80,10 +80,20 @@ def _text_fingerprint(model: Any) -> str:
 
 
 def _supports_truncation(model: Any) -> bool:
-    return (all(hasattr(model, a) for a in ("token_embedding", "positional_embedding",
-                                            "transformer", "ln_final", "text_projection"))
-            and getattr(model, "text_pool_type", "argmax") == "argmax"
-            and getattr(model, "attn_mask", None) is not None)
+    return (
+        all(
+            hasattr(model, a)
+            for a in (
+                "token_embedding",
+                "positional_embedding",
+                "transformer",
+                "ln_final",
+                "text_projection",
+            )
+        )
+        and getattr(model, "text_pool_type", "argmax") == "argmax"
+        and getattr(model, "attn_mask", None) is not None
+    )
 
 
 @torch.inference_mode()
@@ -116,9 +126,14 @@ class TextEncoder:
     it is entered only when a name is not cached, so cached lookups never wait for the model.
     """
 
-    def __init__(self, clip: Any, templates: Sequence[str] | str = "openai80",
-                 cache_dir: Path | None = None, *,
-                 acquire: Callable[[], AbstractContextManager] | None = None) -> None:
+    def __init__(
+        self,
+        clip: Any,
+        templates: Sequence[str] | str = "openai80",
+        cache_dir: Path | None = None,
+        *,
+        acquire: Callable[[], AbstractContextManager] | None = None,
+    ) -> None:
         self.template_key, self.templates = template_set(templates)
         self.model_id = str(clip.model_id)
         self.fingerprint = _text_fingerprint(clip.model)
@@ -206,9 +221,10 @@ class TextEncoder:
                 step = BATCH_PROMPTS
             parts = []
             for start in range(0, len(prompts), step):
-                idx = order[start:start + step]
-                parts.append(encode_tokens(clip.model, tokens[idx].to(device), truncate)
-                             .float().cpu())
+                idx = order[start : start + step]
+                parts.append(
+                    encode_tokens(clip.model, tokens[idx].to(device), truncate).float().cpu()
+                )
             feats = torch.empty((len(prompts), parts[0].shape[1]))
             feats[order] = torch.cat(parts)
             emb = F.normalize(feats, dim=-1).view(len(names), per_name, -1)

@@ -19,7 +19,7 @@ def scene_image(h: int = 120, w: int = 160) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.zeros((h, w, 3), np.uint8)
     img[: h // 2] = (110, 160, 230)
-    img[h // 2:] = (70, 140, 60)
+    img[h // 2 :] = (70, 140, 60)
     dog = (yy - int(h * 0.7)) ** 2 / (h * 0.12) ** 2 + (xx - w // 2) ** 2 / (w * 0.15) ** 2 < 1
     img[dog] = (120, 80, 40)
     rng = np.random.default_rng(3)
@@ -39,8 +39,7 @@ def window(qtbot, tiny_manager, monkeypatch):
     from ovpaint.core.settings import Settings
 
     # dialogs would block a test: any question is answered "discard/no" unless a test says else
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *a, **k: QMessageBox.StandardButton.Discard)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
     win = MainWindow(tiny_manager, settings=Settings())
     qtbot.addWidget(win)
     win.resize(1000, 700)
@@ -54,8 +53,9 @@ def window(qtbot, tiny_manager, monkeypatch):
 
 def open_in(qtbot, win, path, timeout=20_000):
     win.open_path(str(path))
-    qtbot.waitUntil(lambda: win.context.document is not None and not win.context.busy,
-                    timeout=timeout)
+    qtbot.waitUntil(
+        lambda: win.context.document is not None and not win.context.busy, timeout=timeout
+    )
     return win.context.document
 
 
@@ -64,8 +64,14 @@ def wait_idle(qtbot, win, timeout=60_000):
 
 
 def _send(widget, kind, pos: QPointF, button, buttons):
-    event = QMouseEvent(kind, pos, widget.mapToGlobal(pos.toPoint()), button, buttons,
-                        Qt.KeyboardModifier.NoModifier)
+    event = QMouseEvent(
+        kind,
+        pos,
+        widget.mapToGlobal(pos.toPoint()),
+        button,
+        buttons,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, event)
 
 

@@ -55,8 +55,7 @@ def test_batch_tab_runs_to_a_finished_report(qtbot, dialog, tmp_path, opened):
     assert dialog.running and dialog.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: not dialog.running, timeout=30_000)
     assert dialog.table.rowCount() == 4
-    statuses = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text()
-                for r in range(4)}
+    statuses = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(4)}
     assert statuses["broken.jpg"] == "failed" and statuses["0.png"] == "done"
     assert "3 done" in dialog.status.text() and "1 failed" in dialog.status.text()
     assert (tmp_path / "out" / "1.labels.png").exists()
@@ -98,7 +97,8 @@ def test_benchmark_tab_shows_per_class_table_and_charts(qtbot, dialog, tmp_path,
     info = make_synthetic("ade20k", tmp_path / "ade", n_images=3)
     oracle = color_oracle(info.colors)
     dialog.segment_fn = lambda rgb, queries: SegmentationResult(
-        oracle(rgb) + 1, ["background"] + [q.name for q in queries])
+        oracle(rgb) + 1, ["background"] + [q.name for q in queries]
+    )
     dialog.tabs.setCurrentIndex(1)
     dialog.dataset_combo.setCurrentIndex(2)
     dialog.root_edit.setText(str(tmp_path / "ade"))

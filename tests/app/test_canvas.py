@@ -15,9 +15,16 @@ from tests.app.conftest import drag, open_in, scene_image
 def _wheel(canvas, steps):
     vp = canvas.viewport()
     pos = QPointF(vp.width() / 2, vp.height() / 2)
-    event = QWheelEvent(pos, QPointF(vp.mapToGlobal(pos.toPoint())), QPoint(0, 0),
-                        QPoint(0, 120 * steps), Qt.MouseButton.NoButton,
-                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(
+        pos,
+        QPointF(vp.mapToGlobal(pos.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(vp, event)
 
 
@@ -27,7 +34,7 @@ def test_zoom_and_pan(qtbot, window, image_file):
     fitted = canvas.zoom
     assert fitted > 1  # 160×120 fitted into ~700 px
     _wheel(canvas, 2)
-    assert abs(canvas.zoom - fitted * 1.25 ** 2) < 1e-6
+    assert abs(canvas.zoom - fitted * 1.25**2) < 1e-6
     canvas.actual_size()
     assert canvas.zoom == 1.0
     canvas.set_zoom(8)
@@ -84,8 +91,13 @@ def test_prompt_markers_follow_clicks(qtbot, window, image_file):
 def test_drop_a_file_opens_it(qtbot, window, image_file):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(image_file))])
-    event = QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(100, 100),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(event)
     qtbot.waitUntil(lambda: window.context.document is not None, timeout=20_000)
     assert window.context.document.path == str(image_file)

@@ -68,8 +68,10 @@ def test_box_then_click_outside_the_image(qtbot, window, image_file):
     window.tools.set_tool("positive")
     window.canvas.fit()
     vp = window.canvas.viewport().rect()
-    edges = [window.canvas.mapToScene(2, vp.height() // 2),
-             window.canvas.mapToScene(vp.width() // 2, 2)]
+    edges = [
+        window.canvas.mapToScene(2, vp.height() // 2),
+        window.canvas.mapToScene(vp.width() // 2, 2),
+    ]
     grey = [p for p in edges if p.x() < 0 or p.y() < 0]
     assert grey  # a fitted view shows grey beside or above the image
     click(window.canvas, grey[0].x(), grey[0].y())

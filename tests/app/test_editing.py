@@ -75,6 +75,7 @@ def test_layer_panel_edits_go_through_undo(qtbot, window, image_file):
     window.layers.opacity.setValue(20)
     assert abs(a.opacity - 0.2) < 1e-9 and opacity_before != a.opacity
     assert abs(window.canvas.layer_items[a.id].opacity() - 0.2) < 1e-9
+
     def state():
         return [(layer.name, layer.visible, round(layer.opacity, 6)) for layer in doc.layers]
 
@@ -215,15 +216,26 @@ def test_batch_action_opens_the_batch_dialog(qtbot, window):
 def test_stable_object_names(window):
     from PySide6.QtCore import QObject
 
-    names = ["canvas", "layerList", "promptEdit", "methodCombo", "segmentButton",
-             "inpaintPromptEdit", "inpaintButton", "cancelButton", "progressBar", "undoAction",
-             "redoAction"]
+    names = [
+        "canvas",
+        "layerList",
+        "promptEdit",
+        "methodCombo",
+        "segmentButton",
+        "inpaintPromptEdit",
+        "inpaintButton",
+        "cancelButton",
+        "progressBar",
+        "undoAction",
+        "redoAction",
+    ]
     missing = [n for n in names if window.findChild(QObject, n) is None]
     assert not missing
 
 
-def test_folder_project_opened_by_its_manifest_saves_in_place(qtbot, window, image_file,
-                                                              tmp_path, monkeypatch):
+def test_folder_project_opened_by_its_manifest_saves_in_place(
+    qtbot, window, image_file, tmp_path, monkeypatch
+):
     """Opening a folder project through its project.json, then Save, writes back to that
     folder without asking (it used to ask for a new name, as for a plain image)."""
     from ovpaint.app import files
@@ -254,8 +266,9 @@ def test_folder_project_opened_by_its_manifest_saves_in_place(qtbot, window, ima
     assert _masks_bytes(project.load_project(folder)) == _masks_bytes(doc)
 
 
-def test_export_blends_and_labels_off_the_ui_thread(qtbot, window, image_file, tmp_path,
-                                                    monkeypatch):
+def test_export_blends_and_labels_off_the_ui_thread(
+    qtbot, window, image_file, tmp_path, monkeypatch
+):
     """The full-size composite and label map of an export are computed by the worker."""
     import threading
 
@@ -267,6 +280,7 @@ def test_export_blends_and_labels_off_the_ui_thread(qtbot, window, image_file, t
         def wrapped(*args, **kwargs):
             threads.append(threading.current_thread() is threading.main_thread())
             return fn(*args, **kwargs)
+
         return wrapped
 
     monkeypatch.setattr(files, "composite", spy(files.composite))

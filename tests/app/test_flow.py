@@ -16,9 +16,16 @@ from tests.app.test_click import CANDIDATES, negative_click_that_changes
 def _layers_state(doc):
     out = []
     for layer in doc.layers:
-        pixels = layer.mask.tobytes() if layer.kind == "mask" else (
-            layer.rgb.tobytes(), None if layer.alpha is None else layer.alpha.tobytes(),
-            layer.x, layer.y)
+        pixels = (
+            layer.mask.tobytes()
+            if layer.kind == "mask"
+            else (
+                layer.rgb.tobytes(),
+                None if layer.alpha is None else layer.alpha.tobytes(),
+                layer.x,
+                layer.y,
+            )
+        )
         out.append((layer.kind, layer.name, layer.visible, round(layer.opacity, 6), pixels))
     return out
 
@@ -86,8 +93,9 @@ def test_full_flow(qtbot, window, image_file, tmp_path):
     assert panel.expanded.toPlainText()  # the expanded prompt is shown
     panel.steps.setValue(2)
     panel.seed.setValue(7)
-    qtbot.mouseClick(window.findChild(type(panel.button), "inpaintButton"),
-                     Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(
+        window.findChild(type(panel.button), "inpaintButton"), Qt.MouseButton.LeftButton
+    )
     wait_idle(qtbot, window, 300_000)
     results = [layer for layer in doc.layers if layer.kind == "image"]
     assert len(results) == 1, window.banner.text
@@ -95,8 +103,9 @@ def test_full_flow(qtbot, window, image_file, tmp_path):
     assert result.role == "inpaint" and result.meta["seed"] == 7
     edited = doc.composite()
     assert not np.array_equal(edited, doc.rgb)
-    assert np.array_equal(edited[~_dilated(target.binary, 40)], doc.rgb[~_dilated(target.binary,
-                                                                                   40)])
+    assert np.array_equal(
+        edited[~_dilated(target.binary, 40)], doc.rgb[~_dilated(target.binary, 40)]
+    )
 
     # export at the original size, save the project, reopen it: identical layers
     out = tmp_path / "edited.png"
@@ -158,8 +167,7 @@ def test_missing_model_is_a_clear_message(qtbot, image_file, monkeypatch, tmp_pa
     from ovpaint.models.manager import ModelManager
 
     monkeypatch.setenv("OVPAINT_MODEL_DIR", str(tmp_path / "no-models"))
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *a, **k: QMessageBox.StandardButton.Discard)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
     manager = ModelManager(profile="real", device="cpu", settings=Settings())
     window = MainWindow(manager, settings=Settings())
     qtbot.addWidget(window)

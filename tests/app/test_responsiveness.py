@@ -32,13 +32,16 @@ def test_event_loop_keeps_running_during_a_model_job(qtbot, window, tiny_manager
         sam.predictor()  # build the model and sam2's scripted transforms once, as at load
     start = time.perf_counter()
     with GapMeter() as meter:
-        handle = window.context.run_job(_sam2_embedding_job, tiny_manager, session,
-                                        title="Embed", on_done=lambda r: None)
+        handle = window.context.run_job(
+            _sam2_embedding_job, tiny_manager, session, title="Embed", on_done=lambda r: None
+        )
         assert window.jobbar.bar.isVisible() and window.jobbar.cancel_button.isEnabled()
         qtbot.waitUntil(lambda: handle.is_finished, timeout=120_000)
     duration = time.perf_counter() - start
-    print(f"\njob {duration:.2f} s, event-loop ticks {meter.ticks}, "
-          f"max gap {meter.max_gap * 1000:.0f} ms")
+    print(
+        f"\njob {duration:.2f} s, event-loop ticks {meter.ticks}, "
+        f"max gap {meter.max_gap * 1000:.0f} ms"
+    )
     assert handle.state == "done"
     assert meter.ticks > 10
     assert meter.max_gap < 0.25 * duration

@@ -33,7 +33,8 @@ def test_result_and_progress_arrive_on_ui_thread(qtbot):
     def on_done(result):
         seen["result"] = result
         seen["on_ui"] = QThread.currentThread() is ui_thread or (
-            QThread.currentThread() == ui_thread)
+            QThread.currentThread() == ui_thread
+        )
 
     events = []
     handle = pool.submit(_count, 5, on_done=on_done, on_progress=events.append)
@@ -48,8 +49,13 @@ def test_result_and_progress_arrive_on_ui_thread(qtbot):
 def test_cancel_drops_the_result(qtbot):
     pool = WorkerPool()
     calls = []
-    handle = pool.submit(_count, 200, delay=0.01, on_done=lambda r: calls.append("done"),
-                         on_cancelled=lambda: calls.append("cancelled"))
+    handle = pool.submit(
+        _count,
+        200,
+        delay=0.01,
+        on_done=lambda r: calls.append("done"),
+        on_cancelled=lambda: calls.append("cancelled"),
+    )
     qtbot.waitUntil(lambda: handle.state == "running", timeout=5000)
     handle.cancel()
     qtbot.waitUntil(lambda: handle.is_finished, timeout=5000)

@@ -48,29 +48,87 @@ def _images(folder):
 def test_batch_cli_writes_outputs_and_report(tmp_path, capsys, fake_segmentation):
     _images(tmp_path / "in")
     (tmp_path / "in" / "bad.jpg").write_bytes(b"nope")
-    code = main(["--models", "tiny", "batch", str(tmp_path / "in"), "--prompt", "sky",
-                 "--out", str(tmp_path / "out"), "--json", "--quiet"])
+    code = main(
+        [
+            "--models",
+            "tiny",
+            "batch",
+            str(tmp_path / "in"),
+            "--prompt",
+            "sky",
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+            "--quiet",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1  # one file failed; the others are done
     data = json.loads(captured.out)
-    assert data["summary"] == {"done": 2, "skipped": 0, "failed": 1,
-                               "seconds_per_image": data["summary"]["seconds_per_image"]}
+    assert data["summary"] == {
+        "done": 2,
+        "skipped": 0,
+        "failed": 1,
+        "seconds_per_image": data["summary"]["seconds_per_image"],
+    }
     assert "failed: bad.jpg" in captured.err and "TINY" in captured.err
     assert (tmp_path / "out" / "sub" / "b.labels.png").exists()
     (tmp_path / "in" / "bad.jpg").unlink()
-    assert main(["--models", "tiny", "batch", str(tmp_path / "in"), "--prompt", "sky",
-                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--models",
+                "tiny",
+                "batch",
+                str(tmp_path / "in"),
+                "--prompt",
+                "sky",
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "2 skipped" in capsys.readouterr().err
 
 
 def test_batch_cli_bad_input_exit_codes(tmp_path, capsys, fake_segmentation):
     (tmp_path / "empty").mkdir()
-    assert main(["--models", "tiny", "batch", str(tmp_path / "empty"), "--prompt", "sky",
-                 "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "--models",
+                "tiny",
+                "batch",
+                str(tmp_path / "empty"),
+                "--prompt",
+                "sky",
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "No images" in capsys.readouterr().err
     _images(tmp_path / "in")
-    assert main(["--models", "tiny", "batch", str(tmp_path / "in"), "--prompt", ",,",
-                 "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "--models",
+                "tiny",
+                "batch",
+                str(tmp_path / "in"),
+                "--prompt",
+                ",,",
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     with pytest.raises(SystemExit) as exc:
         main(["batch", str(tmp_path / "in")])  # --prompt and --out are required
     assert exc.value.code == 2
@@ -80,9 +138,26 @@ def test_benchmark_cli_writes_report(tmp_path, capsys, fake_segmentation):
     info = make_synthetic("voc", tmp_path / "voc", n_images=3)
     fake_segmentation["oracle"] = color_oracle(info.colors)
     out = tmp_path / "rep" / "voc.json"
-    code = main(["--models", "tiny", "benchmark", "--dataset", "voc", "--root",
-                 str(tmp_path / "voc"), "--out", str(out), "--limit", "2", "--quiet",
-                 "--save-predictions", str(tmp_path / "pred"), "--set", "prob_thd=0.2"])
+    code = main(
+        [
+            "--models",
+            "tiny",
+            "benchmark",
+            "--dataset",
+            "voc",
+            "--root",
+            str(tmp_path / "voc"),
+            "--out",
+            str(out),
+            "--limit",
+            "2",
+            "--quiet",
+            "--save-predictions",
+            str(tmp_path / "pred"),
+            "--set",
+            "prob_thd=0.2",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "mIoU 100.00" in captured.out
@@ -98,11 +173,41 @@ def test_benchmark_cli_writes_report(tmp_path, capsys, fake_segmentation):
 def test_benchmark_cli_bad_dataset(tmp_path, capsys, fake_segmentation):
     make_synthetic("voc", tmp_path / "voc", n_images=1)
     (tmp_path / "voc" / "ImageSets" / "Segmentation" / "val.txt").unlink()
-    assert main(["--models", "tiny", "benchmark", "--dataset", "voc", "--root",
-                 str(tmp_path / "voc"), "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "--models",
+                "tiny",
+                "benchmark",
+                "--dataset",
+                "voc",
+                "--root",
+                str(tmp_path / "voc"),
+                "--out",
+                str(tmp_path / "r.json"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "val.txt" in capsys.readouterr().err
-    assert main(["--models", "tiny", "benchmark", "--dataset", "kitti", "--root",
-                 str(tmp_path), "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "--models",
+                "tiny",
+                "benchmark",
+                "--dataset",
+                "kitti",
+                "--root",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r.json"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
 
 
 def test_first_ctrl_c_cancels_cleanly_second_interrupts():

@@ -39,9 +39,30 @@ def test_tiny_sd_with_a_palette_class(files, capsys):
     tmp, image, palette, _gray, rgb, labels = files
     before = _digest(image)
     out = tmp / "out.png"
-    code = main(["inpaint", str(image), "--mask", str(palette), "--class", "2", "--out",
-                 str(out), "--mode", "replace", "--prompt", "a cat", "--steps", "2", "--seed",
-                 "5", "--models", "tiny", "--json", "--quiet"])
+    code = main(
+        [
+            "inpaint",
+            str(image),
+            "--mask",
+            str(palette),
+            "--class",
+            "2",
+            "--out",
+            str(out),
+            "--mode",
+            "replace",
+            "--prompt",
+            "a cat",
+            "--steps",
+            "2",
+            "--seed",
+            "5",
+            "--models",
+            "tiny",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["seeds"] == [5] and summary["engine"] == "sd"
@@ -55,8 +76,24 @@ def test_tiny_sd_with_a_palette_class(files, capsys):
 def test_model_free_fill_and_variants_need_no_model(files):
     tmp, image, _palette, gray, rgb, labels = files
     out = tmp / "filled.png"
-    assert main(["inpaint", str(image), "--mask", str(gray), "--engine", "telea", "--out",
-                 str(out), "--variants", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "inpaint",
+                str(image),
+                "--mask",
+                str(gray),
+                "--engine",
+                "telea",
+                "--out",
+                str(out),
+                "--variants",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     filled = load_image(out).rgb
     masked = labels == 2
     assert (filled[masked] != rgb[masked]).any(axis=1).mean() > 0.5  # the hole was filled
@@ -68,30 +105,109 @@ def test_model_free_fill_and_variants_need_no_model(files):
 def test_refuses_to_overwrite_the_input_or_an_existing_output(files, capsys):
     tmp, image, _palette, gray, _rgb, _labels = files
     before = _digest(image)
-    assert main(["inpaint", str(image), "--mask", str(gray), "--engine", "telea",
-                 "--out", str(image), "--overwrite"]) == 2
+    assert (
+        main(
+            [
+                "inpaint",
+                str(image),
+                "--mask",
+                str(gray),
+                "--engine",
+                "telea",
+                "--out",
+                str(image),
+                "--overwrite",
+            ]
+        )
+        == 2
+    )
     assert "never overwritten" in capsys.readouterr().err
     assert _digest(image) == before
     existing = tmp / "exists.png"
     existing.write_bytes(b"keep")
-    assert main(["inpaint", str(image), "--mask", str(gray), "--engine", "telea",
-                 "--out", str(existing)]) == 2
+    assert (
+        main(
+            [
+                "inpaint",
+                str(image),
+                "--mask",
+                str(gray),
+                "--engine",
+                "telea",
+                "--out",
+                str(existing),
+            ]
+        )
+        == 2
+    )
     assert existing.read_bytes() == b"keep"
 
 
 def test_bad_inputs_and_missing_model_exit_codes(files, capsys, tmp_path):
     tmp, image, palette, gray, _rgb, _labels = files
-    assert main(["inpaint", str(image), "--mask", str(palette), "--class", "9", "--engine",
-                 "telea", "--out", str(tmp / "a.png")]) == 2
+    assert (
+        main(
+            [
+                "inpaint",
+                str(image),
+                "--mask",
+                str(palette),
+                "--class",
+                "9",
+                "--engine",
+                "telea",
+                "--out",
+                str(tmp / "a.png"),
+            ]
+        )
+        == 2
+    )
     small = tmp / "small.png"
     save_mask_png(small, np.ones((5, 5), bool))
-    assert main(["inpaint", str(image), "--mask", str(small), "--engine", "telea",
-                 "--out", str(tmp / "b.png")]) == 2
-    assert main(["inpaint", str(image), "--mask", str(gray), "--mode", "replace",
-                 "--out", str(tmp / "c.png")]) == 2  # replace needs a prompt
+    assert (
+        main(
+            [
+                "inpaint",
+                str(image),
+                "--mask",
+                str(small),
+                "--engine",
+                "telea",
+                "--out",
+                str(tmp / "b.png"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "inpaint",
+                str(image),
+                "--mask",
+                str(gray),
+                "--mode",
+                "replace",
+                "--out",
+                str(tmp / "c.png"),
+            ]
+        )
+        == 2
+    )  # replace needs a prompt
     capsys.readouterr()
-    code = main(["inpaint", str(image), "--mask", str(gray), "--out", str(tmp / "d.png"),
-                 "--models", "real", "--quiet"])
+    code = main(
+        [
+            "inpaint",
+            str(image),
+            "--mask",
+            str(gray),
+            "--out",
+            str(tmp / "d.png"),
+            "--models",
+            "real",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 3 and "ovpaint models download sd2-inpaint" in err
     assert "Traceback" not in err and not (tmp / "d.png").exists()

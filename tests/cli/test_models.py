@@ -52,8 +52,12 @@ def test_help_and_bad_usage_one_line(capsys):
     out = capsys.readouterr().out
     for word in ("segment", "inpaint", "batch", "benchmark", "perf", "models", "--models"):
         assert word in out
-    for argv in (["--device", "tpu"], ["frobnicate"], ["models", "download"],
-                 ["models", "list", "--bogus"]):
+    for argv in (
+        ["--device", "tpu"],
+        ["frobnicate"],
+        ["models", "download"],
+        ["models", "list", "--bogus"],
+    ):
         with pytest.raises(SystemExit) as ex:
             main(argv)
         err = capsys.readouterr().err
@@ -72,7 +76,10 @@ def test_list_marks_defaults_and_states(capsys, tmp_path):
     rows = {r["id"]: r for r in data["models"]}
     assert data["device"] == "cpu" and data["model_dir"].startswith(str(tmp_path))
     assert {k for k, r in rows.items() if r["default"]} == {
-        "clip-vit-b16", "sam2.1-tiny", "sd2-inpaint"}
+        "clip-vit-b16",
+        "sam2.1-tiny",
+        "sd2-inpaint",
+    }
     assert all(r["state"] == "missing" and r["path"] is None for r in rows.values())
     assert rows["sam2.1-large"]["size_bytes"] > rows["sam2.1-tiny"]["size_bytes"]
     code, out, _ = _run(capsys, "models", "list")
@@ -137,20 +144,23 @@ def test_download_progress_cancel_resume_verify(capsys, sam_hub, monkeypatch, ho
 
 def test_missing_model_maps_to_exit_3_one_line(tmp_path):
     """The manager's ModelUnavailable reaches the user as one line and exit 3."""
-    code = ("import sys\n"
-            "from ovpaint.cli import main\n"
-            "from ovpaint.models.manager import ModelManager\n"
-            "import ovpaint.cli.models as m\n"
-            "def run(args):\n"
-            "    with ModelManager(profile='real', device='cpu').use('clip'):\n"
-            "        pass\n"
-            "m.run = run\n"
-            "sys.exit(main(['models', 'list']))\n")
+    code = (
+        "import sys\n"
+        "from ovpaint.cli import main\n"
+        "from ovpaint.models.manager import ModelManager\n"
+        "import ovpaint.cli.models as m\n"
+        "def run(args):\n"
+        "    with ModelManager(profile='real', device='cpu').use('clip'):\n"
+        "        pass\n"
+        "m.run = run\n"
+        "sys.exit(main(['models', 'list']))\n"
+    )
     import os
 
     env = dict(os.environ, OVPAINT_HOME=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 3, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert "`ovpaint models download clip-vit-b16`" in proc.stderr
@@ -158,8 +168,7 @@ def test_missing_model_maps_to_exit_3_one_line(tmp_path):
 
 def test_perf_quick_foundation_json(capsys, tmp_path):
     out_json = tmp_path / "perf.json"
-    code, out, _ = _run(capsys, "perf", "--quick", "--only", "foundation", "--json",
-                        str(out_json))
+    code, out, _ = _run(capsys, "perf", "--quick", "--only", "foundation", "--json", str(out_json))
     assert code == 0
     data = json.loads(out_json.read_text())
     assert data["machine"]["torch"] and data["machine"]["device"] == "cpu"
@@ -171,8 +180,7 @@ def test_perf_quick_foundation_json(capsys, tmp_path):
 
 def test_perf_machine_stages_bound_the_speedups(capsys, tmp_path):
     out_json = tmp_path / "perf.json"
-    code, out, _ = _run(capsys, "perf", "--quick", "--only", "machine", "--json",
-                        str(out_json))
+    code, out, _ = _run(capsys, "perf", "--quick", "--only", "machine", "--json", str(out_json))
     assert code == 0
     stages = json.loads(out_json.read_text())["stages"]
     assert len(stages) == 3 and all(s["error"] is None for s in stages)

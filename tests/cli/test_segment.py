@@ -25,9 +25,24 @@ def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys):
     out = tmp_path / "labels.png"
     masks = tmp_path / "masks"
     before = photo.read_bytes()
-    rc = main(["--models", "tiny", "segment", str(photo), "--prompt", "dog, sky",
-               "--method", "dense", "--out", str(out), "--masks-dir", str(masks), "--json",
-               "--quiet"])
+    rc = main(
+        [
+            "--models",
+            "tiny",
+            "segment",
+            str(photo),
+            "--prompt",
+            "dog, sky",
+            "--method",
+            "dense",
+            "--out",
+            str(out),
+            "--masks-dir",
+            str(masks),
+            "--json",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert [c["name"] for c in summary["classes"]] == ["dog", "sky"]
@@ -42,21 +57,36 @@ def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys):
 
 
 def test_refined_default_prints_summary(photo, tmp_path, capsys):
-    rc = main(["--models", "tiny", "segment", str(photo), "--prompt", "cat",
-               "--out", str(tmp_path / "l.png"), "--quiet"])
+    rc = main(
+        [
+            "--models",
+            "tiny",
+            "segment",
+            str(photo),
+            "--prompt",
+            "cat",
+            "--out",
+            str(tmp_path / "l.png"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert "method refined" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [
-    ["--prompt", " , ; "],
-    ["--prompt", "dog", "--method", "nope"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--prompt", " , ; "],
+        ["--prompt", "dog", "--method", "nope"],
+    ],
+)
 def test_bad_usage_exit_2(photo, tmp_path, args, capsys):
     rc = None
     try:
-        rc = main(["--models", "tiny", "segment", str(photo), "--out", str(tmp_path / "o.png"),
-                   *args])
+        rc = main(
+            ["--models", "tiny", "segment", str(photo), "--out", str(tmp_path / "o.png"), *args]
+        )
     except SystemExit as exc:
         rc = exc.code
     assert rc == 2
@@ -64,11 +94,26 @@ def test_bad_usage_exit_2(photo, tmp_path, args, capsys):
 
 
 def test_missing_image_and_overwrite_original(photo, tmp_path):
-    assert main(["--models", "tiny", "segment", str(tmp_path / "none.png"), "--prompt", "dog",
-                 "--out", str(tmp_path / "o.png")]) == 2
+    assert (
+        main(
+            [
+                "--models",
+                "tiny",
+                "segment",
+                str(tmp_path / "none.png"),
+                "--prompt",
+                "dog",
+                "--out",
+                str(tmp_path / "o.png"),
+            ]
+        )
+        == 2
+    )
     before = photo.read_bytes()
-    assert main(["--models", "tiny", "segment", str(photo), "--prompt", "dog",
-                 "--out", str(photo)]) == 2
+    assert (
+        main(["--models", "tiny", "segment", str(photo), "--prompt", "dog", "--out", str(photo)])
+        == 2
+    )
     assert photo.read_bytes() == before
 
 
@@ -77,6 +122,7 @@ def test_method_choices_follow_registry(monkeypatch):
     from ovpaint.pipelines import segment as seg
 
     monkeypatch.setitem(seg.METHODS, "extra", seg.METHODS["dense"])
-    args = build_parser().parse_args(["segment", "x.png", "--prompt", "a", "--out", "o.png",
-                                      "--method", "extra"])
+    args = build_parser().parse_args(
+        ["segment", "x.png", "--prompt", "a", "--out", "o.png", "--method", "extra"]
+    )
     assert args.method == "extra"

@@ -35,8 +35,20 @@ def test_methods_proposal_and_hybrid_are_offered(capsys):
 
 def test_segment_from_a_box_and_clicks_alone(capsys, photo, tmp_path):
     out = tmp_path / "obj.png"
-    code, stdout, err = _run(capsys, "segment", photo, "--box", "8,8,80,60", "--points",
-                             "30,30,+;70,50,-", "--class", "cup", "--out", out, "--json")
+    code, stdout, err = _run(
+        capsys,
+        "segment",
+        photo,
+        "--box",
+        "8,8,80,60",
+        "--points",
+        "30,30,+;70,50,-",
+        "--class",
+        "cup",
+        "--out",
+        out,
+        "--json",
+    )
     assert code == 0, err
     labels = load_label_png(out)
     assert labels.shape == (96, 128)
@@ -46,11 +58,23 @@ def test_segment_from_a_box_and_clicks_alone(capsys, photo, tmp_path):
 
 def test_points_correct_the_only_class_of_a_text_query(capsys, photo, tmp_path):
     plain, corrected = tmp_path / "plain.png", tmp_path / "corrected.png"
-    code, _, err = _run(capsys, "segment", photo, "--prompt", "dog", "--method", "dense",
-                        "--out", plain)
+    code, _, err = _run(
+        capsys, "segment", photo, "--prompt", "dog", "--method", "dense", "--out", plain
+    )
     assert code == 0, err
-    code, _, err = _run(capsys, "segment", photo, "--prompt", "dog", "--method", "dense",
-                        "--points", "5,5,-", "--out", corrected)
+    code, _, err = _run(
+        capsys,
+        "segment",
+        photo,
+        "--prompt",
+        "dog",
+        "--method",
+        "dense",
+        "--points",
+        "5,5,-",
+        "--out",
+        corrected,
+    )
     assert code == 0, err
     a, b = load_label_png(plain), load_label_png(corrected)
     assert a.shape == b.shape
@@ -58,12 +82,15 @@ def test_points_correct_the_only_class_of_a_text_query(capsys, photo, tmp_path):
     assert "corrected" in err
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--points", "500,5,+"], "outside"),
-    (["--box", "10,10,10,40"], "zero area"),
-    (["--points", "1,2,?"], "Cannot read"),
-    ([], "--prompt"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--points", "500,5,+"], "outside"),
+        (["--box", "10,10,10,40"], "zero area"),
+        (["--points", "1,2,?"], "Cannot read"),
+        ([], "--prompt"),
+    ],
+)
 def test_bad_clicks_are_one_line_exit_2(capsys, photo, tmp_path, argv, words):
     code, _, err = _run(capsys, "segment", photo, *argv, "--out", tmp_path / "x.png")
     assert code == 2
@@ -71,6 +98,17 @@ def test_bad_clicks_are_one_line_exit_2(capsys, photo, tmp_path, argv, words):
 
 
 def test_several_classes_need_class(capsys, photo, tmp_path):
-    code, _, err = _run(capsys, "segment", photo, "--prompt", "dog, cat", "--method", "dense",
-                        "--points", "5,5,+", "--out", tmp_path / "x.png")
+    code, _, err = _run(
+        capsys,
+        "segment",
+        photo,
+        "--prompt",
+        "dog, cat",
+        "--method",
+        "dense",
+        "--points",
+        "5,5,+",
+        "--out",
+        tmp_path / "x.png",
+    )
     assert code == 2 and "--class" in err

@@ -32,8 +32,15 @@ def test_events_for_insert_move_remove_change_select():
     doc.set_property(a, "opacity", 3.0)
     assert a.opacity == 1.0
     doc.layers.remove(b)
-    assert log == [("ins", 0, "sky"), ("ins", 1, "dog"), ("sel", "dog"), ("mv", 1, 0, "dog"),
-                   ("ch", "sky", "opacity"), ("sel", None), ("rm", 0, "dog")]
+    assert log == [
+        ("ins", 0, "sky"),
+        ("ins", 1, "dog"),
+        ("sel", "dog"),
+        ("mv", 1, 0, "dog"),
+        ("ch", "sky", "opacity"),
+        ("sel", None),
+        ("rm", 0, "dog"),
+    ]
     assert doc.dirty
 
 
@@ -79,8 +86,9 @@ def test_composite_blends_visible_image_layers_and_leaves_the_rest_untouched():
 def test_composite_soft_alpha_and_opacity():
     doc = _doc()
     alpha = np.full((4, 4), 128, np.uint8)
-    layer = ImageLayer(name="p", rgb=np.full((4, 4, 3), 255, np.uint8), alpha=alpha, x=1, y=1,
-                       opacity=0.5)
+    layer = ImageLayer(
+        name="p", rgb=np.full((4, 4, 3), 255, np.uint8), alpha=alpha, x=1, y=1, opacity=0.5
+    )
     doc.layers.append(layer)
     out = doc.composite()
     base = doc.rgb[1:5, 1:5].astype(np.float32)

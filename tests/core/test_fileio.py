@@ -98,7 +98,9 @@ def test_json_lines_append_and_disk_full(tmp_path, monkeypatch):
     fileio.append_json_line(state, {"id": "a", "path": Path("x")})
     fileio.append_json_line(state, {"id": "b"})
     assert [json.loads(x) for x in state.read_text().splitlines()] == [
-        {"id": "a", "path": "x"}, {"id": "b"}]
+        {"id": "a", "path": "x"},
+        {"id": "b"},
+    ]
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

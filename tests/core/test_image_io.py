@@ -22,12 +22,14 @@ def _halves(h=20, w=40):
     """Left half red, right half blue: easy to follow through rotations and JPEG."""
     img = np.zeros((h, w, 3), np.uint8)
     img[:, : w // 2] = (255, 0, 0)
-    img[:, w // 2:] = (0, 0, 255)
+    img[:, w // 2 :] = (0, 0, 255)
     return img
 
 
-@pytest.mark.parametrize("ext, lossless", [(".png", True), (".bmp", True), (".tif", True),
-                                           (".webp", False), (".jpg", False)])
+@pytest.mark.parametrize(
+    "ext, lossless",
+    [(".png", True), (".bmp", True), (".tif", True), (".webp", False), (".jpg", False)],
+)
 def test_formats_round_trip(tmp_path, ext, lossless):
     rgb = _halves()
     path = save_image(tmp_path / f"a{ext}", rgb)
@@ -139,19 +141,30 @@ def test_cmyk(tmp_path, ext):
 
 def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("side, limit, words", [
-    (100_000, None, "10000 megapixels"),  # far beyond PIL's own bomb limit
-    (14_000, 150_000_000, "over the limit of 150 megapixels"),  # between ours and PIL's
-    (300, 50_000, "over the limit"),
-])
+@pytest.mark.parametrize(
+    "side, limit, words",
+    [
+        (100_000, None, "10000 megapixels"),  # far beyond PIL's own bomb limit
+        (14_000, 150_000_000, "over the limit of 150 megapixels"),  # between ours and PIL's
+        (300, 50_000, "over the limit"),
+    ],
+)
 def test_pixel_limit_refuses_from_the_header(tmp_path, side, limit, words):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header_only(side, side))
@@ -180,8 +193,12 @@ def _bad_files(tmp_path):
     (tmp_path / "garbage.png").write_bytes(png[:16] + bytes(range(256)) * 4)
     (tmp_path / "folder.png").mkdir()
     return {
-        "empty.png": "empty", "notes.png": "not an image", "trunc.jpg": "corrupt or truncated",
-        "trunc.png": "corrupt or truncated", "garbage.png": "", "folder.png": "folder",
+        "empty.png": "empty",
+        "notes.png": "not an image",
+        "trunc.jpg": "corrupt or truncated",
+        "trunc.png": "corrupt or truncated",
+        "garbage.png": "",
+        "folder.png": "folder",
         "missing.png": "not found",
     }
 

@@ -113,7 +113,7 @@ def _random_masks(rng, count: int):
         m = np.zeros((h, w), bool)
         for _ in range(int(rng.integers(1, 4))):
             y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
-            m[y:y + int(rng.integers(1, 50)), x:x + int(rng.integers(1, 50))] = True
+            m[y : y + int(rng.integers(1, 50)), x : x + int(rng.integers(1, 50))] = True
         if rng.random() < 0.5:
             m &= rng.random((h, w)) > 0.1
         yield m
@@ -146,7 +146,6 @@ def test_grow_and_shrink_over_the_mask_box_equal_the_whole_image():
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
         m8 = m.astype(np.uint8)
         assert np.array_equal(grow(m, radius), cv2.dilate(m8, kernel).astype(bool))
-        assert np.array_equal(shrink(m, radius),
-                              cv2.erode(m8, kernel, borderValue=1).astype(bool))
+        assert np.array_equal(shrink(m, radius), cv2.erode(m8, kernel, borderValue=1).astype(bool))
     empty = np.zeros((6, 6), bool)
     assert not grow(empty, 2).any() and not shrink(empty, 2).any()

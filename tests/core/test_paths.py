@@ -29,8 +29,7 @@ def test_resources_in_frozen_app(tmp_path, monkeypatch):
 
 
 def test_user_folders_follow_environment(tmp_path, monkeypatch):
-    for key in ("OVPAINT_CACHE_DIR", "OVPAINT_CONFIG_DIR", "OVPAINT_DATA_DIR",
-                "OVPAINT_MODEL_DIR"):
+    for key in ("OVPAINT_CACHE_DIR", "OVPAINT_CONFIG_DIR", "OVPAINT_DATA_DIR", "OVPAINT_MODEL_DIR"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("OVPAINT_HOME", str(tmp_path / "home"))
     assert paths.cache_dir() == tmp_path / "home" / "cache"

@@ -16,16 +16,26 @@ from ovpaint.core.jobs import CancelToken
 
 def _doc():
     rng = np.random.default_rng(1)
-    doc = Document(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8),
-                   alpha=rng.integers(0, 256, (30, 50), dtype=np.uint8), path="/photos/a.jpg")
+    doc = Document(
+        rng.integers(0, 256, (30, 50, 3), dtype=np.uint8),
+        alpha=rng.integers(0, 256, (30, 50), dtype=np.uint8),
+        path="/photos/a.jpg",
+    )
     hard = rng.random((30, 50)) > 0.5
     soft = rng.integers(0, 256, (30, 50), dtype=np.uint8)
     doc.layers.append(doc.new_mask_layer("sky", hard, method="dense"))
     doc.layers.append(doc.new_mask_layer("dog", soft))
-    doc.layers.append(ImageLayer(name="inpaint: cat", rgb=rng.integers(0, 256, (8, 9, 3),
-                                 dtype=np.uint8), alpha=rng.integers(0, 256, (8, 9),
-                                 dtype=np.uint8), x=3, y=4, role="inpaint",
-                                 meta={"seed": 7, "prompt": "a cat"}))
+    doc.layers.append(
+        ImageLayer(
+            name="inpaint: cat",
+            rgb=rng.integers(0, 256, (8, 9, 3), dtype=np.uint8),
+            alpha=rng.integers(0, 256, (8, 9), dtype=np.uint8),
+            x=3,
+            y=4,
+            role="inpaint",
+            meta={"seed": 7, "prompt": "a cat"},
+        )
+    )
     doc.set_property(doc.layers[1], "visible", False)
     doc.set_property(doc.layers[0], "opacity", 0.25)
     doc.layers.select(doc.layers[2])
@@ -37,16 +47,23 @@ def _assert_same(a: Document, b: Document):
     assert a.path == b.path
     assert len(a.layers) == len(b.layers)
     for x, y in zip(a.layers, b.layers, strict=True):
-        assert (x.kind, x.name, x.visible, x.opacity, x.id, x.meta) == \
-               (y.kind, y.name, y.visible, y.opacity, y.id, y.meta)
+        assert (x.kind, x.name, x.visible, x.opacity, x.id, x.meta) == (
+            y.kind,
+            y.name,
+            y.visible,
+            y.opacity,
+            y.id,
+            y.meta,
+        )
         if x.kind == "mask":
             assert x.mask.dtype == y.mask.dtype and np.array_equal(x.mask, y.mask)
             assert tuple(x.color) == tuple(y.color)
         else:
             assert np.array_equal(x.rgb, y.rgb) and np.array_equal(x.alpha, y.alpha)
             assert (x.x, x.y, x.role) == (y.x, y.y, y.role)
-    assert (a.layers.selected.id if a.layers.selected else None) == \
-           (b.layers.selected.id if b.layers.selected else None)
+    assert (a.layers.selected.id if a.layers.selected else None) == (
+        b.layers.selected.id if b.layers.selected else None
+    )
 
 
 @pytest.mark.parametrize("name", ["p.ovpaint", "folder_project"])

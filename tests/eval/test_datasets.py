@@ -70,7 +70,9 @@ def test_coco_accepts_converted_train_ids(tmp_path):
     ds = open_dataset("cocostuff", tmp_path)
     gt = ds.load(ds.samples[0]).gt
     label = ds.samples[0].label_path
-    Image.fromarray(gt.astype(np.uint8), "L").save(label.with_name(label.stem + "_labelTrainIds.png"))
+    Image.fromarray(gt.astype(np.uint8), "L").save(
+        label.with_name(label.stem + "_labelTrainIds.png")
+    )
     label.unlink()
     ds = open_dataset("cocostuff", tmp_path)
     assert (ds.load(ds.samples[0]).gt == gt).all()

@@ -96,12 +96,13 @@ def test_counts_roundtrip_and_order_independence():
 
 def _block(shape, y0, x0, h=2, w=2):
     m = np.zeros(shape, int)
-    m[y0:y0 + h, x0:x0 + w] = 1
+    m[y0 : y0 + h, x0 : x0 + w] = 1
     return m
 
 
-@pytest.mark.parametrize("shift,expected_p,expected_r", [(0, 1.0, 1.0), (1, 1.0, 1.0),
-                                                         (2, 0.5, 0.5), (3, 0.0, 0.0)])
+@pytest.mark.parametrize(
+    "shift,expected_p,expected_r", [(0, 1.0, 1.0), (1, 1.0, 1.0), (2, 0.5, 0.5), (3, 0.0, 0.0)]
+)
 def test_boundary_counts_by_hand(shift, expected_p, expected_r):
     # A 2×2 block is all boundary. Shifted right by `shift` px, tolerance 1 px.
     gt = _block((8, 8), 2, 2)

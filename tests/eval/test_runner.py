@@ -22,8 +22,13 @@ class Segmenter:
     """Colour-lookup segmenter in the shape of the product's segment(): classes[0] is the
     background, classes[1:] the queries in order. ``wrong`` relabels one class as another."""
 
-    def __init__(self, colors, wrong: tuple[int, int] | None = None, cancel_after=None,
-                 cancel: CancelToken | None = None):
+    def __init__(
+        self,
+        colors,
+        wrong: tuple[int, int] | None = None,
+        cancel_after=None,
+        cancel: CancelToken | None = None,
+    ):
         self.oracle = color_oracle(colors)
         self.wrong = wrong
         self.calls = 0
@@ -37,8 +42,12 @@ class Segmenter:
         ids = self.oracle(rgb)
         if self.wrong:
             ids = np.where(ids == self.wrong[0], self.wrong[1], ids)
-        return SegmentationResult(ids + 1, ["background"] + [q.name for q in queries],
-                                  method="oracle", timings={"dense": 0.01})
+        return SegmentationResult(
+            ids + 1,
+            ["background"] + [q.name for q in queries],
+            method="oracle",
+            timings={"dense": 0.01},
+        )
 
 
 def _expected(ds, segmenter, ids=None):
@@ -79,26 +88,45 @@ def test_resume_after_cancel_gives_the_same_matrix(tmp_path):
     cancel = CancelToken()
     first = Segmenter(info.colors, wrong=(8, 12), cancel_after=2, cancel=cancel)
     with pytest.raises(Cancelled):
-        run_benchmark("voc", tmp_path / "data", "oracle", segment_fn=first, out_path=out,
-                      cancel=cancel, save_predictions_dir=tmp_path / "pred")
+        run_benchmark(
+            "voc",
+            tmp_path / "data",
+            "oracle",
+            segment_fn=first,
+            out_path=out,
+            cancel=cancel,
+            save_predictions_dir=tmp_path / "pred",
+        )
     assert first.calls == 2
     assert len(state_path_for(out).read_text().splitlines()) == 1 + 2
     second = Segmenter(info.colors, wrong=(8, 12))
-    resumed = run_benchmark("voc", tmp_path / "data", "oracle", segment_fn=second,
-                            out_path=out, save_predictions_dir=tmp_path / "pred")
+    resumed = run_benchmark(
+        "voc",
+        tmp_path / "data",
+        "oracle",
+        segment_fn=second,
+        out_path=out,
+        save_predictions_dir=tmp_path / "pred",
+    )
     assert second.calls == 3 and resumed.resumed_images == 2
-    whole = run_benchmark("voc", tmp_path / "data", "oracle",
-                          segment_fn=Segmenter(info.colors, wrong=(8, 12)))
+    whole = run_benchmark(
+        "voc", tmp_path / "data", "oracle", segment_fn=Segmenter(info.colors, wrong=(8, 12))
+    )
     assert (resumed.matrix == whole.matrix).all()
     assert resumed.scores.as_dict() == whole.scores.as_dict()
     # A restart ignores the state; a rerun with other settings refuses to mix states.
     third = Segmenter(info.colors, wrong=(8, 12))
-    run_benchmark("voc", tmp_path / "data", "oracle", segment_fn=third, out_path=out,
-                  resume=False)
+    run_benchmark("voc", tmp_path / "data", "oracle", segment_fn=third, out_path=out, resume=False)
     assert third.calls == 5
     with pytest.raises(BadInput, match="other settings"):
-        run_benchmark("voc", tmp_path / "data", "oracle", segment_fn=third, out_path=out,
-                      settings={"logit_scale": 10.0})
+        run_benchmark(
+            "voc",
+            tmp_path / "data",
+            "oracle",
+            segment_fn=third,
+            out_path=out,
+            settings={"logit_scale": 10.0},
+        )
 
 
 def test_limit_and_seed_pick_a_reproducible_subset(tmp_path):
@@ -116,8 +144,13 @@ def test_limit_and_seed_pick_a_reproducible_subset(tmp_path):
 def test_saved_predictions_use_dataset_ids_and_rescore_identically(tmp_path):
     info = make_synthetic("ade20k", tmp_path / "data", n_images=3)
     ds = open_dataset("ade20k", tmp_path / "data")
-    result = run_benchmark(ds, None, "oracle", segment_fn=Segmenter(info.colors, wrong=(4, 2)),
-                           save_predictions_dir=tmp_path / "pred")
+    result = run_benchmark(
+        ds,
+        None,
+        "oracle",
+        segment_fn=Segmenter(info.colors, wrong=(4, 2)),
+        save_predictions_dir=tmp_path / "pred",
+    )
     acc = ConfusionAccumulator(ds.num_classes)
     for sample in ds.samples:
         saved = load_label_png(tmp_path / "pred" / f"{sample.id}.png").astype(np.int32)
@@ -138,8 +171,9 @@ def test_unknown_class_from_segmenter_is_refused(tmp_path):
 
 def test_report_files(tmp_path):
     info = make_synthetic("voc", tmp_path / "data", n_images=2)
-    result = run_benchmark("voc", tmp_path / "data", "oracle",
-                           segment_fn=Segmenter(info.colors, wrong=(8, 12)))
+    result = run_benchmark(
+        "voc", tmp_path / "data", "oracle", segment_fn=Segmenter(info.colors, wrong=(8, 12))
+    )
     paths = write_report(result, tmp_path / "out" / "voc.json")
     data = json.loads(paths["json"].read_text())
     assert data["metrics"]["mIoU"] == pytest.approx(result.scores.miou, abs=1e-6)

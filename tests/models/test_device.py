@@ -84,10 +84,14 @@ def test_fast_bf16_needs_native_bf16_units_not_just_avx512(monkeypatch):
 
     from ovpaint.models import device
 
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True,
-                        raising=False)  # true on any AVX512 CPU: must not decide
-    for avx512_bf16, amx, expected in ((False, False, False), (True, False, True),
-                                       (False, True, True)):
+    monkeypatch.setattr(
+        torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False
+    )  # true on any AVX512 CPU: must not decide
+    for avx512_bf16, amx, expected in (
+        (False, False, False),
+        (True, False, True),
+        (False, True, True),
+    ):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         device.cpu_has_fast_bf16.cache_clear()

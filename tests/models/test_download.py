@@ -27,12 +27,22 @@ def _blob(n: int, seed: int = 0) -> bytes:
     return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
 
 
-SINGLE = ModelSpec(id="test-clip", role="clip", title="Test CLIP", repo="org/test-clip",
-                   approx_bytes=3 * MB, files=(ModelFile("open_clip_model.safetensors"),))
-FOLDER = ModelSpec(id="test-inpaint", role="inpaint", title="Test inpaint", repo="org/inpaint",
-                   approx_bytes=2 * MB,
-                   allow_patterns=("model_index.json", "unet/config.json",
-                                   "unet/*.safetensors", "unet/*.bin"))
+SINGLE = ModelSpec(
+    id="test-clip",
+    role="clip",
+    title="Test CLIP",
+    repo="org/test-clip",
+    approx_bytes=3 * MB,
+    files=(ModelFile("open_clip_model.safetensors"),),
+)
+FOLDER = ModelSpec(
+    id="test-inpaint",
+    role="inpaint",
+    title="Test inpaint",
+    repo="org/inpaint",
+    approx_bytes=2 * MB,
+    allow_patterns=("model_index.json", "unet/config.json", "unet/*.safetensors", "unet/*.bin"),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +66,12 @@ def _store(tmp_path) -> ModelStore:
 
 
 def _single_hub(make_hub, data: bytes, **kwargs):
-    return make_hub(SINGLE.repo, {"open_clip_model.safetensors": data, "README.md": b"hi"},
-                    lfs={"open_clip_model.safetensors"}, **kwargs)
+    return make_hub(
+        SINGLE.repo,
+        {"open_clip_model.safetensors": data, "README.md": b"hi"},
+        lfs={"open_clip_model.safetensors"},
+        **kwargs,
+    )
 
 
 def _source(hub, token: str = "") -> dl.HubSource:
@@ -86,8 +100,13 @@ def test_download_single_file_progress_and_manifest(tmp_path, make_hub, online):
     # manifest written with the real hash; the store sees the model as installed
     manifest = json.loads(store.manifest_path(SINGLE).read_text())
     assert manifest["revision"] == "0123456789abcdef0123456789abcdef01234567"
-    assert manifest["files"] == [{"path": "open_clip_model.safetensors", "size": len(data),
-                                  "sha256": hashlib.sha256(data).hexdigest()}]
+    assert manifest["files"] == [
+        {
+            "path": "open_clip_model.safetensors",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    ]
     assert store.downloaded_path(SINGLE) == target
     # URLs point at the resolved commit; only the listed file was fetched; token was sent
     file_reqs = hub.file_requests("open_clip_model.safetensors")
@@ -216,9 +235,14 @@ def test_corrupt_bytes_are_detected_and_removed(tmp_path, make_hub, online):
 
 def test_registry_pin_wins_over_hub_metadata(tmp_path, make_hub, online):
     data = _blob(1000, seed=7)
-    pinned = ModelSpec(id="pinned", role="clip", title="Pinned", repo=SINGLE.repo,
-                       approx_bytes=1000,
-                       files=(ModelFile("open_clip_model.safetensors", 1000, "ab" * 32),))
+    pinned = ModelSpec(
+        id="pinned",
+        role="clip",
+        title="Pinned",
+        repo=SINGLE.repo,
+        approx_bytes=1000,
+        files=(ModelFile("open_clip_model.safetensors", 1000, "ab" * 32),),
+    )
     hub = _single_hub(make_hub, data)
     with pytest.raises(ModelUnavailable, match="corrupt"):
         dl.download(pinned, _store(tmp_path), source=_source(hub))
@@ -233,14 +257,18 @@ def test_folder_model_uses_patterns_and_skips_pickles(tmp_path, make_hub, online
         "vae/diffusion_pytorch_model.safetensors": _blob(1000, seed=10),
         "README.md": b"readme",
     }
-    hub = make_hub(FOLDER.repo, files, lfs={k for k in files if k.endswith((".safetensors",
-                                                                           ".bin"))})
+    hub = make_hub(
+        FOLDER.repo, files, lfs={k for k in files if k.endswith((".safetensors", ".bin"))}
+    )
     store = _store(tmp_path)
     result = dl.download(FOLDER, store, source=_source(hub))
     assert result.path == store.folder(FOLDER)
     got = sorted(e["path"] for e in store.read_manifest(FOLDER)["files"])
-    assert got == ["model_index.json", "unet/config.json",
-                   "unet/diffusion_pytorch_model.safetensors"]
+    assert got == [
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+    ]
     for path in got:
         assert (store.folder(FOLDER) / path).read_bytes() == files[path]
     assert not hub.file_requests("unet/diffusion_pytorch_model.bin")
@@ -264,8 +292,9 @@ def test_unknown_repo_and_unreachable_hub_are_one_message(tmp_path, make_hub, on
         dl.download(SINGLE, _store(tmp_path), source=_source(hub))
     assert "test-clip" in str(err.value) or "org/test-clip" in str(err.value)
     with pytest.raises(ModelUnavailable, match="ovpaint models import test-clip"):
-        dl.download(SINGLE, _store(tmp_path),
-                    source=dl.HubSource(endpoint="http://127.0.0.1:9", token=""))
+        dl.download(
+            SINGLE, _store(tmp_path), source=dl.HubSource(endpoint="http://127.0.0.1:9", token="")
+        )
 
 
 def test_offline_mode_is_a_clear_message(tmp_path, monkeypatch):
@@ -280,8 +309,13 @@ def test_offline_mode_is_a_clear_message(tmp_path, monkeypatch):
 
 def test_offline_cli_exit_3_one_line(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", OVPAINT_HOME=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", CLI, "models", "download", "clip-vit-b16"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI, "models", "download", "clip-vit-b16"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 3
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
@@ -367,16 +401,22 @@ def test_import_local_single_file_and_folder(tmp_path):
     (sd / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
     assert dl.import_local(get_spec("sd2-inpaint"), sd, settings) == sd.resolve()
     assert set(Settings.load(tmp_path / "settings.json")["local_model_paths"]) == {
-        "clip-vit-b16", "sam2.1-tiny", "sd2-inpaint"}
+        "clip-vit-b16",
+        "sam2.1-tiny",
+        "sd2-inpaint",
+    }
 
 
-@pytest.mark.parametrize("name, model, message", [
-    ("model.bin", "clip-vit-b16", "pickle"),
-    ("model.ckpt", "sd2-inpaint", "diffusers folder"),
-    ("model.pt", "clip-vit-b16", "pickle"),
-    ("model.ckpt", "sam2.1-tiny", "pickle"),
-    ("notes.txt", "clip-vit-b16", "not a weights file"),
-])
+@pytest.mark.parametrize(
+    "name, model, message",
+    [
+        ("model.bin", "clip-vit-b16", "pickle"),
+        ("model.ckpt", "sd2-inpaint", "diffusers folder"),
+        ("model.pt", "clip-vit-b16", "pickle"),
+        ("model.ckpt", "sam2.1-tiny", "pickle"),
+        ("notes.txt", "clip-vit-b16", "not a weights file"),
+    ],
+)
 def test_import_refuses_wrong_or_pickle_files(tmp_path, name, model, message):
     path = tmp_path / name
     path.write_bytes(b"x")

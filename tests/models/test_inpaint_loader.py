@@ -26,8 +26,9 @@ def test_tiny_pipeline_is_faithful_and_seeded():
     assert a.pipe.unet.config.in_channels == 9  # latent + mask + masked-image latent
     assert a.pipe.vae_scale_factor == 8
     assert a.resolution % 8 == 0 and a.nbytes() > 0
-    for (name, pa), (_, pb) in zip(a.pipe.unet.state_dict().items(),
-                                   b.pipe.unet.state_dict().items(), strict=True):
+    for (name, pa), (_, pb) in zip(
+        a.pipe.unet.state_dict().items(), b.pipe.unet.state_dict().items(), strict=True
+    ):
         assert torch.equal(pa, pb), name
 
 
@@ -45,8 +46,9 @@ def test_real_loader_reads_a_local_diffusers_folder(tmp_path):
     """A saved pipeline folder (safetensors) loads through the real path, offline."""
     tiny = inpaint_loader.build_tiny(0)
     tiny.pipe.save_pretrained(tmp_path / "pipe", safe_serialization=True)
-    bundle = inpaint_loader.load_real(get_spec("sd2-inpaint"), tmp_path / "pipe",
-                                      torch.device("cpu"), torch.float32)
+    bundle = inpaint_loader.load_real(
+        get_spec("sd2-inpaint"), tmp_path / "pipe", torch.device("cpu"), torch.float32
+    )
     assert bundle.pipe.unet.config.in_channels == 9
     assert torch.equal(bundle.pipe.unet.conv_in.weight, tiny.pipe.unet.conv_in.weight)
 
@@ -57,8 +59,9 @@ def _unet_call(bundle, seed=0):
     sample = torch.randn(2, unet.config.in_channels, 16, 16, generator=g)
     text = torch.randn(2, 77, unet.config.cross_attention_dim, generator=g)
     with torch.no_grad():
-        return unet(sample, torch.tensor(999), encoder_hidden_states=text).sample, \
-            unet(sample, 999, text, return_dict=False)[0]
+        return unet(sample, torch.tensor(999), encoder_hidden_states=text).sample, unet(
+            sample, 999, text, return_dict=False
+        )[0]
 
 
 @pytest.mark.skipif(not inpaint_loader.cpu_has_fast_bf16(), reason="no native bf16 on this CPU")
@@ -83,8 +86,9 @@ def test_manager_tunes_only_when_the_setting_allows(monkeypatch):
 
     monkeypatch.setattr(inpaint_loader, "cpu_has_fast_bf16", lambda: True)
     on = ModelManager(profile="tiny", device="cpu")
-    off = ModelManager(profile="tiny", device="cpu", settings=Settings(values={
-        "cpu_bf16_unet": False}))
+    off = ModelManager(
+        profile="tiny", device="cpu", settings=Settings(values={"cpu_bf16_unet": False})
+    )
     assert on.get("inpaint").unet_bf16 and on.get("inpaint").pipe.unet.dtype == torch.bfloat16
     assert not off.get("inpaint").unet_bf16
     assert off.get("inpaint").pipe.unet.dtype == torch.float32

@@ -105,7 +105,10 @@ def test_models_in_use_are_never_offloaded(gpu_manager):
         with manager.use("inpaint"):  # over budget, but CLIP is busy: it stays
             assert clip.device.type == "cuda"
             assert {s.role: s.in_use for s in manager.states()} == {
-                "clip": True, "sam2": False, "inpaint": True}
+                "clip": True,
+                "sam2": False,
+                "inpaint": True,
+            }
         manager.offload()  # CLIP is still in use: only the idle inpainting model moves
         assert clip.device.type == "cuda"
         assert manager.device_of("inpaint") == "cpu"
@@ -120,8 +123,7 @@ def test_offload_keep_and_release(gpu_manager):
         with manager.use(role):
             pass
     manager.offload(keep=("sam2",))
-    assert [manager.device_of(r) for r in ("clip", "sam2", "inpaint")] == [
-        "cpu", "cuda:0", "cpu"]
+    assert [manager.device_of(r) for r in ("clip", "sam2", "inpaint")] == ["cpu", "cuda:0", "cpu"]
     manager.release("sam2")
     assert manager.device_of("sam2") is None
     with manager.use("sam2"):
@@ -191,14 +193,21 @@ def test_real_profile_without_weights_names_the_fix():
     with pytest.raises(ModelUnavailable, match="ovpaint models download sam2.1-tiny"):
         manager.check_available("sam2")  # CPU default: the tiny SAM2
     assert {s.role: s.state for s in manager.states()} == {
-        "clip": "missing", "sam2": "missing", "inpaint": "missing"}
+        "clip": "missing",
+        "sam2": "missing",
+        "inpaint": "missing",
+    }
 
 
 def test_local_path_that_vanished_is_reported(tmp_path):
     gone = tmp_path / "gone.safetensors"
     settings = Settings(values={"local_model_paths": {"clip-vit-b16": str(gone)}})
-    manager = ModelManager(profile="real", device="cpu", settings=settings,
-                           store=ModelStore(tmp_path / "m", settings["local_model_paths"]))
+    manager = ModelManager(
+        profile="real",
+        device="cpu",
+        settings=settings,
+        store=ModelStore(tmp_path / "m", settings["local_model_paths"]),
+    )
     with pytest.raises(ModelUnavailable, match="no longer exists"):
         manager.check_available("clip")
 
@@ -260,6 +269,7 @@ def test_loading_one_model_does_not_block_using_another(monkeypatch):
     loader.start()
     assert started.wait(10)
     done = threading.Event()
+
     def use_clip():
         with manager.use("clip"):
             done.set()

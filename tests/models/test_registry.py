@@ -45,8 +45,9 @@ def test_no_pickle_only_files():
             assert not pattern.endswith((".bin", ".ckpt", ".pth", ".pkl"))
         if m.is_folder:
             assert "model_index.json" in m.allow_patterns
-            weights = [p for p in m.allow_patterns if "diffusion_pytorch_model" in p
-                       or "model." in p]
+            weights = [
+                p for p in m.allow_patterns if "diffusion_pytorch_model" in p or "model." in p
+            ]
             assert weights and all(p.endswith(".safetensors") for p in weights)
 
 

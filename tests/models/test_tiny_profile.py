@@ -52,11 +52,10 @@ def test_tiny_sam2_predicts_on_a_small_image(tiny_manager):
     image = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
     with tiny_manager.use("sam2"), torch.inference_mode():
         predictor.set_image(image)
-        masks, scores, logits = predictor.predict(point_coords=np.array([[45, 30]]),
-                                                  point_labels=np.array([1]),
-                                                  multimask_output=True)
-        box_masks, _, _ = predictor.predict(box=np.array([10, 10, 60, 50]),
-                                            multimask_output=False)
+        masks, scores, logits = predictor.predict(
+            point_coords=np.array([[45, 30]]), point_labels=np.array([1]), multimask_output=True
+        )
+        box_masks, _, _ = predictor.predict(box=np.array([10, 10, 60, 50]), multimask_output=False)
     assert masks.shape == (3, 60, 90) and scores.shape == (3,)
     assert logits.shape == (3, 256 // 4, 256 // 4)
     assert box_masks.shape == (1, 60, 90)
@@ -69,8 +68,11 @@ def test_tiny_inpaint_pipeline_when_present():
 
     a = inpaint_loader.build_tiny(0, device="cpu", dtype=torch.float32)
     b = inpaint_loader.build_tiny(0, device="cpu", dtype=torch.float32)
-    modules_a = {k: v for k, v in vars(a.pipe).items() if isinstance(v, torch.nn.Module)} \
-        if hasattr(a, "pipe") else {}
+    modules_a = (
+        {k: v for k, v in vars(a.pipe).items() if isinstance(v, torch.nn.Module)}
+        if hasattr(a, "pipe")
+        else {}
+    )
     if not modules_a:
         modules_a = {k: v for k, v in vars(a).items() if isinstance(v, torch.nn.Module)}
     assert modules_a, "the tiny inpaint bundle exposes no torch modules"
@@ -105,8 +107,12 @@ def sam2_tiny_checkpoint(tmp_path_factory):
 def test_real_sam2_loader_reads_checkpoint_strictly(sam2_tiny_checkpoint, tmp_path):
     path, reference = sam2_tiny_checkpoint
     settings = Settings(values={"local_model_paths": {"sam2.1-tiny": str(path)}})
-    manager = ModelManager(profile="real", device="cpu", settings=settings,
-                           store=ModelStore(tmp_path, settings["local_model_paths"]))
+    manager = ModelManager(
+        profile="real",
+        device="cpu",
+        settings=settings,
+        store=ModelStore(tmp_path, settings["local_model_paths"]),
+    )
     with manager.use("sam2") as bundle:
         assert bundle.model_id == "sam2.1-tiny" and bundle.image_size == 1024
         assert _same_weights(bundle.model, reference)

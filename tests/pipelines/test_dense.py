@@ -102,10 +102,22 @@ def test_single_word_gives_a_mask_and_background(tiny_manager, image):
 
 def test_bf16_matches_fp32_mostly(tiny_manager, image):
     s = ImageSession(image)
-    a = segment(image, "dog, tree", method="dense", manager=tiny_manager, session=s,
-                settings={"compute_dtype": "fp32"})
-    b = segment(image, "dog, tree", method="dense", manager=tiny_manager, session=s,
-                settings={"compute_dtype": "bf16"})
+    a = segment(
+        image,
+        "dog, tree",
+        method="dense",
+        manager=tiny_manager,
+        session=s,
+        settings={"compute_dtype": "fp32"},
+    )
+    b = segment(
+        image,
+        "dog, tree",
+        method="dense",
+        manager=tiny_manager,
+        session=s,
+        settings={"compute_dtype": "bf16"},
+    )
     # 97 % of this image is background, so also compare where either found a class
     found = (a.labels != 0) | (b.labels != 0)
     assert found.sum() > 500
@@ -174,11 +186,17 @@ def test_huge_image_is_bounded(tiny_manager, monkeypatch):
 
 
 def test_class_absent_everywhere_is_empty_mask(tiny_manager, image):
-    r = segment(image, [ClassQuery("dog", ("dog",)), ClassQuery("cat", ("cat",))],
-                method="dense", manager=tiny_manager, settings={"prob_thd": 0.0})
+    r = segment(
+        image,
+        [ClassQuery("dog", ("dog",)), ClassQuery("cat", ("cat",))],
+        method="dense",
+        manager=tiny_manager,
+        settings={"prob_thd": 0.0},
+    )
     # force absence: a zero-weighted class is never argmax with area_thd at 1.0
-    r2 = segment(image, "dog, cat", method="dense", manager=tiny_manager,
-                 settings={"area_thd": 1.0})
+    r2 = segment(
+        image, "dog, cat", method="dense", manager=tiny_manager, settings={"area_thd": 1.0}
+    )
     assert set(r2.areas().values()) == {0}
     assert all(m.dtype == bool for m in r.masks().values())
 
@@ -214,19 +232,26 @@ def test_cancel_before_work(tiny_manager, image):
     token.cancel()
     session = ImageSession(image)
     with pytest.raises(Cancelled):
-        segment(image, "dog", method="refined", manager=tiny_manager, session=session,
-                cancel=token)
+        segment(image, "dog", method="refined", manager=tiny_manager, session=session, cancel=token)
     assert not [k for k in session._cache if k[0] == "dense_windows"]
 
 
-@pytest.mark.parametrize("hw,out", [((336, 448), (300, 400)), ((200, 100), (190, 95)),
-                                    ((336, 700), (1200, 2500)), ((30, 40), (7, 10))])
+@pytest.mark.parametrize(
+    "hw,out",
+    [
+        ((336, 448), (300, 400)),
+        ((200, 100), (190, 95)),
+        ((336, 700), (1200, 2500)),
+        ((30, 40), (7, 10)),
+    ],
+)
 def test_fast_final_logits_equals_reference_chain(hw, out):
     torch.manual_seed(0)
     boxes = D.window_boxes(*hw)
     crop = (boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2])
     feats = torch.nn.functional.normalize(
-        torch.randn(len(boxes), 16, crop[0] // 16 or 1, crop[1] // 16 or 1), dim=1)
+        torch.randn(len(boxes), 16, crop[0] // 16 or 1, crop[1] // 16 or 1), dim=1
+    )
     wf = D.WindowFeatures(feats, boxes, hw, crop)
     text = torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)
     ref = D.final_logits(D.slide_logits(wf, text), out)

@@ -23,8 +23,10 @@ def _kinds(prompt: str, **kwargs) -> dict[str, str]:
 
 
 def test_known_stuff_words_and_their_variants_go_dense():
-    prompt = ("sky, grass, road, wall, water, sea, floor, ceiling, skies, walls, green grass, "
-              "wooden floor, snow, river, mountain, sand")
+    prompt = (
+        "sky, grass, road, wall, water, sea, floor, ceiling, skies, walls, green grass, "
+        "wooden floor, snow, river, mountain, sand"
+    )
     assert set(_kinds(prompt).values()) == {STUFF}
 
 
@@ -41,8 +43,10 @@ def test_unknown_words_are_routed_by_text_embedding_nearest_prototype():
     stuff, things = coco_prototypes()
     assert len(stuff) == 91 and len(things) == 80 and "sky" in stuff and "dog" in things
     rng = np.random.default_rng(0)
-    table = {name: v / np.linalg.norm(v) for name, v in
-             zip(stuff + things, rng.normal(size=(171, 16)), strict=True)}
+    table = {
+        name: v / np.linalg.norm(v)
+        for name, v in zip(stuff + things, rng.normal(size=(171, 16)), strict=True)
+    }
     # "lava" sits next to the stuff prototype "rock"; "teapot" next to the thing "cup"
     table["lava"] = table["rock"] * 0.9 + table["cup"] * 0.1
     table["teapot"] = table["cup"] * 0.9 + table["rock"] * 0.1
@@ -54,8 +58,11 @@ def test_unknown_words_are_routed_by_text_embedding_nearest_prototype():
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
     routes = route_classes(parse_prompt("lava, teapot, sky"), embed=embed)
-    assert [(r.name, r.kind) for r in routes] == [("lava", STUFF), ("teapot", THING),
-                                                   ("sky", STUFF)]
+    assert [(r.name, r.kind) for r in routes] == [
+        ("lava", STUFF),
+        ("teapot", THING),
+        ("sky", STUFF),
+    ]
     assert routes[0].reason.startswith("text embedding")
     assert routes[2].reason.startswith("stuff list")
     # a margin larger than the gap flips the decision to "thing"
@@ -107,8 +114,9 @@ def test_merge_with_only_one_side():
     assert (scores[0] == 1).all()
 
 
-def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(tiny_manager,
-                                                                         monkeypatch):
+def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(
+    tiny_manager, monkeypatch
+):
     import zlib
 
     from ovpaint.pipelines import hybrid, proposals
@@ -135,11 +143,20 @@ def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(tiny_m
         labels[40:] = 2  # the dense path's "dog": must not survive the merge
         return SegmentationResult(labels, ["background", "sky", "dog"], None, "refined")
 
-    settings = hybrid.HybridSettings(proposal=proposals.ProposalSettings(
-        points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-        threshold_large=-2.0, threshold_small=-2.0, scales=(224,), scale_weights=(1.0,)))
-    result = hybrid.segment_hybrid(session, parse_prompt("sky, dog"), tiny_manager, settings,
-                                   dense=dense)
+    settings = hybrid.HybridSettings(
+        proposal=proposals.ProposalSettings(
+            points_per_side=6,
+            pred_iou_thresh=0.0,
+            stability_score_thresh=0.0,
+            threshold_large=-2.0,
+            threshold_small=-2.0,
+            scales=(224,),
+            scale_weights=(1.0,),
+        )
+    )
+    result = hybrid.segment_hybrid(
+        session, parse_prompt("sky, dog"), tiny_manager, settings, dense=dense
+    )
     assert seen["dense"] == ["sky", "dog"]  # the dense path sees every class
     assert result.method == "hybrid" and result.classes == ["background", "sky", "dog"]
     assert [r["kind"] for r in result.extras["routes"]] == [STUFF, THING]
@@ -158,32 +175,54 @@ def test_methods_registered_and_run_through_segment(tiny_manager):
     assert {"proposal", "hybrid"} <= set(METHODS) and "refined" in METHODS
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (12, 16, 3)).astype(np.uint8).repeat(8, 0).repeat(8, 1)
-    settings = {"proposal_points_per_side": 4, "proposal_scales": [224],
-                "proposal_scale_weights": [1.0], "templates": "openai80",
-                "hybrid_dense_method": "dense"}
-    hybrid_result = segment(image, "sky, dog", method="hybrid", manager=tiny_manager,
-                            settings=settings)
+    settings = {
+        "proposal_points_per_side": 4,
+        "proposal_scales": [224],
+        "proposal_scale_weights": [1.0],
+        "templates": "openai80",
+        "hybrid_dense_method": "dense",
+    }
+    hybrid_result = segment(
+        image, "sky, dog", method="hybrid", manager=tiny_manager, settings=settings
+    )
     assert hybrid_result.method == "hybrid"
     assert hybrid_result.classes == ["background", "sky", "dog"]
     assert hybrid_result.labels.shape == (96, 128)
-    proposal_result = segment(image, "dog", method="proposal", manager=tiny_manager,
-                              settings=settings)
+    proposal_result = segment(
+        image, "dog", method="proposal", manager=tiny_manager, settings=settings
+    )
     assert proposal_result.method == "proposal"
     # an empty result says why (beyond the note every tiny-model result carries)
     reasons = [m for m in proposal_result.messages if "Tiny test models" not in m]
     assert proposal_result.labels.any() or any("nothing was segmented" in m for m in reasons)
     with pytest.raises(BadInput):
-        segment(image, "dog", method="proposal", manager=tiny_manager,
-                settings={"proposal_no_such_thing": 1})
+        segment(
+            image,
+            "dog",
+            method="proposal",
+            manager=tiny_manager,
+            settings={"proposal_no_such_thing": 1},
+        )
     with pytest.raises(BadInput):
-        segment(image, "sky", method="hybrid", manager=tiny_manager,
-                settings={"hybrid_dense_method": "hybrid"})
+        segment(
+            image,
+            "sky",
+            method="hybrid",
+            manager=tiny_manager,
+            settings={"hybrid_dense_method": "hybrid"},
+        )
 
 
 def test_proposal_settings_from_the_shared_dict_ignore_other_methods_keys():
     from ovpaint.pipelines.proposals import settings_from_dict
 
-    s = settings_from_dict({"templates": "openai80", "decoder_chunk": 99, "proposal_top_k": 3,
-                            "proposal": {"threshold_small": 0.3}})
+    s = settings_from_dict(
+        {
+            "templates": "openai80",
+            "decoder_chunk": 99,
+            "proposal_top_k": 3,
+            "proposal": {"threshold_small": 0.3},
+        }
+    )
     assert s.templates == "four" and s.decoder_chunk == 8
     assert s.top_k == 3 and s.threshold_small == 0.3

@@ -140,24 +140,28 @@ def test_cancel_mid_run_changes_nothing(tiny_manager):
 
     progress.subscribe(on_event)
     with pytest.raises(Cancelled):
-        inpaint(image, mask, InpaintSettings(steps=6, seed=1), manager=tiny_manager,
-                progress=progress, cancel=cancel)
+        inpaint(
+            image,
+            mask,
+            InpaintSettings(steps=6, seed=1),
+            manager=tiny_manager,
+            progress=progress,
+            cancel=cancel,
+        )
     assert max(seen) < 6, "denoising must stop at the step after the cancel"
     assert np.array_equal(image, before)
 
 
 def test_empty_mask_returns_the_input_with_a_message(tiny_manager):
     image = _image(50, 60)
-    result = inpaint(image, np.zeros((50, 60), bool), InpaintSettings(**FAST),
-                     manager=tiny_manager)
+    result = inpaint(image, np.zeros((50, 60), bool), InpaintSettings(**FAST), manager=tiny_manager)
     assert np.array_equal(result.image, image)
     assert "empty" in result.messages[0]
 
 
 def test_full_image_mask_works(tiny_manager):
     image = _image(70, 130)
-    result = inpaint(image, np.ones((70, 130), bool), InpaintSettings(**FAST),
-                     manager=tiny_manager)
+    result = inpaint(image, np.ones((70, 130), bool), InpaintSettings(**FAST), manager=tiny_manager)
     assert result.image.shape == image.shape
     assert (result.image != image).any(axis=2).mean() > 0.9
 

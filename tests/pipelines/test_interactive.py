@@ -141,7 +141,7 @@ def test_prompt_conversion_helpers():
     yy, xx = np.mgrid[:41, :41]
     r = np.hypot(yy - 20, xx - 20)
     ring[(r > 10) & (r < 18)] = True
-    (x, y), = interior_points(ring, max_points=1)
+    ((x, y),) = interior_points(ring, max_points=1)
     assert ring[int(y), int(x)]
     logits = mask_to_logits(mask, 16)
     assert logits.shape == (1, 16, 16) and logits.max() > 0 > logits.min()
@@ -156,8 +156,7 @@ def test_starting_mask_of_wrong_size_is_bad_input(tiny_manager):
 def test_parse_points_and_box():
     from ovpaint.pipelines.interactive import parse_box, parse_points
 
-    assert parse_points("10,20,+; 30.5,4,-;7,8") == [(10, 20, True), (30.5, 4, False),
-                                                     (7, 8, True)]
+    assert parse_points("10,20,+; 30.5,4,-;7,8") == [(10, 20, True), (30.5, 4, False), (7, 8, True)]
     assert parse_points("") == [] and parse_points(None) == []
     for bad in ("10", "a,b,+", "1,2,?", "1,2,3,4"):
         with pytest.raises(BadInput):
@@ -181,10 +180,10 @@ def test_refine_one_class_of_a_result_and_segment_from_clicks(tiny_manager):
     with pytest.raises(BadInput, match="--class"):
         refine_class_with_clicks(result, session, tiny_manager, [(5, 5, False)])
     with pytest.raises(BadInput, match="not in"):
-        refine_class_with_clicks(result, session, tiny_manager, [(5, 5, False)],
-                                 class_name="cat")
-    out = refine_class_with_clicks(result, session, tiny_manager, [(120, 5, False)],
-                                   class_name="dog")
+        refine_class_with_clicks(result, session, tiny_manager, [(5, 5, False)], class_name="cat")
+    out = refine_class_with_clicks(
+        result, session, tiny_manager, [(120, 5, False)], class_name="dog"
+    )
     # a negative click far away keeps the dog, and the other class is untouched
     assert ((out.labels == 1) & (labels == 1)).sum() >= 0.9 * (labels == 1).sum()
     assert (out.labels[labels == 2] != 0).all()

@@ -69,8 +69,9 @@ def test_amg_equals_sam2_every_mask_kept(sam_predictor):
     """Thresholds 0 and box NMS off (1.0): all 12×12×3 random-weight masks survive, and each
     must match sam2's generator bit for bit, in sam2's order."""
     manager, session, predictor = sam_predictor
-    kwargs = dict(points_per_side=12, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                  box_nms_thresh=1.0)
+    kwargs = dict(
+        points_per_side=12, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0
+    )
     with manager.use("sam2") as sam:
         mine = generate_masks(predictor, ProposalSettings(**kwargs))
         ref = _reference(sam, session.image, **kwargs)
@@ -84,13 +85,24 @@ def test_amg_equals_sam2_with_partial_filtering_and_lone_batch(sam_predictor):
     the last batch holds a single prompt (sam2's other code path)."""
     manager, session, predictor = sam_predictor
     with manager.use("sam2") as sam:
-        everything = _reference(sam, session.image, points_per_side=9, points_per_batch=16,
-                                pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                                box_nms_thresh=1.0)
+        everything = _reference(
+            sam,
+            session.image,
+            points_per_side=9,
+            points_per_batch=16,
+            pred_iou_thresh=0.0,
+            stability_score_thresh=0.0,
+            box_nms_thresh=1.0,
+        )
         iou_t = float(np.median([r["predicted_iou"] for r in everything]))
         stab_t = float(np.median([r["stability_score"] for r in everything]))
-        kwargs = dict(points_per_side=9, points_per_batch=16, pred_iou_thresh=iou_t,
-                      stability_score_thresh=stab_t, box_nms_thresh=0.7)
+        kwargs = dict(
+            points_per_side=9,
+            points_per_batch=16,
+            pred_iou_thresh=iou_t,
+            stability_score_thresh=stab_t,
+            box_nms_thresh=0.7,
+        )
         mine = generate_masks(predictor, ProposalSettings(**kwargs))
         ref = _reference(sam, session.image, **kwargs)
     assert 0 < len(ref) < len(everything)
@@ -106,8 +118,9 @@ def test_amg_thesis_settings_match_and_embedding_reused(sam_predictor, monkeypat
     assert calls == []  # the cached embedding is used, never recomputed
     monkeypatch.undo()
     with manager.use("sam2") as sam:
-        ref = _reference(sam, session.image, points_per_side=8, pred_iou_thresh=0.88,
-                         stability_score_thresh=0.95)
+        ref = _reference(
+            sam, session.image, points_per_side=8, pred_iou_thresh=0.88, stability_score_thresh=0.95
+        )
     _assert_same(mine, ref)
 
 
@@ -115,12 +128,14 @@ def test_min_region_area_is_skipped_with_a_warning_like_sam2(sam_predictor):
     pytest.importorskip("sam2")
     try:
         from sam2 import _C  # noqa: F401
+
         pytest.skip("sam2's compiled extension is present")
     except ImportError:
         pass
     manager, session, predictor = sam_predictor
-    kwargs = dict(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                  min_mask_region_area=50)
+    kwargs = dict(
+        points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, min_mask_region_area=50
+    )
     with pytest.warns(UserWarning, match="skipped"):
         mine = generate_masks(predictor, ProposalSettings(**kwargs))
     with manager.use("sam2") as sam, warnings.catch_warnings():
@@ -175,18 +190,24 @@ def test_batched_scoring_equals_one_crop_at_a_time(tiny_manager):
     masks = np.zeros((5, 64, 80), bool)
     boxes = []
     for i in range(5):
-        masks[i, 5 + i * 5: 30 + i * 5, 10 + i * 6: 40 + i * 6] = True
+        masks[i, 5 + i * 5 : 30 + i * 5, 10 + i * 6 : 40 + i * 6] = True
         boxes.append([10 + i * 6, 5 + i * 5, 39 + i * 6, 29 + i * 5])
     boxes = np.array(boxes, np.float32)
-    s_batch = ProposalSettings(clip_batch=4, low_precision_cpu=False, scales=(224, 256),
-                               scale_weights=(0.5, 0.5))
-    s_one = ProposalSettings(clip_batch=1, low_precision_cpu=False, scales=(224, 256),
-                             scale_weights=(0.5, 0.5))
+    s_batch = ProposalSettings(
+        clip_batch=4, low_precision_cpu=False, scales=(224, 256), scale_weights=(0.5, 0.5)
+    )
+    s_one = ProposalSettings(
+        clip_batch=1, low_precision_cpu=False, scales=(224, 256), scale_weights=(0.5, 0.5)
+    )
     with tiny_manager.use("clip") as clip:
         batched = mask_features(clip, image, (masks, boxes), s_batch)
         single = mask_features(clip, image, (masks, boxes), s_one)
-        low = mask_features(clip, image, (masks, boxes),
-                            ProposalSettings(clip_batch=4, scales=(224,), scale_weights=(1.0,)))
+        low = mask_features(
+            clip,
+            image,
+            (masks, boxes),
+            ProposalSettings(clip_batch=4, scales=(224,), scale_weights=(1.0,)),
+        )
     for a, b in zip(batched, single, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     # bf16 on CPU (where the CPU has it: the product setting) stays close to fp32 in cosine
@@ -198,8 +219,9 @@ def test_batched_scoring_equals_one_crop_at_a_time(tiny_manager):
         assert not np.array_equal(low[0], batched[0])  # bf16 really ran
     text = np.eye(batched[0].shape[1], dtype=np.float32)[:3]
     combined = combine_scales(batched, text, (0.5, 0.5))
-    np.testing.assert_allclose(combined, 0.5 * batched[0][:, :3] + 0.5 * batched[1][:, :3],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        combined, 0.5 * batched[0][:, :3] + 0.5 * batched[1][:, :3], rtol=1e-5
+    )
 
 
 # ------------------------------------------------------------------ selection rules
@@ -228,15 +250,18 @@ def test_mask_nms_keeps_best_of_overlapping_and_both_of_separate():
 
 def test_few_class_thresholds_size_filter_and_background_suppression():
     shape = (100, 100)  # 10,000 px: 0.1 % = 10 px, small < 1 % = 100 px
-    masks = _rect_masks(shape, [
-        (0, 50, 0, 50),  # 0: large, 0.18 ≥ 0.15 → kept
-        (60, 65, 60, 70),  # 1: small (50 px), 0.18 < 0.20 → dropped
-        (70, 80, 0, 20),  # 2: small (200 px? no: 200 px = 2 % → large), 0.16 → kept
-        (90, 93, 90, 93),  # 3: 9 px < 0.1 % → dropped despite a high score
-        (0, 50, 55, 100),  # 4: large, 0.35 but background 0.6 → 0.17 → kept
-        (55, 60, 0, 40),  # 5: 200 px, 0.30 but background 0.7 → 0.09 → dropped
-        (62, 75, 30, 45),  # 6: small 195 px? (13×15 = 195 → 1.95 % large) 0.21 → kept
-    ])
+    masks = _rect_masks(
+        shape,
+        [
+            (0, 50, 0, 50),  # 0: large, 0.18 ≥ 0.15 → kept
+            (60, 65, 60, 70),  # 1: small (50 px), 0.18 < 0.20 → dropped
+            (70, 80, 0, 20),  # 2: small (200 px? no: 200 px = 2 % → large), 0.16 → kept
+            (90, 93, 90, 93),  # 3: 9 px < 0.1 % → dropped despite a high score
+            (0, 50, 55, 100),  # 4: large, 0.35 but background 0.6 → 0.17 → kept
+            (55, 60, 0, 40),  # 5: 200 px, 0.30 but background 0.7 → 0.09 → dropped
+            (62, 75, 30, 45),  # 6: small 195 px? (13×15 = 195 → 1.95 % large) 0.21 → kept
+        ],
+    )
     sims = np.array([[0.18], [0.18], [0.16], [0.9], [0.35], [0.30], [0.21]])
     bg = np.array([0.0, 0.0, 0.0, 0.0, 0.6, 0.7, 0.0])
     inst = select_masks(sims, bg, masks, ProposalSettings())
@@ -278,9 +303,13 @@ def test_each_mask_goes_to_its_best_class_and_pixels_to_the_more_confident():
 
 def test_many_class_softmax_denoising_top_k_and_size_penalty():
     shape = (100, 100)
-    rects = [(0, 10, 0, 10), (0, 10, 20, 30), (0, 10, 40, 50),  # three class-0 masks, 1 %
-             (20, 30, 0, 10),  # a class-1 mask
-             (0, 100, 0, 70)]  # a huge (70 %) class-2 mask
+    rects = [
+        (0, 10, 0, 10),
+        (0, 10, 20, 30),
+        (0, 10, 40, 50),  # three class-0 masks, 1 %
+        (20, 30, 0, 10),  # a class-1 mask
+        (0, 100, 0, 70),
+    ]  # a huge (70 %) class-2 mask
     masks = _rect_masks(shape, rects)
     c = 6
     sims = np.full((5, c), 0.20)
@@ -352,9 +381,15 @@ def test_segment_proposals_end_to_end_and_caches(tiny_manager, monkeypatch):
     monkeypatch.setattr(proposals, "generate_masks", gen)
     monkeypatch.setattr(proposals, "mask_features", feat)
     session = ImageSession(_image())
-    loose = ProposalSettings(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                             threshold_large=-2.0, threshold_small=-2.0, scales=(224,),
-                             scale_weights=(1.0,))
+    loose = ProposalSettings(
+        points_per_side=6,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        threshold_large=-2.0,
+        threshold_small=-2.0,
+        scales=(224,),
+        scale_weights=(1.0,),
+    )
     result = proposals.segment_proposals(session, parse_prompt("dog, cat"), tiny_manager, loose)
     assert result.classes == ["background", "dog", "cat"] and result.method == "proposal"
     assert result.labels.shape == (96, 128) and (result.labels > 0).any()
@@ -363,38 +398,43 @@ def test_segment_proposals_end_to_end_and_caches(tiny_manager, monkeypatch):
     for inst in result.extras["instances"]:
         assert inst["class"] in ("dog", "cat")
     # a new query on the same image: no new masks, no new CLIP image passes
-    strict = ProposalSettings(**{**loose.__dict__, "threshold_large": 2.0,
-                                 "threshold_small": 2.0})
+    strict = ProposalSettings(**{**loose.__dict__, "threshold_large": 2.0, "threshold_small": 2.0})
     empty = proposals.segment_proposals(session, parse_prompt("zebra"), tiny_manager, strict)
     assert counts == {"amg": 1, "clip": 1}
     assert not (empty.labels > 0).any()
     assert any("zebra" in m for m in empty.messages)
 
 
-def test_segment_proposals_no_masks_is_an_empty_result_with_a_message(tiny_manager,
-                                                                      monkeypatch):
+def test_segment_proposals_no_masks_is_an_empty_result_with_a_message(tiny_manager, monkeypatch):
     from ovpaint.core.prompt import parse_prompt
     from ovpaint.pipelines.proposals import segment_proposals
 
     _fake_text(monkeypatch)
     session = ImageSession(_image())
     # random weights: no mask reaches the thesis's predicted-IoU threshold
-    result = segment_proposals(session, parse_prompt("dog"), tiny_manager,
-                               ProposalSettings(points_per_side=4))
+    result = segment_proposals(
+        session, parse_prompt("dog"), tiny_manager, ProposalSettings(points_per_side=4)
+    )
     assert result.extras["n_masks"] == 0
     assert not (result.labels > 0).any() and result.messages
 
 
-def test_large_images_are_segmented_at_the_work_size_and_scaled_back(tiny_manager,
-                                                                     monkeypatch):
+def test_large_images_are_segmented_at_the_work_size_and_scaled_back(tiny_manager, monkeypatch):
     from ovpaint.core.prompt import parse_prompt
     from ovpaint.pipelines import proposals
 
     _fake_text(monkeypatch)
     session = ImageSession(_image())  # 96×128
-    s = ProposalSettings(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                         threshold_large=-2.0, threshold_small=-2.0, scales=(224,),
-                         scale_weights=(1.0,), max_side=64)
+    s = ProposalSettings(
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        threshold_large=-2.0,
+        threshold_small=-2.0,
+        scales=(224,),
+        scale_weights=(1.0,),
+        max_side=64,
+    )
     assert proposals.work_size(96, 128, s) == (48, 64)
     result = proposals.segment_proposals(session, parse_prompt("dog"), tiny_manager, s)
     auto = proposals.session_masks(session, tiny_manager, s)
@@ -414,8 +454,13 @@ def test_text_embeddings_come_from_the_shared_four_template_encoder(tiny_manager
     encoder = text_encoder_for(tiny_manager, "four")
     assert encoder.cached("dog")
     session = ImageSession(_image())
-    s = ProposalSettings(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                         scales=(224,), scale_weights=(1.0,))
+    s = ProposalSettings(
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        scales=(224,),
+        scale_weights=(1.0,),
+    )
     result = segment_proposals(session, parse_prompt("dog | puppy, cat"), tiny_manager, s)
     assert result.classes == ["background", "dog", "cat"]
     assert encoder.cached("puppy") and encoder.cached("empty space")

@@ -36,7 +36,7 @@ def test_small_components_dropped_and_points_spaced():
 def test_caps_per_class_and_image():
     labels = np.zeros((300, 300), np.int32)
     for c in range(1, 9):
-        labels[(c - 1) * 35:(c - 1) * 35 + 30, :] = c
+        labels[(c - 1) * 35 : (c - 1) * 35 + 30, :] = c
     s = R.RefineSettings(max_points_per_class=3, max_points=10, large_area_frac=0.01)
     pts = R.select_points(labels, 9, s, 20)
     assert len(pts) == 10
@@ -72,8 +72,12 @@ def test_batched_decoder_equals_predict(tiny_manager):
         low, iou = R.decode_points(pred, pts)
         assert low.shape[:2] == (3, 3)
         for i, p in enumerate(pts):
-            _, sc, lr = pred.predict(point_coords=p[None], point_labels=np.array([1]),
-                                     multimask_output=True, return_logits=True)
+            _, sc, lr = pred.predict(
+                point_coords=p[None],
+                point_labels=np.array([1]),
+                multimask_output=True,
+                return_logits=True,
+            )
             np.testing.assert_allclose(np.clip(low[i].numpy(), -32, 32), lr, atol=1e-4)
             np.testing.assert_allclose(iou[i].numpy(), sc, atol=1e-4)
         one, _ = R.decode_points(pred, pts[1:2])  # a single prompt takes sam2's own path
@@ -135,8 +139,9 @@ def test_no_points_means_dense_labels(tiny_manager):
     labels = np.zeros((50, 50), np.int32)
     probs = np.ones((1, 50, 50), np.float32)
     s = R.RefineSettings(refine_background=False)
-    out, info = R.refine_labels(ImageSession(np.zeros((50, 50, 3), np.uint8)), tiny_manager,
-                                labels, probs, s)
+    out, info = R.refine_labels(
+        ImageSession(np.zeros((50, 50, 3), np.uint8)), tiny_manager, labels, probs, s
+    )
     assert info["points"] == [] and np.array_equal(out, labels)
 
 
@@ -197,8 +202,9 @@ def test_bf16_decoder_follows_fp32(tiny_manager):
             hyper = torch.randn(3, 4, 32).to(torch.bfloat16)
             whole = fast._masks_by_band(src, hyper, rows=h)
             for rows in (1, 3):  # bands, including a short last one, give the same logits
-                torch.testing.assert_close(fast._masks_by_band(src, hyper, rows=rows), whole,
-                                           atol=0.05, rtol=0.01)
+                torch.testing.assert_close(
+                    fast._masks_by_band(src, hyper, rows=rows), whole, atol=0.05, rtol=0.01
+                )
 
 
 def test_reassociated_attention_equals_sam2_attention():
@@ -219,17 +225,21 @@ def test_reassociated_attention_equals_sam2_attention():
     tokens, image = torch.randn(3, 7, 64), torch.randn(3, 300, 64)
     with torch.no_grad():
         close = dict(atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(dec._to_image(attn, tokens, image, image * 0.5),
-                                   attn(q=tokens, k=image, v=image * 0.5), **close)
+        torch.testing.assert_close(
+            dec._to_image(attn, tokens, image, image * 0.5),
+            attn(q=tokens, k=image, v=image * 0.5),
+            **close,
+        )
         want = attn(q=image, k=tokens, v=tokens * 2)
-        torch.testing.assert_close(dec._from_image(attn, image, tokens, tokens * 2), want,
-                                   **close)
+        torch.testing.assert_close(dec._from_image(attn, image, tokens, tokens * 2), want, **close)
         q_t = _separate_heads(attn.q_proj(image), 4).transpose(-2, -1)
-        torch.testing.assert_close(dec._from_image(attn, None, tokens, tokens * 2, q_t=q_t),
-                                   want, **close)
+        torch.testing.assert_close(
+            dec._from_image(attn, None, tokens, tokens * 2, q_t=q_t), want, **close
+        )
         q, k, v = (torch.randn(2, 4, n, 8) for n in (7, 300, 300))
-        torch.testing.assert_close(dec._sdpa(q, k, v), F.scaled_dot_product_attention(q, k, v),
-                                   **close)
+        torch.testing.assert_close(
+            dec._sdpa(q, k, v), F.scaled_dot_product_attention(q, k, v), **close
+        )
 
 
 def test_refine_precision_setting():

@@ -20,11 +20,15 @@ from ovpaint.pipelines import dense as D
 from ovpaint.pipelines.text import TextEncoder
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = Path(os.environ.get("SCLIP_PARITY_FIXTURE",
-                              REPO.parent / "shared" / "fixtures" / "sclip_parity_tiny.npz"))
+FIXTURE = Path(
+    os.environ.get(
+        "SCLIP_PARITY_FIXTURE", REPO.parent / "shared" / "fixtures" / "sclip_parity_tiny.npz"
+    )
+)
 
-pytestmark = pytest.mark.skipif(not FIXTURE.exists(),
-                                reason=f"SCLIP parity fixture not found at {FIXTURE}")
+pytestmark = pytest.mark.skipif(
+    not FIXTURE.exists(), reason=f"SCLIP parity fixture not found at {FIXTURE}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +36,23 @@ def fx():
     z = np.load(FIXTURE, allow_pickle=False)
     cfg = json.loads(FIXTURE.with_suffix(".json").read_text("utf-8"))
     model = build_clip_from_openai_config(cfg["clip_config_openai_style"])
-    state = {k[len("weight/"):]: torch.from_numpy(z[k].astype(np.float32))
-             for k in z.files if k.startswith("weight/")}
+    state = {
+        k[len("weight/") :]: torch.from_numpy(z[k].astype(np.float32))
+        for k in z.files
+        if k.startswith("weight/")
+    }
     model.load_state_dict(state, strict=True)
     model.eval()
     pre = cfg["preprocess"]
     mean = tuple(v / 255.0 for v in pre["mean_0_255"])
     std = tuple(v / 255.0 for v in pre["std_0_255"])
-    bundle = ClipBundle(model, tokenizer(cfg["clip_config_openai_style"]["context_length"]),
-                        "parity-fixture", mean, std)
+    bundle = ClipBundle(
+        model,
+        tokenizer(cfg["clip_config_openai_style"]["context_length"]),
+        "parity-fixture",
+        mean,
+        std,
+    )
     arrays = {k: z[k] for k in z.files if not k.startswith("weight/")}
     return cfg, bundle, arrays
 
@@ -65,8 +77,9 @@ def test_text_features(fx, tmp_path):
 
 def test_preprocessing(fx):
     cfg, bundle, a = fx
-    x = D.preprocess(a["image_uint8"], cfg["preprocess"]["short_side"], 2048,
-                     bundle.mean, bundle.std)
+    x = D.preprocess(
+        a["image_uint8"], cfg["preprocess"]["short_side"], 2048, bundle.mean, bundle.std
+    )
     assert tuple(x.shape) == a["input_normalized"].shape
     np.testing.assert_allclose(x.numpy(), a["input_normalized"], atol=1e-4, rtol=0)
 
@@ -82,8 +95,9 @@ def test_crop_dense_embeddings(fx):
 
 
 def _slide(cfg, bundle, a, dtype="fp32"):
-    s = D.DenseSettings(crop=cfg["slide"]["crop"], stride=cfg["slide"]["stride"],
-                        compute_dtype=dtype, batch_size=4)
+    s = D.DenseSettings(
+        crop=cfg["slide"]["crop"], stride=cfg["slide"]["stride"], compute_dtype=dtype, batch_size=4
+    )
     feats = D.window_features(bundle, torch.from_numpy(a["input_normalized"]), s)
     return D.slide_logits(feats, torch.from_numpy(a["text_features"]))
 
@@ -100,8 +114,13 @@ def test_slide_and_final_logits(fx):
 def test_postprocessing(fx, preset):
     cfg, _, a = fx
     p = cfg[f"postprocess_{preset}"]
-    probs, labels = D.postprocess(torch.from_numpy(a["final_logits"][0]), a["name_class"],
-                                  p["logit_scale"], p["prob_thd"], p["area_thd"])
+    probs, labels = D.postprocess(
+        torch.from_numpy(a["final_logits"][0]),
+        a["name_class"],
+        p["logit_scale"],
+        p["prob_thd"],
+        p["area_thd"],
+    )
     np.testing.assert_allclose(probs.numpy(), a[f"probs_{preset}"], atol=1e-4, rtol=0)
     agree = (labels.numpy() == a[f"labels_{preset}"][0]).mean()
     assert agree >= 0.999
@@ -111,14 +130,16 @@ def test_end_to_end_from_image(fx, tmp_path):
     """From the uint8 image through our own preprocessing, text encoder and presets."""
     cfg, bundle, a = fx
     text = TextEncoder(bundle, "openai80", cache_dir=tmp_path).encode(_names(cfg))
-    x = D.preprocess(a["image_uint8"], cfg["preprocess"]["short_side"], 2048,
-                     bundle.mean, bundle.std)
+    x = D.preprocess(
+        a["image_uint8"], cfg["preprocess"]["short_side"], 2048, bundle.mean, bundle.std
+    )
     feats = D.window_features(bundle, x, D.DenseSettings(compute_dtype="fp32"))
     final = D.final_logits(D.slide_logits(feats, text), a["image_uint8"].shape[:2])
     np.testing.assert_allclose(final.numpy(), a["final_logits"][0], atol=1e-5, rtol=0)
     voc = D.DenseSettings.voc()
-    probs, labels = D.postprocess(final, a["name_class"], voc.logit_scale, voc.prob_thd,
-                                  voc.area_thd)
+    probs, labels = D.postprocess(
+        final, a["name_class"], voc.logit_scale, voc.prob_thd, voc.area_thd
+    )
     assert (labels.numpy() == a["labels_voc"][0]).mean() >= 0.999
 
 
@@ -129,8 +150,9 @@ def test_fastest_mode_keeps_labels(fx, preset):
     p = cfg[f"postprocess_{preset}"]
     logits = _slide(cfg, bundle, a, dtype="bf16")
     final = D.final_logits(logits, a["image_uint8"].shape[:2])
-    _, labels = D.postprocess(final, a["name_class"], p["logit_scale"], p["prob_thd"],
-                              p["area_thd"])
+    _, labels = D.postprocess(
+        final, a["name_class"], p["logit_scale"], p["prob_thd"], p["area_thd"]
+    )
     agree = (labels.numpy() == a[f"labels_{preset}"][0]).mean()
     assert agree >= 0.999, f"bf16 labels agree on {agree:.5f} of the pixels"
 
@@ -138,9 +160,11 @@ def test_fastest_mode_keeps_labels(fx, preset):
 def test_fast_final_logits_matches_fixture(fx):
     """The pipeline's separable-operator path gives the reference's final logits."""
     cfg, bundle, a = fx
-    s = D.DenseSettings(crop=cfg["slide"]["crop"], stride=cfg["slide"]["stride"],
-                        compute_dtype="fp32")
+    s = D.DenseSettings(
+        crop=cfg["slide"]["crop"], stride=cfg["slide"]["stride"], compute_dtype="fp32"
+    )
     feats = D.window_features(bundle, torch.from_numpy(a["input_normalized"]), s)
-    fast = D.fast_final_logits(feats, torch.from_numpy(a["text_features"]),
-                               a["image_uint8"].shape[:2])
+    fast = D.fast_final_logits(
+        feats, torch.from_numpy(a["text_features"]), a["image_uint8"].shape[:2]
+    )
     np.testing.assert_allclose(fast.numpy(), a["final_logits"][0], atol=1e-5, rtol=0)
