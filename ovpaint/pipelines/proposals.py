@@ -18,8 +18,12 @@ Three parts, each usable alone:
      masks instead of RLE lists deep-copied per batch.
 
    Every per-prompt tensor operation is the one sam2 runs, on tensors of the same memory layout
-   (a matrix product's rounding depends on the layout of its input), so results are bitwise
-   equal; ``tests/pipelines/test_proposals.py`` compares them with sam2's generator.
+   (a matrix product's rounding depends on the layout of its input), so the masks, boxes and the
+   set and order of kept masks are identical to sam2's, and the float scores equal within 1e-6
+   relative. Not bitwise: a CPU's math library may pick another kernel for our chunk size than
+   for sam2's batch (seen on an Intel Xeon: the last bit of a predicted IoU moved), and a score
+   that close to a threshold could then fall on the other side of it.
+   ``tests/pipelines/test_proposals.py`` compares them with sam2's generator.
 
 2. :func:`score_masks` — CLIP similarity of every mask at 224, 336 and 512 px (weights
    0.2/0.5/0.3), crops batched per scale.
@@ -175,9 +179,10 @@ def _recombine_heads(x: torch.Tensor) -> torch.Tensor:
 class PromptDecoder:
     """SAM2's mask decoder for many point prompts on one cached image embedding.
 
-    In the model's precision it is bitwise equal to ``SAM2ImagePredictor._predict`` for
+    In the model's precision it runs the operations of ``SAM2ImagePredictor._predict`` for
     batches of two or more prompts (sam2 takes another code path for a single prompt, and so
-    does :meth:`decode_single`). In a reduced precision (``dtype``, the refinement's CPU
+    does :meth:`decode_single`): equal masks, scores equal within float rounding (bitwise on
+    most CPUs, not guaranteed where the math library picks a kernel by batch size). In a reduced precision (``dtype``, the refinement's CPU
     mode) it runs a bf16 copy with its cross attentions reassociated (:meth:`_to_image`,
     :meth:`_from_image`) and the upscaling in bands: close to, not equal to, sam2's output.
     """

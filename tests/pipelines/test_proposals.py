@@ -50,8 +50,10 @@ def _assert_same(mine: AutoMasks, ref: list[dict]) -> None:
         assert rle["counts"] == rec["segmentation"]["counts"], f"mask {i} differs"
         x0, y0, x1, y1 = mine.boxes[i].tolist()
         assert [x0, y0, x1 - x0, y1 - y0] == rec["bbox"]
-        assert float(mine.predicted_iou[i]) == rec["predicted_iou"]
-        assert float(mine.stability_score[i]) == rec["stability_score"]
+        # scores come from float reductions whose kernels differ between CPUs (the last bit
+        # moves between an AMD EPYC and an Intel Xeon): equal within 1e-6 relative
+        assert float(mine.predicted_iou[i]) == pytest.approx(rec["predicted_iou"], rel=1e-6)
+        assert float(mine.stability_score[i]) == pytest.approx(rec["stability_score"], rel=1e-6)
         assert mine.points[i].tolist() == rec["point_coords"][0]
         assert int(mine.areas[i]) == rec["area"]
 
@@ -65,9 +67,17 @@ def sam_predictor(tiny_manager):
     return tiny_manager, session, predictor
 
 
+def _threshold_between_scores(scores: list[float]) -> float:
+    """A threshold near the median that lies halfway between two distinct scores, so a score
+    moving by a last-bit rounding on another CPU cannot cross it."""
+    values = np.unique(np.asarray(scores, dtype=np.float64))
+    mid = len(values) // 2
+    return float((values[mid - 1] + values[mid]) / 2)
+
+
 def test_amg_equals_sam2_every_mask_kept(sam_predictor):
     """Thresholds 0 and box NMS off (1.0): all 12×12×3 random-weight masks survive, and each
-    must match sam2's generator bit for bit, in sam2's order."""
+    must match sam2's generator (masks exactly, scores within float rounding), in sam2's order."""
     manager, session, predictor = sam_predictor
     kwargs = dict(
         points_per_side=12, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0
@@ -94,8 +104,8 @@ def test_amg_equals_sam2_with_partial_filtering_and_lone_batch(sam_predictor):
             stability_score_thresh=0.0,
             box_nms_thresh=1.0,
         )
-        iou_t = float(np.median([r["predicted_iou"] for r in everything]))
-        stab_t = float(np.median([r["stability_score"] for r in everything]))
+        iou_t = _threshold_between_scores([r["predicted_iou"] for r in everything])
+        stab_t = _threshold_between_scores([r["stability_score"] for r in everything])
         kwargs = dict(
             points_per_side=9,
             points_per_batch=16,
