@@ -44,8 +44,10 @@ from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import file_part, save_label_png, save_mask_png
 from ovpaint.core.prompt import ClassQuery, parse_prompt
 from ovpaint.pipelines.result import SegmentationResult
-from ovpaint.pipelines.segment import model_ids
-from ovpaint.pipelines.segment import segment_fn as default_segment_fn  # tests replace it
+from ovpaint.pipelines.segmentation.segment import model_ids
+from ovpaint.pipelines.segmentation.segment import (
+    segment_fn as default_segment_fn,  # tests replace it
+)
 
 STATE_NAME = ".ovpaint-batch-state.jsonl"
 REPORT_JSON = "batch_report.json"
@@ -229,7 +231,7 @@ def _check_writable(out_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- pipeline glue
 def default_inpaint_fn(options: InpaintOptions, manager) -> InpaintFn:
-    from ovpaint.pipelines import inpaint as inpaint_module
+    from ovpaint.pipelines.inpainting import inpaint as inpaint_module
 
     settings = options.settings
     if settings is None or isinstance(settings, dict):

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 from ovpaint.app.prompt_panel import available_methods
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
-from ovpaint.pipelines.inpaint import MODES as INPAINT_MODES
+from ovpaint.pipelines.inpainting.inpaint import MODES as INPAINT_MODES
 
 DATASETS = (
     ("voc", "PASCAL VOC 2012 (val)"),
@@ -125,7 +125,7 @@ class BatchDialog(QDialog):
     """Batch folder processing and benchmark evaluation; see the module docstring.
 
     ``segment_fn`` replaces the product's segmentation (tests inject known segmenters); by
-    default both tabs use ``ovpaint.pipelines.segment.segment`` with ``manager``.
+    default both tabs use ``ovpaint.pipelines.segmentation.segment.segment`` with ``manager``.
     """
 
     file_finished = Signal(object)  # FileRecord, emitted from the worker thread

@@ -30,7 +30,7 @@ from ovpaint.app.workers import error_message
 from ovpaint.core.document import Document, ImageLayer, MaskLayer
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.masks import bbox
-from ovpaint.pipelines.inpaint import DEFAULT_STRENGTH, MODES, InpaintSettings, inpaint
+from ovpaint.pipelines.inpainting.inpaint import DEFAULT_STRENGTH, MODES, InpaintSettings, inpaint
 
 
 def build_settings(values: dict):
@@ -189,7 +189,7 @@ class InpaintPanel(QWidget):
     def _update_expansion(self, *args) -> None:
         if self._expanded_by_user:
             return
-        from ovpaint.pipelines.inpaint import expand_prompt
+        from ovpaint.pipelines.inpainting.inpaint import expand_prompt
 
         try:
             positive, negative = expand_prompt(

@@ -41,9 +41,9 @@ def build_window(args: argparse.Namespace):
 
 
 ENGINE_MODULES = (
-    "ovpaint.pipelines.segment",
-    "ovpaint.pipelines.interactive",
-    "ovpaint.pipelines.inpaint",
+    "ovpaint.pipelines.segmentation.segment",
+    "ovpaint.pipelines.segmentation.interactive",
+    "ovpaint.pipelines.inpainting.inpaint",
     "ovpaint.models.clip_loader",
     "ovpaint.models.sam2_loader",
     "ovpaint.models.inpaint_loader",

@@ -31,7 +31,7 @@ METHOD_HELP = {
 
 def available_methods() -> list[str]:
     """The methods the segmentation engine registers, best first."""
-    from ovpaint.pipelines.segment import METHODS
+    from ovpaint.pipelines.segmentation.segment import METHODS
 
     names = list(METHODS)
     return sorted(
@@ -45,7 +45,7 @@ def available_methods() -> list[str]:
 
 def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, cancel):
     """Worker-side: the same pipeline entry the CLI uses."""
-    from ovpaint.pipelines.segment import segment
+    from ovpaint.pipelines.segmentation.segment import segment
 
     session = session_of()
     result = segment(
@@ -116,7 +116,7 @@ class PromptPanel(QWidget):
             method = self.method.currentData()
             if not method:
                 raise ModelUnavailable("No segmentation method is available in this build.")
-            from ovpaint.pipelines.segment import check_models
+            from ovpaint.pipelines.segmentation.segment import check_models
 
             check_models(method, self.context.manager)
         except (BadInput, ModelUnavailable) as exc:

@@ -272,7 +272,7 @@ class ToolController(QObject):
             context = self.context
 
             def make():
-                from ovpaint.pipelines.interactive import ClickSession
+                from ovpaint.pipelines.segmentation.interactive import ClickSession
 
                 return ClickSession(
                     context.image_session(doc), context.manager, initial_mask=initial

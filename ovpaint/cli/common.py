@@ -85,6 +85,6 @@ class cancel_on_interrupt:  # noqa: N801 - used as a context manager, reads like
 
 def segmentation_methods() -> list[str]:
     """The methods the segmentation engine registers (for --method choices)."""
-    from ovpaint.pipelines.segment import METHODS
+    from ovpaint.pipelines.segmentation.segment import METHODS
 
     return list(METHODS)

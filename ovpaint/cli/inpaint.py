@@ -16,7 +16,7 @@ from ovpaint.core.errors import BadInput
 
 
 def register(sub) -> argparse.ArgumentParser:
-    from ovpaint.pipelines.inpaint import ENGINES, MODES, SCHEDULERS
+    from ovpaint.pipelines.inpainting.inpaint import ENGINES, MODES, SCHEDULERS
 
     p = sub.add_parser(
         "inpaint", help="remove, replace or restyle a masked region", description=__doc__
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
     from ovpaint.core.image_io import EXPORT_FORMATS, load_image, save_image
     from ovpaint.core.masks import load_mask
-    from ovpaint.pipelines.inpaint import InpaintSettings, inpaint
+    from ovpaint.pipelines.inpainting.inpaint import InpaintSettings, inpaint
 
     image_path, out = Path(args.image), Path(args.out)
     if out.suffix.lower() not in EXPORT_FORMATS:

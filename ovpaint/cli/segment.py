@@ -94,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
     from ovpaint.core.image_io import load_image
     from ovpaint.core.prompt import parse_prompt
-    from ovpaint.pipelines.interactive import (
+    from ovpaint.pipelines.segmentation.interactive import (
         check_prompts,
         parse_box,
         parse_points,
         refine_class_with_clicks,
         segment_from_clicks,
     )
-    from ovpaint.pipelines.segment import as_rgb, segment
+    from ovpaint.pipelines.segmentation.segment import as_rgb, segment
     from ovpaint.pipelines.session import ImageSession
 
     image_path, out = Path(args.image), Path(args.out)

@@ -28,8 +28,10 @@ from ovpaint.core.prompt import ClassQuery
 from ovpaint.eval.datasets import IGNORE, Dataset, open_dataset
 from ovpaint.eval.metrics import ConfusionAccumulator, ImageCounts, Scores
 from ovpaint.pipelines.result import SegmentationResult
-from ovpaint.pipelines.segment import model_ids
-from ovpaint.pipelines.segment import segment_fn as _default_segment_fn  # tests replace it
+from ovpaint.pipelines.segmentation.segment import model_ids
+from ovpaint.pipelines.segmentation.segment import (
+    segment_fn as _default_segment_fn,  # tests replace it
+)
 
 #: ``fn(rgb, queries) -> SegmentationResult``; ``result.classes[0]`` is the background and
 #: ``result.classes[1:]`` name the queries.

@@ -132,7 +132,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
         state["images"] = [_scene(w, h, i) for i in range(count)]
 
     def segment_only() -> None:
-        from ovpaint.pipelines.segment import segment
+        from ovpaint.pipelines.segmentation.segment import segment
 
         i = next(state["segment"])
         segment(state["images"][i], parse_prompt(PROMPT), method=method, manager=_manager(ctx))

@@ -22,7 +22,7 @@ def reference_loop(clip, x, text):
     import torch
     import torch.nn.functional as F
 
-    from ovpaint.pipelines import dense as D
+    from ovpaint.pipelines.segmentation import dense as D
 
     h, w = x.shape[-2:]
     total = torch.zeros((text.shape[0], h, w))
@@ -67,14 +67,18 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     def net_input():
         if "x" not in cache:
-            from ovpaint.pipelines.dense import preprocess
+            from ovpaint.pipelines.segmentation.dense import preprocess
 
             clip = _clip_bundle(ctx)
             cache["x"] = preprocess(image(), 336, 2048, clip.mean, clip.std).to(clip.device)
         return cache["x"]
 
     def dense_pass(dtype: str):
-        from ovpaint.pipelines.dense import DenseSettings, slide_logits, window_features
+        from ovpaint.pipelines.segmentation.dense import (
+            DenseSettings,
+            slide_logits,
+            window_features,
+        )
 
         def run():
             feats = window_features(
@@ -93,7 +97,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     def requery():
         from ovpaint.core.prompt import parse_prompt
-        from ovpaint.pipelines.dense import DenseSettings, dense_probabilities
+        from ovpaint.pipelines.segmentation.dense import DenseSettings, dense_probabilities
 
         return dense_probabilities(
             session(), parse_prompt("dog, sky"), models, DenseSettings(compute_dtype="bf16")
@@ -128,7 +132,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
         return labels
 
     def refine_batched(precision: str):
-        from ovpaint.pipelines import refine as R
+        from ovpaint.pipelines.segmentation import refine as R
 
         def run():
             pts = points()
@@ -145,7 +149,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
     def product_precision() -> str:  # without building the model (``--list``)
         import torch
 
-        from ovpaint.pipelines.dense import compute_dtype
+        from ovpaint.pipelines.segmentation.dense import compute_dtype
 
         return str(compute_dtype("auto", ctx.device, torch.float32)).replace("torch.", "")
 

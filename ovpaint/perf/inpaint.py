@@ -148,7 +148,7 @@ def _pipeline_bundle(ctx: PerfContext, cache: dict):
 
 
 def _whole_call(ctx: PerfContext, cache: dict, height: int, width: int, steps: int):
-    from ovpaint.pipelines.inpaint import InpaintSettings, inpaint
+    from ovpaint.pipelines.inpainting.inpaint import InpaintSettings, inpaint
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)

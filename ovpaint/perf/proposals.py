@@ -82,7 +82,7 @@ def _clip_bundle(ctx: PerfContext):
 
 
 def _amg_pair(ctx: PerfContext, label: str, image_of, **kwargs) -> list[Stage]:
-    from ovpaint.pipelines.proposals import ProposalSettings, generate_masks
+    from ovpaint.pipelines.segmentation.proposals import ProposalSettings, generate_masks
     from ovpaint.pipelines.session import ImageSession
 
     out: dict = {}
@@ -151,7 +151,7 @@ def _equality_note(out: dict) -> str:
 
 
 def _scoring_stages(ctx: PerfContext) -> list[Stage]:
-    from ovpaint.pipelines.proposals import ProposalSettings, mask_features
+    from ovpaint.pipelines.segmentation.proposals import ProposalSettings, mask_features
 
     n = 8 if ctx.quick else 100
     h, w = (240, 320) if ctx.quick else (768, 1024)
@@ -206,7 +206,7 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
 
 
 def _click_stage(ctx: PerfContext) -> list[Stage]:
-    from ovpaint.pipelines.interactive import ClickSession
+    from ovpaint.pipelines.segmentation.interactive import ClickSession
     from ovpaint.pipelines.session import ImageSession
 
     h, w = (240, 320) if ctx.quick else (768, 1024)

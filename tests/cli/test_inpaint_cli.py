@@ -11,7 +11,7 @@ import pytest
 from ovpaint.cli import main
 from ovpaint.core.image_io import load_image, save_image
 from ovpaint.core.masks import grow, save_label_png, save_mask_png
-from ovpaint.pipelines.inpaint import paste_alpha
+from ovpaint.pipelines.inpainting.inpaint import paste_alpha
 
 
 @pytest.fixture()

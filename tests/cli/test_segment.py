@@ -119,7 +119,7 @@ def test_missing_image_and_overwrite_original(photo, tmp_path):
 
 def test_method_choices_follow_registry(monkeypatch):
     from ovpaint.cli import build_parser
-    from ovpaint.pipelines import segment as seg
+    from ovpaint.pipelines.segmentation import segment as seg
 
     monkeypatch.setitem(seg.METHODS, "extra", seg.METHODS["dense"])
     args = build_parser().parse_args(

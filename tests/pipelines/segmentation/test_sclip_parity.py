@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from ovpaint.models.clip_loader import ClipBundle, build_clip_from_openai_config, tokenizer
-from ovpaint.pipelines import dense as D
+from ovpaint.pipelines.segmentation import dense as D
 from ovpaint.pipelines.text import TextEncoder
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FIXTURE = Path(
     os.environ.get(
         "SCLIP_PARITY_FIXTURE", REPO.parent / "shared" / "fixtures" / "sclip_parity_tiny.npz"

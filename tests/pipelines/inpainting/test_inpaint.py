@@ -7,7 +7,7 @@ import pytest
 
 from ovpaint.core.errors import BadInput, Cancelled, ModelUnavailable, OutOfMemory
 from ovpaint.core.jobs import CancelToken, Progress
-from ovpaint.pipelines.inpaint import (
+from ovpaint.pipelines.inpainting.inpaint import (
     InpaintSettings,
     composite,
     expand_prompt,
@@ -192,7 +192,7 @@ def grow_mask(mask):
 
 
 def test_model_size_is_a_multiple_of_8_with_the_native_long_side():
-    from ovpaint.pipelines.inpaint import Crop
+    from ovpaint.pipelines.inpainting.inpaint import Crop
 
     w, h = model_size(Crop(0, 0, 333, 517), 512)
     assert h == 512 and w % 8 == 0 and abs(w / h - 333 / 517) < 0.02

@@ -8,8 +8,8 @@ import torch
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.prompt import ClassQuery
-from ovpaint.pipelines import dense as D
-from ovpaint.pipelines.segment import METHODS, segment
+from ovpaint.pipelines.segmentation import dense as D
+from ovpaint.pipelines.segmentation.segment import METHODS, segment
 from ovpaint.pipelines.session import ImageSession
 
 

@@ -33,8 +33,12 @@ import numpy as np
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
-from ovpaint.pipelines.proposals import ProposalSettings, encode_texts, segment_proposals
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
+from ovpaint.pipelines.segmentation.proposals import (
+    ProposalSettings,
+    encode_texts,
+    segment_proposals,
+)
 
 STUFF, THING = "stuff", "thing"
 _PREPOSITIONS = re.compile(r"\s+(?:on|in|with|of|near|at|under|behind|by|from|wearing)\s+")
@@ -244,8 +248,8 @@ def run_method(
     """``METHODS["hybrid"]``: stuff through ``METHODS[hybrid_dense_method]`` (default
     "refined") with the same settings dict, things through the proposal path."""
     from ovpaint.core.errors import BadInput
-    from ovpaint.pipelines.proposals import settings_from_dict
-    from ovpaint.pipelines.segment import METHODS
+    from ovpaint.pipelines.segmentation.proposals import settings_from_dict
+    from ovpaint.pipelines.segmentation.segment import METHODS
 
     s = HybridSettings(
         dense_method=str(settings.get("hybrid_dense_method", "refined")),

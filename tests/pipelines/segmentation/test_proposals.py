@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ovpaint.pipelines.proposals import (
+from ovpaint.pipelines.segmentation.proposals import (
     AutoMasks,
     Instance,
     ProposalSettings,
@@ -360,7 +360,7 @@ def _fake_text(monkeypatch, dim=64):
     by the text-encoder tests; here the selection and caching are under test)."""
     import zlib
 
-    from ovpaint.pipelines import proposals
+    from ovpaint.pipelines.segmentation import proposals
 
     def encode(manager, names, templates):
         out = []
@@ -374,7 +374,7 @@ def _fake_text(monkeypatch, dim=64):
 
 def test_segment_proposals_end_to_end_and_caches(tiny_manager, monkeypatch):
     from ovpaint.core.prompt import parse_prompt
-    from ovpaint.pipelines import proposals
+    from ovpaint.pipelines.segmentation import proposals
 
     _fake_text(monkeypatch)
     counts = {"amg": 0, "clip": 0}
@@ -417,7 +417,7 @@ def test_segment_proposals_end_to_end_and_caches(tiny_manager, monkeypatch):
 
 def test_segment_proposals_no_masks_is_an_empty_result_with_a_message(tiny_manager, monkeypatch):
     from ovpaint.core.prompt import parse_prompt
-    from ovpaint.pipelines.proposals import segment_proposals
+    from ovpaint.pipelines.segmentation.proposals import segment_proposals
 
     _fake_text(monkeypatch)
     session = ImageSession(_image())
@@ -431,7 +431,7 @@ def test_segment_proposals_no_masks_is_an_empty_result_with_a_message(tiny_manag
 
 def test_large_images_are_segmented_at_the_work_size_and_scaled_back(tiny_manager, monkeypatch):
     from ovpaint.core.prompt import parse_prompt
-    from ovpaint.pipelines import proposals
+    from ovpaint.pipelines.segmentation import proposals
 
     _fake_text(monkeypatch)
     session = ImageSession(_image())  # 96×128
@@ -455,7 +455,7 @@ def test_large_images_are_segmented_at_the_work_size_and_scaled_back(tiny_manage
 
 def test_text_embeddings_come_from_the_shared_four_template_encoder(tiny_manager):
     from ovpaint.core.prompt import parse_prompt
-    from ovpaint.pipelines.proposals import encode_texts, segment_proposals
+    from ovpaint.pipelines.segmentation.proposals import encode_texts, segment_proposals
     from ovpaint.pipelines.text import text_encoder_for
 
     emb = encode_texts(tiny_manager, ["dog", "background"], "four")

@@ -608,7 +608,7 @@ def encode_images(visual: Any, pixels: torch.Tensor) -> torch.Tensor:
     open_clip's own forward with the positional embedding interpolated (bicubic, as the dense
     path does) to the input's grid.
     """
-    from ovpaint.pipelines.dense import _embed
+    from ovpaint.pipelines.segmentation.dense import _embed
 
     x, _, _ = _embed(visual, pixels)  # (patch dropout is the identity in eval mode)
     x = visual.transformer(x)
@@ -980,7 +980,7 @@ def segment_proposals(
     instances = select_masks(class_sims, bg, candidates.masks, s)
     labels, scores = assign_pixels(instances, candidates.masks, len(classes))
     if (h, w) != full_hw:
-        from ovpaint.pipelines.dense import to_full_size
+        from ovpaint.pipelines.segmentation.dense import to_full_size
 
         labels, scores, notes = to_full_size(labels, scores, full_hw, s.max_score_bytes)
         messages += notes
@@ -1040,7 +1040,7 @@ def run_method(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
-    """``METHODS["proposal"]`` (see ``ovpaint.pipelines.segment``)."""
+    """``METHODS["proposal"]`` (see ``ovpaint.pipelines.segmentation.segment``)."""
     return segment_proposals(
         session, queries, manager, settings_from_dict(settings), progress=progress, cancel=cancel
     )

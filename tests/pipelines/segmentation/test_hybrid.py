@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ovpaint.core.prompt import parse_prompt
-from ovpaint.pipelines.hybrid import (
+from ovpaint.pipelines.result import SegmentationResult
+from ovpaint.pipelines.segmentation.hybrid import (
     STUFF,
     THING,
     coco_prototypes,
@@ -15,7 +16,6 @@ from ovpaint.pipelines.hybrid import (
     route_classes,
     stuff_words,
 )
-from ovpaint.pipelines.result import SegmentationResult
 
 
 def _kinds(prompt: str, **kwargs) -> dict[str, str]:
@@ -119,7 +119,7 @@ def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(
 ):
     import zlib
 
-    from ovpaint.pipelines import hybrid, proposals
+    from ovpaint.pipelines.segmentation import hybrid, proposals
     from ovpaint.pipelines.session import ImageSession
 
     def encode(manager, names, templates):
@@ -170,7 +170,7 @@ def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(
 
 def test_methods_registered_and_run_through_segment(tiny_manager):
     from ovpaint.core.errors import BadInput
-    from ovpaint.pipelines.segment import METHODS, segment
+    from ovpaint.pipelines.segmentation.segment import METHODS, segment
 
     assert {"proposal", "hybrid"} <= set(METHODS) and "refined" in METHODS
     rng = np.random.default_rng(1)
@@ -214,7 +214,7 @@ def test_methods_registered_and_run_through_segment(tiny_manager):
 
 
 def test_proposal_settings_from_the_shared_dict_ignore_other_methods_keys():
-    from ovpaint.pipelines.proposals import settings_from_dict
+    from ovpaint.pipelines.segmentation.proposals import settings_from_dict
 
     s = settings_from_dict(
         {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ovpaint.core.errors import BadInput
-from ovpaint.pipelines.interactive import (
+from ovpaint.pipelines.segmentation.interactive import (
     ClickSession,
     interior_points,
     mask_to_logits,
@@ -154,7 +154,7 @@ def test_starting_mask_of_wrong_size_is_bad_input(tiny_manager):
 
 
 def test_parse_points_and_box():
-    from ovpaint.pipelines.interactive import parse_box, parse_points
+    from ovpaint.pipelines.segmentation.interactive import parse_box, parse_points
 
     assert parse_points("10,20,+; 30.5,4,-;7,8") == [(10, 20, True), (30.5, 4, False), (7, 8, True)]
     assert parse_points("") == [] and parse_points(None) == []
@@ -169,8 +169,11 @@ def test_parse_points_and_box():
 
 
 def test_refine_one_class_of_a_result_and_segment_from_clicks(tiny_manager):
-    from ovpaint.pipelines.interactive import refine_class_with_clicks, segment_from_clicks
     from ovpaint.pipelines.result import SegmentationResult
+    from ovpaint.pipelines.segmentation.interactive import (
+        refine_class_with_clicks,
+        segment_from_clicks,
+    )
 
     session = ImageSession(_image(5))
     labels = np.zeros((96, 128), np.int32)

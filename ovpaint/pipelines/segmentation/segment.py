@@ -38,7 +38,7 @@ def _dense(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
-    from ovpaint.pipelines.dense import DenseSettings, segment_dense
+    from ovpaint.pipelines.segmentation.dense import DenseSettings, segment_dense
 
     return segment_dense(
         session,
@@ -59,8 +59,8 @@ def _refined(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
-    from ovpaint.pipelines.dense import DenseSettings
-    from ovpaint.pipelines.refine import RefineSettings, segment_refined
+    from ovpaint.pipelines.segmentation.dense import DenseSettings
+    from ovpaint.pipelines.segmentation.refine import RefineSettings, segment_refined
 
     return segment_refined(
         session,
@@ -82,7 +82,7 @@ def _proposal(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
-    from ovpaint.pipelines.proposals import run_method
+    from ovpaint.pipelines.segmentation.proposals import run_method
 
     return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
 
@@ -96,7 +96,7 @@ def _hybrid(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
-    from ovpaint.pipelines.hybrid import run_method
+    from ovpaint.pipelines.segmentation.hybrid import run_method
 
     return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import component_distance
 from ovpaint.core.prompt import ClassQuery
-from ovpaint.pipelines.dense import check_compute_dtype, compute_dtype
 from ovpaint.pipelines.result import SegmentationResult
+from ovpaint.pipelines.segmentation.dense import check_compute_dtype, compute_dtype
 
 
 @dataclass
@@ -149,7 +149,7 @@ def decode_points(
     with torch.inference_mode():
         if n < 2:  # sam2's own path for a lone prompt (it rounds differently)
             return _decode_plain(predictor, coords, labels)
-        from ovpaint.pipelines.proposals import PromptDecoder
+        from ovpaint.pipelines.segmentation.proposals import PromptDecoder
 
         decoder = PromptDecoder(predictor, dtype)
         if prompts_per_call is None:
@@ -286,7 +286,11 @@ def segment_refined(
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
     """The refined method: the dense SCLIP map, refined by SAM2 prompts."""
-    from ovpaint.pipelines.dense import DenseSettings, dense_probabilities, to_full_size
+    from ovpaint.pipelines.segmentation.dense import (
+        DenseSettings,
+        dense_probabilities,
+        to_full_size,
+    )
 
     ds = dense_settings or DenseSettings()
     t0 = time.perf_counter()

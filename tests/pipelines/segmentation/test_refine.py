@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovpaint.pipelines import refine as R
+from ovpaint.pipelines.segmentation import refine as R
 from ovpaint.pipelines.session import ImageSession
 
 
@@ -173,7 +173,7 @@ def test_bf16_decoder_follows_fp32(tiny_manager):
     import torch
     import torch.nn.functional as F
 
-    from ovpaint.pipelines.proposals import PromptDecoder, decoder_copy
+    from ovpaint.pipelines.segmentation.proposals import PromptDecoder, decoder_copy
 
     rng = np.random.default_rng(2)
     image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
@@ -214,7 +214,7 @@ def test_reassociated_attention_equals_sam2_attention():
     import torch.nn.functional as F
     from sam2.modeling.sam.transformer import Attention
 
-    from ovpaint.pipelines.proposals import PromptDecoder, _separate_heads
+    from ovpaint.pipelines.segmentation.proposals import PromptDecoder, _separate_heads
 
     dec = object.__new__(PromptDecoder)
     dec.exact = False

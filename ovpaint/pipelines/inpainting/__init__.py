@@ -1,0 +1,1 @@
+"""Inpainting engines with crop-around-mask, colour match and feathered paste-back."""
