@@ -1,9 +1,12 @@
 """Models and device: each model's state, download with progress and cancel, local copies,
-device / precision / GPU memory budget. Downloads run on the worker pool."""
+device / precision / GPU memory budget, and the precision measured fastest on this machine for
+each workload (measured again on request). Downloads and measurements run on the worker
+pool."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -25,6 +28,7 @@ from ovpaint.core.options import DEVICES, DTYPES
 from ovpaint.core.settings import Settings
 
 COLUMNS = ("Role", "Model", "State", "Device", "Precision", "Memory")
+PRECISION_COLUMNS = ("Workload", "Runs in", "Speed vs fp32 (measured here)")
 
 
 def _size(n: int | None) -> str:
@@ -38,7 +42,7 @@ class ModelDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models and device")
         self.setObjectName("modelDialog")
-        self.resize(820, 420)
+        self.resize(820, 580)
         self.manager, self.settings, self.workers = manager, settings, workers
         self.job: JobHandle | None = None
         self.table = QTableWidget(0, len(COLUMNS))
@@ -81,6 +85,33 @@ class ModelDialog(QDialog):
         self.budget.setSuffix(" GB")
         self.budget.setSpecialValueText("automatic")
         self.budget.setValue(float(settings["gpu_memory_budget_gb"]))
+        self.precision_table = QTableWidget(0, len(PRECISION_COLUMNS))
+        self.precision_table.setObjectName("precisionTable")
+        self.precision_table.setHorizontalHeaderLabels(PRECISION_COLUMNS)
+        self.precision_table.horizontalHeader().setSectionResizeMode(
+            2, QHeaderView.ResizeMode.Stretch
+        )
+        self.precision_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.precision_table.verticalHeader().setVisible(False)
+        self.precision_table.setMaximumHeight(150)
+        self.measure_button = QPushButton("Measure Again")
+        self.measure_button.setObjectName("measurePrecisionButton")
+        self.measure_button.setToolTip(
+            "Time each workload in each precision on this machine (a few seconds) and use the "
+            "fastest; done once automatically."
+        )
+        self.measure_button.clicked.connect(self.measure_precision)
+        self.int8 = QCheckBox("Also try int8 for CLIP's ViT blocks (experimental)")
+        self.int8.setObjectName("int8Check")
+        self.int8.setChecked(bool(settings["int8_vit"]))
+        self.int8.toggled.connect(self._int8_toggled)
+        self.precision_note = QLabel()
+        self.precision_note.setObjectName("precisionNote")
+        self.precision_note.setWordWrap(True)
+        measure_row = QHBoxLayout()
+        measure_row.addWidget(self.measure_button)
+        measure_row.addWidget(self.int8)
+        measure_row.addStretch(1)
         form = QFormLayout()
         form.addRow("Device", self.device)
         form.addRow("Precision", self.dtype)
@@ -97,8 +128,12 @@ class ModelDialog(QDialog):
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addLayout(form)
+        layout.addWidget(self.precision_note)
+        layout.addWidget(self.precision_table)
+        layout.addLayout(measure_row)
         layout.addWidget(box)
         self.refresh()
+        self.refresh_precision()
         if self.table.rowCount():
             self.table.selectRow(0)
 
@@ -129,6 +164,68 @@ class ModelDialog(QDialog):
                 "The tiny test profile builds its models in memory; nothing to "
                 "download. Start without --models tiny to use real weights."
             )
+
+    def refresh_precision(self) -> None:
+        """The stored measurement of this machine (nothing is measured here)."""
+        from ovpaint.models.calibration import workloads
+
+        calibrator = self.manager.calibrator
+        calibration = calibrator.stored(self.manager.device)
+        rows = sorted(workloads().items())
+        self.precision_table.setRowCount(len(rows))
+        for row, (name, workload) in enumerate(rows):
+            result = calibrator.valid_result(calibration, workload, self.manager.device)
+            if result is None:
+                values = (workload.title, "not measured yet", "measured on first use")
+            else:
+                ratios = ", ".join(f"{p} {r:.2f}×" for p, r in result.ratios().items())
+                values = (workload.title, result.choice, ratios or "nothing else to time")
+            for col, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setToolTip(f"{name}: {value}")
+                self.precision_table.setItem(row, col, item)
+        self.precision_table.resizeColumnToContents(0)
+        signature = calibration.signature if calibration else None
+        where = ""
+        if signature:
+            where = signature.get("gpu") or (f"{signature['cpu']}, {signature['threads']} threads")
+            where = f" on {where} (measured in {calibration.seconds:.1f} s)"
+        override = self.manager.requested_dtype
+        note = f"Precision chosen per workload by measuring{where}."
+        if override != "auto":
+            note += f" The precision setting '{override}' overrides it."
+        self.precision_note.setText(note)
+
+    def _int8_toggled(self, checked: bool) -> None:
+        self.settings["int8_vit"] = checked
+        self.manager.calibrator.allow_int8 = checked
+        self.refresh_precision()
+
+    def measure_precision(self) -> None:
+        if self.job is not None:
+            return
+
+        def measure(progress, cancel):
+            return self.manager.calibrator.calibrate(
+                self.manager.device, force=True, progress=progress, cancel=cancel
+            )
+
+        self.measure_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Measuring each workload's precisions…")
+        self.job = self.workers.submit(
+            measure,
+            name="Measure precision",
+            on_progress=self._on_progress,
+            on_done=self._on_measured,
+            on_error=self._on_error,
+            on_cancelled=lambda: self._finish("Measurement cancelled; the last one is kept."),
+        )
+        self.refresh()
+
+    def _on_measured(self, calibration) -> None:
+        self._finish(f"Measured in {calibration.seconds:.1f} s.")
 
     def _selected_spec(self):
         row = self.table.currentRow()
@@ -167,10 +264,12 @@ class ModelDialog(QDialog):
     def _finish(self, text: str) -> None:
         self.job = None
         self.cancel_button.setEnabled(False)
+        self.measure_button.setEnabled(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.status.setText(text)
         self.refresh()
+        self.refresh_precision()
+        self.status.setText(text)
 
     def _on_done(self, result) -> None:
         self._finish(f"Installed {result.model_id} at {result.path}.")
@@ -214,5 +313,6 @@ class ModelDialog(QDialog):
         self.settings["device"] = self.device.currentText()
         self.settings["dtype"] = self.dtype.currentText()
         self.settings["gpu_memory_budget_gb"] = self.budget.value()
+        self.settings["int8_vit"] = self.int8.isChecked()
         self.settings.save()
         super().done(result)

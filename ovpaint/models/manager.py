@@ -1,7 +1,9 @@
 """ModelManager: one place that loads, places and serialises the models.
 
 - Lazy: nothing loads until a pipeline asks for a role ("clip", "sam2", "inpaint").
-- Device and dtype: cuda > mps > cpu unless overridden; fp16 on CUDA, fp32 on CPU by default.
+- Device and dtype: cuda > mps > cpu unless overridden. Weights are fp32 on a CPU; each
+  workload's compute precision (and on CUDA a model's storage precision) is the one measured
+  fastest on this machine (``models/calibration.py``) unless ``--dtype``/settings say otherwise.
 - Serialised: ``with manager.use("sam2") as sam:`` holds that model's lock, so two worker
   threads never run one model at once; different models may run side by side.
 - Offload: on a GPU, before a model is placed, idle models are moved to the CPU until the
@@ -24,6 +26,7 @@ import torch
 from ovpaint.core.errors import BadInput, ModelUnavailable, OutOfMemory
 from ovpaint.core.settings import Settings
 from ovpaint.models import device as devices
+from ovpaint.models.calibration import Calibrator, workloads
 from ovpaint.models.registry import ROLES, ModelSpec, default_model_id, get_spec
 from ovpaint.models.store import ModelStore
 
@@ -72,12 +75,15 @@ class ModelManager:
         settings: Settings | None = None,
         store: ModelStore | None = None,
         seed: int = 0,
+        calibrator: Calibrator | None = None,
     ) -> None:
         if profile not in PROFILES:
             raise BadInput(f"Unknown model profile '{profile}'. Use 'real' or 'tiny'.")
         self.profile = profile
         self.settings = settings or Settings()
         self.choice = devices.choose(device, dtype)
+        self.requested_dtype = (dtype or "auto").lower()
+        self.calibrator = calibrator or Calibrator(allow_int8=bool(self.settings["int8_vit"]))
         self.store = store or ModelStore.from_settings(self.settings)
         self.seed = seed
         self._slots: dict[str, _Slot] = {}
@@ -104,6 +110,23 @@ class ModelManager:
             parts.append("TINY TEST MODELS (random weights: results are meaningless)")
         parts.append(self.choice.describe())
         return " · ".join(parts)
+
+    def precision(self, workload: str, *, progress: Any = None, cancel: Any = None) -> str:
+        """The compute precision of ``workload``: ``--dtype``/the dtype setting when given,
+        else the one measured fastest on this machine (measured now if it never was)."""
+        if self.requested_dtype != "auto":
+            return devices.DTYPE_NAMES[self.dtype]
+        return self.calibrator.choice(workload, self.device, progress=progress, cancel=cancel)
+
+    def storage_dtype(self, role: str) -> torch.dtype:
+        """The dtype a role's weights load in: on a GPU with ``auto``, the measured precision
+        of the workload that role's model computes (a GPU without fast fp16 keeps fp32)."""
+        if self.requested_dtype != "auto" or self.device.type != "cuda":
+            return self.dtype
+        owner = next((w for w in workloads().values() if w.role == role), None)
+        if owner is None:
+            return self.dtype
+        return devices.DTYPES.get(self.precision(owner.name), self.dtype)
 
     def model_id(self, role: str) -> str:
         if role not in ROLES:
@@ -156,8 +179,8 @@ class ModelManager:
 
     # ----------------------------------------------------------------- loading
     def _load(self, role: str) -> _Slot:
-        loader = importlib.import_module(_LOADERS[role])
-        dtype = self.dtype
+        loader = importlib.import_module(_LOADERS[role])  # (registers its workloads)
+        dtype = self.storage_dtype(role)
         if self.is_tiny:
             if role == "sam2":
                 bundle = loader.build_tiny(self.seed, device="cpu")
@@ -181,10 +204,11 @@ class ModelManager:
         return _Slot(role, spec.id, bundle, dtype)
 
     def _tune(self, loader, bundle) -> None:
-        """Loader-specific speed-ups for computing on the CPU (the inpainting UNet in bf16)."""
+        """Loader-specific speed-ups for computing on the CPU (the inpainting UNet in bf16
+        where that was measured faster)."""
         tune = getattr(loader, "tune_for_cpu", None)
         if tune is not None and self.device.type == "cpu" and self.settings["cpu_bf16_unet"]:
-            tune(bundle)
+            tune(bundle, self.precision("unet"))
 
     def _slot(self, role: str) -> _Slot:
         # Loading can take half a minute (SD from disk): hold only this role's load lock, so

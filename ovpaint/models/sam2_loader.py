@@ -7,6 +7,9 @@ input instead of 1024 px, so ``set_image`` takes a fraction of a second on a CPU
 from __future__ import annotations
 
 import copy
+import logging
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,38 @@ from typing import Any
 import torch
 
 from ovpaint.core.errors import ModelUnavailable
+
+
+class _DropSam2Info(logging.Filter):
+    """sam2 logs through the root logger at INFO on every ``set_image`` ("Computing image
+    embeddings…"); those records are dropped, its warnings and everyone else's records kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or record.name != "root":
+            return True
+        return f"{os.sep}sam2{os.sep}" not in record.pathname
+
+
+_SAM2_INFO_FILTER = _DropSam2Info()
+
+
+def quiet_sam2() -> None:
+    """Silence sam2's noise users see on every run: its per-call INFO lines and the
+    ``torch.jit.script`` FutureWarning its input transforms raise (idempotent). Our own
+    warnings and logs are untouched: the warning filter matches that message in torch's
+    module only, the log filter sam2's own root-logger records below WARNING."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`torch\.jit\.script` is deprecated",
+        category=FutureWarning,
+        module=r"torch\.jit\._script",
+    )
+    root = logging.getLogger()
+    if _SAM2_INFO_FILTER not in root.filters:
+        root.addFilter(_SAM2_INFO_FILTER)
+
+
+quiet_sam2()
 
 TINY_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 TINY_SAM2_IMAGE_SIZE = 256
@@ -81,6 +116,49 @@ def _build(config: str, image_size: int | None, device: torch.device) -> Any:
 
     overrides = _size_overrides(image_size) if image_size else []
     return build_sam2(config, None, device=str(device), hydra_overrides_extra=overrides)
+
+
+def decoder_stand_in(device: torch.device) -> Any:
+    """SAM 2.1's prompt encoder and mask decoder (its real sizes: 256 channels, a 64×64 image
+    embedding, high-resolution features at 256² and 128²) with random weights and a random
+    image embedding, shaped as a ``SAM2ImagePredictor`` after ``set_image`` as far as the
+    prompt decoder reads it: for timing the decoder without building the image encoder."""
+    from types import SimpleNamespace
+
+    from sam2.modeling.sam.mask_decoder import MaskDecoder
+    from sam2.modeling.sam.prompt_encoder import PromptEncoder
+    from sam2.modeling.sam.transformer import TwoWayTransformer
+
+    prompt_encoder = PromptEncoder(
+        embed_dim=256,
+        image_embedding_size=(64, 64),
+        input_image_size=(1024, 1024),
+        mask_in_chans=16,
+    )
+    decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+        transformer_dim=256,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+        use_high_res_features=True,
+        iou_prediction_use_sigmoid=True,
+        pred_obj_scores=True,
+        pred_obj_scores_mlp=True,
+        use_multimask_token_for_obj_ptr=True,
+    )
+    model = SimpleNamespace(
+        sam_prompt_encoder=prompt_encoder.eval().to(device),
+        sam_mask_decoder=decoder.eval().to(device),
+    )
+    features = {
+        "image_embed": torch.randn(1, 256, 64, 64, device=device),
+        "high_res_feats": [
+            torch.randn(1, 32, 256, 256, device=device),
+            torch.randn(1, 64, 128, 128, device=device),
+        ],
+    }
+    return SimpleNamespace(model=model, _features=features, device=device)
 
 
 def build_tiny(seed: int = 0, device: torch.device | str = "cpu") -> Sam2Bundle:

@@ -12,8 +12,6 @@ weight values.
 from __future__ import annotations
 
 import itertools
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -116,13 +114,13 @@ def stages(ctx: PerfContext) -> list[Stage]:
     method = "dense"
     repeats = ctx.repeats(3)
     count = repeats + 1  # warm-up + timed calls, each on a new image
-    tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-batch-"))
     state: dict = {}
     label = "tiny" if ctx.tiny else "real archs, random weights"
 
     def setup() -> None:
         if state:
             return
+        state["tmp"] = tmp = ctx.temp_dir("batch")
         for i in range(count):
             save_image(tmp / "in" / f"f{i}" / "photo.png", _scene(w, h, i))
             make_synthetic("voc", tmp / "voc" / f"d{i}", n_images=1, seed=i)
@@ -139,6 +137,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     def batch_one() -> None:
         i = next(state["folders"])
+        tmp = state["tmp"]
         report = run_batch(
             tmp / "in" / f"f{i}",
             tmp / "out" / f"f{i}",
@@ -152,6 +151,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     def benchmark_one() -> None:
         i = next(state["bench"])
+        tmp = state["tmp"]
         run_benchmark(
             "voc",
             tmp / "voc" / f"d{i}",

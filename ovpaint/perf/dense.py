@@ -8,12 +8,10 @@ Full-size architectures with random weights (ViT-B/16 quickgelu, SAM2.1 hiera-ti
 from __future__ import annotations
 
 import itertools
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-from ovpaint.perf import FixedModels, PerfContext, Stage
+from ovpaint.perf import FixedModels, PerfContext, Stage, product_default
 from ovpaint.perf.proposals import _clip_bundle, _sam_bundle, _scene
 
 
@@ -44,7 +42,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
     small = ctx.quick or ctx.tiny
     h, w = (188, 250) if small else (375, 500)
     cache: dict = {}
-    models = FixedModels(clip=lambda: _clip_bundle(ctx), sam2=lambda: _sam_bundle(ctx))
+    models = FixedModels(ctx, clip=lambda: _clip_bundle(ctx), sam2=lambda: _sam_bundle(ctx))
     counter = itertools.count()
 
     def image():
@@ -56,7 +54,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
         if "encoder" not in cache:
             from ovpaint.pipelines.text import TextEncoder
 
-            tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-text-"))
+            tmp = ctx.temp_dir("text-cache")
             cache["encoder"] = TextEncoder(_clip_bundle(ctx), "openai80", cache_dir=tmp)
         return cache["encoder"]
 
@@ -99,9 +97,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
         from ovpaint.core.prompt import parse_prompt
         from ovpaint.pipelines.segmentation.dense import DenseSettings, dense_probabilities
 
-        return dense_probabilities(
-            session(), parse_prompt("dog, sky"), models, DenseSettings(compute_dtype="bf16")
-        )
+        return dense_probabilities(session(), parse_prompt("dog, sky"), models, DenseSettings())
 
     def predictor():
         if "pred" not in cache:
@@ -146,13 +142,6 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
         return run
 
-    def product_precision() -> str:  # without building the model (``--list``)
-        import torch
-
-        from ovpaint.pipelines.segmentation.dense import compute_dtype
-
-        return str(compute_dtype("auto", ctx.device, torch.float32)).replace("torch.", "")
-
     def refine_separate():
         pred = predictor()
         for p in points():
@@ -194,18 +183,28 @@ def stages(ctx: PerfContext) -> list[Stage]:
             repeats=rep(3),
             setup=lambda: (net_input(), text()),
         ),
-        Stage(
+        *[
+            Stage(
+                "dense",
+                f"dense {w}×{h}: batched windows {precision}",
+                dense_pass(precision),
+                repeats=rep(3),
+                baseline=name_ref,
+                paired=True,
+                note=note,
+            )
+            for precision, note in (
+                ("fp32", ""),
+                ("bf16", ""),
+                ("int8", "dynamic int8 ViT blocks (setting int8_vit; off by default)"),
+            )
+        ],
+        product_default(
+            ctx,
             "dense",
-            f"dense {w}×{h}: batched windows fp32",
-            dense_pass("fp32"),
-            repeats=rep(3),
-            baseline=name_ref,
-            paired=True,
-        ),
-        Stage(
+            f"dense {w}×{h}: product default",
             "dense",
-            f"dense {w}×{h}: batched windows bf16 (fastest)",
-            dense_pass("bf16"),
+            lambda precision: dense_pass(precision)(),
             repeats=rep(3),
             baseline=name_ref,
             paired=True,
@@ -231,12 +230,22 @@ def stages(ctx: PerfContext) -> list[Stage]:
         ),
         Stage(
             "dense",
-            "refine: 60 points, batched decoder, product precision + vote",
-            refine_batched("auto"),
+            "refine: 60 points, batched decoder bf16 + vote",
+            refine_batched("bf16"),
             repeats=rep(3),
             paired=True,
             baseline=name_sep,
             setup=predictor,
-            note=f"decoder in {product_precision()}",
+        ),
+        product_default(
+            ctx,
+            "dense",
+            "refine: 60 points, product default + vote",
+            "decoder",
+            lambda precision: refine_batched(precision)(),
+            repeats=rep(3),
+            paired=True,
+            baseline=name_sep,
+            setup=predictor,
         ),
     ]

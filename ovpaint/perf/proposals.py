@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovpaint.perf import FixedModels, PerfContext, Stage
+from ovpaint.perf import FixedModels, PerfContext, Stage, product_default
 
 PERF_CLIP = "ViT-B-16-quickgelu"  # the real architectures, with random weights
 PERF_SAM2 = "configs/sam2.1/sam2.1_hiera_t.yaml"
@@ -173,34 +173,42 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
 
     one = ProposalSettings(clip_batch=1, low_precision_cpu=False)
     batched = ProposalSettings()
-    batched_fp32 = ProposalSettings(low_precision_cpu=False)
     base = f"score {n} masks × 3 scales: one CLIP call per crop and scale (fp32)"
 
-    def run(settings):
+    def run(settings, precision):
         def go():
             d = inputs()
-            return mask_features(_clip_bundle(ctx), d["image"], (d["masks"], d["boxes"]), settings)
+            masks = (d["masks"], d["boxes"])
+            return mask_features(
+                _clip_bundle(ctx), d["image"], masks, settings, precision=precision
+            )
 
         return go
 
+    modes = (("fp32", ""), ("bf16", ""), ("int8", "dynamic int8 ViT blocks (setting int8_vit)"))
     return [
-        Stage("proposals", base, run(one), repeats=1, warmup=0),
-        Stage(
+        Stage("proposals", base, run(one, "fp32"), repeats=1, warmup=0),
+        *[
+            Stage(
+                "proposals",
+                f"score {n} masks × 3 scales: batched {precision}",
+                run(batched, precision),
+                repeats=1,
+                warmup=0,
+                baseline=base,
+                note=note,
+            )
+            for precision, note in modes
+        ],
+        product_default(
+            ctx,
             "proposals",
-            f"score {n} masks × 3 scales: batched (fp32)",
-            run(batched_fp32),
+            f"score {n} masks × 3 scales: product default",
+            "scoring",
+            lambda precision: run(batched, precision)(),
             repeats=1,
             warmup=0,
             baseline=base,
-        ),
-        Stage(
-            "proposals",
-            f"score {n} masks × 3 scales: batched (product setting)",
-            run(batched),
-            repeats=1,
-            warmup=0,
-            baseline=base,
-            note="bf16 autocast on CPU, fp16/bf16 on GPU",
         ),
     ]
 
@@ -219,7 +227,8 @@ def _click_stage(ctx: PerfContext) -> list[Stage]:
         session.sam2_predictor(bundle)  # the cached embedding: not part of a click
         mask = np.zeros((h, w), bool)
         mask[h // 4 : h // 2, w // 4 : w // 2] = True
-        state["clicks"] = ClickSession(session, FixedModels(sam2=lambda: bundle), initial_mask=mask)
+        models = FixedModels(ctx, sam2=lambda: bundle)
+        state["clicks"] = ClickSession(session, models, initial_mask=mask)
 
     def click() -> None:
         x, y = float(rng.integers(0, w)), float(rng.integers(0, h))

@@ -512,6 +512,9 @@ def inpaint(
     timings: dict[str, float] = {}
     from ovpaint.models.device import is_out_of_memory
 
+    measure = getattr(manager, "precision", None)  # the UNet's, measured here on first use
+    if measure is not None:  # (with progress) rather than silently while the model loads
+        measure("unet", progress=progress, cancel=cancel)
     with manager.use("inpaint") as bundle:
         _set_scheduler(bundle, settings.scheduler)
         crops = plan_crops(region, settings)

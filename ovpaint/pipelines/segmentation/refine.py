@@ -27,7 +27,11 @@ from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import component_distance
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.result import SegmentationResult
-from ovpaint.pipelines.segmentation.dense import check_compute_dtype, compute_dtype
+from ovpaint.pipelines.segmentation.dense import (
+    check_compute_dtype,
+    compute_dtype,
+    resolve_precision,
+)
 
 
 @dataclass
@@ -42,8 +46,8 @@ class RefineSettings:
     vote_threshold: float = 0.6
     refine_background: bool = True  # class 0 also gets prompts (trims over-grown classes)
     decoder_chunk: int = 16  # points whose masks are upsampled at once (memory bound)
-    # decoder precision: auto = bf16 on a CPU with native bf16 (faster there, see
-    # decoder_dtype), the model's own elsewhere; fp32 = sam2's exact operations
+    # decoder precision: auto = the one measured fastest on this machine (see decoder_dtype);
+    # fp32 = sam2's exact operations
     compute_dtype: str = "auto"
 
     @classmethod
@@ -165,6 +169,27 @@ def decode_points(
     return torch.cat(masks).float(), torch.cat(ious).float()
 
 
+def decoder_probe(device: torch.device, precision: str):
+    """Calibration probe: one call of SAM2.1's prompt decoder as :func:`decode_points` makes
+    it (a call's prompts on the 64×64 embedding, masks included) in ``precision``."""
+    from ovpaint.models.sam2_loader import decoder_stand_in
+    from ovpaint.pipelines.segmentation.proposals import PromptDecoder
+
+    predictor = decoder_stand_in(device)
+    dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    n = CPU_PROMPTS_PER_CALL if device.type == "cpu" else GPU_PROMPTS_PER_CALL
+    coords = torch.rand(n, 1, 2, device=device) * 1024
+    labels = torch.ones((n, 1), dtype=torch.int, device=device)
+
+    def run():
+        with torch.inference_mode():
+            decoder = PromptDecoder(predictor, dtype)
+            _, state = decoder.iou_and_state(coords, labels)
+            return decoder.masks_for(state, torch.arange(n))
+
+    return run
+
+
 def _decode_plain(
     predictor: Any, coords: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,11 +211,13 @@ def _decode_plain(
 
 def decoder_dtype(name: str, sam: Any) -> torch.dtype:
     """The mask decoder's precision for a setting (the dense path's rule, shared with it by the
-    ``compute_dtype`` setting). On a 2-core CPU with native bf16, 60 points take 3.2–3.7× less
-    time in bf16 than 60 fp32 ``predict`` calls (1.5× in fp32); on the perf scene 0.3 % of the
-    mask pixels and 0.013 % of the refined labels differ from fp32."""
+    ``compute_dtype`` setting; ``auto`` is the ``decoder`` workload's measured choice). On a
+    2-core CPU with fast bf16, 60 points take 3.2–3.7× less time in bf16 than 60 fp32
+    ``predict`` calls (1.5× in fp32); on the perf scene 0.3 % of the mask pixels and 0.013 % of
+    the refined labels differ from fp32. int8 is not a decoder mode: it runs fp32."""
     model_dtype = next(sam.model.parameters()).dtype
-    return compute_dtype(name, sam.device, model_dtype)
+    dtype = compute_dtype(name, sam.device, model_dtype, "decoder")
+    return model_dtype if dtype == torch.int8 else dtype
 
 
 def vote(
@@ -254,6 +281,9 @@ def refine_labels(
     info = {"points": [(p.x * scale_x, p.y * scale_y, p.label) for p in points]}
     if not points:
         return labels, info
+    precision = resolve_precision(
+        s.compute_dtype, manager, "decoder", progress=progress, cancel=cancel
+    )
     if cancel:
         cancel.check()
     t0 = time.perf_counter()
@@ -266,7 +296,7 @@ def refine_labels(
             cancel.check()
         t0 = time.perf_counter()
         xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points], np.float32)
-        low_res, _ = decode_points(predictor, xy, dtype=decoder_dtype(s.compute_dtype, sam))
+        low_res, _ = decode_points(predictor, xy, dtype=decoder_dtype(precision, sam))
     timings["decoder"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     claimed = vote(low_res.cpu(), points, labels, n_classes, s)
