@@ -219,24 +219,18 @@ def stages(ctx: PerfContext) -> list[Stage]:
         ),
         Stage("dense", f"SAM2 embedding {w}×{h} (set_image)", sam_embedding, repeats=rep(3)),
         Stage("dense", name_sep, refine_separate, repeats=rep(3), setup=predictor),
-        Stage(
-            "dense",
-            "refine: 60 points, batched decoder fp32 (exact) + vote",
-            refine_batched("fp32"),
-            repeats=rep(3),
-            paired=True,
-            baseline=name_sep,
-            setup=predictor,
-        ),
-        Stage(
-            "dense",
-            "refine: 60 points, batched decoder bf16 + vote",
-            refine_batched("bf16"),
-            repeats=rep(3),
-            paired=True,
-            baseline=name_sep,
-            setup=predictor,
-        ),
+        *[
+            Stage(
+                "dense",
+                f"refine: 60 points, batched decoder {precision}{label} + vote",
+                refine_batched(precision),
+                repeats=rep(3),
+                paired=True,
+                baseline=name_sep,
+                setup=predictor,
+            )
+            for precision, label in (("fp32", " (exact)"), ("bf16", ""))
+        ],
         product_default(
             ctx,
             "dense",

@@ -110,6 +110,7 @@ def fake_registry(monkeypatch):
         ),
     }
     monkeypatch.setattr(C, "_WORKLOADS", registry)
+    monkeypatch.setattr(C, "CLOCK", clock)  # for calibrators made without a clock (the CLI)
     monkeypatch.setattr("ovpaint.models.device.cpu_has_fast_bf16", lambda: True)
     return clock, calls
 
@@ -273,3 +274,22 @@ def test_real_probes_run_in_every_cpu_candidate_and_agree_with_fp32(name):
         assert out.shape == reference.shape
         err = (out - reference).norm() / reference.norm()
         assert err < 0.1, (precision, float(err))
+
+
+def test_models_calibrate_and_list_show_the_choice_and_ratios(fake_registry, capsys):
+    from ovpaint.cli import main
+
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha    not measured yet" in out
+    assert main(["models", "calibrate", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "measuring" in captured.err
+    data = json.loads(captured.out)
+    alpha = data["workloads"]["alpha"]
+    assert alpha["choice"] == "bf16" and alpha["speed_vs_fp32"]["bf16"] > 1.0
+    assert data["signature"]["cores"] == C.core_count()
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha    bf16" in out and "beta     fp32" in out
+    assert "the speed of fp32" in out
