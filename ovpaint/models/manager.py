@@ -108,7 +108,12 @@ class ModelManager:
         parts = []
         if self.is_tiny:
             parts.append("TINY TEST MODELS (random weights: results are meaningless)")
-        parts.append(self.choice.describe())
+        text = self.choice.describe()
+        if self.requested_dtype == "auto":  # the dtype is the weights'; compute is measured
+            name = self.choice.dtype_name
+            text = text.replace(f"/ {name}", "/ measured precision", 1)
+            text = text.replace(f"({name})", "(measured precision)", 1)
+        parts.append(text)
         return " · ".join(parts)
 
     def precision(self, workload: str, *, progress: Any = None, cancel: Any = None) -> str:
