@@ -23,13 +23,13 @@ bf16 instructions). The whole calibration is bounded by ``BUDGET_S`` on a 2-core
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
 import platform
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -115,6 +115,7 @@ def get_workload(name: str) -> Workload:
 
 
 # --------------------------------------------------------------------------- the machine
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
@@ -179,7 +180,7 @@ def candidates(workload: Workload, device: torch.device, allow_int8: bool) -> tu
 
 # --------------------------------------------------------------------------- deciding
 def choose(times: dict[str, float], margin: float = MARGIN) -> str:
-    """The precision to use from median times: starting at fp32, a less exact precision is
+    """The precision to use from measured times: starting at fp32, a less exact precision is
     taken only when it is at least ``margin`` faster than the one chosen so far (at equal
     rank, the faster one)."""
     if "fp32" not in times:
@@ -196,7 +197,7 @@ def choose(times: dict[str, float], margin: float = MARGIN) -> str:
 class WorkloadResult:
     name: str
     choice: str
-    times: dict[str, float]  # median seconds of one probe call per precision
+    times: dict[str, float]  # best seconds of one probe call per precision
     candidates: tuple[str, ...]
 
     def ratios(self) -> dict[str, float]:
@@ -340,8 +341,10 @@ def time_candidates(
     clock: Callable[[], float] = time.perf_counter,
     cancel: CancelToken | None = None,
 ) -> dict[str, float]:
-    """Median time per candidate: one warm-up each, then rounds in which every candidate runs
-    once (the order rotates), at least ``MIN_ROUNDS`` and while the budget lasts."""
+    """Best time per candidate: one warm-up each, then rounds in which every candidate runs
+    once (the order rotates), at least ``MIN_ROUNDS`` and while the budget lasts. The fastest
+    run, not the median: other programs only ever add time, so on a busy machine the minimum
+    is the closest to what the candidate costs."""
     device = device or torch.device("cpu")
     names = list(runs)
     start = clock()
@@ -360,7 +363,7 @@ def time_candidates(
             runs[name]()
             _synchronize(device)
             samples[name].append(max(clock() - t0, 1e-9))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {name: min(values) for name, values in samples.items()}
 
 
 def measure_workload(

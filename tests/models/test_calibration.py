@@ -83,6 +83,23 @@ def test_time_candidates_interleaves_and_stops_at_the_budget():
     assert not calls
 
 
+def test_time_candidates_keep_each_candidates_fastest_run():
+    """Other programs only add time: a candidate slowed in most rounds is judged by its
+    undisturbed run (its median would make bf16 look slower than fp32 here)."""
+    clock = FakeClock()
+    disturbed = iter([2.0, 2.0, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+
+    def fp32():
+        clock.now += 1.0
+
+    def bf16():
+        clock.now += 0.4 + next(disturbed)
+
+    times = C.time_candidates({"fp32": fp32, "bf16": bf16}, budget_s=100.0, clock=clock)
+    assert times == {"fp32": pytest.approx(1.0), "bf16": pytest.approx(0.4)}
+    assert C.choose(times) == "bf16"
+
+
 def test_time_candidates_runs_the_minimum_rounds_even_over_budget():
     clock = FakeClock()
     counts = {"fp32": 0, "bf16": 0}
