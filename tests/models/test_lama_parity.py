@@ -8,6 +8,7 @@ repository); every generator setting, the tolerances and the expected keys are r
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -59,14 +60,25 @@ def test_state_dict_layout_matches_the_fixture(fx):
 
 
 @needs_fixture
+@pytest.mark.parametrize("prepared", [False, True], ids=["plain", "prepared"])
 @pytest.mark.parametrize("case", ["", "_odd"])
-def test_forward_matches_the_reference(fx, case):
+def test_forward_matches_the_reference(fx, case, prepared):
+    """The plain module and the product's inference layout (channels-last decoder, layer
+    callbacks) both reproduce the reference."""
     meta, generator, a = fx
     tolerance = meta["tolerance"]
+    if prepared:
+        generator = copy.deepcopy(generator).prepare_for_inference()
+    layers = []
     with torch.no_grad():
         result = predict(
-            generator, torch.from_numpy(a[f"image{case}"]), torch.from_numpy(a[f"mask{case}"])
+            generator,
+            torch.from_numpy(a[f"image{case}"]),
+            torch.from_numpy(a[f"mask{case}"]),
+            layers.append if prepared else None,
         )
+    if prepared:
+        assert layers == list(range(1, generator.num_layers + 1))
     np.testing.assert_allclose(
         result.generator_input.numpy(), a[f"generator_input{case}"], atol=1e-7, rtol=0
     )
