@@ -112,6 +112,6 @@ def test_ovpaint_perf_leaves_no_temporary_folder(tmp_path, monkeypatch, capsys):
     from ovpaint.cli import main
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert main(["perf", "--quick", "--only", "load"]) == 0
+    assert main(["perf", "--quick", "--only", "JPEG"]) == 0
     assert "JPEG" in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("ovpaint-perf-")]

@@ -64,7 +64,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     calibration = Stage(
         "machine",
-        "precision calibration, every workload (fresh)",
+        "precision calibration (fresh)",
         lambda: None,
         repeats=1,
         warmup=0,
