@@ -350,7 +350,7 @@ class InpaintPanel(QWidget):
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
         for layer in layers:
-            self.variant_combo.addItem(f"seed {layer.meta['seed']}")
+            self.variant_combo.addItem(layer.name)
         self.variant_combo.blockSignals(False)
         self._refresh()
 
