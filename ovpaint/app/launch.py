@@ -14,6 +14,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ovpaint-app", description="ovpaint desktop editor")
     parser.add_argument("image", nargs="?", help="image or project to open")
     add_global_options(parser)
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation in the real window on the tiny offline models and exit "
+        "(0 = every check passed); writes only to a temporary folder",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,6 +81,10 @@ def warm_up_engine() -> threading.Thread:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.self_test:
+        from ovpaint.app.selftest import run_app_selftest
+
+        return run_app_selftest(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from PySide6.QtWidgets import QApplication
 
