@@ -46,6 +46,19 @@ def build_window(args: argparse.Namespace):
     return window
 
 
+def set_app_icon(app) -> None:
+    """The window icon, and the desktop entry the window belongs to (Wayland matches the
+    taskbar icon through it; packaging/linux/ovpaint.desktop)."""
+    from PySide6.QtGui import QIcon
+
+    from ovpaint.core.paths import resources_dir
+
+    path = resources_dir() / "icons" / "ovpaint.svg"
+    if path.is_file():
+        app.setWindowIcon(QIcon(str(path)))
+    app.setDesktopFileName("ovpaint")
+
+
 ENGINE_MODULES = (
     "ovpaint.pipelines.segmentation.segment",
     "ovpaint.pipelines.segmentation.interactive",
@@ -91,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ovpaint")
     app.setOrganizationName("ovpaint")
+    set_app_icon(app)
     window = build_window(args)
     window.show()
     warm_up_engine()

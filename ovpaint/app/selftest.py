@@ -78,6 +78,7 @@ def _window_appeared(window) -> str:
     )
     image = window.grab().toImage()
     require(not image.isNull() and image.width() > 0, "the window could not be drawn")
+    require(not QApplication.windowIcon().isNull(), "the application icon did not load")
     platform = QApplication.platformName()
     return f"{image.width()}×{image.height()} on the '{platform}' platform"
 
@@ -162,7 +163,9 @@ def run_app_selftest(args, manager=None, on_check: Callable[[Check], None] = _pr
     own from ``args`` (``--device``/``--dtype`` are honoured, ``--models`` is always tiny).
     """
     test = SelfTest(on_check)
-    QApplication.instance() or QApplication(sys.argv[:1])
+    from ovpaint.app.launch import set_app_icon
+
+    set_app_icon(QApplication.instance() or QApplication(sys.argv[:1]))
     with isolated_home() as home:
         window = test.check("open the window", lambda: _open_window(args, manager))
         if window is not None:
