@@ -83,6 +83,9 @@ def test_one_analysis_and_a_launcher_for_both_programs():
     text = SPEC.read_text("utf-8")
     assert text.count("Analysis(") == 1
     assert '"launcher.py"' in text and "BUNDLE(" in text and "windows_version_file()" in text
+    # the .app starts the windowed app and is not a background-only agent
+    assert '"CFBundleExecutable": "ovpaint-app"' in text and '"LSBackgroundOnly": False' in text
+    assert 'executable("ovpaint-app", console=False)' in text
     launcher = _load("launcher")
     assert launcher.program("/opt/ovpaint/ovpaint-app", "/opt/ovpaint/ovpaint") == "app"
     assert launcher.program("ovpaint-app", "") == "app"
