@@ -43,7 +43,7 @@ def test_app_selftest_passes_in_the_real_window(qtbot, tiny_manager, temp_root):
     assert code == 0, {n: c.detail for n, c in checks.items() if not c.ok}
     names = list(checks)
     assert names[: len(WINDOW_CHECKS)] == WINDOW_CHECKS
-    assert {"segment by text", "inpaint (Stable Diffusion)", "close the window"} <= set(names)
+    assert {"segment by text", "inpaint (sd)", "close the window"} <= set(names)
     assert checks["segment in the worker pool"].detail.startswith("layers as the engine's: dog")
     assert checks["segment in the worker pool"].digest
     assert "read back identical" in checks["save and reopen a project"].detail

@@ -17,18 +17,19 @@ import pytest
 from ovpaint.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_CHECKS = {
-    "resources",
-    "torch libraries",
-    "load clip",
-    "load sam2",
-    "load inpaint",
-    "segment by text",
-    "segment by click",
-    "inpaint (Stable Diffusion)",
-    "inpaint (OpenCV)",
-    "write and read PNG",
-}
+
+
+def engine_checks() -> set[str]:
+    """One check per model role and per inpainting engine the installation registers."""
+    from ovpaint.models.registry import ROLES
+    from ovpaint.pipelines.inpainting.inpaint import ENGINES
+
+    return (
+        {"resources", "torch libraries", "segment by text", "segment by click"}
+        | {f"load {role}" for role in ROLES}
+        | {f"inpaint ({engine})" for engine in ENGINES}
+        | {"write and read PNG"}
+    )
 
 
 def _tree(root: Path) -> list[tuple[str, int]]:
@@ -71,15 +72,12 @@ def test_selftest_passes_and_leaves_nothing(passing_run):
     assert passing_run["code"] == 0, report
     assert report["ok"] is True
     names = {c["name"] for c in report["checks"]}
-    assert ENGINE_CHECKS <= names
+    assert engine_checks() <= names
     assert all(c["ok"] for c in report["checks"])
     digests = {c["name"]: c["digest"] for c in report["checks"] if c["digest"]}
-    assert set(digests) == {
-        "segment by text",
-        "segment by click",
-        "inpaint (Stable Diffusion)",
-        "inpaint (OpenCV)",
-    }
+    inpaintings = {name for name in engine_checks() if name.startswith("inpaint (")}
+    assert set(digests) == {"segment by text", "segment by click"} | inpaintings
+    assert {"inpaint (sd)", "inpaint (telea)"} <= inpaintings
     assert report["info"]["torch"] and report["info"]["frozen"] is False
     assert passing_run["home_after"] == passing_run["home_before"]  # user folders untouched
     temp_root = passing_run["temp_root"]
@@ -105,9 +103,10 @@ def test_selftest_names_the_broken_stage(capsys, tiny_manager, tmp_path, monkeyp
     code = main(["selftest"])
     captured = capsys.readouterr()
     assert code == 1
-    assert "FAIL inpaint (Stable Diffusion)" in captured.out
+    assert "FAIL inpaint (sd)" in captured.out and "FAIL inpaint (telea)" in captured.out
     assert "pixels outside the mask changed" in captured.out
-    assert "self-test FAILED: inpaint (Stable Diffusion), inpaint (OpenCV)" in captured.err
+    failed = captured.err.split("self-test FAILED: ", 1)[1].strip().split(", ")
+    assert set(failed) == {name for name in engine_checks() if name.startswith("inpaint (")}
 
 
 @pytest.mark.slow
