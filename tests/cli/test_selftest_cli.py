@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -94,10 +95,9 @@ def test_selftest_names_the_broken_stage(capsys, tiny_manager, tmp_path, monkeyp
     real = inpainting.inpaint
 
     def leaks_outside(image, mask, settings=None, **kwargs):
-        result = real(image, mask, settings, **kwargs)
-        result.images[0] = result.images[0].copy()
-        result.images[0][0, 0] ^= np.uint8(1)  # a corner pixel, far from the mask
-        return result
+        out = real(image, mask, settings, **kwargs).image.copy()
+        out[0, 0] ^= np.uint8(1)  # a corner pixel, far from the mask
+        return SimpleNamespace(image=out)
 
     monkeypatch.setattr(inpainting, "inpaint", leaks_outside)
     code = main(["selftest"])
