@@ -41,10 +41,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ovpaint.app.prompt_panel import available_methods
+from ovpaint.app.prompt_panel import fill_method_combo
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
 from ovpaint.pipelines.inpainting.inpaint import MODES as INPAINT_MODES
+from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD
 
 DATASETS = (
     ("voc", "PASCAL VOC 2012 (val)"),
@@ -229,11 +230,10 @@ class BatchDialog(QDialog):
         area.setWidgetResizable(True)
         return area
 
-    def _method_combo(self, name: str) -> QComboBox:
+    def _method_combo(self, name: str, default: str | None = None) -> QComboBox:
         combo = QComboBox()
         combo.setObjectName(name)
-        combo.addItems(available_methods())
-        combo.setEditable(True)
+        fill_method_combo(combo, default)
         return combo
 
     def _build_batch_tab(self) -> QWidget:
@@ -284,8 +284,7 @@ class BatchDialog(QDialog):
             self.dataset_combo.addItem(title, key)
         self.root_edit = QLineEdit()
         self.root_edit.setObjectName("datasetRoot")
-        self.bench_method = self._method_combo("benchmarkMethod")
-        self.bench_method.setCurrentText("dense")
+        self.bench_method = self._method_combo("benchmarkMethod", DEFAULT_BENCHMARK_METHOD)
         self.limit_spin = QSpinBox()
         self.limit_spin.setObjectName("limitSpin")
         self.limit_spin.setRange(0, 100_000)
@@ -358,7 +357,7 @@ class BatchDialog(QDialog):
             inp,
             out,
             self.prompt_edit.text(),
-            self.batch_method.currentText(),
+            self.batch_method.currentData(),
             self.manager,
             recursive=self.recursive_check.isChecked(),
             inpaint=inpaint,
@@ -391,7 +390,7 @@ class BatchDialog(QDialog):
             _benchmark_job,
             dataset,
             root,
-            self.bench_method.currentText(),
+            self.bench_method.currentData(),
             self.manager,
             limit=limit,
             seed=self.seed_spin.value(),

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 from ovpaint.cli.common import (
+    add_method_option,
+    add_settings_option,
     cancel_on_interrupt,
     new_cancel,
     print_json,
-    segmentation_methods,
+    settings_from_args,
     tqdm_progress,
 )
 from ovpaint.core.errors import BadInput
@@ -29,13 +31,7 @@ def register(sub) -> argparse.ArgumentParser:
         help="classes to find, e.g. 'sky, dog' (',' separates classes, "
         "'|' synonyms of one class); optional with --points/--box",
     )
-    methods = segmentation_methods()
-    p.add_argument(
-        "--method",
-        choices=methods,
-        default="refined" if "refined" in methods else methods[0],
-        help="segmentation method (default: refined)",
-    )
+    add_method_option(p)
     p.add_argument("--out", required=True, help="label map PNG to write")
     p.add_argument("--masks-dir", default=None, help="also write one mask PNG per class here")
     p.add_argument(
@@ -45,6 +41,7 @@ def register(sub) -> argparse.ArgumentParser:
         help="dense post-processing preset (voc: scale 65, prob/area thresholds)",
     )
     p.add_argument("--short-side", type=int, default=None, help="dense input short side (336)")
+    add_settings_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -68,12 +65,11 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    settings: dict = {}
-    if args.preset:
-        settings["preset"] = args.preset
-    if args.short_side is not None:
-        settings["short_side"] = args.short_side
-    return settings
+    from ovpaint.pipelines.segmentation.settings import VOC_DENSE
+
+    preset = {"dense": dict(VOC_DENSE)} if args.preset == "voc" else None
+    short_side = {"dense.short_side": args.short_side} if args.short_side is not None else None
+    return settings_from_args(args, preset, short_side)
 
 
 def write_outputs(result, out: Path, masks_dir: Path | None) -> list[Path]:
@@ -111,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(
             "--out is the input image; choose another file (originals are never overwritten)."
         )
+    settings = _settings(args)
     clicks, box = parse_points(args.points), parse_box(args.box)
     if args.prompt is None and not clicks and box is None:
         raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
@@ -135,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                     method=args.method,
                     manager=manager,
                     session=session,
-                    settings=_settings(args),
+                    settings=settings,
                     progress=progress,
                     cancel=cancel,
                 )

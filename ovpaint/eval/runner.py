@@ -32,6 +32,7 @@ from ovpaint.pipelines.segmentation.segment import model_ids
 from ovpaint.pipelines.segmentation.segment import (
     segment_fn as _default_segment_fn,  # tests replace it
 )
+from ovpaint.pipelines.segmentation.settings import VOC_DENSE, merge_settings
 
 #: ``fn(rgb, queries) -> SegmentationResult``; ``result.classes[0]`` is the background and
 #: ``result.classes[1:]`` name the queries.
@@ -41,10 +42,11 @@ STATE_VERSION = 1
 
 #: Post-processing presets per dataset (METHOD.md §1.6): VOC's 21-class scenes use a higher
 #: logit scale and thresholds; the stuff datasets use the defaults at a larger short side.
+_STUFF_DENSE = {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448}
 DATASET_PRESETS: dict[str, dict[str, Any]] = {
-    "voc": {"logit_scale": 65.0, "prob_thd": 0.1, "area_thd": 0.1},
-    "cocostuff": {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448},
-    "ade20k": {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448},
+    "voc": {"dense": dict(VOC_DENSE)},
+    "cocostuff": {"dense": dict(_STUFF_DENSE)},
+    "ade20k": {"dense": dict(_STUFF_DENSE)},
 }
 
 
@@ -165,8 +167,7 @@ def run_benchmark(
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, root)
     samples = select_samples(ds, limit, seed)
-    run_settings = dict(DATASET_PRESETS.get(ds.key, {}))
-    run_settings.update(settings or {})
+    run_settings = merge_settings(DATASET_PRESETS.get(ds.key), settings)
     if segment_fn is None:
         segment_fn = _default_segment_fn(method, manager, run_settings)
     models = model_ids(manager)

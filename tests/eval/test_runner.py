@@ -125,7 +125,7 @@ def test_resume_after_cancel_gives_the_same_matrix(tmp_path):
             "oracle",
             segment_fn=third,
             out_path=out,
-            settings={"logit_scale": 10.0},
+            settings={"dense": {"logit_scale": 10.0}},
         )
 
 

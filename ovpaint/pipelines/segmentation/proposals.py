@@ -53,63 +53,8 @@ from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
+from ovpaint.pipelines.segmentation.settings import ProposalSettings
 from ovpaint.pipelines.session import sam2_autocast
-
-BACKGROUND_WORDS = ("background", "nothing", "empty space")
-
-
-@dataclass
-class ProposalSettings:
-    """Every threshold of the proposal path (METHOD.md §3); the defaults are the thesis's."""
-
-    # --- automatic mask generation (names and meaning as in sam2's generator)
-    points_per_side: int = 32
-    points_per_batch: int = 64  # sam2's batching; the fast path decodes in smaller chunks
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    stability_score_offset: float = 1.0
-    mask_threshold: float = 0.0
-    box_nms_thresh: float = 0.7
-    min_mask_region_area: int = 0  # needs sam2's compiled extension; skipped with a warning
-    decoder_chunk: int = 8  # prompts per decoder call in the fast path (cache-sized)
-    # Masks of larger images are made and selected at this long side (SAM2 sees 1024 px
-    # anyway; N full-size masks of a 12 MP photo would take gigabytes), then the label map is
-    # scaled back to full size. 0 = always full size.
-    max_side: int = 1536
-    max_score_bytes: int = 768_000_000  # full-size score maps returned only under this
-    # --- CLIP scoring
-    scales: tuple[int, ...] = (224, 336, 512)
-    scale_weights: tuple[float, ...] = (0.2, 0.5, 0.3)
-    crop_margin: float = 0.1  # of the box's longer side, on each side
-    clip_batch: int = 16  # crops per CLIP call
-    # On a CPU, also at most this many ViT tokens per call: batching saves nothing there and
-    # large batches lose the caches (2 cores, ms per crop fp32 at batch 1/2/4/8: 224 px
-    # 224/239/260/218, 336 px 520/485/598/623, 512 px 1548/1688/2044/1984): 6, 2 and 1.
-    clip_batch_tokens: int = 1200
-    templates: str = "four"  # the thesis found 4 templates better than 80 for this path
-    low_precision_cpu: bool = True  # bf16 autocast for the CLIP tower on CPUs with fast bf16
-    # --- selection
-    background_words: tuple[str, ...] = BACKGROUND_WORDS
-    background_weight: float = 0.3
-    min_area_ratio: float = 0.001  # masks under 0.1 % of the image are dropped
-    small_mask_ratio: float = 0.01  # below this share of the image a mask counts as small
-    threshold_large: float = 0.15
-    threshold_small: float = 0.20
-    mask_nms_iou: float = 0.7
-    many_class_from: int = 5  # this many classes or more: many-class mode
-    temperature: float = 100.0
-    denoise_floor: float = 0.12
-    size_penalty_start: float = 0.15
-    size_penalty_span: float = 0.35
-    size_penalty_max: float = 0.85
-    top_k: int = 2
-
-    def __post_init__(self) -> None:
-        if len(self.scales) != len(self.scale_weights):
-            raise BadInput("scales and scale_weights must have the same length")
-        if self.points_per_side < 1 or self.points_per_batch < 1 or self.decoder_chunk < 1:
-            raise BadInput("points_per_side, points_per_batch and decoder_chunk must be ≥ 1")
-
 
 # =====================================================================================
 # 1. Automatic mask generation
@@ -1007,40 +952,3 @@ def _empty_scores(n: int, h: int, w: int) -> np.ndarray:
     scores = np.zeros((n, h, w), np.float32)
     scores[0] = 1.0
     return scores
-
-
-def settings_from_dict(values: dict | None) -> ProposalSettings:
-    """Proposal settings from the flat dict every method shares (CLI, batch, benchmark): keys
-    prefixed ``proposal_`` (e.g. ``proposal_top_k``) or a ``proposal`` sub-dict. Unprefixed
-    keys are not taken: the dict also holds the dense path's ``templates`` and the
-    refinement's ``decoder_chunk``, which mean other things here."""
-    from dataclasses import fields
-
-    values = dict(values or {})
-    picked = dict(values.get("proposal") or {})
-    picked.update(
-        {k[len("proposal_") :]: v for k, v in values.items() if k.startswith("proposal_")}
-    )
-    known = {f.name for f in fields(ProposalSettings)}
-    unknown = sorted(set(picked) - known)
-    if unknown:
-        raise BadInput(f"Unknown proposal setting(s): {', '.join(unknown)}.")
-    for key in ("scales", "scale_weights", "background_words"):
-        if key in picked:
-            picked[key] = tuple(picked[key])
-    return ProposalSettings(**picked)
-
-
-def run_method(
-    session: Any,
-    queries: list[ClassQuery],
-    manager: Any,
-    settings: dict,
-    *,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> SegmentationResult:
-    """``METHODS["proposal"]`` (see ``ovpaint.pipelines.segmentation.segment``)."""
-    return segment_proposals(
-        session, queries, manager, settings_from_dict(settings), progress=progress, cancel=cancel
-    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -27,32 +27,8 @@ from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import component_distance
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.result import SegmentationResult
-from ovpaint.pipelines.segmentation.dense import check_compute_dtype, compute_dtype
-
-
-@dataclass
-class RefineSettings:
-    opening_px: int = 5  # kernel of the morphological opening before components
-    min_area_frac: float = 0.001  # components under this share of the image are dropped
-    min_area_px: int = 64
-    min_point_distance: int = 20  # px in the original image
-    large_area_frac: float = 0.05  # a component gets one more point per this share of image
-    max_points_per_class: int = 10
-    max_points: int = 60
-    vote_threshold: float = 0.6
-    refine_background: bool = True  # class 0 also gets prompts (trims over-grown classes)
-    decoder_chunk: int = 16  # points whose masks are upsampled at once (memory bound)
-    # decoder precision: auto = bf16 on a CPU with native bf16 (faster there, see
-    # decoder_dtype), the model's own elsewhere; fp32 = sam2's exact operations
-    compute_dtype: str = "auto"
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> RefineSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (values or {}).items() if k in known})
-
-    def __post_init__(self) -> None:
-        check_compute_dtype(self.compute_dtype)
+from ovpaint.pipelines.segmentation.dense import compute_dtype
+from ovpaint.pipelines.segmentation.settings import DenseSettings, RefineSettings
 
 
 @dataclass
@@ -279,18 +255,14 @@ def segment_refined(
     session: Any,
     queries: Sequence[ClassQuery],
     manager: Any,
-    dense_settings: Any = None,
+    dense_settings: DenseSettings | None = None,
     settings: RefineSettings | None = None,
     *,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
     """The refined method: the dense SCLIP map, refined by SAM2 prompts."""
-    from ovpaint.pipelines.segmentation.dense import (
-        DenseSettings,
-        dense_probabilities,
-        to_full_size,
-    )
+    from ovpaint.pipelines.segmentation.dense import dense_probabilities, to_full_size
 
     ds = dense_settings or DenseSettings()
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ import torch
 from ovpaint.core.errors import BadInput
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.segmentation import dense as D
-from ovpaint.pipelines.segmentation.segment import METHODS, segment
+from ovpaint.pipelines.segmentation.segment import segment
 from ovpaint.pipelines.session import ImageSession
 
 
@@ -108,7 +108,7 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
         method="dense",
         manager=tiny_manager,
         session=s,
-        settings={"compute_dtype": "fp32"},
+        settings={"dense": {"compute_dtype": "fp32"}},
     )
     b = segment(
         image,
@@ -116,7 +116,7 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
         method="dense",
         manager=tiny_manager,
         session=s,
-        settings={"compute_dtype": "bf16"},
+        settings={"dense": {"compute_dtype": "bf16"}},
     )
     # 97 % of this image is background, so also compare where either found a class
     found = (a.labels != 0) | (b.labels != 0)
@@ -191,11 +191,15 @@ def test_class_absent_everywhere_is_empty_mask(tiny_manager, image):
         [ClassQuery("dog", ("dog",)), ClassQuery("cat", ("cat",))],
         method="dense",
         manager=tiny_manager,
-        settings={"prob_thd": 0.0},
+        settings={"dense.prob_thd": 0.0},
     )
     # force absence: a zero-weighted class is never argmax with area_thd at 1.0
     r2 = segment(
-        image, "dog, cat", method="dense", manager=tiny_manager, settings={"area_thd": 1.0}
+        image,
+        "dog, cat",
+        method="dense",
+        manager=tiny_manager,
+        settings={"dense": {"area_thd": 1.0}},
     )
     assert set(r2.areas().values()) == {0}
     assert all(m.dtype == bool for m in r.masks().values())
@@ -209,19 +213,12 @@ def test_work_size_respects_both_caps():
     assert h * w * 4 * 100 <= 40_000_000
 
 
-def test_methods_registry_has_dense_and_refined():
-    assert {"dense", "refined"} <= set(METHODS)
-    for fn in METHODS.values():
-        assert callable(fn)
-
-
-def test_settings_from_dict():
-    s = D.DenseSettings.from_dict({"preset": "voc", "short_side": 448, "unrelated": 1})
+def test_dense_settings_presets_and_ranges():
+    s = D.DenseSettings.voc(short_side=448)
     assert (s.logit_scale, s.prob_thd, s.area_thd, s.short_side) == (65.0, 0.1, 0.1, 448)
-    with pytest.raises(BadInput):
-        D.DenseSettings.from_dict({"preset": "nope"})
-    with pytest.raises(BadInput):
-        D.DenseSettings.from_dict({"compute_dtype": "int4"})
+    for bad in ({"compute_dtype": "int4"}, {"prob_thd": 1.5}, {"stride": 0}):
+        with pytest.raises(BadInput):
+            D.DenseSettings(**bad)
 
 
 def test_cancel_before_work(tiny_manager, image):
