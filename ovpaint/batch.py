@@ -43,6 +43,7 @@ from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import file_part, save_label_png, save_mask_png
 from ovpaint.core.prompt import ClassQuery, parse_prompt
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.segment import model_ids
 from ovpaint.pipelines.segmentation.segment import (
@@ -314,7 +315,7 @@ def run_batch(
     out_dir: str | os.PathLike,
     prompt: str | list[ClassQuery],
     method: str,
-    manager=None,
+    manager: Models | None = None,
     *,
     recursive: bool = True,
     extensions: str | list[str] | tuple[str, ...] | None = None,
@@ -353,7 +354,7 @@ def run_batch(
         str(out_dir),
         prompt if isinstance(prompt, str) else ", ".join(q.name for q in queries),
         method,
-        models=model_ids(manager),
+        models=model_ids(manager, method),
     )
     if exclude:
         report.messages.append(

@@ -1,17 +1,26 @@
 """Each extension point takes one registration, and every front-end lists what was registered:
 a toy method appears in the CLI's ``--help``, runs from the CLI with its own typed settings,
-and shows in the app's method lists (prompt box, batch and benchmark tabs)."""
+and shows in the app's method lists (prompt box, batch and benchmark tabs); a toy model family
+appears in ``ovpaint models``, loads through the manager (tiny and from local weights), has its
+setting, and shows in the app's model dialog."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ovpaint.cli import main
+from ovpaint.core import settings as core_settings
+from ovpaint.core.errors import ModelUnavailable
 from ovpaint.core.masks import load_label_png
+from ovpaint.models import registry
+from ovpaint.models.protocols import Derived
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 from ovpaint.pipelines.segmentation import methods, settings
 
@@ -29,10 +38,19 @@ def run_bright(session, queries, models, segment_settings, *, progress=None, can
 
 
 @pytest.fixture
-def toy_method(monkeypatch):
+def restored():
+    """Registry tables given to it get back their contents (in place) after the test."""
+    saved: list[tuple[dict, dict]] = []
+    yield lambda *tables: saved.extend((t, dict(t)) for t in tables)
+    for table, content in saved:
+        table.clear()
+        table.update(content)
+
+
+@pytest.fixture
+def toy_method(restored):
     """The toy method, registered with one call and unregistered after the test."""
-    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
-    monkeypatch.setattr(settings, "SECTIONS", dict(settings.SECTIONS))
+    restored(methods.METHODS, settings.SECTIONS)
     return methods.register_method(
         methods.Method(
             "bright",
@@ -47,7 +65,10 @@ def toy_method(monkeypatch):
     )
 
 
-def test_toy_method_is_in_the_cli_help_and_runs_with_its_settings(toy_method, tmp_path, capsys):
+def test_toy_method_is_in_the_cli_help_and_runs_with_its_settings(
+    toy_method, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps help at hyphens otherwise
     for command in ("segment", "batch", "benchmark"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
@@ -108,4 +129,117 @@ def test_registration_refuses_a_clash_and_a_bad_record(toy_method):
 
         methods.register_method(
             methods.Method("y", "Y", "y", methods.DENSE, (), run_bright, {"y": NoDefault})
+        )
+
+
+# --------------------------------------------------------------------------- a toy model family
+@dataclass
+class ToyBundle:
+    model: torch.nn.Module
+    model_id: str
+    derived: Derived = field(default_factory=Derived, init=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to_device(self, device: torch.device) -> None:
+        self.model.to(device)
+
+    def nbytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+
+def _toy_build_tiny(seed: int = 0) -> ToyBundle:
+    torch.manual_seed(seed)
+    return ToyBundle(torch.nn.Linear(3, 2), "tiny-toy")
+
+
+def _toy_load_real(spec, weights, device, dtype) -> ToyBundle:
+    from safetensors.torch import load_file
+
+    model = torch.nn.Linear(3, 2)
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return ToyBundle(model.to(device, dtype), spec.id)
+
+
+TOY_LOADER = SimpleNamespace(build_tiny=_toy_build_tiny, load_real=_toy_load_real)
+
+
+@pytest.fixture
+def toy_family(restored):
+    """The toy family, registered with one call and unregistered after the test."""
+    restored(registry.FAMILIES, core_settings.SETTINGS_BY_NAME)
+
+    def spec(model_id: str, title: str) -> registry.ModelSpec:
+        file = registry.ModelFile("toy.safetensors")
+        return registry.ModelSpec(model_id, "toy", title, "toys/" + model_id, 1000, files=(file,))
+
+    return registry.register_family(
+        registry.ModelFamily(
+            "toy",
+            "Toy linear model",
+            (spec("toy-small", "Toy small"), spec("toy-big", "Toy big")),
+            default_cpu="toy-small",
+            default_gpu="toy-big",
+            loader=lambda: TOY_LOADER,
+        )
+    )
+
+
+def test_toy_family_is_listed_by_the_cli(toy_family, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("OVPAINT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps help at hyphens otherwise
+    with pytest.raises(SystemExit):
+        main(["models", "download", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "toy (Toy linear model): toy-small, toy-big" in text
+    assert main(["models", "list", "--json", "--device", "cpu"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    assert rows["toy-small"]["role"] == "toy" and rows["toy-small"]["default"]
+    assert not rows["toy-big"]["default"] and rows["toy-big"]["state"] == "missing"
+
+
+def test_toy_family_loads_through_the_manager(toy_family, tmp_path):
+    from safetensors.torch import save_file
+
+    from ovpaint.core.settings import Settings
+    from ovpaint.models.manager import ModelManager
+
+    tiny = ModelManager(profile="tiny", device="cpu")
+    with tiny.use("toy") as bundle:
+        assert isinstance(bundle, ToyBundle) and bundle.model_id == "tiny-toy"
+    assert "toy" in [s.role for s in tiny.states()]
+
+    chosen = Settings(values={"toy_model": "toy-big", "model_dir": str(tmp_path / "models")})
+    real = ModelManager(profile="real", device="cpu", settings=chosen)
+    assert real.model_id("toy") == "toy-big"
+    with pytest.raises(ModelUnavailable, match="ovpaint models download toy-big"):
+        real.check_available("toy")
+    weights = {"weight": torch.full((2, 3), 0.5), "bias": torch.zeros(2)}
+    save_file(weights, str(tmp_path / "toy.safetensors"))
+    real.use_local_weights(real.spec("toy"), str(tmp_path / "toy.safetensors"), chosen)
+    with real.use("toy") as bundle:
+        assert bundle.model_id == "toy-big"
+        assert torch.equal(bundle.model.weight, weights["weight"])
+
+
+def test_toy_family_is_in_the_app_model_dialog(toy_family, qtbot, tiny_manager):
+    pytest.importorskip("PySide6")
+    from ovpaint.app.model_dialog import ModelDialog
+    from ovpaint.app.workers import WorkerPool
+    from ovpaint.core.settings import Settings
+
+    dialog = ModelDialog(tiny_manager, Settings(), WorkerPool())
+    qtbot.addWidget(dialog)
+    roles = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    assert roles[-1] == "toy" and {"clip", "sam2", "inpaint"} <= set(roles)
+
+
+def test_a_family_whose_defaults_are_not_its_models_is_refused(toy_family):
+    with pytest.raises(ValueError, match="defaults"):
+        registry.register_family(
+            registry.ModelFamily(
+                "toy2", "T", toy_family.models, "toy-small", "nope", lambda: TOY_LOADER
+            )
         )

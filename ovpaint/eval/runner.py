@@ -27,6 +27,7 @@ from ovpaint.core.masks import save_label_png
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.eval.datasets import IGNORE, Dataset, open_dataset
 from ovpaint.eval.metrics import ConfusionAccumulator, ImageCounts, Scores
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.segment import model_ids
 from ovpaint.pipelines.segmentation.segment import (
@@ -145,7 +146,7 @@ def run_benchmark(
     dataset: str | Dataset,
     root: str | os.PathLike | None,
     method: str,
-    manager=None,
+    manager: Models | None = None,
     *,
     limit: int | None = None,
     seed: int = 0,
@@ -170,7 +171,7 @@ def run_benchmark(
     run_settings = merge_settings(DATASET_PRESETS.get(ds.key), settings)
     if segment_fn is None:
         segment_fn = _default_segment_fn(method, manager, run_settings)
-    models = model_ids(manager)
+    models = model_ids(manager, method)
     ids = [s.id for s in samples]
     config = _config(ds, method, run_settings, ids, models)
     queries = ds.class_queries()

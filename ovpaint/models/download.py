@@ -34,7 +34,7 @@ from ovpaint.core.errors import BadInput, DiskFull, ModelUnavailable
 from ovpaint.core.fileio import atomic_write_text
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.settings import Settings
-from ovpaint.models.registry import ModelSpec
+from ovpaint.models.registry import ModelSpec, family
 from ovpaint.models.store import ModelStore
 
 CHUNK_BYTES = 1 << 20
@@ -683,7 +683,7 @@ def check_local(spec: ModelSpec, path: Path) -> Path:
                 "code when loaded and are refused; convert them to safetensors first."
             )
         return path
-    allowed = (".safetensors", ".pt") if spec.role == "sam2" else (".safetensors",)
+    allowed = family(spec.role).weight_suffixes
     if path.is_dir():
         for pinned in spec.files:
             if (path / pinned.path).is_file():

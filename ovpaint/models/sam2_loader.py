@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ovpaint.core.errors import ModelUnavailable
+from ovpaint.models.protocols import Derived
 
 TINY_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 TINY_SAM2_IMAGE_SIZE = 256
@@ -41,7 +42,7 @@ class Sam2Bundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    _templates: dict = field(default_factory=dict, repr=False)
+    derived: Derived = field(default_factory=Derived, init=False, repr=False, compare=False)
 
     def predictor(self, **kwargs) -> Any:
         """A fresh SAM2ImagePredictor whose feature sizes follow the model's input size.
@@ -53,12 +54,12 @@ class Sam2Bundle:
         """
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-        key = tuple(sorted(kwargs.items()))
-        template = self._templates.get(key)
-        if template is None:
+        def make() -> Any:
             template = SAM2ImagePredictor(self.model, **kwargs)
             fix_feature_sizes(template, self.image_size)
-            self._templates[key] = template
+            return template
+
+        template = self.derived.get(("predictor", tuple(sorted(kwargs.items()))), make)
         predictor = copy.copy(template)
         predictor.reset_predictor()
         return predictor

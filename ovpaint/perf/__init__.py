@@ -70,8 +70,10 @@ class PerfContext:
 
 
 class FixedModels:
-    """Just enough of a ModelManager for the pipelines: fixed bundles by role, built on first
-    use by the given functions, always available."""
+    """The pipelines' ``Models`` with fixed bundles by role, built on first use by the given
+    functions, always available."""
+
+    is_tiny = False
 
     def __init__(self, **bundle_of: Callable[[], Any]) -> None:
         self._bundle_of = bundle_of
@@ -82,6 +84,9 @@ class FixedModels:
     @contextmanager
     def use(self, role: str):
         yield self._bundle_of[role]()
+
+    def get(self, role: str) -> Any:
+        return self._bundle_of[role]()
 
     def model_id(self, role: str) -> str:
         return self._bundle_of[role]().model_id

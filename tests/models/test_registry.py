@@ -8,19 +8,22 @@ import pytest
 
 from ovpaint.core.errors import BadInput
 from ovpaint.models.registry import (
-    MODELS,
-    MODELS_BY_ID,
-    ROLES,
+    FAMILIES,
+    all_models,
     default_model_id,
     get_spec,
     models_for,
+    roles,
 )
+
+MODELS = all_models()
+ROLES = roles()
 
 
 def test_ids_unique_and_roles_valid():
     ids = [m.id for m in MODELS]
-    assert len(ids) == len(set(ids)) == len(MODELS_BY_ID)
-    assert {m.role for m in MODELS} == set(ROLES)
+    assert len(ids) == len(set(ids))
+    assert {m.role for m in MODELS} == set(ROLES) == {"clip", "sam2", "inpaint"} | set(FAMILIES)
     for m in MODELS:
         assert m.repo.count("/") == 1 and m.approx_bytes > 0 and m.title
         assert bool(m.files) != bool(m.allow_patterns), m.id  # single file xor folder

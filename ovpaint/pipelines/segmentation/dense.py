@@ -16,9 +16,7 @@ A 12,000 × 9,000 photo therefore never allocates a full-size ``C × H × W`` fl
 from __future__ import annotations
 
 import math
-import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,9 +30,12 @@ from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.clip_loader import ClipBundle
 from ovpaint.models.device import cpu_has_fast_bf16
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 from ovpaint.pipelines.segmentation.settings import DenseSettings
+from ovpaint.pipelines.session import ImageSession
 
 BACKGROUND_FILE = ("classes", "background_stuff.txt")
 
@@ -106,16 +107,11 @@ def _embed(visual: Any, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return visual.ln_pre(x), int(gh), int(gw)
 
 
-_LOW_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOW_LOCK = threading.Lock()
-
-
-def low_weights(visual: Any, dtype: torch.dtype) -> dict:
-    """The low-precision weights of a vision tower, for :func:`_linear`: converted once per
-    model and kept while it lives (converting ViT-B/16's 85 M weights took 64 ms, 9 % of a
-    dense pass, on 2 cores; the copy holds 170 MB in bf16)."""
-    with _LOW_LOCK:
-        return _LOW_WEIGHTS.setdefault(visual, {}).setdefault(dtype, {"dtype": dtype})
+def low_weights(clip: ClipBundle, dtype: torch.dtype) -> dict:
+    """The low-precision weights of a CLIP bundle's vision tower, for :func:`_linear`: converted
+    once per bundle and dropped with it (converting ViT-B/16's 85 M weights took 64 ms, 9 % of
+    a dense pass, on 2 cores; the copy holds 170 MB in bf16)."""
+    return clip.derived.get(("low_weights", dtype), lambda: {"dtype": dtype})
 
 
 def _linear(
@@ -224,7 +220,7 @@ class WindowFeatures:
 
 
 def window_features(
-    clip: Any,
+    clip: ClipBundle,
     x: torch.Tensor,
     settings: DenseSettings,
     cancel: CancelToken | None = None,
@@ -241,7 +237,7 @@ def window_features(
     out = []
     # Low precision for the matrix products that tolerate it (see vit_block); on a GPU the
     # model already holds its weights in the chosen half precision.
-    low = low_weights(visual, dtype) if dtype != model_dtype and device.type == "cpu" else None
+    low = low_weights(clip, dtype) if dtype != model_dtype and device.type == "cpu" else None
     if progress:
         progress.stage("dense features", len(boxes))
     with torch.no_grad():
@@ -420,8 +416,8 @@ def work_size(height: int, width: int, n_names: int, settings: DenseSettings) ->
 
 
 def session_window_features(
-    session: Any,
-    clip: Any,
+    session: ImageSession,
+    clip: ClipBundle,
     settings: DenseSettings,
     *,
     progress: Progress | None = None,
@@ -450,9 +446,9 @@ def session_window_features(
 
 
 def dense_probabilities(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: DenseSettings,
     *,
     progress: Progress | None = None,
@@ -514,9 +510,9 @@ def to_full_size(
 
 
 def segment_dense(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: DenseSettings | None = None,
     *,
     progress: Progress | None = None,

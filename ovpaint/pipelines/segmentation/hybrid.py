@@ -26,16 +26,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 from ovpaint.pipelines.segmentation.proposals import encode_texts, segment_proposals
 from ovpaint.pipelines.segmentation.settings import HybridSettings, ProposalSettings
+from ovpaint.pipelines.session import ImageSession
 
 STUFF, THING = "stuff", "thing"
 _PREPOSITIONS = re.compile(r"\s+(?:on|in|with|of|near|at|under|behind|by|from|wearing)\s+")
@@ -163,9 +164,9 @@ def merge_results(
 
 
 def segment_hybrid(
-    session: Any,
+    session: ImageSession,
     queries: list[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: HybridSettings | None = None,
     proposal: ProposalSettings | None = None,
     *,

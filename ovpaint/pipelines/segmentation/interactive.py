@@ -30,6 +30,7 @@ import numpy as np
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.masks import component_distance
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.session import ImageSession, sam2_autocast
 
 MASK_LOGIT = 10.0  # magnitude of the logits a binary mask is turned into (SAM2 clamps at 32)
@@ -86,7 +87,7 @@ class ClickSession:
     def __init__(
         self,
         session: ImageSession,
-        manager,
+        manager: Models,
         initial_mask: np.ndarray | None = None,
         initial_logits: np.ndarray | None = None,
         *,
@@ -327,7 +328,7 @@ def check_prompts(width: int, height: int, clicks: list[Click], box=None) -> Non
 
 def run_clicks(
     session: ImageSession,
-    manager,
+    manager: Models,
     clicks: list[Click],
     box: tuple[float, float, float, float] | None = None,
     initial_mask: np.ndarray | None = None,
@@ -345,7 +346,7 @@ def run_clicks(
 def refine_class_with_clicks(
     result,
     session: ImageSession,
-    manager,
+    manager: Models,
     clicks: list[Click],
     box=None,
     class_name: str | None = None,

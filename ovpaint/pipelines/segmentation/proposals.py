@@ -36,10 +36,8 @@ Three parts, each usable alone:
 from __future__ import annotations
 
 import math
-import threading
 import time
 import warnings
-import weakref
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,9 +50,11 @@ import torch.nn.functional as F
 from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.clip_loader import ClipBundle
+from ovpaint.models.protocols import Derived, Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 from ovpaint.pipelines.segmentation.settings import ProposalSettings
-from ovpaint.pipelines.session import sam2_autocast
+from ovpaint.pipelines.session import ImageSession, sam2_autocast
 
 # =====================================================================================
 # 1. Automatic mask generation
@@ -90,25 +90,20 @@ class AutoMasks:
         )
 
 
-_DECODER_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_COPIES_LOCK = threading.Lock()
-
-
-def decoder_copy(decoder: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    """A copy of SAM2's mask decoder (a few MB) in ``dtype``, kept while the decoder lives and
-    remade when the decoder moved to another device. Its upscaling convolutions use the
-    channels-last layout that the decoder's image tokens already have."""
+def decoder_copy(decoder: torch.nn.Module, dtype: torch.dtype, derived: Derived) -> torch.nn.Module:
+    """A copy of SAM2's mask decoder (a few MB) in ``dtype``, kept in the SAM2 bundle's
+    ``derived`` cache and remade when the decoder moved to another device. Its upscaling
+    convolutions use the channels-last layout that the decoder's image tokens already have."""
     device = next(decoder.parameters()).device
-    with _COPIES_LOCK:
-        copies = _DECODER_COPIES.setdefault(decoder, {})
-        low = copies.get(dtype)
-        if low is None or next(low.parameters()).device != device:
-            low = deepcopy(decoder).to(dtype).eval().requires_grad_(False)
-            for layer in low.output_upscaling:
-                if isinstance(layer, torch.nn.ConvTranspose2d):
-                    layer.to(memory_format=torch.channels_last)
-            copies[dtype] = low
+
+    def make() -> torch.nn.Module:
+        low = deepcopy(decoder).to(dtype).eval().requires_grad_(False)
+        for layer in low.output_upscaling:
+            if isinstance(layer, torch.nn.ConvTranspose2d):
+                layer.to(memory_format=torch.channels_last)
         return low
+
+    return derived.get(("decoder_copy", dtype, str(device)), make)
 
 
 def _separate_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -132,7 +127,9 @@ class PromptDecoder:
     :meth:`_from_image`) and the upscaling in bands: close to, not equal to, sam2's output.
     """
 
-    def __init__(self, predictor: Any, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self, predictor: Any, dtype: torch.dtype | None = None, derived: Derived | None = None
+    ) -> None:
         model = predictor.model
         dec = model.sam_mask_decoder
         if not (dec.use_high_res_features and dec.pred_obj_scores):
@@ -144,8 +141,8 @@ class PromptDecoder:
         # exact: sam2's own operations, bit-equal to its predictor; otherwise attention over the
         # few prompt tokens is written out (the fused kernel is slow for 8 keys on a CPU)
         self.exact = self.dtype == next(dec.parameters()).dtype
-        if not self.exact:
-            dec = decoder_copy(dec, self.dtype)
+        if not self.exact:  # kept in the bundle's cache when given one
+            dec = decoder_copy(dec, self.dtype, derived or Derived())
         self.predictor = predictor
         self.model = model
         self.dec = dec
@@ -577,7 +574,7 @@ def _autocast(device: torch.device, dtype: torch.dtype, low_precision_cpu: bool)
 
 
 def mask_features(
-    clip_bundle: Any,
+    clip_bundle: ClipBundle,
     image: np.ndarray,
     masks: AutoMasks | tuple,
     settings: ProposalSettings | None = None,
@@ -809,8 +806,8 @@ def _amg_key(model_id: str, s: ProposalSettings) -> tuple:
 
 
 def session_masks(
-    session: Any,
-    manager: Any,
+    session: ImageSession,
+    manager: Models,
     settings: ProposalSettings,
     *,
     progress: Progress | None = None,
@@ -835,8 +832,8 @@ def session_masks(
 
 
 def session_mask_features(
-    session: Any,
-    manager: Any,
+    session: ImageSession,
+    manager: Models,
     masks: AutoMasks,
     settings: ProposalSettings,
     *,
@@ -867,7 +864,7 @@ def session_mask_features(
     return session.put(key, feats)
 
 
-def encode_texts(manager: Any, names: list[str], templates: str) -> np.ndarray:
+def encode_texts(manager: Models, names: list[str], templates: str) -> np.ndarray:
     """L2-normalised text embeddings (N×D) through the shared, cached text encoder."""
     from ovpaint.pipelines.text import text_encoder_for
 
@@ -876,9 +873,9 @@ def encode_texts(manager: Any, names: list[str], templates: str) -> np.ndarray:
 
 
 def segment_proposals(
-    session: Any,
+    session: ImageSession,
     queries: list[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: ProposalSettings | None = None,
     *,
     progress: Progress | None = None,

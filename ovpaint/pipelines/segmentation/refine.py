@@ -26,9 +26,12 @@ import torch.nn.functional as F
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import component_distance
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.protocols import Derived, Models
+from ovpaint.models.sam2_loader import Sam2Bundle
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.dense import compute_dtype
 from ovpaint.pipelines.segmentation.settings import DenseSettings, RefineSettings
+from ovpaint.pipelines.session import ImageSession
 
 
 @dataclass
@@ -107,6 +110,7 @@ def decode_points(
     points_xy: np.ndarray,
     prompts_per_call: int | None = None,
     dtype: torch.dtype | None = None,
+    derived: Derived | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-resolution mask logits (B×3×256×256) and predicted IoUs (B×3) of B single-point
     prompts (image pixel coordinates), as ``predictor.predict`` gives for each point alone.
@@ -127,7 +131,7 @@ def decode_points(
             return _decode_plain(predictor, coords, labels)
         from ovpaint.pipelines.segmentation.proposals import PromptDecoder
 
-        decoder = PromptDecoder(predictor, dtype)
+        decoder = PromptDecoder(predictor, dtype, derived)
         if prompts_per_call is None:
             prompts_per_call = (
                 CPU_PROMPTS_PER_CALL if device.type == "cpu" else GPU_PROMPTS_PER_CALL
@@ -160,7 +164,7 @@ def _decode_plain(
     return low_res.float(), iou.float()
 
 
-def decoder_dtype(name: str, sam: Any) -> torch.dtype:
+def decoder_dtype(name: str, sam: Sam2Bundle) -> torch.dtype:
     """The mask decoder's precision for a setting (the dense path's rule, shared with it by the
     ``compute_dtype`` setting). On a 2-core CPU with native bf16, 60 points take 3.2–3.7× less
     time in bf16 than 60 fp32 ``predict`` calls (1.5× in fp32); on the perf scene 0.3 % of the
@@ -207,8 +211,8 @@ def combine(claimed: np.ndarray, labels: np.ndarray, probs: np.ndarray) -> np.nd
 
 
 def refine_labels(
-    session: Any,
-    manager: Any,
+    session: ImageSession,
+    manager: Models,
     labels: np.ndarray,
     probs: np.ndarray,
     settings: RefineSettings | None = None,
@@ -242,7 +246,8 @@ def refine_labels(
             cancel.check()
         t0 = time.perf_counter()
         xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points], np.float32)
-        low_res, _ = decode_points(predictor, xy, dtype=decoder_dtype(s.compute_dtype, sam))
+        dtype = decoder_dtype(s.compute_dtype, sam)
+        low_res, _ = decode_points(predictor, xy, dtype=dtype, derived=sam.derived)
     timings["decoder"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     claimed = vote(low_res.cpu(), points, labels, n_classes, s)
@@ -252,9 +257,9 @@ def refine_labels(
 
 
 def segment_refined(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
+    manager: Models,
     dense_settings: DenseSettings | None = None,
     settings: RefineSettings | None = None,
     *,

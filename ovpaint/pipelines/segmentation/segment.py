@@ -16,19 +16,18 @@ import numpy as np
 from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.prompt import ClassQuery, parse_prompt
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
-from ovpaint.pipelines.segmentation.methods import Method, get_method
+from ovpaint.pipelines.segmentation.methods import DEFAULT_METHOD, METHODS, Method, get_method
 from ovpaint.pipelines.segmentation.settings import SegmentSettings, parse_settings
 from ovpaint.pipelines.session import ImageSession
 
 
-def check_models(method: str | Method, manager: Any) -> None:
+def check_models(method: str | Method, manager: Models) -> None:
     """ModelUnavailable (with how to get it) when a model ``method`` needs is missing."""
     method = method if isinstance(method, Method) else get_method(method)
-    check = getattr(manager, "check_available", None)
-    if check is not None:
-        for role in method.roles:
-            check(role)
+    for role in method.roles:
+        manager.check_available(role)
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -52,7 +51,7 @@ def segment(
     prompt: str | list[ClassQuery],
     *,
     method: str | None = None,
-    manager: Any,
+    manager: Models,
     session: ImageSession | None = None,
     settings: Mapping[str, Any] | SegmentSettings | None = None,
     progress: Progress | None = None,
@@ -81,7 +80,7 @@ def segment(
         cancel.check()
     result = chosen.run(session, queries, manager, parsed, progress=progress, cancel=cancel)
     result.timings.setdefault("total", time.perf_counter() - t0)
-    if getattr(manager, "is_tiny", False):
+    if manager.is_tiny:
         note = "Tiny test models (random weights): the result is meaningless."
         if note not in result.messages:
             result.messages.append(note)
@@ -89,7 +88,7 @@ def segment(
 
 
 def segment_fn(
-    method: str | None, manager: Any, settings: Mapping[str, Any] | None = None
+    method: str | None, manager: Models, settings: Mapping[str, Any] | None = None
 ) -> Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]:
     """``segment`` with the method, models and settings fixed: what batch and benchmark run
     per image (each call makes its own session)."""
@@ -103,16 +102,18 @@ def segment_fn(
     return fn
 
 
-def model_ids(manager: Any) -> dict[str, str]:
-    """The segmentation models a run used, for its report; says when they are the tiny ones."""
+def model_ids(manager: Models | None, method: str | None = None) -> dict[str, str]:
+    """The models ``method`` loads (none for a method that is not registered, e.g. an injected
+    segmenter), for a run's report; says when they are the tiny ones."""
     if manager is None:
         return {}
+    known = METHODS.get(method or DEFAULT_METHOD)
     out = {}
-    for role in ("clip", "sam2"):
+    for role in known.roles if known else ():
         try:
             out[role] = manager.model_id(role)
         except Exception:  # noqa: BLE001 - a description must not fail a run
             continue
-    if getattr(manager, "is_tiny", False):
+    if manager.is_tiny:
         out["profile"] = "tiny (random weights: results are meaningless)"
     return out

@@ -126,18 +126,19 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
 
 
 def test_low_precision_weights_are_kept_and_follow_changes(tiny_manager):
-    """bf16 weights are converted once per model, and remade when a weight changes in place
-    (e.g. loading other weights into the same model)."""
+    """bf16 weights are converted once per bundle (kept in its own cache, dropped with it), and
+    remade when a weight changes in place (e.g. loading other weights into the same model)."""
     import copy
+    import dataclasses
 
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     s = D.DenseSettings(compute_dtype="bf16", crop=64, stride=32)
     with tiny_manager.use("clip") as clip:
-        bundle = copy.copy(clip)
-        bundle.model = copy.deepcopy(clip.model)
+        bundle = dataclasses.replace(clip, model=copy.deepcopy(clip.model))
+    assert len(bundle.derived) == 0  # a bundle of its own: nothing shared with the original
     visual = bundle.model.visual
     first = D.window_features(bundle, x, s).features
-    cache = D.low_weights(visual, torch.bfloat16)
+    cache = D.low_weights(bundle, torch.bfloat16)
     held = {k: v[1] for k, v in cache.items() if k != "dtype"}
     assert held  # converted once ...
     assert torch.equal(D.window_features(bundle, x, s).features, first)
@@ -146,8 +147,7 @@ def test_low_precision_weights_are_kept_and_follow_changes(tiny_manager):
     with torch.no_grad():
         fc.mul_(3.0)
     changed = D.window_features(bundle, x, s).features
-    fresh = copy.copy(bundle)
-    fresh.model = copy.deepcopy(bundle.model)  # another model: its own, new conversion
+    fresh = dataclasses.replace(bundle, model=copy.deepcopy(bundle.model))  # its own conversion
     assert not torch.equal(changed, first)
     assert torch.equal(changed, D.window_features(fresh, x, s).features)
 

@@ -193,7 +193,10 @@ def test_bf16_decoder_follows_fp32(tiny_manager):
         np.testing.assert_allclose(iou16.numpy(), iou.numpy(), atol=0.05)
         decoder = sam.model.sam_mask_decoder
         assert next(decoder.parameters()).dtype == torch.float32  # the model is untouched
-        assert decoder_copy(decoder, torch.bfloat16) is decoder_copy(decoder, torch.bfloat16)
+        R.decode_points(pred, pts, dtype=torch.bfloat16, derived=sam.derived)
+        kept = decoder_copy(decoder, torch.bfloat16, sam.derived)
+        assert kept is decoder_copy(decoder, torch.bfloat16, sam.derived)  # made once per bundle
+        assert next(kept.parameters()).dtype == torch.bfloat16
 
         with torch.inference_mode():
             fast = PromptDecoder(pred, torch.bfloat16)
