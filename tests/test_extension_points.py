@@ -2,7 +2,8 @@
 a toy method appears in the CLI's ``--help``, runs from the CLI with its own typed settings,
 and shows in the app's method lists (prompt box, batch and benchmark tabs); a toy model family
 appears in ``ovpaint models``, loads through the manager (tiny and from local weights), has its
-setting, and shows in the app's model dialog."""
+setting, and shows in the app's model dialog; a toy dataset appears in ``ovpaint benchmark``
+and the benchmark dialog, and is scored end to end (with the toy method) from both."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ovpaint.cli import main
 from ovpaint.core import settings as core_settings
 from ovpaint.core.errors import ModelUnavailable
 from ovpaint.core.masks import load_label_png
+from ovpaint.eval import datasets
 from ovpaint.models import registry
 from ovpaint.models.protocols import Derived
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
@@ -31,10 +33,12 @@ class BrightSettings:
 
 
 def run_bright(session, queries, models, segment_settings, *, progress=None, cancel=None):
-    """Pixels at least ``bright.level`` bright are the first class."""
+    """Pixels at least ``bright.level`` bright are the first class (a query named background,
+    as benchmarks send, is the background)."""
     level = segment_settings["bright"].level
     labels = (session.image.mean(-1) >= level).astype(np.int32)
-    return SegmentationResult(labels, [BACKGROUND] + [q.name for q in queries], method="bright")
+    names = [q.name for q in queries if q.name != BACKGROUND]
+    return SegmentationResult(labels, [BACKGROUND, *names], method="bright")
 
 
 @pytest.fixture
@@ -73,7 +77,7 @@ def test_toy_method_is_in_the_cli_help_and_runs_with_its_settings(
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
-        assert "bright: Brightness: pixels above a brightness level (toy)" in text
+        assert "bright: pixels above a brightness level (toy)" in text
         assert "bright" in text.split("sections:")[1]
     image = np.zeros((20, 30, 3), np.uint8)
     image[:, 10:] = 120
@@ -104,7 +108,7 @@ def test_toy_method_is_in_the_app_method_lists(toy_method, qtbot, tiny_manager):
         index = combo.findData("bright")
         assert index >= 0
         tip = combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
-        assert "pixels above a brightness level" in tip
+        assert tip.startswith("Brightness: pixels above a brightness level")
     assert panel.method.currentData() == methods.DEFAULT_METHOD
     assert dialog.bench_method.currentData() == methods.DEFAULT_BENCHMARK_METHOD
 
@@ -243,3 +247,93 @@ def test_a_family_whose_defaults_are_not_its_models_is_refused(toy_family):
                 "toy2", "T", toy_family.models, "toy-small", "nope", lambda: TOY_LOADER
             )
         )
+
+
+# --------------------------------------------------------------------------- a toy dataset
+class ToyShapes(datasets.Dataset):
+    """``images/*.png`` and ``labels/*.png`` (0 background, 1 lamp)."""
+
+    key = "toyshapes"
+    title = "Toy shapes"
+    num_classes = 2
+    background_id = 0
+
+    def _read_classes(self):
+        return [
+            datasets.DatasetClass("background", ("background",)),
+            datasets.DatasetClass("lamp", ("lamp",)),
+        ]
+
+    def _list_samples(self):
+        images, labels = self.root / "images", self.root / "labels"
+
+        def label_for(stem):
+            path = labels / f"{stem}.png"
+            return path if path.exists() else None
+
+        return datasets._pair_by_stem(images, labels, label_for)
+
+
+@pytest.fixture
+def toy_dataset(restored, tmp_path):
+    """The toy dataset (registered with one call) and a split of it on disk whose lamps are
+    the pixels at least 100 bright."""
+    from ovpaint.core.masks import save_label_png
+
+    restored(datasets.DATASETS)
+    datasets.register_dataset(
+        datasets.DatasetSpec(
+            ToyShapes,
+            "all images",
+            aliases=("toys",),
+            presets={"bright": {"bright": {"level": 100}}},
+        )
+    )
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        image = rng.integers(0, 90, (24, 32, 3)).astype(np.uint8)
+        image[4 + i : 14 + i, 5:20] = rng.integers(150, 256, (10, 15, 3))
+        (tmp_path / "toys" / "images").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "toys" / "images" / f"s{i}.png")
+        labels = (image.mean(-1) >= 100).astype(np.uint8)
+        save_label_png(tmp_path / "toys" / "labels" / f"s{i}.png", labels)
+    return tmp_path / "toys"
+
+
+def test_toy_dataset_is_in_the_cli_and_scored_with_its_preset(
+    toy_method, toy_dataset, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--help"])
+    assert "toyshapes (Toy shapes (all images); also toys)" in capsys.readouterr().out
+    argv = ["--models", "tiny", "benchmark", "--dataset", "toys", "--root", str(toy_dataset)]
+    out = tmp_path / "report.json"
+    assert main([*argv, "--method", "bright", "--out", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "toyshapes" and report["metrics"]["mIoU"] == 1.0
+    assert report["settings"] == {"bright": {"level": 100}}  # the dataset's preset for it
+    other = tmp_path / "other.json"
+    argv += ["--method", "bright", "--out", str(other), "--quiet", "--set", "bright.level=250"]
+    assert main(argv) == 0
+    assert json.loads(other.read_text())["metrics"]["mIoU"] < 0.9
+
+
+def test_toy_dataset_is_in_the_benchmark_dialog_and_runs_there(
+    toy_method, toy_dataset, qtbot, tiny_manager, tmp_path
+):
+    pytest.importorskip("PySide6")
+    from ovpaint.app.batch_dialog import BatchDialog
+
+    dialog = BatchDialog(tiny_manager)
+    qtbot.addWidget(dialog)
+    index = dialog.dataset_combo.findData("toyshapes")
+    assert dialog.dataset_combo.itemText(index) == "Toy shapes (all images)"
+    dialog.tabs.setCurrentIndex(1)
+    dialog.dataset_combo.setCurrentIndex(index)
+    dialog.bench_method.setCurrentIndex(dialog.bench_method.findData("bright"))
+    dialog.root_edit.setText(str(toy_dataset))
+    dialog.report_edit.setText(str(tmp_path / "dialog.json"))
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=30_000)
+    assert "Toy shapes · bright · 3 images: mIoU 100.00" in dialog.status.text()

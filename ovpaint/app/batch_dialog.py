@@ -44,14 +44,10 @@ from PySide6.QtWidgets import (
 from ovpaint.app.prompt_panel import fill_method_combo
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
+from ovpaint.eval.datasets import DATASETS
 from ovpaint.pipelines.inpainting.inpaint import MODES as INPAINT_MODES
 from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD
 
-DATASETS = (
-    ("voc", "PASCAL VOC 2012 (val)"),
-    ("cocostuff", "COCO-Stuff164k (val2017)"),
-    ("ade20k", "ADE20K (ADEChallengeData2016)"),
-)
 FILE_COLUMNS = ("File", "Status", "Classes found", "Seconds", "Error")
 CLASS_COLUMNS = ("Class", "IoU %", "F1 %", "Boundary F1 %", "GT pixels")
 
@@ -280,8 +276,8 @@ class BatchDialog(QDialog):
         form = QFormLayout(tab)
         self.dataset_combo = QComboBox()
         self.dataset_combo.setObjectName("datasetCombo")
-        for key, title in DATASETS:
-            self.dataset_combo.addItem(title, key)
+        for spec in DATASETS.values():
+            self.dataset_combo.addItem(spec.label, spec.key)
         self.root_edit = QLineEdit()
         self.root_edit.setObjectName("datasetRoot")
         self.bench_method = self._method_combo("benchmarkMethod", DEFAULT_BENCHMARK_METHOD)

@@ -28,7 +28,9 @@ def fill_method_combo(combo: QComboBox, default: str | None = None) -> None:
 
     for name in method_names():
         combo.addItem(name, name)
-        combo.setItemData(combo.count() - 1, METHODS[name].describe(), Qt.ItemDataRole.ToolTipRole)
+        method = METHODS[name]
+        tip = f"{method.title}: {method.describe()}"
+        combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
     index = combo.findData(default or DEFAULT_METHOD)
     combo.setCurrentIndex(max(index, 0))
 

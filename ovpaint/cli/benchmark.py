@@ -1,4 +1,4 @@
-"""`ovpaint benchmark --dataset voc|cocostuff|ade20k --root PATH --out REPORT.json`: mIoU
+"""`ovpaint benchmark --dataset NAME --root PATH --out REPORT.json`: mIoU
 and friends on a public benchmark, from one confusion matrix over the run. Writes REPORT.json,
 REPORT.md, REPORT_confusion.png and REPORT_iou.png. Resumable: a cancelled or crashed run
 continues from ``REPORT.json.state.jsonl`` (``--restart`` starts over)."""
@@ -19,19 +19,19 @@ from ovpaint.cli.common import (
 
 
 def register(sub) -> argparse.ArgumentParser:
+    from ovpaint.eval.datasets import DATASETS
     from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD
 
     p = sub.add_parser(
         "benchmark",
-        help="measure segmentation quality on VOC / COCO-Stuff / ADE20K",
+        help="measure segmentation quality on " + " / ".join(d.title for d in DATASETS.values()),
         description=__doc__,
     )
-    p.add_argument(
-        "--dataset",
-        required=True,
-        help="voc (PASCAL VOC 2012 val), cocostuff (COCO-Stuff164k val2017) or "
-        "ade20k (ADEChallengeData2016 validation)",
+    datasets = "; ".join(
+        f"{d.key} ({d.label}" + (f"; also {', '.join(d.aliases)})" if d.aliases else ")")
+        for d in DATASETS.values()
     )
+    p.add_argument("--dataset", required=True, help="the benchmark: " + datasets)
     p.add_argument("--root", required=True, help="the dataset's folder")
     p.add_argument("--out", required=True, help="report path (REPORT.json)")
     add_method_option(p, DEFAULT_BENCHMARK_METHOD)

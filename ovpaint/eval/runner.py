@@ -25,7 +25,7 @@ from ovpaint.core.fileio import append_json_line
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import save_label_png
 from ovpaint.core.prompt import ClassQuery
-from ovpaint.eval.datasets import IGNORE, Dataset, open_dataset
+from ovpaint.eval.datasets import IGNORE, Dataset, dataset_spec, open_dataset
 from ovpaint.eval.metrics import ConfusionAccumulator, ImageCounts, Scores
 from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
@@ -33,22 +33,13 @@ from ovpaint.pipelines.segmentation.segment import model_ids
 from ovpaint.pipelines.segmentation.segment import (
     segment_fn as _default_segment_fn,  # tests replace it
 )
-from ovpaint.pipelines.segmentation.settings import VOC_DENSE, merge_settings
+from ovpaint.pipelines.segmentation.settings import merge_settings
 
 #: ``fn(rgb, queries) -> SegmentationResult``; ``result.classes[0]`` is the background and
 #: ``result.classes[1:]`` name the queries.
 SegmentFn = Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]
 
 STATE_VERSION = 1
-
-#: Post-processing presets per dataset (METHOD.md §1.6): VOC's 21-class scenes use a higher
-#: logit scale and thresholds; the stuff datasets use the defaults at a larger short side.
-_STUFF_DENSE = {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448}
-DATASET_PRESETS: dict[str, dict[str, Any]] = {
-    "voc": {"dense": dict(VOC_DENSE)},
-    "cocostuff": {"dense": dict(_STUFF_DENSE)},
-    "ade20k": {"dense": dict(_STUFF_DENSE)},
-}
 
 
 @dataclass
@@ -168,7 +159,8 @@ def run_benchmark(
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, root)
     samples = select_samples(ds, limit, seed)
-    run_settings = merge_settings(DATASET_PRESETS.get(ds.key), settings)
+    # the dataset's preset for the method (METHOD.md §1.6), the caller's settings over it
+    run_settings = merge_settings(dataset_spec(ds.key).preset(method), settings)
     if segment_fn is None:
         segment_fn = _default_segment_fn(method, manager, run_settings)
     models = model_ids(manager, method)

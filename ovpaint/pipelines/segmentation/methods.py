@@ -38,6 +38,9 @@ DEFAULT_METHOD = "refined"
 #: The benchmark's default: the plain dense path, comparable to SCLIP's published numbers.
 DEFAULT_BENCHMARK_METHOD = "dense"
 
+#: The method whose time per image ``Method.cost`` is relative to.
+COST_REFERENCE = "dense"
+
 #: ``run(session, queries, models, settings, *, progress=None, cancel=None)``
 MethodRun = Callable[..., SegmentationResult]
 
@@ -64,8 +67,10 @@ class Method:
     cost: float = 1.0
 
     def describe(self) -> str:
-        """One line for a tooltip or ``--help``."""
-        return f"{self.title}: {self.help} (≈{self.cost:g}× the time of dense)"
+        """What it is good for and what it costs, for ``--help`` and tooltips."""
+        if self.name == COST_REFERENCE:
+            return f"{self.help} (the cost reference)"
+        return f"{self.help} (≈{self.cost:g}× the time of {COST_REFERENCE})"
 
 
 METHODS: dict[str, Method] = {}
