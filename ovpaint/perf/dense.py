@@ -92,7 +92,9 @@ class DenseBench:
     def new_predictor(self):
         import torch
 
-        pred = self.sam().predictor()
+        from ovpaint.pipelines.sam2_adapter import new_predictor
+
+        pred = new_predictor(self.sam())
         with torch.inference_mode():
             pred.set_image(self.image)
         return pred

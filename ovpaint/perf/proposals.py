@@ -29,7 +29,7 @@ def _amg_pair(ctx: PerfContext, label: str, image_of, **kwargs) -> list[Stage]:
         import torch
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-        from ovpaint.models.sam2_loader import fix_feature_sizes
+        from ovpaint.pipelines.sam2_adapter import fix_feature_sizes
 
         bundle = sam2_bundle(ctx)
         gen = SAM2AutomaticMaskGenerator(bundle.model, output_mode="uncompressed_rle", **kwargs)

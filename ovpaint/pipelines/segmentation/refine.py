@@ -28,8 +28,10 @@ from ovpaint.core.masks import component_distance
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.models.protocols import Derived, Models
 from ovpaint.models.sam2_loader import Sam2Bundle
+from ovpaint.pipelines import sam2_adapter
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.dense import compute_dtype
+from ovpaint.pipelines.segmentation.prompt_decoder import PromptDecoder
 from ovpaint.pipelines.segmentation.settings import DenseSettings, RefineSettings
 from ovpaint.pipelines.session import ImageSession
 
@@ -121,16 +123,12 @@ def decode_points(
     single prompt (sam2 rounds a lone prompt differently)."""
     device = predictor.device
     coords = torch.as_tensor(points_xy, dtype=torch.float32, device=device).view(-1, 1, 2)
-    coords = predictor._transforms.transform_coords(
-        coords, normalize=True, orig_hw=predictor._orig_hw[-1]
-    )
+    coords = sam2_adapter.model_coords(predictor, coords)
     labels = torch.ones((coords.shape[0], 1), dtype=torch.int, device=device)
     n = coords.shape[0]
     with torch.inference_mode():
         if n < 2:  # sam2's own path for a lone prompt (it rounds differently)
             return _decode_plain(predictor, coords, labels)
-        from ovpaint.pipelines.segmentation.proposals import PromptDecoder
-
         decoder = PromptDecoder(predictor, dtype, derived)
         if prompts_per_call is None:
             prompts_per_call = (
@@ -151,9 +149,9 @@ def _decode_plain(
     """sam2's own prompt encoder + mask decoder on the whole batch."""
     model = predictor.model
     sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-    high_res = [f[-1].unsqueeze(0) for f in predictor._features["high_res_feats"]]
+    embed, high_res = sam2_adapter.image_features(predictor)
     low_res, iou, _, _ = model.sam_mask_decoder(
-        image_embeddings=predictor._features["image_embed"][-1].unsqueeze(0),
+        image_embeddings=embed,
         image_pe=model.sam_prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,

@@ -34,7 +34,7 @@ def _image() -> np.ndarray:
 def _reference(sam, image, **kwargs):
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-    from ovpaint.models.sam2_loader import fix_feature_sizes
+    from ovpaint.pipelines.sam2_adapter import fix_feature_sizes
 
     gen = SAM2AutomaticMaskGenerator(sam.model, output_mode="uncompressed_rle", **kwargs)
     fix_feature_sizes(gen.predictor, sam.image_size)
