@@ -1,7 +1,8 @@
 """`ovpaint segment IMAGE --prompt "sky, dog"`: text-prompted segmentation of one image.
 
-Writes a palette label PNG (index i = class i of the summary, 0 = background) and optionally
-one black/white PNG per class; prints a summary (or JSON with --json).
+Writes a palette label PNG (index i = class i of the summary, 0 = background) with its class
+file beside it (``labels.png`` → ``labels.classes.txt``) and optionally one black/white PNG per
+class, in the layout batch and the app also write; prints a summary (or JSON with --json).
 """
 
 from __future__ import annotations
@@ -32,8 +33,16 @@ def register(sub) -> argparse.ArgumentParser:
         "'|' synonyms of one class); optional with --points/--box",
     )
     add_method_option(p)
-    p.add_argument("--out", required=True, help="label map PNG to write")
-    p.add_argument("--masks-dir", default=None, help="also write one mask PNG per class here")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="label map PNG to write (its class file goes beside it: X.png -> X.classes.txt)",
+    )
+    p.add_argument(
+        "--masks-dir",
+        default=None,
+        help="also write one mask PNG per class here (X.mask-NN-<class>.png)",
+    )
     p.add_argument(
         "--preset",
         choices=("default", "voc"),
@@ -72,18 +81,19 @@ def _settings(args: argparse.Namespace) -> dict:
     return settings_from_args(args, preset, short_side)
 
 
-def write_outputs(result, out: Path, masks_dir: Path | None) -> list[Path]:
-    from ovpaint.core.masks import file_part, save_label_png, save_mask_png
+def write_outputs(result, out: Path, masks_dir: Path | None, image_path: Path) -> list[Path]:
+    from ovpaint.core.mask_export import base_of, write_mask_set
 
-    written = [save_label_png(out, result.labels)]
-    if masks_dir is not None:
-        masks_dir.mkdir(parents=True, exist_ok=True)
-        for i, name in enumerate(result.classes):
-            if i == 0:
-                continue
-            path = masks_dir / f"{i:02d}_{file_part(name)}.png"
-            written.append(save_mask_png(path, result.labels == i))
-    return written
+    base = base_of(out)
+    return write_mask_set(
+        base,
+        result.classes,
+        labels=result.labels,
+        labels_file=out,
+        masks=None if masks_dir is not None else [],
+        masks_base=masks_dir / base.name if masks_dir is not None else None,
+        inputs=(image_path,),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
                     )
     finally:
         close()
-    written = write_outputs(result, out, Path(args.masks_dir) if args.masks_dir else None)
+    masks_dir = Path(args.masks_dir) if args.masks_dir else None
+    written = write_outputs(result, out, masks_dir, image_path)
     summary = result.summary()
     summary["outputs"] = [str(p) for p in written]
     if args.json:

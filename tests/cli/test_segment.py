@@ -49,8 +49,9 @@ def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys):
     labels = load_label_png(out)
     assert labels.shape == (60, 80)
     files = sorted(p.name for p in masks.iterdir())
-    assert files == ["01_dog.png", "02_sky.png"]
-    dog = np.asarray(Image.open(masks / "01_dog.png")) > 0
+    assert files == ["labels.mask-01-dog.png", "labels.mask-02-sky.png"]
+    assert (tmp_path / "labels.classes.txt").read_text() == "0\tbackground\n1\tdog\n2\tsky\n"
+    dog = np.asarray(Image.open(masks / "labels.mask-01-dog.png")) > 0
     assert np.array_equal(dog, labels == 1)
     assert sum(c["pixels"] for c in summary["classes"]) == int((labels > 0).sum())
     assert photo.read_bytes() == before
