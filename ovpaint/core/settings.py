@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,8 +139,3 @@ class Settings:
         if self.path is not None:
             values = {**self._unregistered, **self._values}
             atomic_write_text(self.path, json.dumps(values, indent=2, sort_keys=True))
-
-
-def env_or(key: str, default: str) -> str:
-    value = os.environ.get(key, "").strip()
-    return value or default

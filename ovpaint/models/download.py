@@ -715,23 +715,3 @@ def import_local(spec: ModelSpec, path: str | os.PathLike, settings: Settings) -
     settings["local_model_paths"] = paths
     settings.save()
     return path
-
-
-def forget_local(spec: ModelSpec, settings: Settings) -> bool:
-    paths = dict(settings["local_model_paths"] or {})
-    if paths.pop(spec.id, None) is None:
-        return False
-    settings["local_model_paths"] = paths
-    settings.save()
-    return True
-
-
-def remove_partial(spec: ModelSpec, store: ModelStore) -> int:
-    """Delete leftover ``.part`` files of ``spec`` (when a resume is not wanted)."""
-    removed = 0
-    folder = store.folder(spec)
-    if folder.is_dir():
-        for part in folder.rglob("*" + PART_SUFFIX):
-            part.unlink(missing_ok=True)
-            removed += 1
-    return removed

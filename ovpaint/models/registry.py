@@ -144,17 +144,6 @@ def get_spec(model_id: str) -> ModelSpec:
     raise BadInput(f"Unknown model '{model_id}'. Known models: {known}")
 
 
-def models_for(role: str) -> list[ModelSpec]:
-    return list(family(role).models)
-
-
-def default_model_id(role: str, device_type: str) -> str:
-    """Defaults by device: the light models on CPU, the better ones where a GPU has room."""
-    if role not in FAMILIES:
-        raise KeyError(role)
-    return FAMILIES[role].default_model(device_type)
-
-
 # --------------------------------------------------------------------------- built-in families
 def _clip_loader() -> Loader:
     from ovpaint.models import clip_loader

@@ -168,16 +168,6 @@ class ClickSession:
         st = self.state
         return self._run(st.points, st.labels, box, click=None)
 
-    def clear_box(self) -> np.ndarray:
-        st = self.state
-        if st.box is None:
-            return self.mask
-        if len(st.points) == 0:  # nothing left to prompt with: an empty mask
-            h, w = st.mask.shape
-            self._stack.append(ClickState(st.points, st.labels, None, None, np.zeros((h, w), bool)))
-            return self.mask
-        return self._run(st.points, st.labels, None, click=None)
-
     # ---------------------------------------------------------------- internals
     def _low_res_size(self) -> int:
         with self.manager.use("sam2") as sam:
