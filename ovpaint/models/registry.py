@@ -38,7 +38,7 @@ class ModelFile:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
-    role: str  # the family's role: "clip", "sam2", "inpaint", ...
+    role: str  # the family's role: "clip", "sam2", "inpaint", "lama", ...
     title: str
     repo: str  # Hugging Face repo id
     approx_bytes: int
@@ -161,6 +161,12 @@ def _inpaint_loader() -> Loader:
     from ovpaint.models import inpaint_loader
 
     return inpaint_loader
+
+
+def _lama_loader() -> Loader:
+    from ovpaint.models import lama_loader
+
+    return lama_loader
 
 
 register_family(
@@ -287,5 +293,32 @@ register_family(
         default_gpu="sd2-inpaint",
         loader=_inpaint_loader,
         cpu_tuning="cpu_bf16_unet",
+    )
+)
+register_family(
+    ModelFamily(
+        "lama",
+        "Object remover (LaMa)",
+        (
+            ModelSpec(
+                id="big-lama",
+                role="lama",
+                title="LaMa (big-lama) object remover",
+                repo="anyisalin/big-lama",
+                files=(ModelFile("big-lama.safetensors"),),
+                approx_bytes=205 * MB,
+                arch={"config": {}},  # big-lama's generator: ngf 64, 18 blocks (LamaConfig's)
+                license="Apache-2.0",
+                notes="A safetensors conversion of the big-lama generator (advimman/lama, "
+                "Places2). Revision and sha256 are not pinned: the hub could not be reached when "
+                "this entry was written; the downloader checks the file against the hub's own "
+                "LFS sha256.",
+            ),
+        ),
+        default_cpu="big-lama",
+        default_gpu="big-lama",
+        loader=_lama_loader,
+        # LaMa's plain tensor dicts are read with torch.load(weights_only=True)
+        weight_suffixes=(".safetensors", ".pt"),
     )
 )
