@@ -114,6 +114,7 @@ def test_merge_with_only_one_side():
     assert (scores[0] == 1).all()
 
 
+@pytest.mark.slow
 def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(
     tiny_manager, monkeypatch
 ):
