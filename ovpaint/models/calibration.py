@@ -528,7 +528,7 @@ register_workload(
     Workload(
         "scoring",
         "CLIP ViT-B/16 block, mask scoring (a 512 px crop, 1025 tokens)",
-        "ovpaint.pipelines.segmentation.proposals:scoring_probe",
+        "ovpaint.pipelines.segmentation.proposals.scoring:scoring_probe",
         int8=True,
     )
 )

@@ -6,7 +6,6 @@ input instead of 1024 px, so ``set_image`` takes a fraction of a second on a CPU
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import warnings
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from ovpaint.core.errors import ModelUnavailable
+from ovpaint.models.protocols import Derived
 
 
 class _DropSam2Info(logging.Filter):
@@ -67,6 +67,7 @@ def _size_overrides(image_size: int) -> list[str]:
 class Sam2Bundle:
     model: Any  # sam2.modeling.sam2_base.SAM2Base
     model_id: str
+    derived: Derived = field(default_factory=Derived, init=False, repr=False, compare=False)
 
     @property
     def image_size(self) -> int:
@@ -76,28 +77,6 @@ class Sam2Bundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    _templates: dict = field(default_factory=dict, repr=False)
-
-    def predictor(self, **kwargs) -> Any:
-        """A fresh SAM2ImagePredictor whose feature sizes follow the model's input size.
-
-        sam2 builds its input transforms with ``torch.jit.script``, which takes a second and
-        holds the GIL in ~150 ms stretches (the app's UI thread would stall on every new
-        image). The transforms are stateless, so one template per settings is built once and
-        each predictor is a shallow copy of it with its own, empty image state.
-        """
-        from sam2.sam2_image_predictor import SAM2ImagePredictor
-
-        key = tuple(sorted(kwargs.items()))
-        template = self._templates.get(key)
-        if template is None:
-            template = SAM2ImagePredictor(self.model, **kwargs)
-            fix_feature_sizes(template, self.image_size)
-            self._templates[key] = template
-        predictor = copy.copy(template)
-        predictor.reset_predictor()
-        return predictor
-
     def to_device(self, device: torch.device) -> None:
         self.model.to(device)
 
@@ -105,60 +84,11 @@ class Sam2Bundle:
         return sum(p.numel() * p.element_size() for p in self.model.parameters())
 
 
-def fix_feature_sizes(predictor: Any, image_size: int) -> None:
-    """sam2 hard-codes the 1024 px backbone sizes; derive them from the real input size."""
-    base = image_size // 4
-    predictor._bb_feat_sizes = [(base, base), (base // 2, base // 2), (base // 4, base // 4)]
-
-
 def _build(config: str, image_size: int | None, device: torch.device) -> Any:
     from sam2.build_sam import build_sam2
 
     overrides = _size_overrides(image_size) if image_size else []
     return build_sam2(config, None, device=str(device), hydra_overrides_extra=overrides)
-
-
-def decoder_stand_in(device: torch.device) -> Any:
-    """SAM 2.1's prompt encoder and mask decoder (its real sizes: 256 channels, a 64×64 image
-    embedding, high-resolution features at 256² and 128²) with random weights and a random
-    image embedding, shaped as a ``SAM2ImagePredictor`` after ``set_image`` as far as the
-    prompt decoder reads it: for timing the decoder without building the image encoder."""
-    from types import SimpleNamespace
-
-    from sam2.modeling.sam.mask_decoder import MaskDecoder
-    from sam2.modeling.sam.prompt_encoder import PromptEncoder
-    from sam2.modeling.sam.transformer import TwoWayTransformer
-
-    prompt_encoder = PromptEncoder(
-        embed_dim=256,
-        image_embedding_size=(64, 64),
-        input_image_size=(1024, 1024),
-        mask_in_chans=16,
-    )
-    decoder = MaskDecoder(
-        num_multimask_outputs=3,
-        transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-        transformer_dim=256,
-        iou_head_depth=3,
-        iou_head_hidden_dim=256,
-        use_high_res_features=True,
-        iou_prediction_use_sigmoid=True,
-        pred_obj_scores=True,
-        pred_obj_scores_mlp=True,
-        use_multimask_token_for_obj_ptr=True,
-    )
-    model = SimpleNamespace(
-        sam_prompt_encoder=prompt_encoder.eval().to(device),
-        sam_mask_decoder=decoder.eval().to(device),
-    )
-    features = {
-        "image_embed": torch.randn(1, 256, 64, 64, device=device),
-        "high_res_feats": [
-            torch.randn(1, 32, 256, 256, device=device),
-            torch.randn(1, 64, 128, 128, device=device),
-        ],
-    }
-    return SimpleNamespace(model=model, _features=features, device=device)
 
 
 def build_tiny(seed: int = 0, device: torch.device | str = "cpu") -> Sam2Bundle:

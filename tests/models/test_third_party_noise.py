@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ovpaint.models import sam2_loader
+from ovpaint.pipelines.sam2_adapter import new_predictor
 
 
 def test_sam2_warning_and_info_lines_are_silenced_ours_are_not(caplog):
@@ -18,8 +19,7 @@ def test_sam2_warning_and_info_lines_are_silenced_ours_are_not(caplog):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")  # as a user's environment may have it
         sam2_loader.quiet_sam2()
-        bundle._templates.clear()  # a new predictor template: sam2 scripts its transforms
-        predictor = bundle.predictor()
+        predictor = new_predictor(bundle)  # a fresh bundle's first: sam2 scripts its transforms
         with torch.inference_mode():
             predictor.set_image(np.zeros((64, 64, 3), np.uint8))
         warnings.warn("a warning of ours", FutureWarning, stacklevel=1)
