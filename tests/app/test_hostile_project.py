@@ -1,0 +1,62 @@
+"""Crafted projects opened from the running window: one message, the open work kept, and the
+canvas keeps painting (a colour of one component used to kill the process from paint)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from ovpaint.core import project
+from ovpaint.core.document import Document
+from tests.app.conftest import open_in, wait_idle
+
+
+def _crafted(tmp_path, **changes):
+    doc = Document(np.full((40, 60, 3), 90, np.uint8))
+    doc.layers.append(doc.new_mask_layer("sky", np.eye(40, 60, dtype=bool)))
+    good = project.save_project(doc, tmp_path / "good.ovpaint")
+    with zipfile.ZipFile(good) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    info = json.loads(members["project.json"])
+    info["layers"][0].update(changes)
+    text = json.dumps(info).replace('"opacity": "NAN"', '"opacity": NaN')
+    members["project.json"] = text.encode()
+    path = tmp_path / "crafted.ovpaint"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"color": [255]}, "colour"),
+        ({"color": [999, 0, 0]}, "colour"),
+        ({"opacity": "NAN"}, "JSON"),
+        ({"opacity": 1e308}, "opacity"),
+        ({"meta": json.loads("[" * 40 + "]" * 40)}, "nested"),
+    ],
+)
+def test_crafted_project_is_a_message_in_the_window(
+    qtbot, window, image_file, tmp_path, changes, message
+):
+    doc = open_in(qtbot, window, image_file)
+    window.layers.new_mask()
+    window.open_path(str(_crafted(tmp_path, **changes)))
+    wait_idle(qtbot, window)
+    window.canvas.viewport().repaint()  # painting the canvas must still work
+    qtbot.wait(20)
+    assert window.context.document is doc and len(doc.layers) == 1
+    assert window.banner.isVisible() and message in window.banner.text
+    assert "crafted.ovpaint" in window.banner.text
+
+
+def test_a_valid_project_still_opens_and_paints(qtbot, window, tmp_path):
+    path = _crafted(tmp_path, color=[10, 200, 30], opacity=0.5)
+    doc = open_in(qtbot, window, path)
+    window.canvas.viewport().repaint()
+    assert doc.layers[0].color == (10, 200, 30) and doc.layers[0].opacity == 0.5
