@@ -14,6 +14,7 @@ from ovpaint.cli.common import (
     segmentation_methods,
     tqdm_progress,
 )
+from ovpaint.core.limits import MAX_STEPS, SEED_MAX, arg_int
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -54,8 +55,8 @@ def register(sub) -> argparse.ArgumentParser:
         default=None,
         help="inpainting mode (default: replace with --inpaint, else none)",
     )
-    p.add_argument("--steps", type=int, default=None, help="inpainting steps")
-    p.add_argument("--seed", type=int, default=None, help="inpainting seed")
+    p.add_argument("--steps", type=arg_int(1, MAX_STEPS), default=None, help="inpainting steps")
+    p.add_argument("--seed", type=arg_int(0, SEED_MAX), default=None, help="inpainting seed")
     p.add_argument(
         "--overwrite", action="store_true", help="redo files already finished by an earlier run"
     )

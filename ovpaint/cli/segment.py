@@ -18,6 +18,7 @@ from ovpaint.cli.common import (
     tqdm_progress,
 )
 from ovpaint.core.errors import BadInput
+from ovpaint.core.limits import MAX_SHORT_SIDE, arg_int
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -44,7 +45,12 @@ def register(sub) -> argparse.ArgumentParser:
         default=None,
         help="dense post-processing preset (voc: scale 65, prob/area thresholds)",
     )
-    p.add_argument("--short-side", type=int, default=None, help="dense input short side (336)")
+    p.add_argument(
+        "--short-side",
+        type=arg_int(32, MAX_SHORT_SIDE),
+        default=None,
+        help="dense input short side (336)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -76,16 +82,39 @@ def _settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def write_outputs(result, out: Path, masks_dir: Path | None) -> list[Path]:
-    from ovpaint.core.masks import file_part, save_label_png, save_mask_png
+def mask_path(masks_dir: Path, index: int, name: str) -> Path:
+    from ovpaint.core.masks import file_part
 
-    written = [save_label_png(out, result.labels)]
+    return masks_dir / f"{index:02d}_{file_part(name)}.png"
+
+
+def check_outputs(out: Path, masks_dir: Path | None, class_names: list[str], image: Path) -> None:
+    """Every file this run will write, checked before any work: none is the input image
+    (also through a link), none is written twice, each can be written."""
+    from ovpaint.core.fileio import check_output_dir, check_output_file
+
+    check_output_file(out, what="--out", inputs=[image])
+    if masks_dir is None:
+        return
+    check_output_dir(masks_dir, what="--masks-dir", inputs=[image])
+    planned = [mask_path(masks_dir, i, n) for i, n in enumerate(class_names, start=1)]
+    for path in planned:
+        check_output_file(path, what="--masks-dir", inputs=[image])
+        if path.resolve() == out.resolve():
+            raise BadInput(f"--out {out} is also the mask file of a class; choose another name.")
+
+
+def write_outputs(result, out: Path, masks_dir: Path | None, image: Path) -> list[Path]:
+    from ovpaint.core.fileio import check_output_file
+    from ovpaint.core.masks import save_label_png, save_mask_png
+
+    written = [save_label_png(check_output_file(out, what="--out", inputs=[image]), result.labels)]
     if masks_dir is not None:
         masks_dir.mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(result.classes):
             if i == 0:
                 continue
-            path = masks_dir / f"{i:02d}_{file_part(name)}.png"
+            path = check_output_file(mask_path(masks_dir, i, name), inputs=[image])
             written.append(save_mask_png(path, result.labels == i))
     return written
 
@@ -105,17 +134,16 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint.pipelines.session import ImageSession
 
     image_path, out = Path(args.image), Path(args.out)
+    masks_dir = Path(args.masks_dir) if args.masks_dir else None
     if out.suffix.lower() != ".png":
         raise BadInput(f"--out must be a .png file, got {out}.")
-    if out.exists() and image_path.exists() and out.resolve() == image_path.resolve():
-        raise BadInput(
-            "--out is the input image; choose another file (originals are never overwritten)."
-        )
     clicks, box = parse_points(args.points), parse_box(args.box)
     if args.prompt is None and not clicks and box is None:
         raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
-    # bad prompts and clicks fail before any model loads
+    # bad prompts, clicks and outputs fail before any model loads
     queries = parse_prompt(args.prompt) if args.prompt is not None else None
+    names = [q.name for q in queries] if queries else [args.class_name or "object"]
+    check_outputs(out, masks_dir, names, image_path)
     image = load_image(image_path)
     rgb = as_rgb(image.rgb)
     check_prompts(rgb.shape[1], rgb.shape[0], clicks, box)
@@ -146,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                     )
     finally:
         close()
-    written = write_outputs(result, out, Path(args.masks_dir) if args.masks_dir else None)
+    written = write_outputs(result, out, masks_dir, image_path)
     summary = result.summary()
     summary["outputs"] = [str(p) for p in written]
     if args.json:

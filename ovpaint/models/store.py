@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ovpaint.core.errors import ModelUnavailable
-from ovpaint.core.paths import model_dir
+from ovpaint.core.paths import ensure_folder, model_dir
 from ovpaint.models.registry import ModelSpec
 
 MANIFEST = "ovpaint-manifest.json"
@@ -49,8 +49,7 @@ class ModelStore:
     def root(self) -> Path:
         if self._root is None:
             self._root = model_dir()
-        self._root.mkdir(parents=True, exist_ok=True)
-        return self._root
+        return ensure_folder(self._root, "setting 'model_dir'")
 
     def folder(self, spec: ModelSpec) -> Path:
         return self.root / spec.id
@@ -81,8 +80,8 @@ class ModelStore:
         return self.entrypoint(spec, folder)
 
     def override_path(self, spec: ModelSpec) -> Path | None:
-        raw = self.overrides.get(spec.id)
-        if not raw:
+        raw = self.overrides.get(spec.id) if isinstance(self.overrides, dict) else None
+        if not raw or not isinstance(raw, str):
             return None
         return Path(raw).expanduser()
 

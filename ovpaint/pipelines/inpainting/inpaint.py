@@ -30,6 +30,14 @@ from PIL import Image
 
 from ovpaint.core.errors import BadInput, Cancelled, ModelUnavailable, OutOfMemory
 from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.limits import (
+    MAX_DILATE_PX,
+    MAX_STEPS,
+    MAX_VARIANTS,
+    SEED_MAX,
+    float_in,
+    int_in,
+)
 from ovpaint.core.masks import bbox, feather, grow
 
 MODES = ("remove", "replace", "restyle")
@@ -80,15 +88,18 @@ class InpaintSettings:
             raise BadInput(
                 f"Unknown scheduler '{self.scheduler}'. Use one of: {', '.join(SCHEDULERS)}."
             )
-        if not 1 <= int(self.steps) <= 500:
-            raise BadInput("Steps must be between 1 and 500.")
-        if not 1 <= int(self.variants) <= 16:
-            raise BadInput("Variants must be between 1 and 16.")
-        strength = DEFAULT_STRENGTH[self.mode] if self.strength is None else float(self.strength)
-        if not 0.0 < strength <= 1.0:
-            raise BadInput("Strength must be in (0, 1].")
-        if self.dilate_px < 0 or (self.feather_px is not None and self.feather_px < 0):
-            raise BadInput("Mask dilation and feather must be 0 or more pixels.")
+        steps = int_in(self.steps, "Steps (--steps)", 1, MAX_STEPS)
+        variants = int_in(self.variants, "Variants (--variants)", 1, MAX_VARIANTS)
+        strength = DEFAULT_STRENGTH[self.mode] if self.strength is None else self.strength
+        strength = float_in(strength, "Strength (--strength)", 0.0, 1.0)
+        if strength == 0.0:
+            raise BadInput("Strength (--strength) must be more than 0.")
+        float_in(self.guidance, "Guidance (--guidance)", 0.0, 50.0)
+        int_in(self.dilate_px, "Mask dilation (--dilate)", 0, MAX_DILATE_PX)
+        if self.feather_px is not None:
+            int_in(self.feather_px, "Feather", 0, MAX_DILATE_PX)
+        if self.seed is not None:
+            int_in(self.seed, "The seed (--seed)", 0, SEED_MAX)
         if self.mode in ("replace", "restyle") and not self.prompt.strip() and self.engine == "sd":
             raise BadInput(f"Mode '{self.mode}' needs a prompt saying what to paint.")
         seed = self.seed if self.seed is not None else random.randrange(2**31)
@@ -96,8 +107,8 @@ class InpaintSettings:
             self,
             strength=strength,
             seed=int(seed),
-            steps=int(self.steps),
-            variants=int(self.variants),
+            steps=steps,
+            variants=variants,
         )
 
 
@@ -491,7 +502,14 @@ def inpaint(
             ["The mask is empty: nothing to inpaint."],
         )
     if settings.engine != "sd":
-        return fallback_inpaint(image, mask, settings.engine, progress=progress, cancel=cancel)
+        return fallback_inpaint(
+            image,
+            mask,
+            settings.engine,
+            dilate_px=settings.dilate_px,
+            progress=progress,
+            cancel=cancel,
+        )
     if manager is None:
         raise ModelUnavailable("No model manager was given for Stable Diffusion inpainting.")
     try:

@@ -1,5 +1,6 @@
-"""Crafted projects opened from the running window: one message, the open work kept, and the
-canvas keeps painting (a colour of one component used to kill the process from paint)."""
+"""Hostile files met by the running window: a crafted project is one message, the open work
+is kept and the canvas keeps painting (a colour of one component used to kill the process from
+paint); damaged settings never stop the app from starting."""
 
 from __future__ import annotations
 
@@ -60,3 +61,30 @@ def test_a_valid_project_still_opens_and_paints(qtbot, window, tmp_path):
     doc = open_in(qtbot, window, path)
     window.canvas.viewport().repaint()
     assert doc.layers[0].color == (10, 200, 30) and doc.layers[0].opacity == 0.5
+
+
+@pytest.mark.parametrize(
+    "case", ["config folder is a file", "damaged settings", "model_dir a file"]
+)
+def test_the_app_starts_whatever_the_settings(qtbot, tmp_path, monkeypatch, case):
+    from ovpaint.app.launch import build_window, parse_args
+
+    config = tmp_path / "config"
+    if case == "config folder is a file":
+        config.write_text("not a folder")
+        words = "cannot be used"
+    else:
+        config.mkdir()
+        content = '{"autosave_seconds": ' + "[" * 500 + "]" * 500 + "}"
+        if case == "model_dir a file":
+            content = json.dumps({"model_dir": str(config / "settings.json")})
+        (config / "settings.json").write_text(content)
+        words = "nested" if case == "damaged settings" else ""
+    monkeypatch.setenv("OVPAINT_CONFIG_DIR", str(config))
+    window = build_window(parse_args(["--models", "tiny"]))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    if words:
+        assert window.banner.isVisible() and words in window.banner.text
+    window.close()
