@@ -30,6 +30,7 @@ import io
 import json
 import os
 import re
+import shutil
 import stat
 import struct
 import time
@@ -55,7 +56,7 @@ from ovpaint.core.fileio import (
 from ovpaint.core.image_io import DEFAULT_MAX_PIXELS, open_limited
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.limits import MAX_OFFSET, float_in, int_in
-from ovpaint.core.locks import OwnerLock, is_held
+from ovpaint.core.locks import OwnerLock, is_held, pid_alive
 from ovpaint.core.safeio import (
     load_json,
     open_regular,
@@ -258,6 +259,7 @@ def _save_folder(snap: Snapshot, entries, path: Path, progress, cancel) -> None:
     (path / "layers").mkdir(parents=True, exist_ok=True)
     for folder in (path, path / "layers"):
         clean_stale_temps(folder)
+    _clean_old_save_folders(path)
     previous = _members_of(path)
     names: dict[str, str] = {}
     for done, (name, arr) in enumerate(entries, start=1):
@@ -288,6 +290,35 @@ def _save_folder(snap: Snapshot, entries, path: Path, progress, cancel) -> None:
 
 _OURS = re.compile(r"^(?:(?:image|alpha)|layers/\d{3,}-(?:mask|rgb|alpha))(?:-[0-9a-f]{16})?\.png$")
 _HASHED = re.compile(r"^(?:(?:image|alpha)|layers/\d{3,}-(?:mask|rgb|alpha))-[0-9a-f]{16}\.png$")
+
+
+_OLD_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:[a-z0-9_]{8}|old-(?P<pid>\d+))$")
+
+
+def _clean_old_save_folders(path: Path) -> None:
+    """Remove what saves of earlier versions left beside a folder project when killed: a
+    hidden temporary copy (``.NAME.xxxxxxxx``, older than an hour) or the previous version
+    (``.NAME.old-PID`` of a dead process; the project itself is back in its folder). Only
+    folders holding nothing but project members are removed."""
+    now = time.time()
+    with suppress(OSError):
+        for entry in os.scandir(path.parent):
+            found = _OLD_TEMP.match(entry.name)
+            if (
+                found is None
+                or found["name"] != path.name
+                or not entry.is_dir(follow_symlinks=False)
+            ):
+                continue
+            pid = found["pid"]
+            if pid is None and now - entry.stat(follow_symlinks=False).st_mtime < 3600:
+                continue
+            if pid is not None and pid_alive(int(pid)):
+                continue
+            folder = Path(entry.path)
+            members = [p.relative_to(folder).as_posix() for p in folder.rglob("*")]
+            if all(m in (MANIFEST, "layers") or _OURS.match(m) for m in members):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _members_of(path: Path) -> set[str]:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 
 import numpy as np
@@ -314,3 +315,62 @@ def test_a_crashed_instances_copy_is_offered_once(tmp_path):
     adopted = taker.adopt(found[0])
     assert project.load_project(adopted).shape == (7, 9)
     assert project.find_recoveries(tmp_path) == []  # now the taker's own copy
+
+
+KILLED_ZIP_SAVE = """
+import os, sys
+sys.path.insert(0, {root!r})
+from ovpaint.core import project
+doc = project.load_project({target!r})
+calls = [0]
+real = project._png_bytes
+def png(arr):
+    calls[0] += 1
+    if calls[0] == 2:
+        os._exit(9)  # killed while the zip is being written
+    return real(arr)
+project._png_bytes = png
+project.save_project(doc, {target!r})
+"""
+
+
+def test_killed_saves_leave_nothing_after_the_next_save(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    target = project.save_project(_doc(), tmp_path / "p.ovpaint")
+    for _ in range(3):
+        code = KILLED_ZIP_SAVE.format(root=root, target=str(target))
+        subprocess.run([sys.executable, "-c", code], check=False, timeout=120)
+    # each save removed the one the save before it left: they never pile up
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".part")]) == 1
+    user_file = tmp_path / ".p.ovpaint.notes.part"  # not ours: not a temporary's name
+    user_file.write_text("mine")
+    project.save_project(project.load_project(target), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.ovpaint.notes.part", "p.ovpaint"]
+
+
+def test_folders_left_by_killed_saves_of_older_versions_are_removed(tmp_path):
+    target, _ = _folder_project(tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    leftovers = [tmp_path / ".proj.ab12cd34", tmp_path / f".proj.old-{int(dead.stdout)}"]
+    for folder in leftovers:
+        (folder / "layers").mkdir(parents=True)
+        (folder / "project.json").write_text("{}")
+        (folder / "image.png").write_bytes(b"png")
+        (folder / "layers" / "000-mask.png").write_bytes(b"png")
+    keep = tmp_path / ".proj.zz99yy88"  # holds a file that is not ours
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    hours_ago = time.time() - 2 * 3600
+    for folder in [*leftovers, keep]:
+        os.utime(folder, (hours_ago, hours_ago))
+    project.save_project(project.load_project(target), target)
+    assert not any(f.exists() for f in leftovers)
+    assert (keep / "notes.txt").read_text() == "mine"
+
+
+def test_missing_project_names_where_an_interrupted_save_left_it(tmp_path):
+    (tmp_path / ".proj.old-123" / "layers").mkdir(parents=True)
+    with pytest.raises(BadInput, match=r"\.proj\.old-123"):
+        project.load_project(tmp_path / "proj")
