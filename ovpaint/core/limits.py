@@ -73,27 +73,22 @@ def float_in(value: Any, name: str, lo: float, hi: float) -> float:
     return number
 
 
-def arg_int(lo: int, hi: int) -> Callable[[str], int]:
-    """An argparse ``type=`` that accepts whole numbers in ``[lo, hi]`` only."""
-
-    def parse(text: str) -> int:
+def _arg_type(check: Callable[..., Any], lo: float, hi: float, label: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         try:
-            return int_in(text, "value", lo, hi)
+            return check(text, "value", lo, hi)
         except BadInput as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = "integer"
+    parse.__name__ = label  # argparse names the type in its messages
     return parse
+
+
+def arg_int(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type=`` that accepts whole numbers in ``[lo, hi]`` only."""
+    return _arg_type(int_in, lo, hi, "integer")
 
 
 def arg_float(lo: float, hi: float) -> Callable[[str], float]:
     """An argparse ``type=`` that accepts finite numbers in ``[lo, hi]`` only."""
-
-    def parse(text: str) -> float:
-        try:
-            return float_in(text, "value", lo, hi)
-        except BadInput as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = "number"
-    return parse
+    return _arg_type(float_in, lo, hi, "number")

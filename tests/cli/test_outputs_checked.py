@@ -66,6 +66,12 @@ def one_line(capsys) -> str:
     return err[0]
 
 
+def _segment(image, out, *extra):
+    return run(
+        "segment", image, "--prompt", "sky", "--method", "dense", "--out", out, "--quiet", *extra
+    )
+
+
 # ------------------------------------------------------------------ inputs are never outputs
 def test_masks_dir_never_overwrites_the_input(tmp_path, work, capsys):
     folder = tmp_path / "masks"
@@ -73,19 +79,7 @@ def test_masks_dir_never_overwrites_the_input(tmp_path, work, capsys):
     image = folder / "01_sky.png"  # the name of the mask of class 1, 'sky'
     Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(image)
     before = image.read_bytes()
-    rc = run(
-        "segment",
-        image,
-        "--prompt",
-        "sky",
-        "--method",
-        "dense",
-        "--out",
-        tmp_path / "l.png",
-        "--masks-dir",
-        folder,
-        "--quiet",
-    )
+    rc = _segment(image, tmp_path / "l.png", "--masks-dir", folder)
     assert rc == 2 and "is the input" in one_line(capsys)
     assert image.read_bytes() == before and not work
 
@@ -95,38 +89,14 @@ def test_masks_dir_input_through_a_link_or_hard_link(tmp_path, photo, work, caps
     folder.mkdir()
     os.link(photo, folder / "01_sky.png")
     before = photo.read_bytes()
-    rc = run(
-        "segment",
-        photo,
-        "--prompt",
-        "sky",
-        "--method",
-        "dense",
-        "--out",
-        tmp_path / "l.png",
-        "--masks-dir",
-        folder,
-        "--quiet",
-    )
+    rc = _segment(photo, tmp_path / "l.png", "--masks-dir", folder)
     assert rc == 2 and "is the input" in one_line(capsys)
     assert photo.read_bytes() == before and not work
 
 
 def test_out_same_as_a_class_mask_is_refused(tmp_path, photo, work, capsys):
     folder = tmp_path / "masks"
-    rc = run(
-        "segment",
-        photo,
-        "--prompt",
-        "sky",
-        "--method",
-        "dense",
-        "--out",
-        folder / "01_sky.png",
-        "--masks-dir",
-        folder,
-        "--quiet",
-    )
+    rc = _segment(photo, folder / "01_sky.png", "--masks-dir", folder)
     assert rc == 2 and "also the mask" in one_line(capsys) and not work
 
 
@@ -149,12 +119,6 @@ def test_inpaint_never_overwrites_its_mask(tmp_path, photo, mask, work, capsys):
 
 
 # ------------------------------------------------------------------ checked before the work
-def _segment(photo, out, *extra):
-    return run(
-        "segment", photo, "--prompt", "sky", "--method", "dense", "--out", out, "--quiet", *extra
-    )
-
-
 @pytest.mark.parametrize(
     "case, message",
     [
