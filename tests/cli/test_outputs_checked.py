@@ -303,3 +303,24 @@ def test_dilate_is_applied_by_the_model_free_engines(photo, mask, tmp_path):
     inside = np.asarray(Image.open(mask)) > 0
     assert not (changed[0] & ~inside).any()  # no dilation: only the mask changes
     assert (changed[12] & ~inside).sum() > 100  # a 12 px band around it changes too
+
+
+def test_pipes_and_devices_as_inputs_are_refused_not_read(tmp_path, photo, capsys):
+    fifo = tmp_path / "mask.png"
+    os.mkfifo(fifo)
+    rc = run(
+        "inpaint",
+        photo,
+        "--mask",
+        fifo,
+        "--out",
+        tmp_path / "o.png",
+        "--engine",
+        "telea",
+        "--quiet",
+    )
+    assert rc == 2 and "pipe or device" in one_line(capsys)
+    link = tmp_path / "zero.png"
+    link.symlink_to("/dev/zero")
+    assert _segment(link, tmp_path / "l.png") == 2
+    assert "pipe or device" in one_line(capsys)
