@@ -88,3 +88,26 @@ def test_the_app_starts_whatever_the_settings(qtbot, tmp_path, monkeypatch, case
     if words:
         assert window.banner.isVisible() and words in window.banner.text
     window.close()
+
+
+def test_two_windows_never_touch_each_others_autosave(qtbot, window, tiny_manager, image_file):
+    from ovpaint.app.main_window import MainWindow
+    from ovpaint.core.settings import Settings
+
+    other = MainWindow(tiny_manager, settings=Settings())
+    qtbot.addWidget(other)
+    for win in (window, other):
+        open_in(qtbot, win, image_file)
+        win.layers.new_mask()
+    window.layers.new_mask()  # the first window's document has two layers, the other's one
+    for win in (window, other):
+        win.files.autosave()
+        qtbot.waitUntil(lambda w=win: w.files.last_autosave is not None, timeout=20_000)
+    first, second = window.files.recovery.path, other.files.recovery.path
+    assert first != second
+    assert len(project.load_project(first).layers) == 2
+    assert len(project.load_project(second).layers) == 1
+    other.files.shutdown_clean()  # a clean exit of one window ...
+    assert not second.exists() and first.exists()  # ... keeps the other's copy
+    assert first not in project.find_recoveries()  # and a live window's copy is not offered
+    other.workers.wait_for_done(10_000)
