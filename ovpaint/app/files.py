@@ -281,7 +281,11 @@ class FileController(QObject):
 
     def offer_recovery(self, ask: bool = True) -> bool:
         """After a crash: offer the autosaved project. Returns True if it is being opened."""
-        found = project.find_recovery()
+        try:
+            found = project.find_recovery()
+        except BadInput as exc:  # the data folder cannot be used: say so, start anyway
+            self.context.banner.show_message(error_message(exc), "warning")
+            return False
         if found is None:
             return False
         if ask:

@@ -685,6 +685,8 @@ class RecoverySlot:
 
     def clear(self) -> None:
         """The document is saved, closed or discarded: its copy is no longer needed."""
+        if self._folder is None:
+            return  # never written (and the folder never looked for)
         with suppress(OSError):
             self.path.unlink()
         if self._lock is not None:

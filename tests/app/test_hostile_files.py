@@ -64,12 +64,16 @@ def test_a_valid_project_still_opens_and_paints(qtbot, window, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["config folder is a file", "damaged settings", "model_dir a file"]
+    "case",
+    ["config folder is a file", "damaged settings", "model_dir a file", "data folder a file"],
 )
 def test_the_app_starts_whatever_the_settings(qtbot, tmp_path, monkeypatch, case):
     from ovpaint.app.launch import build_window, parse_args
 
     config = tmp_path / "config"
+    if case == "data folder a file":  # where autosave copies live
+        (tmp_path / "data").write_text("not a folder")
+        monkeypatch.setenv("OVPAINT_DATA_DIR", str(tmp_path / "data"))
     if case == "config folder is a file":
         config.write_text("not a folder")
         words = "cannot be used"
@@ -85,6 +89,9 @@ def test_the_app_starts_whatever_the_settings(qtbot, tmp_path, monkeypatch, case
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
+    window.files.offer_recovery(ask=True)  # what the launcher does next
+    if case == "data folder a file":
+        words = "cannot be used"
     if words:
         assert window.banner.isVisible() and words in window.banner.text
     window.close()
