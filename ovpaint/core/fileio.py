@@ -5,8 +5,9 @@
   line and exit 2 at once, not a traceback after minutes of work;
 - :func:`atomic_path` writes beside the target and renames: a crash, a cancel or a full disk
   never leaves a half-written output, and the same errors map to the same one-line messages;
-- its temporary files carry the writer's process id and host, so the next write of the same
-  kind removes the ones a killed process left (:func:`clean_stale_temps`), never a user's file.
+- its temporary files carry the writer's process id and host, so the ones a killed process
+  left are removed (:func:`clean_stale_temps`) when the next process first writes into that
+  folder (a save, an export, a batch), never a user's file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -129,6 +131,21 @@ def clean_stale_temps(folder: str | os.PathLike, target_name: str | None = None)
     return removed
 
 
+_CLEANED: set[str] = set()
+_CLEANED_LOCK = threading.Lock()
+
+
+def _clean_once(folder: Path) -> None:
+    """:func:`clean_stale_temps` the first time this process writes into ``folder``: a batch
+    writing thousands of outputs into one folder lists it once, not once per file."""
+    key = os.path.abspath(folder)
+    with _CLEANED_LOCK:
+        if key in _CLEANED:
+            return
+        _CLEANED.add(key)
+    clean_stale_temps(folder)
+
+
 def _existing_ancestor(path: Path) -> Path:
     for candidate in (path, *path.parents):
         if os.path.lexists(candidate):
@@ -226,7 +243,7 @@ def atomic_path(target: str | os.PathLike, *, overwrite: bool = True) -> Iterato
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
 
     On any exception the temporary file is removed and ``target`` is left as it was. The
-    temporaries a killed writer left for the same target are removed first."""
+    temporaries killed writers left in the folder are removed first (once per process)."""
     target = Path(target)
     if not overwrite and target.exists():
         raise BadInput(f"Refusing to overwrite existing file: {target}")
@@ -235,7 +252,7 @@ def atomic_path(target: str | os.PathLike, *, overwrite: bool = True) -> Iterato
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_error(exc, parent) from exc
-    clean_stale_temps(parent, target.name)
+    _clean_once(parent)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=TEMP_SUFFIX, dir=parent)
     except OSError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -336,16 +337,19 @@ project.save_project(doc, {target!r})
 
 def test_killed_saves_leave_nothing_after_the_next_save(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    target = project.save_project(_doc(), tmp_path / "p.ovpaint")
+    folder = tmp_path / "work"
+    folder.mkdir()
+    target = folder / "p.ovpaint"  # made by an earlier session
+    shutil.copyfile(project.save_project(_doc(), tmp_path / "first.ovpaint"), target)
     for _ in range(3):
         code = KILLED_ZIP_SAVE.format(root=root, target=str(target))
         subprocess.run([sys.executable, "-c", code], check=False, timeout=120)
     # each save removed the one the save before it left: they never pile up
-    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".part")]) == 1
-    user_file = tmp_path / ".p.ovpaint.notes.part"  # not ours: not a temporary's name
+    assert len([p for p in folder.iterdir() if p.name.endswith(".part")]) == 1
+    user_file = folder / ".p.ovpaint.notes.part"  # not ours: not a temporary's name
     user_file.write_text("mine")
-    project.save_project(project.load_project(target), target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.ovpaint.notes.part", "p.ovpaint"]
+    project.save_project(project.load_project(target), target)  # the next session's save
+    assert sorted(p.name for p in folder.iterdir()) == [".p.ovpaint.notes.part", "p.ovpaint"]
 
 
 def test_folders_left_by_killed_saves_of_older_versions_are_removed(tmp_path):
