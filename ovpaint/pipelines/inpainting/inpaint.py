@@ -97,7 +97,7 @@ class InpaintSettings:
         float_in(self.guidance, "Guidance (--guidance)", 0.0, 50.0)
         int_in(self.dilate_px, "Mask dilation (--dilate)", 0, MAX_DILATE_PX)
         if self.feather_px is not None:
-            int_in(self.feather_px, "Feather", 0, MAX_DILATE_PX)
+            int_in(self.feather_px, "The mask feather", 0, MAX_DILATE_PX)
         if self.seed is not None:
             int_in(self.seed, "The seed (--seed)", 0, SEED_MAX)
         if self.mode in ("replace", "restyle") and not self.prompt.strip() and self.engine == "sd":
