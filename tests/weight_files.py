@@ -74,3 +74,21 @@ def inpaint_folder(path: Path, unet_channels: int = 9) -> Path:
         )
         (path / name / "config.json").write_text(json.dumps({"in_channels": unet_channels}))
     return path
+
+
+def tiny_lama_spec():
+    from dataclasses import asdict
+
+    from ovpaint.models.lama_loader import TINY_CONFIG
+
+    return dataclasses.replace(get_spec("big-lama"), arch={"config": asdict(TINY_CONFIG)})
+
+
+def tiny_lama_file(path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    from ovpaint.models.lama_loader import build_tiny
+
+    state = build_tiny().generator.state_dict()
+    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path))
+    return path

@@ -16,7 +16,7 @@ from typing import Any
 from ovpaint.core.errors import BadInput
 
 SEED_MAX = 2**32 - 1  # numpy, torch and diffusers all take seeds of 32 bits
-MAX_DILATE_PX = 512  # a mask grown further than this is no longer a mask of the object
+MAX_DILATE_PX = 1000  # mask growth, feather, rings: beyond this it is no longer the object's
 MAX_STEPS = 500
 MAX_VARIANTS = 16
 MAX_SHORT_SIDE = 2048

@@ -185,6 +185,9 @@ def check_weights(spec, path: Path) -> None:
     if path.is_dir():
         _check_diffusers_folder(path)
         return
+    if spec.role == "lama":
+        _check_lama(spec, path)
+        return
     found = checkpoint_shapes(path) if path.suffix.lower() == ".pt" else safetensors_shapes(path)
     if not found:
         raise BadInput(f"{path.name} holds no tensors.")
@@ -193,6 +196,21 @@ def check_weights(spec, path: Path) -> None:
     expected = expected_shapes(spec)
     if expected is not None:
         compare_shapes(found, expected, spec, path.name)
+
+
+def _check_lama(spec, path: Path) -> None:
+    """LaMa's loader checks its files itself (names, prefixes, shapes, dtypes): run that."""
+    from ovpaint.core.errors import ModelUnavailable
+    from ovpaint.models.lama import LamaConfig, LamaGenerator
+    from ovpaint.models.lama_loader import check_state, generator_state, read_tensors
+
+    if path.suffix.lower() == ".safetensors":
+        safetensors_shapes(path)  # a renamed pickle or a truncated file, said as such
+    try:
+        generator = LamaGenerator(LamaConfig(**spec.arch.get("config", {})))
+        check_state(generator, generator_state(read_tensors(path), path), path)
+    except ModelUnavailable as exc:
+        raise BadInput(str(exc)) from exc
 
 
 def _check_diffusers_folder(path: Path) -> None:

@@ -104,3 +104,17 @@ def test_diffusers_folder_that_is_not_inpainting_is_refused(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-4])
     with pytest.raises(BadInput, match="truncated"):
         check_weights(get_spec("sd2-inpaint"), folder)
+
+
+def test_lama_weights_are_checked_by_its_own_rules(tmp_path):
+    from tests.weight_files import tiny_lama_file, tiny_lama_spec
+
+    settings = Settings(tmp_path / "s.json")
+    good = tiny_lama_file(tmp_path / "big-lama.safetensors")
+    assert dl.import_local(tiny_lama_spec(), good, settings) == good.resolve()
+    renamed = tmp_path / "other.safetensors"
+    renamed.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(BadInput, match="not a safetensors file"):
+        dl.import_local(tiny_lama_spec(), renamed, settings)
+    with pytest.raises(BadInput, match="does not match the LaMa generator"):
+        dl.import_local(get_spec("big-lama"), good, settings)  # tiny weights, full-size spec
