@@ -263,7 +263,7 @@ def _segment_scaled(
         0,
         f"The image ({width}×{height}, {height * width / 1e6:.0f} MP) was segmented at "
         f"{small_w}×{small_h} ({limit / 1e6:.0f} MP, setting 'max_segment_megapixels') and "
-        "the labels scaled up, to bound memory.",
+        "the labels scaled up, to bound memory; the class scores were left out.",
     )
     return result
 
