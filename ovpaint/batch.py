@@ -2,9 +2,10 @@
 every image of a folder by one text prompt.
 
 Promises, each tested:
-- Inputs are only read. Outputs go under ``out_dir`` mirroring the input tree:
-  ``<stem>.labels.png`` (palette label map), ``<stem>.mask-<NN>-<class>.png`` (one binary mask
-  per class found), ``<stem>.edited<ext>`` when inpainting; ``batch_report.json`` and
+- Inputs are only read. Outputs go under ``out_dir`` mirroring the input tree, in the mask
+  layout of :mod:`ovpaint.core.mask_export` (``<stem>.labels.png``, ``<stem>.classes.txt``,
+  ``<stem>.mask-<NN>-<class>.png`` for each class found), plus ``<stem>.edited<ext>`` when
+  inpainting; ``batch_report.json`` and
   ``batch_report.csv`` (per file: status done/skipped/failed, classes found, mask areas,
   seconds, error).
 - Every file is written atomically, and a file's outputs are written only after all of them
@@ -53,15 +54,17 @@ from ovpaint.core.fileio import (
     atomic_write_text,
     check_output_dir,
     clean_stale_temps,
-    same_file,
+    file_id,
+    file_ids,
     write_error,
 )
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.locks import OwnerLock
-from ovpaint.core.masks import file_part, save_label_png, save_mask_png
+from ovpaint.core.mask_export import mask_set_paths, write_mask_set
 from ovpaint.core.prompt import ClassQuery, parse_prompt
 from ovpaint.core.safeio import load_json, open_regular, read_all, under_root, within
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.segment import model_ids
 from ovpaint.pipelines.segmentation.segment import (
@@ -270,7 +273,7 @@ def _is_output_of(stem: str, rel: str) -> bool:
         return False
     tail = rel[len(stem) + 1 :]
     return (
-        tail == "labels.png"
+        tail in ("labels.png", "classes.txt")
         or re.fullmatch(r"mask-\d{2,3}-[\w\-]{1,60}\.png", tail) is not None
         or re.fullmatch(r"edited\.(png|jpe?g|webp|tiff?|bmp)", tail) is not None
     )
@@ -379,34 +382,25 @@ def _write_outputs(
     result: SegmentationResult,
     edited: np.ndarray | None,
     alpha: np.ndarray | None,
-    inputs: set[Path] = frozenset(),
+    input_ids: frozenset | set = frozenset(),
 ) -> list[str]:
-    """Write all outputs of one file; on any failure remove the ones already written."""
+    """Write all outputs of one file (the mask set of :mod:`ovpaint.core.mask_export` and the
+    edited image); on any failure remove the ones already written."""
     written: list[Path] = []
     try:
-        target = _output_target(out_dir, f"{stem}.labels.png", inputs)
-        if len(result.classes) > 256:
-            raise BadInput("More than 255 classes do not fit a palette PNG.")
-        save_label_png(target, result.labels)
-        written.append(target)
-        for index, name in enumerate(result.classes):
-            if index == 0:
-                continue
-            mask = result.labels == index
-            if not mask.any():
-                continue
-            target = _output_target(
-                out_dir, f"{stem}.mask-{index:02d}-{file_part(name)}.png", inputs
-            )
-            save_mask_png(target, mask)
-            written.append(target)
+        base = out_dir / stem
+        for path in mask_set_paths(base, result.classes):  # each inside, none an input
+            _output_target(out_dir, path.relative_to(out_dir).as_posix(), input_ids)
+        written += write_mask_set(
+            base, result.classes, labels=result.labels, skip_empty=True, inputs=(src,)
+        )
         if edited is not None:
             ext = (
                 src.suffix.lower()
                 if src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
                 else ".png"
             )
-            target = _output_target(out_dir, f"{stem}.edited{ext}", inputs)
+            target = _output_target(out_dir, f"{stem}.edited{ext}", input_ids)
             save_image(target, edited, alpha)
             written.append(target)
     except BaseException:
@@ -416,14 +410,15 @@ def _write_outputs(
     return [p.relative_to(out_dir).as_posix() for p in written]
 
 
-def _output_target(out_dir: Path, rel: str, inputs: set[Path]) -> Path:
+def _output_target(out_dir: Path, rel: str, input_ids: set[tuple[int, int]]) -> Path:
     """``out_dir / rel`` after checking that its folder, links resolved, is inside the output
-    folder (a linked sub-folder could lead into the inputs) and that it is no input."""
+    folder (a linked sub-folder could lead into the inputs) and that it is no input (the
+    inputs' file identities, so a hard link counts too)."""
     target = out_dir / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     if not within(os.path.realpath(target.parent), os.path.realpath(out_dir)):
         raise BadInput(f"The output {rel} would be written outside the output folder (a link).")
-    if target.exists() and any(same_file(target, src) for src in inputs):
+    if file_id(target) in input_ids:
         raise BadInput(f"The output {rel} is an input file; refusing to overwrite it.")
     return target
 
@@ -455,7 +450,7 @@ def run_batch(
     out_dir: str | os.PathLike,
     prompt: str | list[ClassQuery],
     method: str,
-    manager=None,
+    manager: Models | None = None,
     *,
     recursive: bool = True,
     extensions: str | list[str] | tuple[str, ...] | None = None,
@@ -499,7 +494,7 @@ def run_batch(
         str(out_dir),
         prompt if isinstance(prompt, str) else ", ".join(q.name for q in queries),
         method,
-        models=model_ids(manager),
+        models=model_ids(manager, method),
     )
     if exclude:
         report.messages.append(
@@ -575,7 +570,7 @@ class _Run:
             )
         files = scan.files
         stems = _output_stems(files, self.in_res)
-        inputs = set(files)
+        input_ids = file_ids(files)  # looked up once for the whole run
         total = len(files) + len(scan.problems)
         if progress:
             progress.stage("batch", total=total, message=str(report.input_dir))
@@ -587,7 +582,7 @@ class _Run:
             for n, src in enumerate(files, start=len(scan.problems)):
                 if self.cancel:
                     self.cancel.check()
-                record = self.one(src, stems[src], state, state_path, inputs)
+                record = self.one(src, stems[src], state, state_path, input_ids)
                 report.files.append(record)
                 if on_file:
                     on_file(record)
@@ -624,7 +619,7 @@ class _Run:
                 return None
         return outputs
 
-    def one(self, src: Path, stem: str, state: dict, state_path: Path, inputs) -> FileRecord:
+    def one(self, src: Path, stem: str, state: dict, state_path: Path, input_ids) -> FileRecord:
         rel = src.relative_to(self.in_res).as_posix()
         prev = state.get(rel)
         previous_outputs = self._outputs_of(prev, stem)
@@ -657,7 +652,7 @@ class _Run:
             self.segment_fn,
             self.inpaint_fn,
             self.cancel,
-            inputs,
+            input_ids,
         )
         if record.status == "done":
             for stale in set(previous_outputs or ()) - set(record.outputs):
@@ -691,7 +686,7 @@ def _process_one(
     segment_fn: SegmentFn,
     inpaint_fn: InpaintFn | None,
     cancel: CancelToken | None,
-    inputs: set[Path] = frozenset(),
+    input_ids: frozenset | set = frozenset(),
 ) -> FileRecord:
     t0 = time.perf_counter()
     try:
@@ -713,7 +708,7 @@ def _process_one(
                 edited = loaded.rgb  # nothing found: the edited copy equals the input
         if cancel:
             cancel.check()  # after the compute, before any write: a cancel leaves nothing
-        outputs = _write_outputs(out_dir, stem, src, result, edited, loaded.alpha, inputs)
+        outputs = _write_outputs(out_dir, stem, src, result, edited, loaded.alpha, input_ids)
     except (Cancelled, DiskFull):
         raise
     except OvpaintError as exc:

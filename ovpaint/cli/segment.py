@@ -1,7 +1,8 @@
 """`ovpaint segment IMAGE --prompt "sky, dog"`: text-prompted segmentation of one image.
 
-Writes a palette label PNG (index i = class i of the summary, 0 = background) and optionally
-one black/white PNG per class; prints a summary (or JSON with --json).
+Writes a palette label PNG (index i = class i of the summary, 0 = background) with its class
+file beside it (``labels.png`` → ``labels.classes.txt``) and optionally one black/white PNG per
+class, in the layout batch and the app also write; prints a summary (or JSON with --json).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import sys
 from pathlib import Path
 
 from ovpaint.cli.common import (
+    add_method_option,
+    add_settings_option,
     cancel_on_interrupt,
     new_cancel,
     print_json,
-    segmentation_methods,
+    settings_from_args,
     tqdm_progress,
 )
 from ovpaint.core.errors import BadInput
@@ -30,15 +33,17 @@ def register(sub) -> argparse.ArgumentParser:
         help="classes to find, e.g. 'sky, dog' (',' separates classes, "
         "'|' synonyms of one class); optional with --points/--box",
     )
-    methods = segmentation_methods()
+    add_method_option(p)
     p.add_argument(
-        "--method",
-        choices=methods,
-        default="refined" if "refined" in methods else methods[0],
-        help="segmentation method (default: refined)",
+        "--out",
+        required=True,
+        help="label map PNG to write (its class file goes beside it: X.png -> X.classes.txt)",
     )
-    p.add_argument("--out", required=True, help="label map PNG to write")
-    p.add_argument("--masks-dir", default=None, help="also write one mask PNG per class here")
+    p.add_argument(
+        "--masks-dir",
+        default=None,
+        help="also write one mask PNG per class here (X.mask-NN-<class>.png)",
+    )
     p.add_argument(
         "--preset",
         choices=("default", "voc"),
@@ -51,6 +56,7 @@ def register(sub) -> argparse.ArgumentParser:
         default=None,
         help="dense input short side (336)",
     )
+    add_settings_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -74,49 +80,58 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    settings: dict = {}
-    if args.preset:
-        settings["preset"] = args.preset
-    if args.short_side is not None:
-        settings["short_side"] = args.short_side
-    return settings
+    from ovpaint.pipelines.segmentation.settings import VOC_DENSE
+
+    preset = {"dense": dict(VOC_DENSE)} if args.preset == "voc" else None
+    short_side = {"dense.short_side": args.short_side} if args.short_side is not None else None
+    return settings_from_args(args, preset, short_side)
 
 
-def mask_path(masks_dir: Path, index: int, name: str) -> Path:
-    from ovpaint.core.masks import file_part
+def _mask_set(out: Path, masks_dir: Path | None) -> dict:
+    """Where the set goes: the label map at ``out``, the class file beside it, the masks in
+    ``masks_dir`` (none without it)."""
+    from ovpaint.core.mask_export import base_of
 
-    return masks_dir / f"{index:02d}_{file_part(name)}.png"
-
-
-def check_outputs(out: Path, masks_dir: Path | None, class_names: list[str], image: Path) -> None:
-    """Every file this run will write, checked before any work: none is the input image
-    (also through a link), none is written twice, each can be written."""
-    from ovpaint.core.fileio import check_output_dir, check_output_file
-
-    check_output_file(out, what="--out", inputs=[image])
-    if masks_dir is None:
-        return
-    check_output_dir(masks_dir, what="--masks-dir", inputs=[image])
-    planned = [mask_path(masks_dir, i, n) for i, n in enumerate(class_names, start=1)]
-    for path in planned:
-        check_output_file(path, what="--masks-dir", inputs=[image])
-        if path.resolve() == out.resolve():
-            raise BadInput(f"--out {out} is also the mask file of a class; choose another name.")
+    base = base_of(out)
+    return {
+        "base": base,
+        "labels_file": out,
+        "masks_base": masks_dir / base.name if masks_dir is not None else None,
+    }
 
 
-def write_outputs(result, out: Path, masks_dir: Path | None, image: Path) -> list[Path]:
-    from ovpaint.core.fileio import check_output_file
-    from ovpaint.core.masks import save_label_png, save_mask_png
+def check_outputs(out: Path, masks_dir: Path | None, classes: list[str], image: Path) -> None:
+    """Every file this run will write, checked before any model loads: none is the input
+    (links and hard links included), none is written twice, each can be written."""
+    from ovpaint.core.fileio import check_output_dir
+    from ovpaint.core.mask_export import check_mask_set, mask_set_paths
 
-    written = [save_label_png(check_output_file(out, what="--out", inputs=[image]), result.labels)]
+    where = _mask_set(out, masks_dir)
     if masks_dir is not None:
-        masks_dir.mkdir(parents=True, exist_ok=True)
-        for i, name in enumerate(result.classes):
-            if i == 0:
-                continue
-            path = check_output_file(mask_path(masks_dir, i, name), inputs=[image])
-            written.append(save_mask_png(path, result.labels == i))
-    return written
+        check_output_dir(masks_dir, what="--masks-dir", inputs=[image])
+    paths = mask_set_paths(
+        where["base"],
+        classes,
+        with_masks=masks_dir is not None,
+        masks_base=where["masks_base"],
+        labels_file=out,
+    )
+    check_mask_set(paths, inputs=[image], what="--out" if masks_dir is None else "")
+
+
+def write_outputs(result, out: Path, masks_dir: Path | None, image_path: Path) -> list[Path]:
+    from ovpaint.core.mask_export import write_mask_set
+
+    where = _mask_set(out, masks_dir)
+    return write_mask_set(
+        where["base"],
+        result.classes,
+        labels=result.labels,
+        labels_file=out,
+        masks=None if masks_dir is not None else [],
+        masks_base=where["masks_base"],
+        inputs=(image_path,),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,13 +152,14 @@ def run(args: argparse.Namespace) -> int:
     masks_dir = Path(args.masks_dir) if args.masks_dir else None
     if out.suffix.lower() != ".png":
         raise BadInput(f"--out must be a .png file, got {out}.")
+    settings = _settings(args)
     clicks, box = parse_points(args.points), parse_box(args.box)
     if args.prompt is None and not clicks and box is None:
         raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
     # bad prompts, clicks and outputs fail before any model loads
     queries = parse_prompt(args.prompt) if args.prompt is not None else None
     names = [q.name for q in queries] if queries else [args.class_name or "object"]
-    check_outputs(out, masks_dir, names, image_path)
+    check_outputs(out, masks_dir, ["background", *names], image_path)
     image = load_image(image_path)
     rgb = as_rgb(image.rgb)
     check_prompts(rgb.shape[1], rgb.shape[0], clicks, box)
@@ -163,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                     method=args.method,
                     manager=manager,
                     session=session,
-                    settings=_settings(args),
+                    settings=settings,
                     progress=progress,
                     cancel=cancel,
                 )

@@ -153,6 +153,21 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(path.anchor or ".")
 
 
+def file_id(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, links followed; None when it does not exist."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def file_ids(paths: Iterable[str | os.PathLike]) -> set[tuple[int, int]]:
+    """The identities of the existing ``paths``: looked up once, then any number of outputs
+    is compared with them in constant time each."""
+    return {fid for fid in (file_id(p) for p in paths) if fid is not None}
+
+
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether two paths name one file (links, hard links and ``..`` included)."""
     try:

@@ -1,7 +1,9 @@
 """Typed, documented settings persisted as JSON under the user's config folder.
 
 Each setting is a descriptor with a default and help text (the krita-ai-diffusion idiom), so the
-settings dialog, the CLI and the defaults file are generated from one table.
+settings dialog, the CLI and the defaults file are generated from one table. Layers above may
+add settings of their own (:func:`register_setting`: a model family's choice of model); a
+value read from the file before its setting is registered is kept, and saved back, until it is.
 """
 
 from __future__ import annotations
@@ -100,12 +102,6 @@ SETTINGS: tuple[Setting, ...] = (
         hi=4096.0,
     ),
     Setting("model_dir", "", "Folder for downloaded weights; empty = the user cache folder."),
-    Setting("clip_model", "clip-vit-b16", "CLIP model for text-driven segmentation."),
-    Setting(
-        "sam2_model", "", "SAM2 model; empty = chosen by device (tiny on CPU, base-plus on GPU)."
-    ),
-    Setting("inpaint_model", "sd2-inpaint", "Inpainting model."),
-    Setting("lama_model", "big-lama", "Object-removal model (LaMa)."),
     Setting(
         "cpu_bf16_unet",
         True,
@@ -137,7 +133,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("local_model_paths", {}, "Model id → local file or folder chosen by the user."),
 )
-SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def register_setting(setting: Setting) -> Setting:
+    """Add ``setting`` to the table (again with the same definition is fine)."""
+    known = SETTINGS_BY_NAME.get(setting.name)
+    if known is not None and known != setting:
+        raise ValueError(f"setting '{setting.name}' is already defined differently")
+    SETTINGS_BY_NAME[setting.name] = setting
+    return setting
 
 
 class Settings:
@@ -153,6 +158,7 @@ class Settings:
         self.path = path
         self.problems: list[str] = []
         self._values: dict[str, Any] = {}
+        self._unregistered: dict[str, Any] = {}  # from the file, for settings not (yet) known
         for key, value in (values or {}).items():
             self[key] = value
 
@@ -186,6 +192,7 @@ class Settings:
         for key, value in values.items():
             spec = SETTINGS_BY_NAME.get(key)
             if spec is None:
+                settings._unregistered[key] = value  # checked when it is registered
                 continue
             try:
                 settings._values[key] = spec.check(value)
@@ -204,6 +211,8 @@ class Settings:
 
     def __getitem__(self, key: str) -> Any:
         spec = SETTINGS_BY_NAME[key]
+        if key in self._unregistered:  # registered since the file was read
+            self[key] = self._unregistered.pop(key)
         if key in self._values:
             return self._values[key]
         return spec.fresh_default()
@@ -213,16 +222,18 @@ class Settings:
         if spec is None:
             raise KeyError(f"Unknown setting: {key}")
         self._values[key] = spec.coerce(value)
+        self._unregistered.pop(key, None)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in SETTINGS_BY_NAME else default
 
     def as_dict(self) -> dict[str, Any]:
-        return {s.name: self[s.name] for s in SETTINGS}
+        return {name: self[name] for name in SETTINGS_BY_NAME}
 
     def save(self) -> None:
         if self.path is not None:
-            atomic_write_text(self.path, json.dumps(self._values, indent=2, sort_keys=True))
+            values = {**self._unregistered, **self._values}
+            atomic_write_text(self.path, json.dumps(values, indent=2, sort_keys=True))
 
 
 def _keep_aside(path: Path, raw: bytes) -> Path | None:
@@ -237,8 +248,3 @@ def _keep_aside(path: Path, raw: bytes) -> Path | None:
     except (OSError, BadInput):
         return None
     return aside
-
-
-def env_or(key: str, default: str) -> str:
-    value = os.environ.get(key, "").strip()
-    return value or default

@@ -76,7 +76,7 @@ def _segment(image, out, *extra):
 def test_masks_dir_never_overwrites_the_input(tmp_path, work, capsys):
     folder = tmp_path / "masks"
     folder.mkdir()
-    image = folder / "01_sky.png"  # the name of the mask of class 1, 'sky'
+    image = folder / "l.mask-01-sky.png"  # the name of the mask of class 1 of l.png
     Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(image)
     before = image.read_bytes()
     rc = _segment(image, tmp_path / "l.png", "--masks-dir", folder)
@@ -87,17 +87,23 @@ def test_masks_dir_never_overwrites_the_input(tmp_path, work, capsys):
 def test_masks_dir_input_through_a_link_or_hard_link(tmp_path, photo, work, capsys):
     folder = tmp_path / "masks"
     folder.mkdir()
-    os.link(photo, folder / "01_sky.png")
+    os.link(photo, folder / "l.mask-01-sky.png")
     before = photo.read_bytes()
     rc = _segment(photo, tmp_path / "l.png", "--masks-dir", folder)
     assert rc == 2 and "is the input" in one_line(capsys)
     assert photo.read_bytes() == before and not work
 
 
-def test_out_same_as_a_class_mask_is_refused(tmp_path, photo, work, capsys):
-    folder = tmp_path / "masks"
-    rc = _segment(photo, folder / "01_sky.png", "--masks-dir", folder)
-    assert rc == 2 and "also the mask" in one_line(capsys) and not work
+def test_every_file_of_the_mask_set_is_checked(tmp_path, photo, work, capsys):
+    """Not only --out: the class file beside it and each class's mask are checked first."""
+    (tmp_path / "taken.classes.txt").mkdir()  # where the class file of taken.png goes
+    assert _segment(photo, tmp_path / "taken.png") == 2
+    assert "taken.classes.txt" in one_line(capsys)
+    masks = tmp_path / "masks"
+    (masks / "l.mask-01-sky.png").mkdir(parents=True)  # where the mask of 'sky' goes
+    assert _segment(photo, tmp_path / "l.png", "--masks-dir", masks) == 2
+    assert "l.mask-01-sky.png" in one_line(capsys)
+    assert not work
 
 
 def test_inpaint_never_overwrites_its_mask(tmp_path, photo, mask, work, capsys):

@@ -3,14 +3,28 @@ bound and its labels scaled up to the full size, and the user is told."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 from PIL import Image
 
-import ovpaint.pipelines.segmentation.segment as segment_module
 from ovpaint.cli import main
 from ovpaint.core.masks import load_label_png
+from ovpaint.pipelines.segmentation.methods import METHODS
+
+
+def _spy_on_dense(monkeypatch) -> list:
+    """The dense method, recording the size of each image it is given."""
+    seen = []
+    dense = METHODS["dense"]
+
+    def run(session, *a, **k):
+        seen.append(session.image.shape)
+        return dense.run(session, *a, **k)
+
+    monkeypatch.setitem(METHODS, "dense", dataclasses.replace(dense, run=run))
+    return seen
 
 
 def test_large_image_is_segmented_at_the_bound(tmp_path, monkeypatch, capsys):
@@ -18,14 +32,7 @@ def test_large_image_is_segmented_at_the_bound(tmp_path, monkeypatch, capsys):
     config.mkdir()
     (config / "settings.json").write_text(json.dumps({"max_segment_megapixels": 1}))
     monkeypatch.setenv("OVPAINT_CONFIG_DIR", str(config))
-    seen = []
-    dense = segment_module.METHODS["dense"]
-
-    def spy(session, *a, **k):
-        seen.append(session.image.shape)
-        return dense(session, *a, **k)
-
-    monkeypatch.setitem(segment_module.METHODS, "dense", spy)
+    seen = _spy_on_dense(monkeypatch)
     image = np.zeros((1000, 1600, 3), np.uint8)
     image[:, 800:] = 255  # two halves: the scaled-up labels keep the split where it was
     path = tmp_path / "wide.png"
@@ -42,13 +49,7 @@ def test_large_image_is_segmented_at_the_bound(tmp_path, monkeypatch, capsys):
 
 
 def test_image_under_the_bound_is_segmented_as_it_is(tmp_path, monkeypatch):
-    seen = []
-    dense = segment_module.METHODS["dense"]
-    monkeypatch.setitem(
-        segment_module.METHODS,
-        "dense",
-        lambda s, *a, **k: seen.append(s.image.shape) or dense(s, *a, **k),
-    )
+    seen = _spy_on_dense(monkeypatch)
     path = tmp_path / "small.png"
     Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(path)
     argv = ["--models", "tiny", "segment", str(path), "--prompt", "a", "--method", "dense"]
