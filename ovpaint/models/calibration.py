@@ -542,7 +542,7 @@ register_workload(
 register_workload(
     Workload(
         "unet",
-        "SD UNet, first down block at 64×64 latents, batch 2",
+        "SD UNet, first down block at 64×64 latents, one CFG half",
         "ovpaint.models.inpaint_loader:unet_block_probe",
         share=1.5,
         role="inpaint",

@@ -146,8 +146,9 @@ def make_bf16_unet(unet: Any) -> Any:
 def unet_block_probe(device: torch.device, precision: str):
     """Calibration probe: the first down block of the SD2-inpainting UNet (one ResNet and one
     cross-attention transformer over the 64×64 latent, 320 channels, 5 heads, text 77×1024)
-    with the two classifier-free-guidance halves as one batch; in bf16 on a CPU as
-    :func:`make_bf16_unet` runs it (bf16 weights and channels-last activations)."""
+    for one classifier-free-guidance half (the product runs both halves as one batch of the
+    same per-sample shapes; one half keeps the calibration within its budget); in bf16 on a CPU
+    as :func:`make_bf16_unet` runs it (bf16 weights and channels-last activations)."""
     from diffusers.models.unets.unet_2d_blocks import CrossAttnDownBlock2D
 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
@@ -161,9 +162,9 @@ def unet_block_probe(device: torch.device, precision: str):
         use_linear_projection=True,
         add_downsample=False,
     ).eval()
-    sample = torch.randn(2, 320, 64, 64)
-    temb = torch.randn(2, 1280)
-    text = torch.randn(2, 77, 1024)
+    sample = torch.randn(1, 320, 64, 64)
+    temb = torch.randn(1, 1280)
+    text = torch.randn(1, 77, 1024)
     layout = torch.channels_last if device.type == "cpu" and dtype != torch.float32 else None
     with _deliberate_cast():
         block.to(device=device, dtype=dtype, memory_format=layout or torch.contiguous_format)

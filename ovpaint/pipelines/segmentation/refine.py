@@ -145,17 +145,19 @@ def decode_points(
 
 def decoder_probe(device: torch.device, precision: str):
     """Calibration probe: one call of SAM2.1's prompt decoder as :func:`decode_points` makes
-    it (a call's prompts on the 64×64 embedding, masks included) in ``precision``."""
+    it (a call's prompts on the 64×64 embedding, masks included) in ``precision``. The
+    decoder (its reduced-precision copy, the image side of its first block) is made once, as
+    a refinement makes it once for all its calls."""
     predictor = sam2_adapter.decoder_stand_in(device)
-    derived = Derived()  # the reduced-precision decoder copy, made in the warm-up
     dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     n = CPU_PROMPTS_PER_CALL if device.type == "cpu" else GPU_PROMPTS_PER_CALL
     coords = torch.rand(n, 1, 2, device=device) * 1024
     labels = torch.ones((n, 1), dtype=torch.int, device=device)
+    with torch.inference_mode():
+        decoder = PromptDecoder(predictor, dtype, Derived())
 
     def run():
         with torch.inference_mode():
-            decoder = PromptDecoder(predictor, dtype, derived)
             _, state = decoder.iou_and_state(coords, labels)
             return decoder.masks_for(state, torch.arange(n))
 
