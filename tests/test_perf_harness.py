@@ -10,7 +10,14 @@ import tempfile
 
 import pytest
 
-from ovpaint.perf import PerfContext, Stage, format_table, product_default, run
+from ovpaint.perf import (
+    PerfContext,
+    Stage,
+    format_table,
+    precision_modes,
+    product_default,
+    run,
+)
 
 
 class StageClock:
@@ -115,3 +122,39 @@ def test_ovpaint_perf_leaves_no_temporary_folder(tmp_path, monkeypatch, capsys):
     assert main(["perf", "--quick", "--only", "JPEG"]) == 0
     assert "JPEG" in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("ovpaint-perf-")]
+
+
+def test_precision_modes_put_the_product_default_beside_the_modes_it_chose_among():
+    import torch
+
+    ctx = PerfContext(torch.device("cpu"), torch.float32, calibrator=FixedChoice("int8"))
+    ran: list[str] = []
+    stages = precision_modes(
+        ctx, "g", "dense", ran.append, {"fp32": "", "int8": "n"}, "mode {}".format, baseline="b"
+    )
+    assert [s.name for s in stages] == ["mode fp32", "mode int8", "mode product default"]
+    assert {s.baseline for s in stages} == {"b"} and stages[1].note == "n"
+    for stage in stages:
+        stage.run()
+    assert ran == ["fp32", "int8", "int8"]
+
+
+def test_every_measured_workload_has_a_product_default_row_in_perf():
+    import torch
+
+    from ovpaint.models.calibration import workloads
+    from ovpaint.perf import collect
+
+    ctx = PerfContext(torch.device("cpu"), torch.float32, calibrator=FixedChoice("bf16"))
+    stages = collect(ctx, "dense,proposals,inpaint")
+    defaults = [s for s in stages if "product default" in s.name]
+    assert {d.name.split(",")[0].split(":")[0] for d in defaults} == {
+        "dense 500×375",
+        "refine",
+        "score 100 masks × 3 scales",
+        "UNet step 512² CFG",
+    }
+    assert len(defaults) == len(workloads())
+    for default in defaults:
+        others = [s for s in stages if s.baseline == default.baseline and s is not default]
+        assert any("bf16" in s.name for s in others), default.name

@@ -155,6 +155,32 @@ def product_default(
     return stage
 
 
+INT8_NOTE = "dynamic int8 ViT blocks (setting int8_vit; off by default)"
+
+
+def precision_modes(
+    ctx: PerfContext,
+    group: str,
+    workload: str,
+    run_in: Callable[[str], Any],
+    modes: dict[str, str],
+    name_of: Callable[[str], str],
+    **kw,
+) -> list[Stage]:
+    """One stage per precision mode (``modes``: precision → note; named ``name_of(precision)``)
+    and then the product default's (``name_of("product default")``), all sharing ``kw``
+    (repeats, baseline, pairing): the table shows the product's choice next to the modes it
+    chose among."""
+    stages = [
+        Stage(group, name_of(p), lambda p=p: run_in(p), note=note, **kw)
+        for p, note in modes.items()
+    ]
+    return [
+        *stages,
+        product_default(ctx, group, name_of("product default"), workload, run_in, **kw),
+    ]
+
+
 def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
     stages: list[Stage] = []
     for name in STAGE_MODULES:

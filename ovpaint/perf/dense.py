@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ovpaint.perf import FixedModels, PerfContext, Stage, product_default
+from ovpaint.perf import INT8_NOTE, FixedModels, PerfContext, Stage, precision_modes
 from ovpaint.perf.bundles import clip_bundle, sam2_bundle, scene
 
 
@@ -186,28 +186,15 @@ def dense_pass_stages(b: DenseBench) -> list[Stage]:
             repeats=rep(3),
             setup=lambda: (b.net_input, b.text),
         ),
-        *[
-            Stage(
-                "dense",
-                f"dense {size}: batched windows {precision}",
-                lambda precision=precision: b.dense_pass(precision),
-                repeats=rep(3),
-                baseline=reference,
-                paired=True,
-                note=note,
-            )
-            for precision, note in (
-                ("fp32", ""),
-                ("bf16", ""),
-                ("int8", "dynamic int8 ViT blocks (setting int8_vit; off by default)"),
-            )
-        ],
-        product_default(
+        *precision_modes(
             b.ctx,
             "dense",
-            f"dense {size}: product default",
             "dense",
             b.dense_pass,
+            {"fp32": "", "bf16": "", "int8": INT8_NOTE},
+            lambda mode: (
+                f"dense {size}: " + (mode if "default" in mode else f"batched windows {mode}")
+            ),
             repeats=rep(3),
             baseline=reference,
             paired=True,
@@ -233,24 +220,18 @@ def refine_stages(b: DenseBench) -> list[Stage]:
     return [
         Stage("dense", f"SAM2 embedding {b.w}×{b.h} (set_image)", b.new_predictor, repeats=rep(3)),
         Stage("dense", separate, b.refine_separate, repeats=rep(3), setup=predictor),
-        *[
-            Stage(
-                "dense",
-                f"refine: 60 points, batched decoder {precision}{label} + vote",
-                lambda precision=precision: b.refine_batched(precision),
-                repeats=rep(3),
-                paired=True,
-                baseline=separate,
-                setup=predictor,
-            )
-            for precision, label in (("fp32", " (exact)"), ("bf16", ""))
-        ],
-        product_default(
+        *precision_modes(
             b.ctx,
             "dense",
-            "refine: 60 points, product default + vote",
             "decoder",
             b.refine_batched,
+            {"fp32": "", "bf16": ""},
+            lambda mode: (
+                "refine: 60 points, "
+                + (mode if "default" in mode else f"batched decoder {mode}")
+                + (" (exact)" if mode == "fp32" else "")
+                + " + vote"
+            ),
             repeats=rep(3),
             paired=True,
             baseline=separate,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovpaint.perf import FixedModels, PerfContext, Stage, product_default
+from ovpaint.perf import INT8_NOTE, FixedModels, PerfContext, Stage, precision_modes
 from ovpaint.perf.bundles import clip_bundle, sam2_bundle, scene
 
 
@@ -117,27 +117,21 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
         masks = (d["masks"], d["boxes"])
         return mask_features(clip_bundle(ctx), d["image"], masks, settings, precision=precision)
 
-    modes = (("fp32", ""), ("bf16", ""), ("int8", "dynamic int8 ViT blocks (setting int8_vit)"))
+    def batched_in(precision):
+        return run(batched, precision)
+
+    def name_of(mode):
+        return f"score {n} masks × 3 scales: " + (mode if "default" in mode else f"batched {mode}")
+
     return [
         Stage("proposals", base, lambda: run(one, "fp32"), repeats=1, warmup=0),
-        *[
-            Stage(
-                "proposals",
-                f"score {n} masks × 3 scales: batched {precision}",
-                lambda precision=precision: run(batched, precision),
-                repeats=1,
-                warmup=0,
-                baseline=base,
-                note=note,
-            )
-            for precision, note in modes
-        ],
-        product_default(
+        *precision_modes(
             ctx,
             "proposals",
-            f"score {n} masks × 3 scales: product default",
             "scoring",
-            lambda precision: run(batched, precision),
+            batched_in,
+            {"fp32": "", "bf16": "", "int8": INT8_NOTE},
+            name_of,
             repeats=1,
             warmup=0,
             baseline=base,
