@@ -75,12 +75,18 @@ def warm_up_engine() -> threading.Thread:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ovpaint.core.logs import setup_logging
+
+    log_file = setup_logging()  # the frozen app has no console: the file is the only trace
     from PySide6.QtWidgets import QApplication
+
+    from ovpaint.app.crash import CrashReporter
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ovpaint")
     app.setOrganizationName("ovpaint")
+    reporter = CrashReporter(log_file, app)
+    reporter.install()
     window = build_window(args)
     window.show()
     warm_up_engine()

@@ -261,11 +261,21 @@ class MainWindow(QMainWindow):
         )
         self._action(s, "Inpaint Selected Mask", self.inpaint.run, "Ctrl+Shift+Return")
 
+        h = bar.addMenu("&Help")
+        self._action(h, "Open &Log Folder", self.open_log_folder, name="logFolderAction")
+
     # ------------------------------------------------------------------ behaviour
     def open_model_dialog(self) -> None:
         from ovpaint.app.model_dialog import ModelDialog
 
         ModelDialog(self.manager, self.settings, self.workers, self).exec()
+
+    def open_log_folder(self) -> None:
+        from ovpaint.app.crash import open_folder
+        from ovpaint.core.logs import log_dir, log_path
+
+        path = log_path()
+        open_folder(path.parent if path is not None else log_dir())
 
     def open_batch_dialog(self) -> None:
         from ovpaint.app.batch_dialog import BatchDialog
