@@ -18,10 +18,20 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QTransform,
+)
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
+    QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
@@ -224,6 +234,7 @@ class Canvas(QGraphicsView):
     moved = Signal(QPointF, object, object)  # pos, buttons, modifiers
     released = Signal(QPointF, object, object)
     hovered = Signal(QPointF)
+    clicked = Signal(QPointF)  # a left click that did not drag, while left-drag pans
     zoom_changed = Signal(float)
 
     def __init__(self, parent=None) -> None:
@@ -254,8 +265,15 @@ class Canvas(QGraphicsView):
         self._brush.setVisible(False)
         self.scene_.addItem(self._box)
         self.scene_.addItem(self._brush)
+        self.job_preview = QGraphicsPixmapItem()  # a running job's unfinished result
+        self.job_preview.setZValue(9_000)
+        self.job_preview.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.job_preview.setVisible(False)
+        self.scene_.addItem(self.job_preview)
         self._space = False
         self._pan_from: QPointF | None = None
+        self._press_at: QPointF | None = None
+        self.left_pans = False  # the Pan tool: left-drag moves the view, a click selects
         self._fit_mode = True
         self._previews: dict[str, np.ndarray] = {}
 
@@ -365,6 +383,24 @@ class Canvas(QGraphicsView):
                 item.provider.mask = layer.mask
                 item.invalidate(None)
 
+    def show_job_preview(self, preview) -> None:
+        """Show a :class:`~ovpaint.core.jobs.Preview` (a small image stretched over its box),
+        or hide it with None."""
+        if preview is None or self.document is None:
+            self.job_preview.setVisible(False)
+            self.job_preview.setPixmap(QPixmap())
+            return
+        rgb = np.ascontiguousarray(preview.rgb, dtype=np.uint8)
+        alpha = None if preview.alpha is None else np.ascontiguousarray(preview.alpha, np.uint8)
+        if alpha is not None and alpha.shape != rgb.shape[:2]:
+            alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+        x0, y0, x1, y1 = preview.box
+        h, w = rgb.shape[:2]
+        self.job_preview.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgb, alpha)))
+        self.job_preview.setPos(x0, y0)
+        self.job_preview.setTransform(QTransform.fromScale((x1 - x0) / w, (y1 - y0) / h))
+        self.job_preview.setVisible(True)
+
     # ------------------------------------------------------------------ prompt overlays
     def set_points(self, points: list[tuple[float, float, bool]]) -> None:
         for marker in self._markers:
@@ -444,10 +480,17 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
+    def set_left_pans(self, on: bool) -> None:
+        self.left_pans = on
+        if on:
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+        else:
+            self.viewport().unsetCursor()
+
     def keyReleaseEvent(self, event) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
-            self.viewport().unsetCursor()
+            self.set_left_pans(self.left_pans)
             event.accept()
             return
         super().keyReleaseEvent(event)
@@ -457,9 +500,11 @@ class Canvas(QGraphicsView):
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.MiddleButton or (
-            self._space and event.button() == Qt.MouseButton.LeftButton
+            (self._space or self.left_pans) and event.button() == Qt.MouseButton.LeftButton
         ):
             self._pan_from = event.position()
+            left = event.button() == Qt.MouseButton.LeftButton
+            self._press_at = event.position() if left and self.left_pans else None
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
             return
@@ -489,7 +534,14 @@ class Canvas(QGraphicsView):
             Qt.MouseButton.LeftButton,
         ):
             self._pan_from = None
-            if self._space:
+            start, self._press_at = self._press_at, None
+            if (
+                start is not None
+                and self.document is not None
+                and (event.position() - start).manhattanLength() < 4
+            ):
+                self.clicked.emit(self._image_pos(event))
+            if self._space or self.left_pans:
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             else:
                 self.viewport().unsetCursor()

@@ -1,7 +1,11 @@
-"""The prompt box: classes as text, a method, Segment. Each class becomes a mask layer."""
+"""The prompt box: classes as text, a method, Segment. Each class has one mask layer, reused
+when it is segmented again."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -13,10 +17,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ovpaint.app.commands import AddLayersCommand
+from ovpaint.app.commands import (
+    AddLayersCommand,
+    SelectCommand,
+    SetLayerPropertyCommand,
+    StepCommand,
+    mask_edit,
+)
 from ovpaint.app.context import EditorContext
-from ovpaint.app.workers import error_message
-from ovpaint.core.document import Document
+from ovpaint.core.document import Document, MaskDiff, MaskLayer, class_key, mask_diff
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.prompt import parse_prompt
 
@@ -43,8 +52,24 @@ def available_methods() -> list[str]:
     )
 
 
-def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, cancel):
-    """Worker-side: the same pipeline entry the CLI uses."""
+@dataclass
+class ClassMask:
+    """One class of a segmentation run, ready for the UI thread: its mask, whether anything
+    was found, and its difference from the class's previous mask (computed in the worker)."""
+
+    name: str
+    mask: np.ndarray
+    found: bool
+    previous: np.ndarray | None = None  # the class layer's mask when the job was submitted
+    diff: MaskDiff | None = None  # previous → mask, when both are boolean
+
+
+def segment_job(
+    rgb, text: str, method: str, manager, session_of, previous=None, *, progress, cancel
+):
+    """Worker-side: the same pipeline entry the CLI uses, then everything full-size the result
+    needs (one mask per class, its difference from the class's previous mask), so applying it
+    on the UI thread costs little even on a 24 MP image."""
     from ovpaint.pipelines.segmentation.segment import segment
 
     session = session_of()
@@ -58,9 +83,28 @@ def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, c
         progress=progress,
         cancel=cancel,
     )
-    # the per-class masks here, not on the UI thread (a full-size pass over the labels each)
-    masks = [result.labels == index for index in range(1, len(result.classes))]
-    return result, masks, [bool(mask.any()) for mask in masks]
+    previous = previous or {}
+    classes = []
+    for index, name in enumerate(result.classes[1:], start=1):
+        cancel.check()
+        mask = result.labels == index
+        before = previous.get(class_key(name))
+        diff = None
+        if before is not None and before.dtype == mask.dtype and before.shape == mask.shape:
+            diff = mask_diff(before, mask)
+        classes.append(ClassMask(name, mask, bool(mask.any()), before, diff))
+    return result, classes
+
+
+def class_layer(doc: Document, name: str) -> MaskLayer | None:
+    """The mask layer that holds class ``name`` (its "class" tag, or for layers without one,
+    its name), topmost first: a class segmented again reuses it."""
+    key = class_key(name)
+    for layer in reversed(doc.layers.masks()):
+        tagged = layer.meta.get("class")
+        if class_key(tagged if isinstance(tagged, str) else layer.name) == key:
+            return layer
+    return None
 
 
 class PromptPanel(QWidget):
@@ -120,9 +164,13 @@ class PromptPanel(QWidget):
 
             check_models(method, self.context.manager)
         except (BadInput, ModelUnavailable) as exc:
-            self.context.banner.show_message(error_message(exc))
+            self.context.report(exc, topic="segment")
             return
-        del classes
+        previous = {}
+        for query in classes:
+            layer = class_layer(doc, query.name)
+            if layer is not None:  # arrays are never edited in place: the worker may read it
+                previous[class_key(query.name)] = layer.mask
         self.context.run_job(
             segment_job,
             doc.rgb,
@@ -130,32 +178,47 @@ class PromptPanel(QWidget):
             method,
             self.context.manager,
             lambda: self.context.image_session(doc),
+            previous,
             title=f"Segment ({method})",
             on_done=lambda out: self.apply(doc, *out, text),
         )
 
-    def apply(self, doc: Document, result, masks: list, found: list, text: str) -> None:
-        """One mask layer per class (``masks``: class 1, 2, ..., made in the worker), named
-        after it, added as one undo step."""
-        layers, colors, empty = [], [], []
-        for name, mask, any_pixel in zip(result.classes[1:], masks, found, strict=True):
-            layer = doc.new_mask_layer(
-                doc.unique_name(name),
-                mask,
-                also_used=tuple(colors),
-                method=result.method,
-                prompt=text,
-            )
-            colors.append(layer.color)
-            layers.append(layer)
-            if not any_pixel:
-                empty.append(layer.name)
-        if layers:
-            self.context.push(
-                AddLayersCommand(doc, layers, f"Segment “{text.strip()}”", select=layers[0])
-            )
-        notes = list(getattr(result, "messages", []) or [])
-        if empty:
-            notes.append("Nothing found for: " + ", ".join(empty))
+    def apply(self, doc: Document, result, classes: list[ClassMask], text: str) -> None:
+        """One layer per class: a class seen before gets its new mask in its own layer (the
+        old mask stays one undo away), a new class a new layer in its fixed colour, a class
+        not found no layer at all. The whole run is one undo step."""
+        step = StepCommand(f"Segment “{text.strip()}”")
+        new_layers: list[MaskLayer] = []
+        touched: list[MaskLayer] = []
+        missing: list[str] = []
+        for item in classes:
+            layer = class_layer(doc, item.name)
+            if not item.found:
+                missing.append(item.name + (" (its earlier mask is kept)" if layer else ""))
+                continue
+            meta = {"class": item.name, "method": result.method, "prompt": text}
+            if layer is None:
+                taken = [x.color for x in new_layers]
+                new_layers.append(
+                    doc.new_mask_layer(
+                        doc.unique_name(item.name), item.mask, None, tuple(taken), **meta
+                    )
+                )
+                continue
+            diff = item.diff if item.previous is layer.mask else None
+            step.add(mask_edit(doc, layer, item.mask, f"Segment {layer.name}", diff))
+            if {k: layer.meta.get(k) for k in meta} != meta:
+                step.add(SetLayerPropertyCommand(doc, layer, "meta", {**layer.meta, **meta}))
+            touched.append(layer)
+        if new_layers:
+            step.add(AddLayersCommand(doc, new_layers, "New class layers"))
+        first = next((x for x in [*touched, *new_layers]), None)
+        if first is not None:
+            step.add(SelectCommand(doc, first))
+        if step.parts:
+            self.context.push(step)
+        notes = ["Not found: " + ", ".join(missing) + "."] if missing else []
+        notes += list(getattr(result, "messages", []) or [])
         if notes:
-            self.context.banner.show_message(" ".join(notes), "info")
+            kind = "warning" if missing and not (touched or new_layers) else "info"
+            self.context.banner.show_message(" ".join(notes), kind, topic="segment")

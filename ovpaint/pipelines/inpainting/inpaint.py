@@ -29,8 +29,9 @@ import numpy as np
 from PIL import Image
 
 from ovpaint.core.errors import BadInput, Cancelled, ModelUnavailable, OutOfMemory
-from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.jobs import CancelToken, Preview, Progress
 from ovpaint.core.masks import bbox, feather, grow
+from ovpaint.pipelines.inpainting.preview import PREVIEW_EVERY_STEPS, latents_to_rgb
 
 MODES = ("remove", "replace", "restyle")
 ENGINES = ("sd", "telea", "ns")
@@ -426,7 +427,7 @@ def _generate(
     prompt: str,
     negative: str,
     seed: int,
-    on_step: Callable[[int], None],
+    on_step: Callable[..., None],
 ) -> np.ndarray:
     import torch
 
@@ -438,7 +439,7 @@ def _generate(
     generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def callback(pipe, step, timestep, kwargs):
-        on_step(step + 1)
+        on_step(step + 1, kwargs.get("latents"))
         return kwargs
 
     with torch.no_grad():
@@ -464,6 +465,14 @@ def _generate(
             )
         )
     return generated
+
+
+def crop_preview(latents, crop: Crop, alpha: np.ndarray) -> Preview:
+    """The unfinished result of ``crop`` from its latents, shown through the paste alpha."""
+    rgb = latents_to_rgb(latents)
+    ys, xs = crop.slice()
+    small = cv2.resize(alpha[ys, xs], (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+    return Preview(rgb, (crop.x0, crop.y0, crop.x1, crop.y1), np.rint(small * 255).astype(np.uint8))
 
 
 def inpaint(
@@ -519,7 +528,7 @@ def inpaint(
         steps_per_crop = max(1, int(settings.steps * settings.strength))
         total = steps_per_crop * len(crops) * len(seeds)
         if progress:
-            progress.stage("denoise", total=total)
+            progress.stage("step", total=total)
         done = 0
         images = []
         for seed in seeds:
@@ -530,9 +539,12 @@ def inpaint(
                 size = model_size(crop, bundle.resolution)
                 base_done = done
 
-                def on_step(step, base_done=base_done):
+                def on_step(step, latents=None, base_done=base_done, crop=crop):
                     if progress:
-                        progress.update(min(total, base_done + step), total)
+                        preview = None
+                        if latents is not None and step % PREVIEW_EVERY_STEPS == 0:
+                            preview = crop_preview(latents, crop, alpha)
+                        progress.update(min(total, base_done + step), total, preview=preview)
                     cancel.check()  # raising here stops the denoising loop at once
 
                 t0 = time.perf_counter()

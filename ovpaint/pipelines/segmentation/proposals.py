@@ -469,7 +469,7 @@ def generate_masks(
     kept_boxes, kept_iou, kept_stab, kept_points = [], [], [], []
     total = len(grid)
     if progress:
-        progress.stage("automatic masks", total=total)
+        progress.stage("SAM2 points", total=total)
 
     def finish(
         points: torch.Tensor, iou: torch.Tensor, low: torch.Tensor, full: torch.Tensor | None = None
@@ -657,7 +657,7 @@ def mask_features(
     squares = [mask_crop(image, mask_arr[i], boxes[i], s.crop_margin, fill) for i in range(n)]
     out: list[np.ndarray] = []
     if progress:
-        progress.stage("scoring masks", total=n * len(s.scales))
+        progress.stage("scoring", total=n * len(s.scales), unit="masks")
     done = 0
     # no_grad, not inference_mode: autocast caches its low-precision weight copies only
     # outside inference mode (bf16 under inference_mode was 4× slower than fp32 on a CPU)
