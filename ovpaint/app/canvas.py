@@ -13,11 +13,12 @@ Scene coordinates are image pixel coordinates. Tools (``tools.py``) receive
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -120,12 +121,38 @@ class MaskProvider(RasterProvider):
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
+class FrameBudget:
+    """How long one repaint may spend making new tiles. What does not fit is drawn from a
+    coarser cached level (or left for a moment) and made in the next frames, so opening a
+    24 MP photo or recolouring a large mask never freezes the window for long."""
+
+    def __init__(self, seconds: float = 0.025) -> None:
+        self.seconds = seconds
+        self._deadline = math.inf
+
+    def start(self) -> None:
+        self._deadline = time.perf_counter() + self.seconds
+
+    def allows(self) -> bool:
+        return time.perf_counter() < self._deadline
+
+    def unlimited(self) -> None:
+        self._deadline = math.inf
+
+
 class TiledRasterItem(QGraphicsItem):
     """Draws a provider's raster tile by tile at the pyramid level that fits the zoom."""
 
-    def __init__(self, provider: RasterProvider, parent: QGraphicsItem | None = None) -> None:
+    def __init__(
+        self,
+        provider: RasterProvider,
+        parent: QGraphicsItem | None = None,
+        budget: FrameBudget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.provider = provider
+        self.budget = budget or FrameBudget(math.inf)
+        self.pending = False  # some visible tiles are still to be made
         self._cache: OrderedDict[tuple[int, int, int], QImage] = OrderedDict()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.tiles_rendered = 0  # for tests and perf: how much work paint did
@@ -156,11 +183,16 @@ class TiledRasterItem(QGraphicsItem):
                 del self._cache[key]
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
+    def _cached(self, level: int, tx: int, ty: int) -> QImage | None:
+        img = self._cache.get((level, tx, ty))
+        if img is not None:
+            self._cache.move_to_end((level, tx, ty))
+        return img
+
     def _tile(self, level: int, tx: int, ty: int) -> QImage:
         key = (level, tx, ty)
-        img = self._cache.get(key)
+        img = self._cached(level, tx, ty)
         if img is not None:
-            self._cache.move_to_end(key)
             return img
         lw, lh = self.provider.level_size(level)
         x0, y0 = tx * TILE, ty * TILE
@@ -187,12 +219,48 @@ class TiledRasterItem(QGraphicsItem):
         ty0 = max(0, int(exposed.top() // span))
         tx1 = min((lw - 1) // TILE, int(exposed.right() // span))
         ty1 = min((lh - 1) // TILE, int(exposed.bottom() // span))
+        pending = False
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
-                img = self._tile(level, tx, ty)
+                img = self._cached(level, tx, ty)
+                if img is None and not self.budget.allows():
+                    pending = True
+                    self._draw_coarser(painter, level, tx, ty)
+                    continue
+                if img is None:
+                    img = self._tile(level, tx, ty)
                 target = QRectF(tx * span, ty * span, img.width() * scale, img.height() * scale)
                 painter.drawImage(target, img)
         painter.restore()
+        self.pending = pending
+        if pending:  # the rest in the next frames, after the event loop had its turn
+            QTimer.singleShot(0, self._continue)
+
+    def _continue(self) -> None:
+        try:
+            if self.scene() is not None:
+                self.update()
+        except RuntimeError:  # removed from the scene and deleted meanwhile
+            pass
+
+    def _draw_coarser(self, painter: QPainter, level: int, tx: int, ty: int) -> None:
+        """Stand in for a tile not made yet with the part of a cached coarser one."""
+        for up in range(1, MAX_LEVEL - level + 1):
+            coarse = level + up
+            f = 1 << up
+            img = self._cached(coarse, tx // f, ty // f)
+            if img is None:
+                continue
+            part = TILE // f
+            sx, sy = (tx % f) * part, (ty % f) * part
+            w, h = min(part, img.width() - sx), min(part, img.height() - sy)
+            if w <= 0 or h <= 0:
+                return
+            scale = 1 << coarse
+            x = (tx // f) * TILE * scale + sx * scale
+            y = (ty // f) * TILE * scale + sy * scale
+            painter.drawImage(QRectF(x, y, w * scale, h * scale), img, QRectF(sx, sy, w, h))
+            return
 
 
 class _Marker(QGraphicsItem):
@@ -276,6 +344,8 @@ class Canvas(QGraphicsView):
         self.left_pans = False  # the Pan tool: left-drag moves the view, a click selects
         self._fit_mode = True
         self._previews: dict[str, np.ndarray] = {}
+        self.budget = FrameBudget()
+        self._render_all = False
 
     # ------------------------------------------------------------------ document binding
     def set_document(self, doc: Document | None) -> None:
@@ -293,7 +363,7 @@ class Canvas(QGraphicsView):
         self.document = doc
         if doc is None:
             return
-        self.base_item = TiledRasterItem(RgbProvider(doc.rgb))
+        self.base_item = TiledRasterItem(RgbProvider(doc.rgb), budget=self.budget)
         self.base_item.setZValue(-1)
         self.scene_.addItem(self.base_item)
         self.scene_.setSceneRect(QRectF(0, 0, doc.width, doc.height))
@@ -313,7 +383,7 @@ class Canvas(QGraphicsView):
         return RgbProvider(layer.rgb, layer.alpha)
 
     def _add_item(self, layer: Layer) -> None:
-        item = TiledRasterItem(self._provider(layer))
+        item = TiledRasterItem(self._provider(layer), budget=self.budget)
         if isinstance(layer, ImageLayer):
             item.setPos(layer.x, layer.y)
         item.setOpacity(layer.opacity)
@@ -430,6 +500,27 @@ class Canvas(QGraphicsView):
             return
         self._brush.setRect(QRectF(pos.x() - radius, pos.y() - radius, 2 * radius, 2 * radius))
         self._brush.setVisible(True)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        if self._render_all:
+            self.budget.unlimited()
+        else:
+            self.budget.start()
+        super().paintEvent(event)
+
+    @property
+    def rendering(self) -> bool:
+        """Whether visible tiles are still being made (a few frames after a big change)."""
+        items = [self.base_item, *self.layer_items.values()]
+        return any(item is not None and item.isVisible() and item.pending for item in items)
+
+    def render_all(self) -> None:
+        """Make every visible tile now (screenshots, tests), whatever it costs."""
+        self._render_all = True
+        try:
+            self.viewport().repaint()
+        finally:
+            self._render_all = False
 
     # ------------------------------------------------------------------ zoom
     @property

@@ -72,12 +72,15 @@ def mask_edit(
     after: np.ndarray,
     text: str,
     diff: MaskDiff | None = None,
+    diffed: bool = False,
 ) -> MaskEditCommand | None:
     """A :class:`MaskEditCommand`, or None when ``after`` equals the layer's mask (no step).
-    ``diff`` must compare the layer's current mask with ``after`` when given."""
+    With ``diffed``, ``diff`` is the comparison of the layer's current mask with ``after``
+    made elsewhere (a worker), None meaning equal; else it is computed here."""
     full = layer.mask.dtype != after.dtype or layer.mask.shape != after.shape
     if not full:
-        diff = diff if diff is not None else mask_diff(layer.mask, after)
+        if not diffed:
+            diff = mask_diff(layer.mask, after)
         if diff is None:
             return None
     return MaskEditCommand(doc, layer, after, text, diff=diff)

@@ -43,15 +43,17 @@ class Adjusted:
     source: np.ndarray  # the layer's mask it was computed from
     params: tuple[int, int]  # grow, feather
     mask: np.ndarray
-    diff: MaskDiff | None  # source → mask when their dtypes match
+    diff: MaskDiff | None  # source → mask (None: equal), when ``diffed``
+    diffed: bool
 
 
 def adjust_job(source: np.ndarray, grow_px: int, feather_px: int, *, progress, cancel):
     progress.stage("adjust mask")
     after = mask_ops.adjust(source, grow_px, feather_px)
     cancel.check()
-    diff = mask_diff(source, after) if after.dtype == source.dtype else None
-    return Adjusted(source, (grow_px, feather_px), after, diff)
+    diffed = after.dtype == source.dtype
+    diff = mask_diff(source, after) if diffed else None
+    return Adjusted(source, (grow_px, feather_px), after, diff, diffed)
 
 
 def _slider_row(maximum: int, minimum: int, name: str, tooltip: str):
@@ -258,7 +260,9 @@ class MaskPanel(QWidget):
         grow_px, feather_px = ready.params
         words = [f"grow {grow_px:+d} px"] if grow_px else []
         words += [f"feather {feather_px} px"] if feather_px else []
-        command = mask_edit(doc, layer, ready.mask, f"{', '.join(words)}: {layer.name}", ready.diff)
+        command = mask_edit(
+            doc, layer, ready.mask, f"{', '.join(words)}: {layer.name}", ready.diff, ready.diffed
+        )
         self._committing = True
         try:
             if command is not None:

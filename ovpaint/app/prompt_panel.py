@@ -61,7 +61,8 @@ class ClassMask:
     mask: np.ndarray
     found: bool
     previous: np.ndarray | None = None  # the class layer's mask when the job was submitted
-    diff: MaskDiff | None = None  # previous → mask, when both are boolean
+    diff: MaskDiff | None = None  # previous → mask (None: equal), when ``diffed``
+    diffed: bool = False  # previous and mask were compared (both boolean)
 
 
 def segment_job(
@@ -89,10 +90,9 @@ def segment_job(
         cancel.check()
         mask = result.labels == index
         before = previous.get(class_key(name))
-        diff = None
-        if before is not None and before.dtype == mask.dtype and before.shape == mask.shape:
-            diff = mask_diff(before, mask)
-        classes.append(ClassMask(name, mask, bool(mask.any()), before, diff))
+        diffed = before is not None and before.dtype == mask.dtype and before.shape == mask.shape
+        diff = mask_diff(before, mask) if diffed else None
+        classes.append(ClassMask(name, mask, bool(mask.any()), before, diff, diffed))
     return result, classes
 
 
@@ -205,8 +205,9 @@ class PromptPanel(QWidget):
                     )
                 )
                 continue
-            diff = item.diff if item.previous is layer.mask else None
-            step.add(mask_edit(doc, layer, item.mask, f"Segment {layer.name}", diff))
+            known = item.diffed and item.previous is layer.mask
+            text = f"Segment {layer.name}"
+            step.add(mask_edit(doc, layer, item.mask, text, item.diff if known else None, known))
             if {k: layer.meta.get(k) for k in meta} != meta:
                 step.add(SetLayerPropertyCommand(doc, layer, "meta", {**layer.meta, **meta}))
             touched.append(layer)

@@ -9,14 +9,16 @@ job changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
 from ovpaint.app.canvas import Canvas
-from ovpaint.app.commands import AddLayersCommand, MaskEditCommand
+from ovpaint.app.commands import AddLayersCommand, MaskEditCommand, mask_edit
 from ovpaint.app.context import EditorContext
-from ovpaint.core.document import Document, MaskLayer, mask_diff, region_union
+from ovpaint.core.document import Document, MaskDiff, MaskLayer, mask_diff, region_union
 
 # Pan is the default: a click to focus the window or to pick a layer never starts a model job.
 TOOLS = ("pan", "positive", "negative", "box", "brush", "eraser")
@@ -50,18 +52,30 @@ class _ClickHolder:
         self.session = None
 
 
-def click_job(holder: _ClickHolder, op: str, args: tuple, *, progress, cancel):
+@dataclass
+class ClickResult:
+    mask: np.ndarray  # in the dtype of the mask it edits (bool for a new mask)
+    before: np.ndarray | None  # the edited layer's mask when the click was made
+    diff: MaskDiff | None  # before → mask (None: equal), when ``diffed``
+    diffed: bool
+
+
+def click_job(holder: _ClickHolder, op: str, args: tuple, before, *, progress, cancel):
     """Worker-side: one SAM2 decoder call on the cached embedding (the first click of an image
-    also computes the embedding). A cancelled click is taken back, so nothing changes."""
+    also computes the embedding), and the full-size work on its mask (dtype, difference from
+    ``before``) so the UI thread only swaps it in. A cancelled click is taken back."""
     progress.stage("click correction")
     if holder.session is None:
         holder.session = holder.make_session()
     cancel.check()
-    mask = getattr(holder.session, op)(*args)
+    mask = np.asarray(getattr(holder.session, op)(*args)).astype(bool, copy=False)
     if cancel.cancelled:
         holder.session.undo()
         cancel.check()
-    return mask
+    if before is not None and before.dtype != np.bool_:
+        mask = mask.astype(np.uint8) * np.uint8(255)
+    diffed = before is not None and before.shape == mask.shape and before.dtype == mask.dtype
+    return ClickResult(mask, before, mask_diff(before, mask) if diffed else None, diffed)
 
 
 class ToolController(QObject):
@@ -342,13 +356,15 @@ class ToolController(QObject):
         self._predict(holder, "set_box", (x0, y0, x1, y1), "Box")
 
     def _predict(self, holder: _ClickHolder, op: str, args: tuple, text: str) -> None:
+        before = holder.layer.mask if holder.layer is not None else None
         handle = self.context.run_job(
             click_job,
             holder,
             op,
             args,
+            before,
             title="Click correction",
-            on_done=lambda mask: self._apply_click(holder, mask, text),
+            on_done=lambda result: self._apply_click(holder, result, text),
             on_failed=lambda: self._click_failed(holder),
         )
         if handle is None:  # busy: the click was not taken
@@ -359,20 +375,23 @@ class ToolController(QObject):
         if self._click is holder:
             self._reset_prompts()
 
-    def _apply_click(self, holder: _ClickHolder, mask, text: str) -> None:
+    def _apply_click(self, holder: _ClickHolder, result: ClickResult, text: str) -> None:
         doc = holder.doc
-        mask = np.asarray(mask).astype(bool)
         layer = holder.layer
         self._applying_click = True
         try:
             if layer is None or not any(item is layer for item in doc.layers):
+                mask = result.mask if result.mask.dtype == np.bool_ else result.mask >= 128
                 layer = doc.new_mask_layer(doc.unique_name("object"), mask)
                 self.context.push(AddLayersCommand(doc, [layer], f"{text}: new mask"))
                 holder.layer = layer
                 return
-            after = mask if layer.mask.dtype == np.bool_ else mask.astype(np.uint8) * 255
-            command = MaskEditCommand(doc, layer, after, text)
-            if not command.is_noop:
+            after = result.mask
+            if after.dtype != layer.mask.dtype:  # the layer changed type meanwhile
+                after = after >= 128 if layer.mask.dtype == np.bool_ else after.view(np.uint8) * 255
+            known = result.diffed and result.before is layer.mask and after is result.mask
+            command = mask_edit(doc, layer, after, text, result.diff if known else None, known)
+            if command is not None:
                 self.context.push(command)
         finally:
             self._applying_click = False

@@ -33,7 +33,7 @@ def error_message(exc: BaseException) -> str:
     """A message fit for a dialog or status bar: our typed errors speak for themselves; anything
     else is named plainly (the traceback goes to the log, not to the user)."""
     if isinstance(exc, OvpaintError):
-        return str(exc)
+        return exc.app_message or str(exc)  # menus, not terminal commands
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return str(
             OutOfMemory(

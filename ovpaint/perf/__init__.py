@@ -24,6 +24,7 @@ STAGE_MODULES = (
     "ovpaint.perf.proposals",
     "ovpaint.perf.inpaint",
     "ovpaint.perf.batch",
+    "ovpaint.perf.ui",
 )
 
 
@@ -40,6 +41,9 @@ class Stage:
     # timed alternately with its baseline (baseline, stage, baseline, ...) and compared with
     # those baseline runs: load changes on a shared machine then hit both sides alike
     paired: bool = False
+    # run() returns the seconds to record (e.g. the longest UI stall it measured inside)
+    # instead of being timed itself
+    measured: bool = False
 
 
 @dataclass
@@ -94,16 +98,19 @@ def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
         stages.extend(module.stages(ctx))
     if only:
         keys = [k.strip().lower() for k in only.split(",") if k.strip()]
+        groups = {s.group.lower() for s in stages}
+
+        def wanted(s: Stage) -> bool:
+            # a word that names a group selects that group ("ui" is not "build tiny CLIP")
+            return any(
+                s.group.lower() == k if k in groups else k in s.group.lower() + s.name.lower()
+                for k in keys
+            )
+
         stages = [
             s
             for s in stages
-            if any(k in s.group.lower() or k in s.name.lower() for k in keys)
-            or any(
-                k in (s2.group.lower() + s2.name.lower())
-                for k in keys
-                for s2 in stages
-                if s2.baseline == s.name
-            )
+            if wanted(s) or any(wanted(s2) for s2 in stages if s2.baseline == s.name)
         ]
     return stages
 
@@ -117,8 +124,8 @@ def time_stage(stage: Stage) -> StageResult:
         times = []
         for _ in range(max(1, stage.repeats)):
             t0 = time.perf_counter()
-            stage.run()
-            times.append(time.perf_counter() - t0)
+            value = stage.run()
+            times.append(float(value) if stage.measured else time.perf_counter() - t0)
         return StageResult(
             stage.group,
             stage.name,
