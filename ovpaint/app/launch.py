@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     reporter.install()
     window = build_window(args)
     window.show()
+    window.offer_models()
     warm_up_engine()
     if args.image:
         window.open_path(args.image)

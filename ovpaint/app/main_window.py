@@ -69,9 +69,17 @@ class MainWindow(QMainWindow):
         self._dock("Segment", self.prompt, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
         self.mask_dock = self._dock("Mask", self.mask_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Inpaint", self.inpaint, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inpaint_dock = self._dock(
+            "Inpaint", self.inpaint, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        # the two tools for a selected mask share one place (tabs), so a 800 px tall window
+        # still shows the layer list whole
+        self.tabifyDockWidget(self.mask_dock, self.inpaint_dock)
+        self.mask_dock.raise_()
 
-        self.profile_label = QLabel(manager.banner())
+        self.profile_label = QLabel(
+            ("tiny test models · " if manager.is_tiny else "") + manager.choice.describe()
+        )
         self.profile_label.setObjectName("profileLabel")
         self.profile_label.setToolTip(self.profile_note())
         self.op_label = QLabel("")
@@ -91,13 +99,16 @@ class MainWindow(QMainWindow):
 
         self._doc: Document | None = None
         self._batch_dialog = None
+        self._model_dialog = None
         self._build_menus()
         self.context.get_models = self.open_model_dialog
         self.context.job_preview.connect(self.canvas.show_job_preview)
         self.context.document_changed.connect(self._document_changed)
         self.context.operation_finished.connect(self._operation_finished)
         self.context.undo_stack.cleanChanged.connect(self._update_title)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
+        self.canvas.zoom_changed.connect(self._show_zoom)
+        # a passing message takes the legend's place instead of being drawn over it
+        self.statusBar().messageChanged.connect(lambda text: self.legend.setVisible(not text))
         self.files.recent_changed.connect(self._fill_recent)
         self.files.project_path_changed.connect(self._update_title)
         self._fill_recent(self.files.recent())
@@ -318,7 +329,7 @@ class MainWindow(QMainWindow):
         top.addAction(
             self._action(
                 mm,
-                "&Models and Device…",
+                "Get &Models…",
                 self.open_model_dialog,
                 "Ctrl+M",
                 "modelsAction",
@@ -339,10 +350,24 @@ class MainWindow(QMainWindow):
         self._action(h, "Open &Log Folder", self.open_log_folder, name="logFolderAction")
 
     # ------------------------------------------------------------------ behaviour
-    def open_model_dialog(self) -> None:
+    def open_model_dialog(self):
+        """The model assistant, not blocking the window (a download can run meanwhile)."""
         from ovpaint.app.model_dialog import ModelDialog
 
-        ModelDialog(self.manager, self.settings, self.workers, self).exec()
+        if self._model_dialog is None or not self._model_dialog.isVisible():
+            self._model_dialog = ModelDialog(self.manager, self.settings, self.workers, self)
+            self._model_dialog.setModal(False)
+        self._model_dialog.show()
+        self._model_dialog.raise_()
+        return self._model_dialog
+
+    def offer_models(self):
+        """At start: the assistant when a model is missing (unless the user turned it off)."""
+        from ovpaint.app.model_dialog import missing_models
+
+        if not self.settings["models_assistant_at_start"] or not missing_models(self.manager):
+            return None
+        return self.open_model_dialog()
 
     def open_log_folder(self) -> None:
         from ovpaint.app.crash import open_folder
@@ -365,8 +390,16 @@ class MainWindow(QMainWindow):
 
     def _fill_recent(self, paths: list[str]) -> None:
         self.recent_menu.clear()
-        for path in paths:
-            self.recent_menu.addAction(Path(path).name, partial(self.files.open, path))
+        for i, path in enumerate(paths, start=1):
+            prefix = f"&{i} " if i < 10 else ""
+            action = self.recent_menu.addAction(
+                prefix + Path(path).name.replace("&", "&&"), partial(self.files.open, path)
+            )
+            action.setToolTip(path)
+            action.setStatusTip(path)
+        if paths:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Recent Files", self.files.clear_recent)
         self.recent_menu.setEnabled(bool(paths))
 
     def _document_changed(self, doc: Document | None) -> None:
@@ -376,9 +409,15 @@ class MainWindow(QMainWindow):
         self.canvas.set_document(doc)
         self.banner.clear(("info", "success", "warning"))
         if doc is not None:
-            self.statusBar().showMessage(f"{doc.width}×{doc.height}")
+            self.statusBar().clearMessage()
+            self._show_zoom(self.canvas.zoom)
             doc.modified.connect(self._update_title)
         self._update_title()
+
+    def _show_zoom(self, zoom: float) -> None:
+        doc = self.context.document
+        size = f"{doc.width}×{doc.height} · " if doc is not None else ""
+        self.zoom_label.setText(f"{size}{zoom:.0%}")
 
     def _update_title(self, *args) -> None:
         doc = self.context.document
@@ -399,13 +438,13 @@ class MainWindow(QMainWindow):
 
     # drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.files.open(urls[0])
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.files.open_dropped(paths)
             event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:  # noqa: N802

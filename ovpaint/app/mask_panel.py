@@ -177,11 +177,16 @@ class MaskPanel(QWidget):
 
     def _refresh(self) -> None:
         has = self.layer is not None
-        self.target.setText(
-            f"Mask: <b>{self.layer.name}</b>"
-            if has
-            else "Select a mask layer to grow, shrink or feather it."
-        )
+        if not has:
+            text = "Select a mask layer to grow, shrink or feather it."
+        elif self.preview is not None:
+            text = (
+                f"Mask: <b>{self.layer.name}</b> — the canvas shows the change; "
+                "Apply keeps it, Reset drops it."
+            )
+        else:
+            text = f"Mask: <b>{self.layer.name}</b>"
+        self.target.setText(text)
         for widget in (self.grow, self.grow_spin, self.feather, self.feather_spin):
             widget.setEnabled(has)
         self.invert_button.setEnabled(has)
@@ -222,6 +227,7 @@ class MaskPanel(QWidget):
             return  # stale: the slider or the mask moved on
         self.preview = adjusted
         self.canvas.preview_mask(layer, adjusted.mask, None)
+        self._refresh()
         if self._pending_apply:
             self._pending_apply = False
             self.apply()
@@ -239,7 +245,7 @@ class MaskPanel(QWidget):
     def focus_slider(self, which: str) -> None:
         """The Mask menu's Grow / Shrink / Feather: show this panel with that slider."""
         dock = self.parentWidget()
-        if dock is not None:
+        if dock is not None:  # its dock may be a tab behind Inpaint
             dock.show()
             dock.raise_()
         slider = self.feather if which == "feather" else self.grow

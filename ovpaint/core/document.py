@@ -25,7 +25,8 @@ from ovpaint.core.masks import bbox, binary
 
 Region = tuple[int, int, int, int]
 
-# Saturated, mutually distinct colours (Trubetskoy's list) that stay visible over photos.
+# Saturated, mutually distinct colours (Trubetskoy's list, its darkest four left out: maroon,
+# olive, navy and grey vanish over photos).
 OVERLAY_COLORS: tuple[tuple[int, int, int], ...] = (
     (230, 25, 75),  # red
     (60, 180, 75),  # green
@@ -41,21 +42,20 @@ OVERLAY_COLORS: tuple[tuple[int, int, int], ...] = (
     (220, 190, 255),  # lavender
     (170, 110, 40),  # brown
     (255, 250, 200),  # beige
-    (128, 0, 0),  # maroon
     (170, 255, 195),  # mint
-    (128, 128, 0),  # olive
     (255, 215, 180),  # apricot
-    (0, 0, 128),  # navy
-    (128, 128, 128),  # grey
 )
 
 # A colour word in a class name picks that colour ("red car" is shown red).
 COLOR_WORDS: dict[str, int] = {
     "red": 0,
+    "maroon": 0,
     "green": 1,
+    "olive": 1,
     "yellow": 2,
     "golden": 2,
     "blue": 3,
+    "navy": 3,
     "orange": 4,
     "purple": 5,
     "violet": 5,
@@ -69,12 +69,9 @@ COLOR_WORDS: dict[str, int] = {
     "brown": 12,
     "beige": 13,
     "cream": 13,
-    "maroon": 14,
-    "olive": 16,
-    "navy": 18,
-    "grey": 19,
-    "gray": 19,
-    "silver": 19,
+    "white": 13,
+    "mint": 14,
+    "apricot": 15,
 }
 
 

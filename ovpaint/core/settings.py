@@ -77,6 +77,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("recent_files", [], "Recently opened files."),
     Setting("autosave_seconds", 120, "Autosave interval of the open project; 0 disables it."),
     Setting("local_model_paths", {}, "Model id → local file or folder chosen by the user."),
+    Setting(
+        "models_assistant_at_start",
+        True,
+        "Open the model assistant when the app starts and a model it needs is missing.",
+    ),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -467,6 +467,12 @@ def _generate(
     return generated
 
 
+def _where(region: int, regions: int, variant: int, variants: int) -> str:
+    parts = [f"region {region}/{regions}"] if regions > 1 else []
+    parts += [f"variant {variant}/{variants}"] if variants > 1 else []
+    return ", ".join(parts)
+
+
 def crop_preview(latents, crop: Crop, alpha: np.ndarray) -> Preview:
     """The unfinished result of ``crop`` from its latents, shown through the paste alpha."""
     rgb = latents_to_rgb(latents)
@@ -533,18 +539,20 @@ def inpaint(
         images = []
         for seed in seeds:
             out = image.copy()
-            for crop in crops:
+            for number, crop in enumerate(crops, start=1):
                 cancel.check()
                 ys, xs = crop.slice()
                 size = model_size(crop, bundle.resolution)
                 base_done = done
+                where = _where(number, len(crops), seed - settings.seed + 1, len(seeds))
 
-                def on_step(step, latents=None, base_done=base_done, crop=crop):
+                def on_step(step, latents=None, base_done=base_done, crop=crop, where=where):
                     if progress:
                         preview = None
                         if latents is not None and step % PREVIEW_EVERY_STEPS == 0:
                             preview = crop_preview(latents, crop, alpha)
-                        progress.update(min(total, base_done + step), total, preview=preview)
+                        done_now = min(total, base_done + step)
+                        progress.update(done_now, total, where, preview=preview)
                     cancel.check()  # raising here stops the denoising loop at once
 
                 t0 = time.perf_counter()

@@ -1,0 +1,75 @@
+"""The first-run model assistant, and an app that never asks for a terminal command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QPushButton
+
+from tests.app.conftest import open_in, wait_idle
+
+TERMINAL = re.compile(r"`|ovpaint models|--models|hf auth|run the same command", re.I)
+
+
+@pytest.fixture
+def real_window(qtbot, monkeypatch, tmp_path):
+    from ovpaint.app.main_window import MainWindow
+    from ovpaint.core.settings import Settings
+    from ovpaint.models.manager import ModelManager
+
+    monkeypatch.setenv("OVPAINT_MODEL_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
+    settings = Settings(tmp_path / "settings.json")
+    window = MainWindow(
+        ModelManager(profile="real", device="cpu", settings=settings), settings=settings
+    )
+    qtbot.addWidget(window)
+    window.show()
+    yield window
+    if window._model_dialog is not None:
+        window._model_dialog.close()
+
+
+def test_first_start_offers_the_missing_models(qtbot, real_window):
+    dialog = real_window.offer_models()
+    assert dialog is not None and dialog.isVisible()
+    assert "3 model(s) are not installed" in dialog.intro.text()
+    dialog.at_start.setChecked(False)  # "don't show this at start"
+    dialog.done(0)
+    assert real_window.settings["models_assistant_at_start"] is False
+    assert real_window.offer_models() is None
+
+
+def test_missing_model_message_names_menus_and_opens_the_assistant(qtbot, real_window, image_file):
+    open_in(qtbot, real_window, image_file)
+    real_window.prompt.prompt.setText("sky")
+    qtbot.mouseClick(real_window.prompt.button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, real_window)
+    text = real_window.banner.text
+    assert "not installed" in text and "Models → Get Models…" in text
+    assert not TERMINAL.search(text), text
+    action = real_window.findChild(QPushButton, "notificationAction")
+    qtbot.mouseClick(action, Qt.MouseButton.LeftButton)
+    assert real_window._model_dialog is not None and real_window._model_dialog.isVisible()
+    assert real_window.banner.text == ""
+
+
+def test_app_sources_never_ask_for_a_terminal():
+    app = Path(__file__).resolve().parents[2] / "ovpaint" / "app"
+    for path in app.glob("*.py"):
+        if path.name == "launch.py":  # its command-line options are a terminal's business
+            continue
+        for line in path.read_text("utf-8").splitlines():
+            assert not re.search(r"ovpaint models|--models|hf auth", line), (path.name, line)
+
+
+def test_cli_keeps_its_commands():
+    from ovpaint.models.registry import get_spec
+    from ovpaint.models.store import missing_message
+
+    spec = get_spec("clip-vit-b16")
+    assert "`ovpaint models download clip-vit-b16`" in missing_message(spec)
+    assert not TERMINAL.search(missing_message(spec, app=True))
