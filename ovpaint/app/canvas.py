@@ -541,9 +541,8 @@ class Canvas(QGraphicsView):
         """Zoom about the view's centre (menu, keys) or the point under the mouse (wheel)."""
         zoom = max(0.01, min(32.0, zoom))
         self._fit_mode = False
-        factor = zoom / self.zoom
         centre = self.mapToScene(self.viewport().rect().center())
-        self.scale(factor, factor)
+        self.setTransform(QTransform.fromScale(zoom, zoom))  # exact: 100 % is 1.0, not 0.99…
         if not under_mouse:
             self.centerOn(centre)
         self.zoom_changed.emit(self.zoom)

@@ -36,7 +36,7 @@ def real_window(qtbot, monkeypatch, tmp_path):
 def test_first_start_offers_the_missing_models(qtbot, real_window):
     dialog = real_window.offer_models()
     assert dialog is not None and dialog.isVisible()
-    assert "3 model(s) are not installed" in dialog.intro.text()
+    assert "4 model(s) are not installed" in dialog.intro.text()
     dialog.at_start.setChecked(False)  # "don't show this at start"
     dialog.done(0)
     assert real_window.settings["models_assistant_at_start"] is False

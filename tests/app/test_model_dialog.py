@@ -19,10 +19,11 @@ def test_states_local_copy_and_offline_download(qtbot, tmp_path):
     table = dialog.table
     purposes = [table.item(r, 0).text() for r in range(table.rowCount())]
     assert "Segment" in purposes[0] and "click" in purposes[1] and "Inpaint" in purposes[2]
+    assert "remove" in purposes[3]
     assert table.item(0, 3).text() == "MIT" and table.item(0, 2).text().endswith("MB")
     states = [table.item(r, 4).text() for r in range(table.rowCount())]
     assert all(s == "not installed" for s in states)
-    assert "3 model(s) are not installed" in dialog.intro.text()
+    assert "4 model(s) are not installed" in dialog.intro.text()
     assert dialog.all_button.isEnabled()
 
     table.selectRow(0)
