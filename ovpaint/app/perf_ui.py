@@ -17,6 +17,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -97,9 +99,11 @@ class StallMeter:
         return self.max_gap
 
 
-def _install_scripted(h: int, w: int) -> dict:
+@contextmanager
+def fixed_method(h: int, w: int) -> Iterator[dict]:
+    """A segmentation method with a fixed answer, registered while the measurement runs."""
     from ovpaint.pipelines.result import SegmentationResult
-    from ovpaint.pipelines.segmentation.segment import register_method
+    from ovpaint.pipelines.segmentation import segment as engine
 
     state = {"variant": 0}
 
@@ -109,8 +113,12 @@ def _install_scripted(h: int, w: int) -> dict:
         labels[labels >= len(names)] = 0
         return SegmentationResult(labels, names, method="perf-fixed")
 
-    register_method("perf-fixed", fixed, roles=())
-    return state
+    engine.register_method("perf-fixed", fixed, roles=())
+    try:
+        yield state
+    finally:
+        engine.METHODS.pop("perf-fixed", None)
+        engine.METHOD_ROLES.pop("perf-fixed", None)
 
 
 class Round:
@@ -174,7 +182,9 @@ class Round:
         doc.layers.select(obj)
         out["feather"] = meter.measure(self._feather, self.steps_are(ctx.undo_stack.index() + 1))
 
-        window.inpaint.fast.setChecked(True)
+        panel = window.inpaint  # the instant fill: the apply is measured, not a model
+        panel.mode.setCurrentText("remove")
+        panel.engine.setCurrentIndex(panel.engine.findData("telea"))
         images = len(doc.layers.images())
         out["inpaint apply"] = meter.measure(window.inpaint.run, self.job_done())
         assert len(doc.layers.images()) == images + 1
@@ -221,17 +231,16 @@ def run(repeats: int) -> dict[str, list[float]]:
     window = None
     try:
         save_image(photo, scene(h, w))
-        state = _install_scripted(h, w)
-        manager = ModelManager(profile="tiny", device="cpu")
-        window = MainWindow(manager, settings=Settings())
-        window.resize(1200, 800)
-        window.show()
-        app.processEvents()
-        warm_up_engine().join()  # as the app does after showing the window
-        round_ = Round(app, window, photo, state)
-        for _ in range(repeats):
-            for action, seconds in round_.run().items():
-                results[action].append(seconds)
+        with fixed_method(h, w) as state:
+            window = MainWindow(ModelManager(profile="tiny", device="cpu"), settings=Settings())
+            window.resize(1200, 800)
+            window.show()
+            app.processEvents()
+            warm_up_engine().join()  # as the app does after showing the window
+            round_ = Round(app, window, photo, state)
+            for _ in range(repeats):
+                for action, seconds in round_.run().items():
+                    results[action].append(seconds)
     finally:
         if window is not None:
             window.workers.cancel_all()

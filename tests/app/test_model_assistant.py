@@ -73,3 +73,57 @@ def test_cli_keeps_its_commands():
     spec = get_spec("clip-vit-b16")
     assert "`ovpaint models download clip-vit-b16`" in missing_message(spec)
     assert not TERMINAL.search(missing_message(spec, app=True))
+
+
+def test_download_shows_progress_cancels_and_resumes(qtbot, monkeypatch, tmp_path):
+    """Against a local stand-in for the hub: progress in the dialog, Cancel keeps the part,
+    Download again fetches only the rest and the model is installed."""
+    from fake_hub import FakeHub, FakeHubServer
+    from huggingface_hub import constants
+
+    from ovpaint.app.model_dialog import ModelDialog
+    from ovpaint.app.workers import WorkerPool
+    from ovpaint.core.settings import Settings
+    from ovpaint.models import download as dl
+    from ovpaint.models.manager import ModelManager
+
+    monkeypatch.setenv("OVPAINT_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(dl, "CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(dl, "PROGRESS_INTERVAL_S", 0.0)
+    settings = Settings(tmp_path / "settings.json")
+    manager = ModelManager(profile="real", device="cpu", settings=settings)
+    spec = manager.spec("clip")
+    data = bytes(range(256)) * (48 * 1024 * 4)  # 48 MB
+    with FakeHubServer(
+        FakeHub(spec.repo, {spec.files[0].path: data}, lfs={spec.files[0].path})
+    ) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        dialog = ModelDialog(manager, settings, WorkerPool())
+        qtbot.addWidget(dialog)
+        dialog.table.selectRow(0)
+        values = []
+        dialog.progress.valueChanged.connect(values.append)
+
+        def cancel_early(value):
+            if value > 0 and dialog.job is not None:
+                dialog.cancel_download()
+
+        dialog.progress.valueChanged.connect(cancel_early)
+        dialog.download_selected()
+        assert dialog.cancel_button.isEnabled()
+        qtbot.waitUntil(lambda: dialog.job is None, timeout=60_000)
+        assert "press Download to resume" in dialog.status.text()
+        part = manager.store.folder(spec) / (spec.files[0].path + dl.PART_SUFFIX)
+        kept = part.stat().st_size
+        assert 0 < kept < len(data)
+
+        dialog.progress.valueChanged.disconnect(cancel_early)
+        dialog.download_selected()
+        qtbot.waitUntil(lambda: dialog.job is None, timeout=60_000)
+        assert "Installed clip-vit-b16" in dialog.status.text(), dialog.status.text()
+        assert hub.file_requests(spec.files[0].path)[-1]["range"] == f"bytes={kept}-"
+        assert dialog.table.item(0, 4).text() == "installed"
+        assert values and max(values) > 0
+        dialog.done(0)
