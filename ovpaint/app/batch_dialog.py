@@ -42,18 +42,15 @@ from PySide6.QtWidgets import (
 )
 
 from ovpaint.app.inpaint_panel import fill_engine_combo
-from ovpaint.app.prompt_panel import available_methods
+from ovpaint.app.prompt_panel import fill_method_combo
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
+from ovpaint.eval.datasets import DATASETS
 from ovpaint.pipelines.inpainting.settings import CPU_STEPS as INPAINT_CPU_STEPS
 from ovpaint.pipelines.inpainting.settings import GPU_STEPS as INPAINT_GPU_STEPS
 from ovpaint.pipelines.inpainting.settings import MODES as INPAINT_MODES
+from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD
 
-DATASETS = (
-    ("voc", "PASCAL VOC 2012 (val)"),
-    ("cocostuff", "COCO-Stuff164k (val2017)"),
-    ("ade20k", "ADE20K (ADEChallengeData2016)"),
-)
 FILE_COLUMNS = ("File", "Status", "Classes found", "Seconds", "Error")
 CLASS_COLUMNS = ("Class", "IoU %", "F1 %", "Boundary F1 %", "GT pixels")
 
@@ -232,11 +229,10 @@ class BatchDialog(QDialog):
         area.setWidgetResizable(True)
         return area
 
-    def _method_combo(self, name: str) -> QComboBox:
+    def _method_combo(self, name: str, default: str | None = None) -> QComboBox:
         combo = QComboBox()
         combo.setObjectName(name)
-        combo.addItems(available_methods())
-        combo.setEditable(True)
+        fill_method_combo(combo, default)
         return combo
 
     def _build_batch_tab(self) -> QWidget:
@@ -292,12 +288,11 @@ class BatchDialog(QDialog):
         form = QFormLayout(tab)
         self.dataset_combo = QComboBox()
         self.dataset_combo.setObjectName("datasetCombo")
-        for key, title in DATASETS:
-            self.dataset_combo.addItem(title, key)
+        for spec in DATASETS.values():
+            self.dataset_combo.addItem(spec.label, spec.key)
         self.root_edit = QLineEdit()
         self.root_edit.setObjectName("datasetRoot")
-        self.bench_method = self._method_combo("benchmarkMethod")
-        self.bench_method.setCurrentText("dense")
+        self.bench_method = self._method_combo("benchmarkMethod", DEFAULT_BENCHMARK_METHOD)
         self.limit_spin = QSpinBox()
         self.limit_spin.setObjectName("limitSpin")
         self.limit_spin.setRange(0, 100_000)
@@ -370,7 +365,7 @@ class BatchDialog(QDialog):
             inp,
             out,
             self.prompt_edit.text(),
-            self.batch_method.currentText(),
+            self.batch_method.currentData(),
             self.manager,
             recursive=self.recursive_check.isChecked(),
             inpaint=inpaint,
@@ -403,7 +398,7 @@ class BatchDialog(QDialog):
             _benchmark_job,
             dataset,
             root,
-            self.bench_method.currentText(),
+            self.bench_method.currentData(),
             self.manager,
             limit=limit,
             seed=self.seed_spin.value(),

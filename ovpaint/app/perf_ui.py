@@ -103,7 +103,7 @@ class StallMeter:
 def fixed_method(h: int, w: int) -> Iterator[dict]:
     """A segmentation method with a fixed answer, registered while the measurement runs."""
     from ovpaint.pipelines.result import SegmentationResult
-    from ovpaint.pipelines.segmentation import segment as engine
+    from ovpaint.pipelines.segmentation.methods import DENSE, METHODS, Method, register_method
 
     state = {"variant": 0}
 
@@ -113,12 +113,11 @@ def fixed_method(h: int, w: int) -> Iterator[dict]:
         labels[labels >= len(names)] = 0
         return SegmentationResult(labels, names, method="perf-fixed")
 
-    engine.register_method("perf-fixed", fixed, roles=())
+    register_method(Method("perf-fixed", "Fixed", "a fixed answer", DENSE, (), run=fixed))
     try:
         yield state
     finally:
-        engine.METHODS.pop("perf-fixed", None)
-        engine.METHOD_ROLES.pop("perf-fixed", None)
+        METHODS.pop("perf-fixed", None)
 
 
 class Round:

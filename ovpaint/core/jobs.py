@@ -156,7 +156,3 @@ class Progress:
     def _emit(self, event: ProgressEvent) -> None:
         for listener in list(self.listeners):
             listener(event)
-
-
-def null_progress() -> Progress:
-    return Progress()

@@ -44,10 +44,10 @@ def scripted(session, queries, manager, settings, *, progress=None, cancel=None)
 
 def install(monkeypatch, window) -> None:
     """Register the method for this test and offer it in the window's method list."""
-    from ovpaint.pipelines.segmentation import segment as engine
+    from ovpaint.pipelines.segmentation.methods import DENSE, METHODS, Method
 
-    monkeypatch.setitem(engine.METHODS, NAME, scripted)
-    monkeypatch.setitem(engine.METHOD_ROLES, NAME, ())
+    method = Method(NAME, "Scripted", "a fixed answer, for tests", DENSE, (), run=scripted)
+    monkeypatch.setitem(METHODS, NAME, method)
     monkeypatch.setitem(STATE, "sky_rows", 50)
     monkeypatch.setitem(STATE, "delay", 0.0)
     combo = window.prompt.method

@@ -7,7 +7,7 @@ from ovpaint.app import perf_ui
 
 
 def test_every_action_runs_and_is_measured(qtbot, monkeypatch):
-    from ovpaint.pipelines.segmentation.segment import METHODS
+    from ovpaint.pipelines.segmentation.methods import METHODS
 
     monkeypatch.setattr(perf_ui, "SIZE", (240, 360))
     results = perf_ui.run(1)

@@ -16,11 +16,9 @@ A 12,000 × 9,000 photo therefore never allocates a full-size ``C × H × W`` fl
 from __future__ import annotations
 
 import math
-import threading
 import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -32,72 +30,14 @@ from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.clip_loader import ClipBundle
 from ovpaint.models.device import cpu_has_fast_bf16
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
+from ovpaint.pipelines.segmentation.settings import DenseSettings
+from ovpaint.pipelines.session import ImageSession
 
 BACKGROUND_FILE = ("classes", "background_stuff.txt")
-
-
-@dataclass
-class DenseSettings:
-    """Every parameter of the dense path (METHOD.md §1); defaults are SCLIP's."""
-
-    short_side: int = 336  # 448 for stuff-heavy scenes (COCO-Stuff, ADE20K)
-    max_long_side: int = 2048
-    crop: int = 224
-    stride: int = 112
-    logit_scale: float = 40.0  # 65 for VOC-style 21-class scenes
-    prob_thd: float = 0.0
-    area_thd: float | None = None
-    batch_size: int = 32  # windows per forward pass
-    compute_dtype: str = "auto"  # auto | fp32 | bf16 | fp16
-    layers: tuple[int, ...] | None = None  # multi-layer aggregation, e.g. (3, 6, 9, 12)
-    layer_weights: tuple[float, ...] | None = None  # equal when None
-    templates: str = "openai80"
-    implicit_background: bool = True  # score a lone "dog" against background stuff words
-    max_work_pixels: int = 4_000_000  # cap on the size at which class maps are computed
-    max_map_bytes: int = 1_000_000_000  # cap on names × work pixels × 4 bytes
-    max_score_bytes: int = 768_000_000  # full-size scores returned only under this
-
-    @classmethod
-    def voc(cls, **overrides: Any) -> DenseSettings:
-        """SCLIP's PASCAL VOC (21 classes with background) preset."""
-        return cls(**{"logit_scale": 65.0, "prob_thd": 0.1, "area_thd": 0.1, **overrides})
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> DenseSettings:
-        """Settings from a flat dict (CLI, batch, benchmark presets); unknown keys ignored
-        (the dict is shared by every method), ``preset: voc`` selects the VOC preset."""
-        values = dict(values or {})
-        preset = values.pop("preset", None)
-        known = {f.name for f in fields(cls)}
-        picked = {k: v for k, v in values.items() if k in known}
-        for key in ("layers", "layer_weights"):
-            if picked.get(key) is not None:
-                picked[key] = tuple(picked[key])
-        if preset in (None, "", "default"):
-            settings = cls(**picked)
-        elif preset == "voc":
-            settings = cls.voc(**picked)
-        else:
-            raise BadInput(f"Unknown dense preset '{preset}'. Use 'default' or 'voc'.")
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        if self.short_side < 16 or self.max_long_side < self.short_side:
-            raise BadInput("short_side must be ≥ 16 and max_long_side ≥ short_side.")
-        if self.crop < 16 or not 0 < self.stride <= self.crop:
-            raise BadInput("crop must be ≥ 16 and 0 < stride ≤ crop.")
-        check_compute_dtype(self.compute_dtype)
-        if (
-            self.layer_weights is not None
-            and self.layers is not None
-            and len(self.layer_weights) != len(self.layers)
-        ):
-            raise BadInput("layer_weights needs one weight per entry of layers.")
-        if self.batch_size < 1 or self.max_work_pixels < 1:
-            raise BadInput("batch_size and max_work_pixels must be positive.")
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -167,16 +107,11 @@ def _embed(visual: Any, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return visual.ln_pre(x), int(gh), int(gw)
 
 
-_LOW_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOW_LOCK = threading.Lock()
-
-
-def low_weights(visual: Any, dtype: torch.dtype) -> dict:
-    """The low-precision weights of a vision tower, for :func:`_linear`: converted once per
-    model and kept while it lives (converting ViT-B/16's 85 M weights took 64 ms, 9 % of a
-    dense pass, on 2 cores; the copy holds 170 MB in bf16)."""
-    with _LOW_LOCK:
-        return _LOW_WEIGHTS.setdefault(visual, {}).setdefault(dtype, {"dtype": dtype})
+def low_weights(clip: ClipBundle, dtype: torch.dtype) -> dict:
+    """The low-precision weights of a CLIP bundle's vision tower, for :func:`_linear`: converted
+    once per bundle and dropped with it (converting ViT-B/16's 85 M weights took 64 ms, 9 % of
+    a dense pass, on 2 cores; the copy holds 170 MB in bf16)."""
+    return clip.derived.get(("low_weights", dtype), lambda: {"dtype": dtype})
 
 
 def _linear(
@@ -261,15 +196,6 @@ def dense_embeddings(
     return total, gh, gw
 
 
-COMPUTE_DTYPES = ("auto", "fp32", "bf16", "fp16")
-
-
-def check_compute_dtype(name: str) -> None:
-    """The ``compute_dtype`` setting, shared by the dense pass and the refinement."""
-    if name not in COMPUTE_DTYPES:
-        raise BadInput(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}.")
-
-
 def compute_dtype(name: str, device: torch.device, model_dtype: torch.dtype) -> torch.dtype:
     if name == "fp32":
         return torch.float32
@@ -294,7 +220,7 @@ class WindowFeatures:
 
 
 def window_features(
-    clip: Any,
+    clip: ClipBundle,
     x: torch.Tensor,
     settings: DenseSettings,
     cancel: CancelToken | None = None,
@@ -311,7 +237,7 @@ def window_features(
     out = []
     # Low precision for the matrix products that tolerate it (see vit_block); on a GPU the
     # model already holds its weights in the chosen half precision.
-    low = low_weights(visual, dtype) if dtype != model_dtype and device.type == "cpu" else None
+    low = low_weights(clip, dtype) if dtype != model_dtype and device.type == "cpu" else None
     if progress:
         progress.stage("windows", len(boxes))
     with torch.no_grad():
@@ -490,8 +416,8 @@ def work_size(height: int, width: int, n_names: int, settings: DenseSettings) ->
 
 
 def session_window_features(
-    session: Any,
-    clip: Any,
+    session: ImageSession,
+    clip: ClipBundle,
     settings: DenseSettings,
     *,
     progress: Progress | None = None,
@@ -520,9 +446,9 @@ def session_window_features(
 
 
 def dense_probabilities(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: DenseSettings,
     *,
     progress: Progress | None = None,
@@ -584,9 +510,9 @@ def to_full_size(
 
 
 def segment_dense(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: DenseSettings | None = None,
     *,
     progress: Progress | None = None,
