@@ -194,8 +194,8 @@ class PromptPanel(QWidget):
                 )
                 continue
             known = item.diffed and item.previous is layer.mask
-            text = f"Segment {layer.name}"
-            step.add(mask_edit(doc, layer, item.mask, text, item.diff if known else None, known))
+            label = f"Segment {layer.name}"
+            step.add(mask_edit(doc, layer, item.mask, label, item.diff if known else None, known))
             if {k: layer.meta.get(k) for k in meta} != meta:
                 step.add(SetLayerPropertyCommand(doc, layer, "meta", {**layer.meta, **meta}))
             touched.append(layer)

@@ -38,6 +38,7 @@ def test_one_layer_per_class_reused_and_undone_exactly(qtbot, window, image_file
     monkeypatch.setitem(scripted.STATE, "sky_rows", 40)
     _segment(qtbot, window, "sky, cat, Dog")
     assert list(doc.layers) == [sky, dog]  # the same layers, no "sky (2)"
+    assert sky.meta["prompt"] == "sky, cat, Dog" and sky.meta["class"] == "sky"
     assert sky.mask[:40].all() and not sky.mask[40:].any()
     # "Dog" is the dog layer's class (case aside); not found this time, its mask stays
     assert window.banner.text.startswith("Not found: cat, Dog (its earlier mask is kept). ")
@@ -52,6 +53,9 @@ def test_one_layer_per_class_reused_and_undone_exactly(qtbot, window, image_file
     window.redo_action.trigger()
     window.redo_action.trigger()
     assert _state(doc) == second and list(doc.layers) == [sky, dog]
+    monkeypatch.setitem(scripted.STATE, "sky_rows", 45)
+    _segment(qtbot, window, "dog, sky")  # two classes reused in one run: each tagged alike
+    assert [x.meta["prompt"] for x in doc.layers] == ["dog, sky", "dog, sky"]
 
 
 def test_an_edited_soft_mask_is_one_undo_away(qtbot, window, image_file, monkeypatch):
