@@ -30,18 +30,22 @@ from ovpaint.core.options import DEVICES, DTYPES
 from ovpaint.core.settings import Settings
 
 COLUMNS = ("Used for", "Model", "Size", "Licence", "State", "Device", "Precision", "Memory")
-ROLE_PURPOSE = {
-    "clip": "Finds what you type (“sky, dog”): Segment",
-    "sam2": "Sharp edges; click and box corrections",
-    "inpaint": "Removes, replaces or restyles a region: Inpaint",
-    "lama": "Removes objects quickly and cleanly: Inpaint → remove",
-}
 STATE_TEXT = {
     "missing": "not installed",
     "installed": "installed",
     "loaded": "loaded",
     "tiny": "test model",
 }
+
+
+def _purpose(role: str) -> str:
+    """What the role's model family is for, from its record."""
+    from ovpaint.models.registry import FAMILIES
+
+    family = FAMILIES.get(role)
+    if family is None:
+        return role
+    return family.purpose or family.title
 
 
 def _size(n: int | None) -> str:
@@ -156,7 +160,7 @@ class ModelDialog(QDialog):
             size = _size(spec.approx_bytes) if spec is not None else ""
             memory = _size(st.nbytes)
             values = (
-                ROLE_PURPOSE.get(st.role, st.role),
+                _purpose(st.role),
                 st.title,
                 size,
                 spec.license if spec is not None else "",
@@ -167,6 +171,7 @@ class ModelDialog(QDialog):
             )
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, st.role)
                 if col == 1 and spec is not None:
                     item.setToolTip(
                         f"{spec.id} from {spec.repo}" + (f"\n{spec.notes}" * bool(spec.notes))
