@@ -38,7 +38,7 @@ class JobBar(QWidget):
         self.label = QLabel()
         self.bar = QProgressBar()
         self.bar.setObjectName("progressBar")
-        self.bar.setMinimumWidth(240)
+        self.bar.setMinimumWidth(260)
         self.bar.setMaximumWidth(360)
         self.last_text = ""
         self.bar.setTextVisible(True)
@@ -83,10 +83,8 @@ class JobBar(QWidget):
         else:
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(event.fraction * 1000))
-        self.bar.setToolTip(text)
+        self.bar.setToolTip(f"{text}\n{event.message}" if event.message else text)
         self.last_text = text
-        if event.message:
-            self.label.setText(event.message)
 
     def cancel(self) -> None:
         if self.handle is not None:

@@ -13,8 +13,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
+    QScrollArea,
     QSpinBox,
     QToolBar,
     QVBoxLayout,
@@ -105,6 +107,8 @@ class MainWindow(QMainWindow):
         self.context.job_preview.connect(self.canvas.show_job_preview)
         self.context.document_changed.connect(self._document_changed)
         self.context.operation_finished.connect(self._operation_finished)
+        # while a job runs its bar takes the place of the last job's time
+        self.context.busy_changed.connect(lambda busy: self.op_label.setVisible(not busy))
         self.context.undo_stack.cleanChanged.connect(self._update_title)
         self.canvas.zoom_changed.connect(self._show_zoom)
         # a passing message takes the legend's place instead of being drawn over it
@@ -117,7 +121,14 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title.lower()}Dock")
-        dock.setWidget(widget)
+        # a panel taller than the space left scrolls, instead of making the window taller
+        # than a 1200×800 screen
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable

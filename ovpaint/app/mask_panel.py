@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
+    QDockWidget,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -245,6 +246,8 @@ class MaskPanel(QWidget):
     def focus_slider(self, which: str) -> None:
         """The Mask menu's Grow / Shrink / Feather: show this panel with that slider."""
         dock = self.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
         if dock is not None:  # its dock may be a tab behind Inpaint
             dock.show()
             dock.raise_()
