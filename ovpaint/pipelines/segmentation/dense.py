@@ -333,7 +333,7 @@ def window_features(
     # model already holds its weights in the chosen half precision.
     low = low_weights(clip, dtype) if dtype != model_dtype and device.type == "cpu" else None
     if progress:
-        progress.stage("dense features", len(boxes))
+        progress.stage("windows", len(boxes))
     with torch.no_grad():
         for start in range(0, len(boxes), settings.batch_size):
             if cancel:
@@ -562,7 +562,7 @@ def dense_probabilities(
     )
     settings = replace(settings, compute_dtype=precision)
     t0 = time.perf_counter()
-    text = text_encoder_for(manager, settings.templates).encode(names)
+    text = text_encoder_for(manager, settings.templates).encode(names, progress=progress)
     timings["text"] = time.perf_counter() - t0
     if cancel:
         cancel.check()
