@@ -341,16 +341,14 @@ def time_candidates(
     clock: Callable[[], float] = time.perf_counter,
     cancel: CancelToken | None = None,
 ) -> dict[str, float]:
-    """Best time per candidate: one warm-up each, then rounds in which every candidate runs
-    once (the order rotates), at least ``MIN_ROUNDS`` and while the budget lasts. The fastest
-    run, not the median: other programs only ever add time, so on a busy machine the minimum
-    is the closest to what the candidate costs."""
+    """Best time per candidate: rounds in which every candidate runs once (the order rotates),
+    at least ``MIN_ROUNDS`` and while the budget lasts. The fastest run, not the median: a
+    first run's one-off costs (weight copies, kernel set-up) and other programs only ever add
+    time, so the minimum is the closest to what the candidate costs, and no run is spent on a
+    separate warm-up (with two rounds, each candidate costs two calls)."""
     device = device or torch.device("cpu")
     names = list(runs)
     start = clock()
-    for name in names:
-        runs[name]()
-        _synchronize(device)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(MAX_ROUNDS):
         if round_index >= MIN_ROUNDS and clock() - start >= budget_s:
