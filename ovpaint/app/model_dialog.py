@@ -242,7 +242,7 @@ class ModelDialog(QDialog):
 
     def refresh_precision(self) -> None:
         """The stored measurement of this machine (nothing is measured here)."""
-        from ovpaint.models.calibration import workloads
+        from ovpaint.models.calibration import ratio_text, workloads
 
         calibrator = self.manager.calibrator
         calibration = calibrator.stored(self.manager.device)
@@ -253,7 +253,7 @@ class ModelDialog(QDialog):
             if result is None:
                 values = (workload.title, "not measured yet", "measured on first use")
             else:
-                ratios = ", ".join(f"{p} {r:.2f}×" for p, r in result.ratios().items())
+                ratios = ratio_text(result.ratios())
                 values = (workload.title, result.choice, ratios or "nothing else to time")
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)

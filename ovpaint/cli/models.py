@@ -178,6 +178,8 @@ def _stored_calibration(settings, device_type: str) -> dict:
 
 
 def _print_precision(data: dict, device_type: str) -> None:
+    from ovpaint.models.calibration import ratio_text
+
     sig = data["signature"]
     where = sig.get("gpu") or f"{sig['cpu']}, {sig['cores']} cores, {sig['threads']} threads"
     print(f"\nCompute precision on {where} (measured; `ovpaint models calibrate` to redo):")
@@ -185,7 +187,7 @@ def _print_precision(data: dict, device_type: str) -> None:
         if row["choice"] is None:
             text = "not measured yet (measured on first use)"
         else:
-            ratios = ", ".join(f"{p} {r:.2f}×" for p, r in row["speed_vs_fp32"].items())
+            ratios = ratio_text(row["speed_vs_fp32"])
             text = row["choice"] + (f"  ({ratios} the speed of fp32)" if ratios else "")
         print(f"  {name:8s} {text}  — {row['title']}")
     if data["dtype_setting"] != "auto":

@@ -193,6 +193,11 @@ def choose(times: dict[str, float], margin: float = MARGIN) -> str:
     return chosen
 
 
+def ratio_text(ratios: dict[str, float]) -> str:
+    """``{"bf16": 1.9}`` as "bf16 1.90×" (speeds relative to fp32), "" for none."""
+    return ", ".join(f"{p} {r:.2f}×" for p, r in ratios.items())
+
+
 @dataclass
 class WorkloadResult:
     name: str
@@ -208,11 +213,8 @@ class WorkloadResult:
         return {p: base / t for p, t in self.times.items() if p != "fp32" and t > 0}
 
     def describe(self) -> str:
-        ratios = self.ratios()
-        if not ratios:
-            return f"{self.choice} (nothing else to time)"
-        parts = ", ".join(f"{p} {r:.2f}×" for p, r in ratios.items())
-        return f"{self.choice} ({parts} fp32)"
+        parts = ratio_text(self.ratios())
+        return f"{self.choice} ({parts} fp32)" if parts else f"{self.choice} (nothing else to time)"
 
     def as_json(self) -> dict:
         return {
@@ -500,16 +502,6 @@ class Calibrator:
                 f"measuring which precision is fastest on this machine ({what}; once, "
                 f"a few seconds)…"
             )
-
-
-def describe(calibration: MachineCalibration | None, device: torch.device) -> list[str]:
-    """One line per registered workload: its title, choice and measured ratios."""
-    lines = []
-    for name, workload in sorted(workloads().items()):
-        result = calibration.results.get(name) if calibration else None
-        text = result.describe() if result else "not measured yet"
-        lines.append(f"{name:10s} {text}  — {workload.title}")
-    return lines
 
 
 # --------------------------------------------------------------------------- the workloads
