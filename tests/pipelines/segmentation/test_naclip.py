@@ -1,0 +1,115 @@
+"""NACLIP on the dense pipeline (tiny models): shared trunk, caches, PAMR, settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.prompt import parse_prompt
+from ovpaint.pipelines.segmentation import dense as D
+from ovpaint.pipelines.session import ImageSession
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(3)
+    img = (rng.random((150, 260, 3)) * 255).astype(np.uint8)
+    img[30:120, 40:150] = (200, 40, 30)
+    return img
+
+
+def _keys(session, kind):
+    return [k for k in session._cache if k[0] == kind]
+
+
+def test_sclip_and_naclip_share_the_trunk(tiny_manager, image, monkeypatch):
+    calls = []
+    trunk = D.trunk_tokens
+    monkeypatch.setattr(D, "trunk_tokens", lambda *a, **k: calls.append(1) or trunk(*a, **k))
+    session = ImageSession(image)
+    queries = parse_prompt("cat, grass")
+    sclip = D.DenseSettings(compute_dtype="fp32")
+    naclip = D.NaclipSettings(compute_dtype="fp32")
+    p1, l1, _, _ = D.dense_probabilities(session, queries, tiny_manager, sclip)
+    p2, l2, _, _ = D.dense_probabilities(session, queries, tiny_manager, naclip)
+    assert len(calls) == 1  # the expensive part ran once
+    assert len(_keys(session, "dense_trunk")) == 1
+    assert len(_keys(session, "dense_windows")) == 2
+    assert not torch.allclose(p1, p2)
+    # each method's features equal a fresh computation without the cache
+    with tiny_manager.use("clip") as clip:
+        x = D.preprocess(image, 336, 2048, clip.mean, clip.std)
+        fresh = D.window_features(clip, x, naclip)
+        cached = D.session_window_features(session, clip, naclip)
+    torch.testing.assert_close(cached.features, fresh.features)
+    # a re-query reuses everything
+    before = len(calls)
+    D.dense_probabilities(session, parse_prompt("dog"), tiny_manager, naclip)
+    assert len(calls) == before and len(_keys(session, "dense_windows")) == 2
+
+
+def test_naclip_probabilities_are_renormalised_and_pamr_timed(tiny_manager, image):
+    session = ImageSession(image)
+    timings: dict = {}
+    probs, labels, classes, _ = D.dense_probabilities(
+        session, parse_prompt("cat, grass"), tiny_manager, D.NaclipSettings(), timings=timings
+    )
+    assert classes == ["background", "cat", "grass"]
+    torch.testing.assert_close(probs.sum(0), torch.ones(image.shape[:2]))
+    assert torch.equal(labels, probs.argmax(0))
+    assert "pamr" in timings
+
+
+def test_pamr_is_an_option_for_sclip(tiny_manager, image):
+    session = ImageSession(image)
+    q = parse_prompt("cat, grass, person")
+    plain = D.DenseSettings(compute_dtype="fp32")
+    refined = D.DenseSettings.from_dict({"pamr": True, "compute_dtype": "fp32"})
+    p1, _, _, _ = D.dense_probabilities(session, q, tiny_manager, plain)
+    t: dict = {}
+    p2, _, _, _ = D.dense_probabilities(session, q, tiny_manager, refined, timings=t)
+    assert "pamr" in t and not torch.allclose(p1, p2)
+    assert len(_keys(session, "dense_windows")) == 1  # PAMR works on the same features
+
+
+def test_voc_preset_runs_the_whole_image(tiny_manager, image):
+    s = D.NaclipSettings.from_dict({"preset": "voc"})
+    assert s.whole_image and s.prob_thd == 0.1 and s.area_thd is None and s.pamr
+    session = ImageSession(image)
+    probs, labels, _, _ = D.dense_probabilities(session, parse_prompt("cat"), tiny_manager, s)
+    (feats,) = [session.get(k) for k in _keys(session, "dense_windows")]
+    assert feats.boxes == [(0, *feats.input_hw[:1], 0, feats.input_hw[1])]
+    assert labels.shape == image.shape[:2]
+    # SCLIP's VOC preset stays its own
+    sclip = D.DenseSettings.from_dict({"preset": "voc"})
+    assert (sclip.logit_scale, sclip.area_thd, sclip.whole_image) == (65.0, 0.1, False)
+
+
+def test_work_size_counts_the_maps_pamr_holds():
+    plain = D.DenseSettings(max_map_bytes=100_000_000)
+    with_pamr = D.NaclipSettings(max_map_bytes=100_000_000)
+    h1, w1 = D.work_size(3000, 4000, 30, plain)
+    h2, w2 = D.work_size(3000, 4000, 30, with_pamr)
+    assert h1 * w1 * 4 * 30 <= 100_000_000
+    assert h2 * w2 * D.map_bytes_per_pixel(30, with_pamr) <= 100_000_000
+    assert h2 * w2 < h1 * w1 / 3
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"last_block": "qk"},
+        {"pos_interp": "nearest"},
+        {"gaussian_std": 0},
+        {"pamr_steps": 1000},
+        {"pamr_dilations": [0]},
+        {"logit_scale": -1},
+        {"prob_thd": 2},
+        {"preset": "cityscapes"},
+    ],
+)
+def test_bad_settings_are_refused(values):
+    with pytest.raises(BadInput):
+        D.NaclipSettings.from_dict(values)
