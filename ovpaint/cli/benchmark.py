@@ -1,7 +1,11 @@
 """`ovpaint benchmark --dataset voc|cocostuff|ade20k --root PATH --out REPORT.json`: mIoU
 and friends on a public benchmark, from one confusion matrix over the run. Writes REPORT.json,
 REPORT.md, REPORT_confusion.png and REPORT_iou.png. Resumable: a cancelled or crashed run
-continues from ``REPORT.json.state.jsonl`` (``--restart`` starts over)."""
+continues from ``REPORT.json.state.jsonl`` (``--restart`` starts over).
+
+``--method dense,naclip,...`` compares several methods on the same images: each gets its own
+report (REPORT.<method>.json, ...) and REPORT.json/.md, REPORT_comparison.png and
+REPORT_per_class.png put them side by side."""
 
 from __future__ import annotations
 
@@ -34,8 +38,9 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="dense",
-        choices=segmentation_methods(),
-        help="segmentation method (default: dense, comparable to SCLIP's numbers)",
+        metavar="METHOD[,METHOD...]",
+        help="segmentation method, or several separated by commas to compare them "
+        f"(default: dense, comparable to SCLIP's numbers); one of {', '.join(segmentation_methods())}",
     )
     p.add_argument(
         "--limit",
@@ -81,40 +86,91 @@ def _overrides(pairs: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
-    from ovpaint.eval.report import write_report
-    from ovpaint.eval.runner import run_benchmark
+    from ovpaint.eval.compare import parse_methods
 
+    methods = parse_methods(args.method, segmentation_methods())
     settings = _overrides(args.set)
     manager = manager_for(args)
+    options = {
+        "limit": args.limit,
+        "seed": args.seed,
+        "save_predictions_dir": args.save_predictions,
+        "resume": not args.restart,
+        "settings": settings,
+    }
     progress, close = tqdm_progress("benchmark", disable=True if args.quiet else None)
     try:
         with cancel_on_interrupt(new_cancel(), "the current image") as cancel:
-            result = run_benchmark(
-                args.dataset,
-                args.root,
-                args.method,
-                manager,
-                limit=args.limit,
-                seed=args.seed,
-                save_predictions_dir=args.save_predictions,
-                out_path=args.out,
-                progress=progress,
-                cancel=cancel,
-                resume=not args.restart,
-                settings=settings,
-            )
+            if len(methods) == 1:
+                return _run_one(args, methods[0], manager, options, progress, cancel, close)
+            return _run_several(args, methods, manager, options, progress, cancel, close)
     finally:
         close()
-    paths = write_report(result, args.out, manager=manager)
-    s = result.scores
-    spi = result.seconds_per_image.get("total")
-    print(
-        f"{result.dataset_title} · {result.method} · {s.images} images: "
-        f"mIoU {s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}, "
-        f"mean F1 {s.mean_f1 * 100:.2f}, boundary F1 {s.mean_boundary_f1 * 100:.2f}"
+
+
+def _summary_line(title: str, method: str, scores, spi: float | None) -> str:
+    return (
+        f"{title} · {method} · {scores.images} images: "
+        f"mIoU {scores.miou * 100:.2f}, pixel accuracy {scores.pixel_accuracy * 100:.2f}, "
+        f"mean F1 {scores.mean_f1 * 100:.2f}, boundary F1 {scores.mean_boundary_f1 * 100:.2f}"
         + (f", {spi:.2f} s per image" if spi is not None else "")
     )
+
+
+def _run_one(args, method, manager, options, progress, cancel, close) -> int:
+    from ovpaint.eval.report import write_report
+    from ovpaint.eval.runner import run_benchmark
+
+    result = run_benchmark(
+        args.dataset,
+        args.root,
+        method,
+        manager,
+        out_path=args.out,
+        progress=progress,
+        cancel=cancel,
+        **options,
+    )
+    close()
+    paths = write_report(result, args.out, manager=manager)
+    spi = result.seconds_per_image.get("total")
+    print(_summary_line(result.dataset_title, result.method, result.scores, spi))
     for message in result.messages:
         print(f"ovpaint: {message}", file=sys.stderr)
+    print("report: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return 0
+
+
+def _run_several(args, methods, manager, options, progress, cancel, close) -> int:
+    from ovpaint.eval.compare import run_comparison, write_comparison
+
+    comparison = run_comparison(
+        args.dataset,
+        args.root,
+        methods,
+        manager,
+        out_path=args.out,
+        progress=progress,
+        cancel=cancel,
+        **options,
+    )
+    close()
+    paths = write_comparison(comparison, args.out, manager=manager)
+    width = max(len(m) for m in methods)
+    print(f"{comparison.first.dataset_title} · {comparison.first.scores.images} images")
+    print(
+        f"{'method':{width}}  {'mIoU':>6}  {'pix.acc':>7}  {'mean F1':>7}  {'bound.F1':>8}  "
+        f"{'s/image':>7}"
+    )
+    for r in comparison.results:
+        s = r.scores
+        spi = r.seconds_per_image.get("total")
+        print(
+            f"{r.method:{width}}  {s.miou * 100:6.2f}  {s.pixel_accuracy * 100:7.2f}  "
+            f"{s.mean_f1 * 100:7.2f}  {s.mean_boundary_f1 * 100:8.2f}  "
+            + ("    n/a" if spi is None else f"{spi:7.2f}")
+        )
+        for message in r.messages:
+            print(f"ovpaint: {r.method}: {message}", file=sys.stderr)
     print("report: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return 0

@@ -155,13 +155,15 @@ def run_benchmark(
     settings: dict[str, Any] | None = None,
     segment_fn: SegmentFn | None = None,
     boundary: bool = True,
+    stage: str = "benchmark",
 ) -> BenchmarkResult:
     """Segment each selected image and score the run; see the module docstring.
 
     ``out_path`` is where the caller will write the report; the state file lives beside it
     (``<out>.state.jsonl``) and is what makes the run resumable. ``segment_fn`` replaces the
-    product's segmentation (tests inject a known segmenter). Raises :class:`Cancelled` when
-    ``cancel`` fires; everything finished so far stays in the state file.
+    product's segmentation (tests inject a known segmenter). ``stage`` names the progress
+    stage. Raises :class:`Cancelled` when ``cancel`` fires; everything finished so far stays in
+    the state file.
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, root)
     samples = select_samples(ds, limit, seed)
@@ -189,7 +191,7 @@ def run_benchmark(
     totals: dict[str, float] = {}
     resumed = 0
     if progress:
-        progress.stage("benchmark", total=len(samples), message=ds.title)
+        progress.stage(stage, total=len(samples), message=ds.title)
     for n, sample in enumerate(samples):
         if cancel:
             cancel.check()

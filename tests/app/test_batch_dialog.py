@@ -120,6 +120,43 @@ def test_benchmark_tab_shows_per_class_table_and_charts(qtbot, dialog, tmp_path,
     assert opened == [str(tmp_path / "rep" / "ade.json")]
 
 
+def test_benchmark_tab_compares_ticked_methods(qtbot, dialog, tmp_path, opened):
+    info = make_synthetic("voc", tmp_path / "voc", n_images=2)
+    oracle = color_oracle(info.colors)
+    dialog.segment_fn = lambda rgb, queries: SegmentationResult(
+        oracle(rgb) + 1, ["background"] + [q.name for q in queries]
+    )
+    dialog.tabs.setCurrentIndex(1)
+    dialog.dataset_combo.setCurrentIndex(0)
+    dialog.root_edit.setText(str(tmp_path / "voc"))
+    dialog.report_edit.setText(str(tmp_path / "rep" / "cmp.json"))
+    dialog.set_benchmark_methods([])
+    dialog.start_button.click()
+    assert not dialog.running and "at least one method" in dialog.status.text()
+    dialog.set_benchmark_methods(["dense", "refined"])
+    assert dialog.benchmark_methods() == ["refined", "dense"]  # in the list's order
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60_000)
+    assert "2 methods" in dialog.status.text(), dialog.status.text()
+    table = dialog.comparison_table
+    assert dialog.results.currentWidget() is dialog.comparison_tab
+    assert [table.item(r, 0).text() for r in range(table.rowCount())] == ["refined", "dense"]
+    assert table.item(0, 1).text() == "100.00"
+    headers = [
+        dialog.class_table.horizontalHeaderItem(c).text()
+        for c in range(dialog.class_table.columnCount())
+    ]
+    assert headers == ["Class", "refined IoU %", "dense IoU %"]
+    assert not dialog.comparison_chart.pixmap().isNull()
+    assert not dialog.iou_chart.pixmap().isNull()
+    dialog.open_report_button.click()
+    assert opened == [str(tmp_path / "rep" / "cmp.json")]
+    assert json.loads((tmp_path / "rep" / "cmp.json").read_text())["methods"] == [
+        "refined",
+        "dense",
+    ]
+
+
 def test_benchmark_error_is_shown_not_raised(qtbot, dialog, tmp_path):
     (tmp_path / "empty").mkdir()
     dialog.tabs.setCurrentIndex(1)
