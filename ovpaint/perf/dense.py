@@ -1,5 +1,6 @@
 """Dense path stages: text encoding, SCLIP sliding-window pass, cached re-query, SAM2 embedding
-and prompted refinement, each beside the plain baseline it improves on.
+and prompted refinement, each beside the plain baseline it improves on; NACLIP's pass beside
+SCLIP's, its PAMR beside the pass, and its re-queries.
 
 Full-size architectures with random weights (ViT-B/16 quickgelu, SAM2.1 hiera-tiny at 1024 px);
 ``--models tiny`` uses the tiny models, ``quick`` smaller inputs.
@@ -88,6 +89,65 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
         return run
 
+    def naclip_pass(dtype: str):
+        from ovpaint.pipelines.segmentation.dense import (
+            NaclipSettings,
+            slide_logits,
+            window_features,
+        )
+
+        def run():
+            feats = window_features(
+                _clip_bundle(ctx), net_input(), NaclipSettings(compute_dtype=dtype)
+            )
+            return slide_logits(feats, text())
+
+        return run
+
+    def pamr_inputs(n_names: int):
+        """(logits at the image size for ``n_names`` names, the guide), as the pipeline has
+        them: the text of the first names of the implicit-background query."""
+        key = ("pamr", n_names)
+        if key not in cache:
+            import torch
+
+            from ovpaint.core.prompt import parse_prompt
+            from ovpaint.pipelines.segmentation import dense as D
+
+            names = D.class_names(parse_prompt("dog, sky"))[0][:n_names]
+            feats = D.window_features(
+                _clip_bundle(ctx), net_input(), D.NaclipSettings(compute_dtype="bf16")
+            )
+            logits = D.fast_final_logits(feats, encoder().encode(names) * 40.0, (h, w))
+            guide = torch.nn.functional.interpolate(
+                net_input().float().cpu(), size=(h, w), mode="bilinear", align_corners=False
+            )[0]
+            cache[key] = (logits, guide)
+        return cache[key]
+
+    def pamr_run(n_names: int):
+        from ovpaint.pipelines.segmentation.pamr import pamr
+
+        return lambda: pamr(*pamr_inputs(n_names))
+
+    def naclip_requery(new_name: bool):
+        from ovpaint.core.prompt import parse_prompt
+        from ovpaint.pipelines.segmentation.dense import NaclipSettings, dense_probabilities
+
+        fresh = itertools.count()
+
+        def run():
+            words = f"dog, thing {next(fresh)}" if new_name else "dog, sky"
+            return dense_probabilities(
+                session(), parse_prompt(words), models, NaclipSettings(compute_dtype="bf16")
+            )
+
+        def setup():
+            encoder().encode([f"thing {i}" for i in range(64)])  # text cached, PAMR not
+            run()
+
+        return run, setup
+
     def session():
         if "session" not in cache:
             from ovpaint.pipelines.session import ImageSession
@@ -162,6 +222,9 @@ def stages(ctx: PerfContext) -> list[Stage]:
     name_text = "text: new name, 80 templates"
     name_ref = f"dense {w}×{h}: reference loop (1 window at a time, fp32)"
     name_sep = "refine: 60 separate predict calls"
+    name_naclip_fp32 = f"dense {w}×{h}: NACLIP windows fp32"
+    name_naclip_bf16 = f"dense {w}×{h}: NACLIP windows bf16"
+    requery_same, requery_new = naclip_requery(False), naclip_requery(True)
     return [
         Stage(
             "dense",
@@ -217,6 +280,53 @@ def stages(ctx: PerfContext) -> list[Stage]:
             repeats=rep(10),
             setup=requery,
             note="target < 50 ms",
+        ),
+        Stage(
+            "dense",
+            name_naclip_fp32,
+            naclip_pass("fp32"),
+            repeats=rep(3),
+            baseline=f"dense {w}×{h}: batched windows fp32",
+            paired=True,
+            note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
+        ),
+        Stage(
+            "dense",
+            name_naclip_bf16,
+            naclip_pass("bf16"),
+            repeats=rep(3),
+            baseline=f"dense {w}×{h}: batched windows bf16 (fastest)",
+            paired=True,
+            note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
+        ),
+        *[
+            Stage(
+                "dense",
+                f"PAMR {w}×{h}, {n} names (10 steps, dilations 8, 16)",
+                pamr_run(n),
+                repeats=rep(3),
+                baseline=name_naclip_bf16,
+                paired=True,
+                setup=lambda n=n: pamr_inputs(n),
+                note="target ≥ 4× (PAMR ≤ 25 % of the dense pass)",
+            )
+            for n in (5, 27)
+        ],
+        Stage(
+            "dense",
+            f"NACLIP {w}×{h}: re-query of a cached image (27 names, PAMR on)",
+            requery_same[0],
+            repeats=rep(10),
+            setup=requery_same[1],
+            note="target < 50 ms",
+        ),
+        Stage(
+            "dense",
+            f"NACLIP {w}×{h}: re-query with one name PAMR has not seen",
+            requery_new[0],
+            repeats=rep(10),
+            setup=requery_new[1],
+            note="the other 26 names' refined maps are kept",
         ),
         Stage("dense", f"SAM2 embedding {w}×{h} (set_image)", sam_embedding, repeats=rep(3)),
         Stage("dense", name_sep, refine_separate, repeats=rep(3), setup=predictor),

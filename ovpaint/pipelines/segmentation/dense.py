@@ -76,6 +76,7 @@ class DenseSettings:
     max_work_pixels: int = 4_000_000  # cap on the size at which class maps are computed
     max_map_bytes: int = 1_000_000_000  # cap on names × work pixels × 4 bytes (all maps)
     max_score_bytes: int = 768_000_000  # full-size scores returned only under this
+    pamr_cache_bytes: int = 256_000_000  # per image: PAMR's step matrix and refined maps kept
 
     #: Named presets (benchmark datasets select them by name): overrides of the defaults.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -142,6 +143,8 @@ class DenseSettings:
             raise BadInput("layer_weights needs one weight per entry of layers.")
         if self.batch_size < 1 or self.max_work_pixels < 1:
             raise BadInput("batch_size and max_work_pixels must be positive.")
+        if self.pamr_cache_bytes < 0:
+            raise BadInput("pamr_cache_bytes must be ≥ 0.")
 
     @property
     def last(self) -> LastBlock:
@@ -786,18 +789,8 @@ def _interpolates(session: Any, clip: Any, settings: DenseSettings) -> bool:
     return ((y2 - y1) // patch, (x2 - x1) // patch) != (side, side)
 
 
-def session_window_features(
-    session: Any,
-    clip: Any,
-    settings: DenseSettings,
-    *,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> WindowFeatures:
-    """Window features of the session's image, computed once per model and settings.
-
-    The trunk tokens (all blocks but the last) are kept too, so another method on the same
-    image (SCLIP after NACLIP, or the reverse) runs only its own last block."""
+def _feature_keys(session: Any, clip: Any, settings: DenseSettings) -> tuple[tuple, tuple]:
+    """Session keys of the trunk tokens and of the method's window features."""
     windows = None if settings.whole_image else (settings.crop, settings.stride)
     trunk_key = (
         "dense_trunk",
@@ -810,7 +803,22 @@ def session_window_features(
         str(clip.dtype),
     )
     last = (settings.last_block, settings.gaussian_std if settings.last_block == "naclip" else None)
-    key = ("dense_windows", *trunk_key[1:], last, settings.layers, settings.layer_weights)
+    return trunk_key, ("dense_windows", *trunk_key[1:], last, settings.layer_weights)
+
+
+def session_window_features(
+    session: Any,
+    clip: Any,
+    settings: DenseSettings,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> WindowFeatures:
+    """Window features of the session's image, computed once per model and settings.
+
+    The trunk tokens (all blocks but the last) are kept too, so another method on the same
+    image (SCLIP after NACLIP, or the reverse) runs only its own last block."""
+    trunk_key, key = _feature_keys(session, clip, settings)
     cached = session.get(key)
     if cached is not None:
         return cached
@@ -823,19 +831,85 @@ def session_window_features(
     return session.put(key, feats)
 
 
+def _pamr_geometry(
+    work_hw: tuple[int, int], original_hw: tuple[int, int], s: DenseSettings
+) -> tuple[int, ...]:
+    """PAMR's dilations at the work size: scaled with it, so they span the same image area
+    as at the original size."""
+    scale = min(work_hw[0] / original_hw[0], work_hw[1] / original_hw[1])
+    return tuple(sorted({max(1, int(round(d * scale))) for d in s.pamr_dilations}))
+
+
+def _pamr_guide(guide_input: torch.Tensor, work_hw: tuple[int, int]) -> torch.Tensor:
+    """The guide: the network input resized (bilinear) to the work size, as the reference
+    resizes it to the original size."""
+    guide = F.interpolate(guide_input.float(), size=work_hw, mode="bilinear", align_corners=False)
+    return guide[0]
+
+
 def refine_logits(
     logits: torch.Tensor, guide_input: torch.Tensor, original_hw: tuple[int, int], s: DenseSettings
 ) -> torch.Tensor:
     """PAMR on work-size logits, guided by the network input resized to the work size (the
     reference resizes it to the original size; at a capped work size the guide is downscaled
-    with the maps and the dilations scaled with them, so they span the same image area)."""
+    with the maps and the dilations scaled with them)."""
     from ovpaint.pipelines.segmentation.pamr import pamr
 
-    h, w = logits.shape[-2:]
-    guide = F.interpolate(guide_input.float(), size=(h, w), mode="bilinear", align_corners=False)
-    scale = min(h / original_hw[0], w / original_hw[1])
-    dilations = tuple(sorted({max(1, int(round(d * scale))) for d in s.pamr_dilations}))
-    return pamr(logits, guide[0], s.pamr_steps, dilations)
+    hw = tuple(logits.shape[-2:])
+    return pamr(
+        logits, _pamr_guide(guide_input, hw), s.pamr_steps, _pamr_geometry(hw, original_hw, s)
+    )
+
+
+@dataclass
+class PamrCache:
+    """PAMR's results for one image, feature set and work size: its step matrix and each
+    name's refined logits. PAMR is linear and refines each map on its own, so a re-query
+    refines only the names it has not seen (the implicit background words never again)."""
+
+    operator: Any = None
+    maps: dict[tuple, torch.Tensor] = field(default_factory=dict)
+    nbytes: int = 0
+
+
+def pamr_logits(
+    session: Any,
+    feats_key: tuple,
+    feats: WindowFeatures,
+    text: torch.Tensor,
+    names: Sequence[str],
+    work_hw: tuple[int, int],
+    guide_input: torch.Tensor,
+    s: DenseSettings,
+) -> torch.Tensor:
+    """names×h×w PAMR-refined logits (``text`` already scaled) at the work size, reusing and
+    filling the session's :class:`PamrCache` within ``pamr_cache_bytes``."""
+    from ovpaint.pipelines.segmentation.pamr import pamr_operator
+
+    dilations = _pamr_geometry(work_hw, (session.height, session.width), s)
+    key = ("pamr", feats_key, tuple(work_hw), s.pamr_steps, dilations)
+    cache = session.get(key) or session.put(key, PamrCache())
+    ids = [(name, s.templates, float(s.logit_scale)) for name in names]
+    todo = [i for i, name_id in enumerate(ids) if name_id not in cache.maps]
+    fresh = None
+    if todo:
+        operator = cache.operator or pamr_operator(_pamr_guide(guide_input, work_hw), dilations)
+        if cache.operator is None and cache.nbytes + operator.nbytes <= s.pamr_cache_bytes:
+            cache.operator = operator
+            cache.nbytes += operator.nbytes
+        fresh = operator.apply(fast_final_logits(feats, text[todo], work_hw), s.pamr_steps)
+        for row, i in enumerate(todo):
+            size = fresh[row].numel() * 4
+            if ids[i] not in cache.maps and cache.nbytes + size <= s.pamr_cache_bytes:
+                cache.maps[ids[i]] = fresh[row].clone()
+                cache.nbytes += size
+    if len(todo) == len(ids):
+        return fresh
+    out = torch.empty((len(ids), *work_hw), dtype=torch.float32)
+    position = {i: row for row, i in enumerate(todo)}
+    for i, name_id in enumerate(ids):
+        out[i] = fresh[position[i]] if i in position else cache.maps[name_id]
+    return out
 
 
 def dense_probabilities(
@@ -866,6 +940,7 @@ def dense_probabilities(
     with manager.use("clip") as clip:
         feats = session_window_features(session, clip, settings, progress=progress, cancel=cancel)
         guide = session_input(session, clip, settings) if use_pamr else None
+        feats_key = _feature_keys(session, clip, settings)[1]
     timings["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     h, w = work_size(session.height, session.width, len(names), settings)
@@ -877,13 +952,15 @@ def dense_probabilities(
         )
     # the logit scale is folded into the text embeddings: one pass less over the maps (PAMR is
     # linear, so it commutes with the scale)
-    logits = fast_final_logits(feats, text * settings.logit_scale, (h, w))
+    scaled = text * settings.logit_scale
     if use_pamr:
         if cancel:
             cancel.check()
         t1 = time.perf_counter()
-        logits = refine_logits(logits, guide, (session.height, session.width), settings)
+        logits = pamr_logits(session, feats_key, feats, scaled, names, (h, w), guide, settings)
         timings["pamr"] = time.perf_counter() - t1
+    else:
+        logits = fast_final_logits(feats, scaled, (h, w))
     probs, labels = postprocess(
         logits,
         owner,

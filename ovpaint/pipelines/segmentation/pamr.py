@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -137,6 +138,56 @@ def _operator(
     return blocks
 
 
+@dataclass
+class PamrOperator:
+    """The fixed part of PAMR for one guide: the step matrix (sparse blocks over the padded
+    grid). Keep it to refine more maps of the same image without rebuilding it."""
+
+    blocks: list[tuple[int, int, torch.Tensor]]
+    hw: tuple[int, int]
+    pad: int
+
+    @property
+    def nbytes(self) -> int:
+        total = 0
+        for _, _, block in self.blocks:
+            for part in (block.crow_indices(), block.col_indices(), block.values()):
+                total += part.numel() * part.element_size()
+        return total
+
+    def apply(self, maps: torch.Tensor, steps: int) -> torch.Tensor:
+        """N×H×W maps after ``steps`` steps. Memory besides ``maps``: two padded,
+        channels-last copies of them."""
+        n_maps, h, w = maps.shape
+        if (h, w) != self.hw:
+            raise ValueError("PAMR needs the maps and the guide at the same size.")
+        if steps == 0 or n_maps == 0:
+            return maps
+        pad = self.pad
+        x = torch.empty((h + 2 * pad, w + 2 * pad, n_maps), dtype=torch.float32)
+        x[pad : pad + h, pad : pad + w] = maps.permute(1, 2, 0)
+        x[pad : pad + h, :pad] = x[pad : pad + h, pad : pad + 1]
+        x[pad : pad + h, pad + w :] = x[pad : pad + h, pad + w - 1 : pad + w]
+        x[:pad] = x[pad : pad + 1]
+        x[pad + h :] = x[pad + h - 1 : pad + h]
+        x = x.view(-1, n_maps)  # channels last, one row per padded pixel
+        out = torch.empty_like(x)
+        for _ in range(steps):
+            for start, end, block in self.blocks:
+                torch.mm(block, x, out=out[start:end])
+            x, out = out, x
+        del out
+        x = x.view(h + 2 * pad, w + 2 * pad, n_maps)[pad : pad + h, pad : pad + w]
+        return x.permute(2, 0, 1).contiguous()
+
+
+def pamr_operator(guide: torch.Tensor, dilations: Sequence[int] = (8, 16)) -> PamrOperator:
+    """The step matrix of a C×H×W guide image."""
+    check_pamr(0, dilations)
+    blocks = _operator(affinity(guide, dilations), dilations)
+    return PamrOperator(blocks, tuple(guide.shape[-2:]), max(dilations))
+
+
 def pamr(
     maps: torch.Tensor,
     guide: torch.Tensor,
@@ -152,24 +203,7 @@ def pamr(
         raise ValueError("PAMR needs the maps and the guide at the same size.")
     if steps == 0:
         return maps
-    n_maps, h, w = maps.shape
-    pad = max(dilations)
-    blocks = _operator(affinity(guide, dilations), dilations)
-    x = torch.empty((h + 2 * pad, w + 2 * pad, n_maps), dtype=torch.float32)
-    x[pad : pad + h, pad : pad + w] = maps.permute(1, 2, 0)
-    x[pad : pad + h, :pad] = x[pad : pad + h, pad : pad + 1]
-    x[pad : pad + h, pad + w :] = x[pad : pad + h, pad + w - 1 : pad + w]
-    x[:pad] = x[pad : pad + 1]
-    x[pad + h :] = x[pad + h - 1 : pad + h]
-    x = x.view(-1, n_maps)  # channels last, one row per padded pixel
-    out = torch.empty_like(x)
-    for _ in range(steps):
-        for start, end, block in blocks:
-            torch.mm(block, x, out=out[start:end])
-        x, out = out, x
-    del out, blocks
-    x = x.view(h + 2 * pad, w + 2 * pad, n_maps)[pad : pad + h, pad : pad + w]
-    return x.permute(2, 0, 1).contiguous()
+    return pamr_operator(guide, dilations).apply(maps, steps)
 
 
 def pamr_reference(

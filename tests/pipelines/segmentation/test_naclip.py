@@ -62,6 +62,39 @@ def test_naclip_probabilities_are_renormalised_and_pamr_timed(tiny_manager, imag
     assert "pamr" in timings
 
 
+def test_requery_refines_only_new_names(tiny_manager, image, monkeypatch):
+    """PAMR's step matrix and each name's refined map are kept: a re-query refines only the
+    names it has not seen, with the same numbers as without the cache."""
+    from ovpaint.pipelines.segmentation import pamr as P
+
+    refined = []
+    apply = P.PamrOperator.apply
+    monkeypatch.setattr(
+        P.PamrOperator,
+        "apply",
+        lambda op, maps, steps: refined.append(len(maps)) or apply(op, maps, steps),
+    )
+    built = []
+    operator = P.pamr_operator
+    monkeypatch.setattr(P, "pamr_operator", lambda *a: built.append(1) or operator(*a))
+    s = D.NaclipSettings(compute_dtype="fp32")
+    session = ImageSession(image)
+    first, _, _, _ = D.dense_probabilities(session, parse_prompt("cat, grass"), tiny_manager, s)
+    again, _, _, _ = D.dense_probabilities(session, parse_prompt("cat, grass"), tiny_manager, s)
+    assert len(refined) == 1 and torch.equal(first, again)
+    more, labels, _, _ = D.dense_probabilities(
+        session, parse_prompt("cat, person"), tiny_manager, s
+    )
+    assert refined[1:] == [1] and len(built) == 1  # only "person", on the kept matrix
+    nocache = D.NaclipSettings(compute_dtype="fp32", pamr_cache_bytes=0)
+    plain, plain_labels, _, _ = D.dense_probabilities(
+        ImageSession(image), parse_prompt("cat, person"), tiny_manager, nocache
+    )
+    assert refined[-1] == len(D.class_names(parse_prompt("cat, person"))[0]) and len(built) == 2
+    torch.testing.assert_close(more, plain, atol=1e-6, rtol=0)
+    assert (labels == plain_labels).float().mean() > 0.9999
+
+
 def test_pamr_is_an_option_for_sclip(tiny_manager, image):
     session = ImageSession(image)
     q = parse_prompt("cat, grass, person")
