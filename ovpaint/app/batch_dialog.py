@@ -94,6 +94,39 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str, file: bool = False
     return row
 
 
+class FitImage(QLabel):
+    """An image scaled to the label's size, aspect kept (a chart that fits its tab)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._original = QPixmap()
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(200, 120)
+
+    def set_image(self, pixmap: QPixmap) -> None:
+        self._original = pixmap
+        self._rescale()
+
+    def image(self) -> QPixmap:
+        return self._original
+
+    def _rescale(self) -> None:
+        if self._original.isNull():
+            self.clear()
+            return
+        self.setPixmap(
+            self._original.scaled(
+                self.size(),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._rescale()
+
+
 def _benchmark_job(
     dataset: str,
     root: str,
@@ -229,13 +262,13 @@ class BatchDialog(QDialog):
         self.comparison_table = QTableWidget(0, len(COMPARISON_COLUMNS))
         self.comparison_table.setObjectName("comparisonTable")
         self._setup_table(self.comparison_table, COMPARISON_COLUMNS)
-        self.comparison_chart = QLabel()
+        self.comparison_chart = FitImage()
         self.comparison_chart.setObjectName("comparisonChart")
         self.comparison_tab = QWidget()
         compare_layout = QVBoxLayout(self.comparison_tab)
         compare_layout.setContentsMargins(0, 0, 0, 0)
-        compare_layout.addWidget(self.comparison_table, 1)
-        compare_layout.addWidget(self._scroll(self.comparison_chart), 2)
+        compare_layout.addWidget(self.comparison_table)
+        compare_layout.addWidget(self.comparison_chart, 1)
         self.results.addTab(self.table, "Files")
         self.results.addTab(self.comparison_tab, "Comparison")
         self.results.addTab(self.class_table, "Per class")
@@ -602,7 +635,14 @@ class BatchDialog(QDialog):
             ["Class"] + [f"{m} IoU %" for m in methods],
             [[c["name"]] + [_pct(c["iou"][m]) for m in methods] for c in data["per_class"]],
         )
-        self.comparison_chart.setPixmap(QPixmap(str(paths["chart"])))
+        table = self.comparison_table
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
+        table.setFixedHeight(
+            table.horizontalHeader().height() + rows_height + 2 * table.frameWidth()
+        )
+        self.comparison_chart.set_image(QPixmap(str(paths["chart"])))
         self.iou_chart.setPixmap(QPixmap(str(paths["per_class"])))
         first = report_paths(method_out_path(paths["json"], methods[0]))
         self.confusion_chart.setPixmap(QPixmap(str(first["confusion"])))

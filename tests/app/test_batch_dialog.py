@@ -147,6 +147,7 @@ def test_benchmark_tab_compares_ticked_methods(qtbot, dialog, tmp_path, opened):
         for c in range(dialog.class_table.columnCount())
     ]
     assert headers == ["Class", "refined IoU %", "dense IoU %"]
+    assert not dialog.comparison_chart.image().isNull()
     assert not dialog.comparison_chart.pixmap().isNull()
     assert not dialog.iou_chart.pixmap().isNull()
     dialog.open_report_button.click()
