@@ -173,11 +173,20 @@ class NaclipSettings(DenseSettings):
 
 
 # --------------------------------------------------------------------------- preprocessing
+#: The smallest side the network input may have: one patch. (A strip thinner than 1:128
+#: would otherwise come out under a patch high once its long side is capped.)
+MIN_INPUT_SIDE = 16
+
+
 def resized_size(height: int, width: int, short_side: int, max_long_side: int) -> tuple[int, int]:
     """(h, w) with the short side ``short_side`` and the long side at most ``max_long_side``,
-    rounded as mmcv's keep-ratio rescale does (the reference pipeline's)."""
+    rounded as mmcv's keep-ratio rescale does (the reference pipeline's); no side under
+    :data:`MIN_INPUT_SIDE` (an extreme strip is stretched across, not refused)."""
     scale = min(max_long_side / max(height, width), short_side / min(height, width))
-    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+    return (
+        max(MIN_INPUT_SIDE, int(height * scale + 0.5)),
+        max(MIN_INPUT_SIDE, int(width * scale + 0.5)),
+    )
 
 
 def preprocess(

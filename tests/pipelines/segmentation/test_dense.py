@@ -36,7 +36,7 @@ def test_window_boxes_cover_and_stay_inside():
 def test_resized_size_caps_long_side():
     assert D.resized_size(300, 400, 336, 2048) == (336, 448)
     h, w = D.resized_size(100, 10_000, 336, 2048)
-    assert w == 2048 and h < 336
+    assert w == 2048 and 16 <= h < 336
 
 
 def test_small_input_interpolates_positional_embedding(tiny_manager):
@@ -165,6 +165,15 @@ def test_odd_prompts(tiny_manager, image):
         segment(image, "x" * 10_000, method="dense", manager=tiny_manager)
     with pytest.raises(BadInput):
         segment(image, "dog", method="nonsense", manager=tiny_manager)
+
+
+@pytest.mark.parametrize("shape", [(3, 900, 3), (300, 2, 3)])
+def test_strips_thinner_than_the_long_side_cap_allows(tiny_manager, shape):
+    """A 1:300 strip would be under a patch high at the 2048 long-side cap: stretched to one
+    patch instead of failing in the network."""
+    assert min(D.resized_size(*shape[:2], 336, 2048)) == D.MIN_INPUT_SIDE
+    r = segment(np.full(shape, 90, np.uint8), "dog", method="dense", manager=tiny_manager)
+    assert r.labels.shape == shape[:2] and r.scores.shape == (2, *shape[:2])
 
 
 @pytest.mark.parametrize("method", ["dense", "refined"])

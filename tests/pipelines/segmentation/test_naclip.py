@@ -146,3 +146,56 @@ def test_work_size_counts_the_maps_pamr_holds():
 def test_bad_settings_are_refused(values):
     with pytest.raises(BadInput):
         D.NaclipSettings.from_dict(values)
+
+
+# --------------------------------------------------------------------------- bad input
+def _naclip(manager, image, prompt, **settings):
+    from ovpaint.pipelines.segmentation.segment import as_rgb
+
+    session = ImageSession(as_rgb(image))
+    queries = parse_prompt(prompt)
+    if not queries:
+        raise BadInput("The prompt has no class names.")
+    return D.segment_dense(session, queries, manager, D.NaclipSettings.from_dict(settings))
+
+
+@pytest.mark.parametrize("shape", [(7, 10, 3), (1, 1, 3), (3, 900, 3), (300, 2, 3)])
+def test_tiny_and_thin_images(tiny_manager, shape):
+    img = np.full(shape, 128, np.uint8)
+    for preset in ("default", "voc"):
+        r = _naclip(tiny_manager, img, "dog", preset=preset)
+        assert r.labels.shape == shape[:2] and r.scores.shape == (2, *shape[:2])
+        assert np.isfinite(r.scores).all()
+        np.testing.assert_allclose(r.scores.sum(0), 1.0, atol=1e-5)
+
+
+def test_huge_image_is_bounded(tiny_manager):
+    """12,000×9,000: the maps and PAMR run at the capped work size (guide downscaled with
+    them), the labels come back at full size, the scores are left out and it says so."""
+    img = np.zeros((9000, 12000, 3), np.uint8)
+    img[:, 6000:] = 200
+    r = _naclip(tiny_manager, img, "dog, sky", max_work_pixels=300_000)
+    assert r.labels.shape == (9000, 12000) and r.scores is None
+    assert "pamr" in r.timings
+    assert any("working-size cap" in m for m in r.messages)
+    assert any("scores were left out" in m for m in r.messages)
+
+
+def test_class_found_nowhere_gives_empty_masks(tiny_manager, image):
+    r = _naclip(tiny_manager, image, "dog, cat", prob_thd=1.0)
+    assert set(r.areas().values()) == {0} and (r.labels == 0).all()
+    assert all(not m.any() for m in r.masks().values())
+    np.testing.assert_allclose(r.scores.sum(0), 1.0, atol=1e-5)
+
+
+def test_many_names_shrink_the_work_size_not_the_output(tiny_manager, image):
+    prompt = ", ".join(f"thing {i}" for i in range(12))
+    r = _naclip(tiny_manager, image, prompt, max_map_bytes=10_000_000)
+    assert r.labels.shape == image.shape[:2] and len(r.classes) == 13
+    assert any("working-size cap" in m for m in r.messages)
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", ",,;|\n"])
+def test_empty_prompts_are_bad_input(tiny_manager, image, prompt):
+    with pytest.raises(BadInput):
+        _naclip(tiny_manager, image, prompt)
