@@ -571,8 +571,6 @@ class BatchDialog(QDialog):
 
     def _benchmark_done(self, outcome) -> None:
         result, paths = outcome
-        self.last_result = outcome
-        self.report_file = paths["json"]
         s = result.scores
         self._fill(
             self.class_table,
@@ -591,24 +589,29 @@ class BatchDialog(QDialog):
         )
         self.iou_chart.setPixmap(QPixmap(str(paths["iou"])))
         self.confusion_chart.setPixmap(QPixmap(str(paths["confusion"])))
-        self.results.setCurrentWidget(self.class_table)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
         spi = result.seconds_per_image.get("total")
-        self._end(
+        self._finished(
+            outcome,
+            self.class_table,
             f"{result.dataset_title} · {result.method} · {s.images} images: mIoU "
             f"{s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}"
-            + (f", {spi:.2f} s per image" if spi is not None else "")
-            + f". Report: {paths['json']}"
+            + (f", {spi:.2f} s per image" if spi is not None else ""),
         )
+
+    def _finished(self, outcome, shown: QWidget, text: str) -> None:
+        """A benchmark or comparison is done: its report is the one to open."""
+        self.last_result = outcome
+        self.report_file = outcome[1]["json"]
+        self.results.setCurrentWidget(shown)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self._end(f"{text}. Report: {self.report_file}")
 
     def _comparison_done(self, outcome) -> None:
         from ovpaint.eval.compare import comparison_dict, method_out_path
         from ovpaint.eval.report import report_paths
 
         comparison, paths = outcome
-        self.last_result = outcome
-        self.report_file = paths["json"]
         data = comparison_dict(comparison)
         methods = data["methods"]
 
@@ -646,13 +649,12 @@ class BatchDialog(QDialog):
         self.iou_chart.setPixmap(QPixmap(str(paths["per_class"])))
         first = report_paths(method_out_path(paths["json"], methods[0]))
         self.confusion_chart.setPixmap(QPixmap(str(first["confusion"])))
-        self.results.setCurrentWidget(self.comparison_tab)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
         best = max(data["summary"], key=lambda r: -1.0 if r["mIoU"] is None else r["mIoU"])
-        self._end(
+        self._finished(
+            outcome,
+            self.comparison_tab,
             f"{data['dataset_title']} · {len(methods)} methods · {data['images']} images: "
-            f"best mIoU {best['method']} {_pct(best['mIoU'])}. Report: {paths['json']}"
+            f"best mIoU {best['method']} {_pct(best['mIoU'])}",
         )
 
     def _on_error(self, exc: BaseException) -> None:

@@ -86,7 +86,9 @@ def _overrides(pairs: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
-    from ovpaint.eval.compare import parse_methods
+    from ovpaint.eval.compare import Comparison, parse_methods, run_comparison, write_comparison
+    from ovpaint.eval.report import write_report
+    from ovpaint.eval.runner import run_benchmark
 
     methods = parse_methods(args.method, segmentation_methods())
     settings = _overrides(args.set)
@@ -101,76 +103,54 @@ def run(args: argparse.Namespace) -> int:
     progress, close = tqdm_progress("benchmark", disable=True if args.quiet else None)
     try:
         with cancel_on_interrupt(new_cancel(), "the current image") as cancel:
+            where = {"manager": manager, "out_path": args.out, "progress": progress}
             if len(methods) == 1:
-                return _run_one(args, methods[0], manager, options, progress, cancel, close)
-            return _run_several(args, methods, manager, options, progress, cancel, close)
+                one = run_benchmark(
+                    args.dataset, args.root, methods[0], cancel=cancel, **where, **options
+                )
+                results = [one]
+            else:
+                results = run_comparison(
+                    args.dataset, args.root, methods, cancel=cancel, **where, **options
+                ).results
     finally:
         close()
-
-
-def _summary_line(title: str, method: str, scores, spi: float | None) -> str:
-    return (
-        f"{title} · {method} · {scores.images} images: "
-        f"mIoU {scores.miou * 100:.2f}, pixel accuracy {scores.pixel_accuracy * 100:.2f}, "
-        f"mean F1 {scores.mean_f1 * 100:.2f}, boundary F1 {scores.mean_boundary_f1 * 100:.2f}"
-        + (f", {spi:.2f} s per image" if spi is not None else "")
-    )
-
-
-def _run_one(args, method, manager, options, progress, cancel, close) -> int:
-    from ovpaint.eval.report import write_report
-    from ovpaint.eval.runner import run_benchmark
-
-    result = run_benchmark(
-        args.dataset,
-        args.root,
-        method,
-        manager,
-        out_path=args.out,
-        progress=progress,
-        cancel=cancel,
-        **options,
-    )
-    close()
-    paths = write_report(result, args.out, manager=manager)
-    spi = result.seconds_per_image.get("total")
-    print(_summary_line(result.dataset_title, result.method, result.scores, spi))
-    for message in result.messages:
-        print(f"ovpaint: {message}", file=sys.stderr)
+    if len(results) == 1:
+        paths = write_report(results[0], args.out, manager=manager)
+    else:
+        paths = write_comparison(Comparison(results), args.out, manager=manager)
+    _print_results(results)
     print("report: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return 0
 
 
-def _run_several(args, methods, manager, options, progress, cancel, close) -> int:
-    from ovpaint.eval.compare import run_comparison, write_comparison
-
-    comparison = run_comparison(
-        args.dataset,
-        args.root,
-        methods,
-        manager,
-        out_path=args.out,
-        progress=progress,
-        cancel=cancel,
-        **options,
-    )
-    close()
-    paths = write_comparison(comparison, args.out, manager=manager)
-    width = max(len(m) for m in methods)
-    print(f"{comparison.first.dataset_title} · {comparison.first.scores.images} images")
-    print(
-        f"{'method':{width}}  {'mIoU':>6}  {'pix.acc':>7}  {'mean F1':>7}  {'bound.F1':>8}  "
-        f"{'s/image':>7}"
-    )
-    for r in comparison.results:
-        s = r.scores
-        spi = r.seconds_per_image.get("total")
+def _print_results(results) -> None:
+    """One line for a single run; a table of the methods side by side for a comparison."""
+    first = results[0]
+    if len(results) == 1:
+        s = first.scores
+        spi = first.seconds_per_image.get("total")
         print(
-            f"{r.method:{width}}  {s.miou * 100:6.2f}  {s.pixel_accuracy * 100:7.2f}  "
-            f"{s.mean_f1 * 100:7.2f}  {s.mean_boundary_f1 * 100:8.2f}  "
-            + ("    n/a" if spi is None else f"{spi:7.2f}")
+            f"{first.dataset_title} · {first.method} · {s.images} images: "
+            f"mIoU {s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}, "
+            f"mean F1 {s.mean_f1 * 100:.2f}, boundary F1 {s.mean_boundary_f1 * 100:.2f}"
+            + (f", {spi:.2f} s per image" if spi is not None else "")
         )
+    else:
+        width = max(len(r.method) for r in results)
+        print(f"{first.dataset_title} · {first.scores.images} images")
+        print(
+            f"{'method':{width}}  {'mIoU':>6}  {'pix.acc':>7}  {'mean F1':>7}  {'bound.F1':>8}  s/image"
+        )
+        for r in results:
+            s = r.scores
+            spi = r.seconds_per_image.get("total")
+            print(
+                f"{r.method:{width}}  {s.miou * 100:6.2f}  {s.pixel_accuracy * 100:7.2f}  "
+                f"{s.mean_f1 * 100:7.2f}  {s.mean_boundary_f1 * 100:8.2f}  "
+                + ("n/a" if spi is None else f"{spi:7.2f}")
+            )
+    for r in results:
         for message in r.messages:
-            print(f"ovpaint: {r.method}: {message}", file=sys.stderr)
-    print("report: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
-    return 0
+            prefix = f"{r.method}: " if len(results) > 1 else ""
+            print(f"ovpaint: {prefix}{message}", file=sys.stderr)

@@ -26,7 +26,9 @@ from ovpaint.core.fileio import atomic_write_bytes, atomic_write_text
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.eval.datasets import Dataset, open_dataset
 from ovpaint.eval.report import (
+    _pct,
     _png,
+    images_line,
     machine_info,
     references_for,
     report_dict,
@@ -172,18 +174,12 @@ def comparison_dict(comparison: Comparison, *, manager=None) -> dict:
     }
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or x != x else f"{x * 100:.2f}"
-
-
 def comparison_markdown(data: dict) -> str:
     methods = data["methods"]
     lines = [
         f"# Benchmark comparison: {data['dataset_title']}",
         "",
-        f"{data['images']} images from `{data['root']}`"
-        + (f" (random subset, limit {data['limit']}, seed {data['seed']})" if data["limit"] else "")
-        + f"; methods: {', '.join(methods)}.",
+        images_line(data) + f"; methods: {', '.join(methods)}.",
         "",
         "| method | " + " | ".join(label for _, label in SUMMARY_METRICS) + " | s per image |",
         "|---" * (len(SUMMARY_METRICS) + 2) + "|",

@@ -105,14 +105,19 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or x != x else f"{x * 100:.2f}"
 
 
+def images_line(data: dict) -> str:
+    """'N images from `root`', and how they were picked when a subset."""
+    return f"{data['images']} images from `{data['root']}`" + (
+        f" (random subset, limit {data['limit']}, seed {data['seed']})" if data["limit"] else ""
+    )
+
+
 def markdown(data: dict) -> str:
     m = data["metrics"]
     lines = [
         f"# Benchmark: {data['dataset_title']} · {data['method']}",
         "",
-        f"{data['images']} images from `{data['root']}`"
-        + (f" (random subset, limit {data['limit']}, seed {data['seed']})" if data["limit"] else "")
-        + f"; models: {data['models'] or 'injected segmenter'}.",
+        images_line(data) + f"; models: {data['models'] or 'injected segmenter'}.",
         "",
         "| metric | value (%) |",
         "|---|---|",

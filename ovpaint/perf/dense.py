@@ -74,33 +74,17 @@ def stages(ctx: PerfContext) -> list[Stage]:
             cache["x"] = preprocess(image(), 336, 2048, clip.mean, clip.std).to(clip.device)
         return cache["x"]
 
-    def dense_pass(dtype: str):
-        from ovpaint.pipelines.segmentation.dense import (
-            DenseSettings,
-            slide_logits,
-            window_features,
+    def dense_pass(dtype: str, method: str = "sclip"):
+        from ovpaint.pipelines.segmentation import dense as D
+
+        settings = (D.NaclipSettings if method == "naclip" else D.DenseSettings)(
+            compute_dtype=dtype
         )
 
         def run():
-            feats = window_features(
-                _clip_bundle(ctx), net_input(), DenseSettings(compute_dtype=dtype)
+            return D.slide_logits(
+                D.window_features(_clip_bundle(ctx), net_input(), settings), text()
             )
-            return slide_logits(feats, text())
-
-        return run
-
-    def naclip_pass(dtype: str):
-        from ovpaint.pipelines.segmentation.dense import (
-            NaclipSettings,
-            slide_logits,
-            window_features,
-        )
-
-        def run():
-            feats = window_features(
-                _clip_bundle(ctx), net_input(), NaclipSettings(compute_dtype=dtype)
-            )
-            return slide_logits(feats, text())
 
         return run
 
@@ -281,24 +265,21 @@ def stages(ctx: PerfContext) -> list[Stage]:
             setup=requery,
             note="target < 50 ms",
         ),
-        Stage(
-            "dense",
-            name_naclip_fp32,
-            naclip_pass("fp32"),
-            repeats=rep(3),
-            baseline=f"dense {w}×{h}: batched windows fp32",
-            paired=True,
-            note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
-        ),
-        Stage(
-            "dense",
-            name_naclip_bf16,
-            naclip_pass("bf16"),
-            repeats=rep(3),
-            baseline=f"dense {w}×{h}: batched windows bf16 (fastest)",
-            paired=True,
-            note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
-        ),
+        *[
+            Stage(
+                "dense",
+                name,
+                dense_pass(dtype, "naclip"),
+                repeats=rep(3),
+                baseline=baseline,
+                paired=True,
+                note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
+            )
+            for name, dtype, baseline in (
+                (name_naclip_fp32, "fp32", f"dense {w}×{h}: batched windows fp32"),
+                (name_naclip_bf16, "bf16", f"dense {w}×{h}: batched windows bf16 (fastest)"),
+            )
+        ],
         *[
             Stage(
                 "dense",

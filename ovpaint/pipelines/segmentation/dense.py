@@ -12,12 +12,16 @@ where it is on); the other method on the same image costs one block.
 Memory: the resized network input is small (short side 336), but the class maps at the
 original size are ``names × H × W`` floats. Maps, probabilities and labels are computed at a
 working size of at most ``max_work_pixels`` (4 MP by default, fewer when many names are
-queried, so that the maps' peak, three of them and PAMR's step matrix while PAMR runs, stays
-under ``max_map_bytes``); PAMR therefore runs at the working size, its guide downscaled with
-it. The label map is scaled to the original size by nearest neighbour and the per-class scores
-are scaled up only when they fit ``max_score_bytes``; otherwise the result carries no scores and
-says so in its messages. A 12,000 × 9,000 photo therefore never allocates a full-size
-``C × H × W`` float map.
+queried, so that ``names × pixels`` stays under ``max_map_bytes``); the label map is scaled to
+the original size by nearest neighbour and the per-class scores are scaled up only when they
+fit ``max_score_bytes``; otherwise the result carries no scores and says so in its messages. A
+12,000 × 9,000 photo therefore never allocates a full-size ``C × H × W`` float map.
+
+PAMR refines the logits at the working size, or below it: at most ``pamr_max_pixels`` (1 MP),
+and small enough that its three maps and its step matrix stay under ``max_map_bytes``; its
+guide (the network input, which holds no detail beyond the 336 px short side) and dilations are
+scaled with it and the refined logits are resized to the working size. Every benchmark image
+(VOC, COCO, ADE20K: under 0.5 MP) is refined at its own size, as the reference does.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class DenseSettings:
     max_work_pixels: int = 4_000_000  # cap on the size at which class maps are computed
     max_map_bytes: int = 1_000_000_000  # cap on names × work pixels × 4 bytes (all maps)
     max_score_bytes: int = 768_000_000  # full-size scores returned only under this
+    pamr_max_pixels: int = 1_000_000  # PAMR runs at most at this size, then is resized up
     pamr_cache_bytes: int = 256_000_000  # per image: PAMR's step matrix and refined maps kept
 
     #: Named presets (benchmark datasets select them by name): overrides of the defaults.
@@ -143,8 +148,8 @@ class DenseSettings:
             raise BadInput("layer_weights needs one weight per entry of layers.")
         if self.batch_size < 1 or self.max_work_pixels < 1:
             raise BadInput("batch_size and max_work_pixels must be positive.")
-        if self.pamr_cache_bytes < 0:
-            raise BadInput("pamr_cache_bytes must be ≥ 0.")
+        if self.pamr_cache_bytes < 0 or self.pamr_max_pixels < 1:
+            raise BadInput("pamr_cache_bytes must be ≥ 0 and pamr_max_pixels ≥ 1.")
 
     @property
     def last(self) -> LastBlock:
@@ -750,28 +755,28 @@ def class_names(
     return names, owner, [BACKGROUND] + [q.name for q in queries]
 
 
-def map_bytes_per_pixel(n_names: int, settings: DenseSettings) -> int:
-    """Bytes per work pixel the class maps take at their peak: one float per name, three
-    while PAMR runs (its input, its step's input and output) plus its step matrix."""
-    n = 4 * max(n_names, 1)
-    if settings.pamr and settings.pamr_steps > 0:
-        from ovpaint.pipelines.segmentation.pamr import operator_bytes_per_pixel
-
-        return 3 * n + operator_bytes_per_pixel(settings.pamr_dilations)
-    return n
+def _capped(height: int, width: int, cap: int) -> tuple[int, int]:
+    if height * width <= cap:
+        return height, width
+    scale = math.sqrt(cap / (height * width))
+    return max(1, int(height * scale)), max(1, int(width * scale))
 
 
 def work_size(height: int, width: int, n_names: int, settings: DenseSettings) -> tuple[int, int]:
     """The size at which class maps are computed: the original size unless that exceeds the
     pixel cap or the map-bytes cap (see the module docstring)."""
-    cap = min(
-        settings.max_work_pixels,
-        settings.max_map_bytes // map_bytes_per_pixel(n_names, settings),
-    )
-    if height * width <= cap:
-        return height, width
-    scale = math.sqrt(cap / (height * width))
-    return max(1, int(height * scale)), max(1, int(width * scale))
+    cap = min(settings.max_work_pixels, settings.max_map_bytes // (4 * max(n_names, 1)))
+    return _capped(height, width, cap)
+
+
+def pamr_size(work_hw: tuple[int, int], n_names: int, settings: DenseSettings) -> tuple[int, int]:
+    """The size PAMR runs at: the work size unless that exceeds ``pamr_max_pixels`` or PAMR's
+    maps (its input and two step buffers, a float per name each) and step matrix would exceed
+    ``max_map_bytes``; then its refined logits are resized (bilinear) to the work size."""
+    from ovpaint.pipelines.segmentation.pamr import operator_bytes_per_pixel
+
+    per_pixel = 12 * max(n_names, 1) + operator_bytes_per_pixel(settings.pamr_dilations)
+    return _capped(*work_hw, min(settings.pamr_max_pixels, settings.max_map_bytes // per_pixel))
 
 
 def _image_key(clip: Any, settings: DenseSettings) -> tuple:
@@ -892,33 +897,36 @@ def pamr_logits(
     s: DenseSettings,
 ) -> torch.Tensor:
     """names×h×w PAMR-refined logits (``text`` already scaled) at the work size, reusing and
-    filling the session's :class:`PamrCache` within ``pamr_cache_bytes``."""
+    filling the session's :class:`PamrCache` within ``pamr_cache_bytes``. PAMR runs at
+    :func:`pamr_size`, its guide and dilations scaled with it."""
     from ovpaint.pipelines.segmentation.pamr import pamr_operator
 
-    dilations = _pamr_geometry(work_hw, (session.height, session.width), s)
-    key = ("pamr", feats_key, tuple(work_hw), s.pamr_steps, dilations)
+    hw = pamr_size(work_hw, len(names), s)
+    dilations = _pamr_geometry(hw, (session.height, session.width), s)
+    key = ("pamr", feats_key, hw, s.pamr_steps, dilations)
     cache = session.get(key) or session.put(key, PamrCache())
     ids = [(name, s.templates, float(s.logit_scale)) for name in names]
     todo = [i for i, name_id in enumerate(ids) if name_id not in cache.maps]
     fresh = None
     if todo:
-        operator = cache.operator or pamr_operator(_pamr_guide(guide_input, work_hw), dilations)
+        operator = cache.operator or pamr_operator(_pamr_guide(guide_input, hw), dilations)
         if cache.operator is None and cache.nbytes + operator.nbytes <= s.pamr_cache_bytes:
             cache.operator = operator
             cache.nbytes += operator.nbytes
-        fresh = operator.apply(fast_final_logits(feats, text[todo], work_hw), s.pamr_steps)
+        fresh = operator.apply(fast_final_logits(feats, text[todo], hw), s.pamr_steps)
         for row, i in enumerate(todo):
             size = fresh[row].numel() * 4
             if ids[i] not in cache.maps and cache.nbytes + size <= s.pamr_cache_bytes:
                 cache.maps[ids[i]] = fresh[row].clone()
                 cache.nbytes += size
     if len(todo) == len(ids):
-        return fresh
-    out = torch.empty((len(ids), *work_hw), dtype=torch.float32)
-    position = {i: row for row, i in enumerate(todo)}
-    for i, name_id in enumerate(ids):
-        out[i] = fresh[position[i]] if i in position else cache.maps[name_id]
-    return out
+        out = fresh
+    else:
+        out = torch.empty((len(ids), *hw), dtype=torch.float32)
+        position = {i: row for row, i in enumerate(todo)}
+        for i, name_id in enumerate(ids):
+            out[i] = fresh[position[i]] if i in position else cache.maps[name_id]
+    return final_logits(out, work_hw)
 
 
 def dense_probabilities(

@@ -120,14 +120,18 @@ def test_voc_preset_runs_the_whole_image(tiny_manager, image):
     assert (sclip.logit_scale, sclip.area_thd, sclip.whole_image) == (65.0, 0.1, False)
 
 
-def test_work_size_counts_the_maps_pamr_holds():
-    plain = D.DenseSettings(max_map_bytes=100_000_000)
-    with_pamr = D.NaclipSettings(max_map_bytes=100_000_000)
-    h1, w1 = D.work_size(3000, 4000, 30, plain)
-    h2, w2 = D.work_size(3000, 4000, 30, with_pamr)
-    assert h1 * w1 * 4 * 30 <= 100_000_000
-    assert h2 * w2 * D.map_bytes_per_pixel(30, with_pamr) <= 100_000_000
-    assert h2 * w2 < h1 * w1 / 3
+def test_pamr_size_keeps_pamr_under_the_map_bytes_cap():
+    from ovpaint.pipelines.segmentation.pamr import operator_bytes_per_pixel
+
+    s = D.NaclipSettings(max_map_bytes=100_000_000)
+    work = D.work_size(3000, 4000, 30, s)
+    assert work[0] * work[1] * 4 * 30 <= 100_000_000
+    h, w = D.pamr_size(work, 30, s)
+    assert h * w * (12 * 30 + operator_bytes_per_pixel(s.pamr_dilations)) <= 100_000_000
+    assert abs(w / h - 4 / 3) < 0.01
+    assert D.pamr_size((375, 500), 30, D.NaclipSettings()) == (375, 500)  # a dataset image
+    h, w = D.pamr_size((1500, 2000), 5, D.NaclipSettings())  # a photo: at most 1 MP
+    assert 990_000 < h * w <= 1_000_000
 
 
 @pytest.mark.parametrize(
@@ -190,7 +194,7 @@ def test_class_found_nowhere_gives_empty_masks(tiny_manager, image):
 
 def test_many_names_shrink_the_work_size_not_the_output(tiny_manager, image):
     prompt = ", ".join(f"thing {i}" for i in range(12))
-    r = _naclip(tiny_manager, image, prompt, max_map_bytes=10_000_000)
+    r = _naclip(tiny_manager, image, prompt, max_map_bytes=4_000_000)
     assert r.labels.shape == image.shape[:2] and len(r.classes) == 13
     assert any("working-size cap" in m for m in r.messages)
 
