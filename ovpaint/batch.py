@@ -230,17 +230,25 @@ def _check_writable(out_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- pipeline glue
-def default_inpaint_fn(options: InpaintOptions, manager) -> InpaintFn:
+def default_inpaint_fn(
+    options: InpaintOptions, manager, notes: list[str] | None = None
+) -> InpaintFn:
+    """The pipeline as an ``InpaintFn``; what it says (which engine ran, fallbacks) is added
+    once to ``notes``."""
     from ovpaint.pipelines.inpainting import inpaint as inpaint_module
 
     settings = options.settings
     if settings is None or isinstance(settings, dict):
-        settings = inpaint_module.InpaintSettings(
-            mode=options.mode, prompt=options.prompt, **(settings or {})
+        settings = inpaint_module.InpaintSettings.from_dict(
+            {"mode": options.mode, "prompt": options.prompt, **(settings or {})}
         )
+    settings.validated()  # a bad option fails before the first image
 
     def fn(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return inpaint_module.inpaint(rgb, mask, settings, manager=manager).image
+        result = inpaint_module.inpaint(rgb, mask, settings, manager=manager)
+        if notes is not None:
+            notes.extend(m for m in result.messages if m not in notes)
+        return result.image
 
     return fn
 
@@ -370,7 +378,7 @@ def run_batch(
     if segment_fn is None:
         segment_fn = default_segment_fn(method, manager, settings)
     if inpaint is not None and inpaint_fn is None:
-        inpaint_fn = default_inpaint_fn(inpaint, manager)
+        inpaint_fn = default_inpaint_fn(inpaint, manager, report.messages)
     config = json.dumps(
         {
             "queries": [[q.name, *q.synonyms] for q in queries],

@@ -46,10 +46,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ovpaint.app.inpaint_panel import fill_engine_combo
 from ovpaint.app.prompt_panel import available_methods
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
-from ovpaint.pipelines.inpainting.inpaint import MODES as INPAINT_MODES
+from ovpaint.pipelines.inpainting.settings import CPU_STEPS as INPAINT_CPU_STEPS
+from ovpaint.pipelines.inpainting.settings import GPU_STEPS as INPAINT_GPU_STEPS
+from ovpaint.pipelines.inpainting.settings import MODES as INPAINT_MODES
 
 DATASETS = (
     ("voc", "PASCAL VOC 2012 (val)"),
@@ -342,11 +345,20 @@ class BatchDialog(QDialog):
         self.inpaint_prompt.setPlaceholderText("e.g. a sunset sky (empty for remove)")
         self.inpaint_mode = QComboBox()
         self.inpaint_mode.addItems(INPAINT_MODES)
+        self.inpaint_engine = QComboBox()
+        self.inpaint_engine.setObjectName("batchEngineCombo")
+        fill_engine_combo(self.inpaint_engine, self.inpaint_mode.currentText())
+        self.inpaint_mode.currentTextChanged.connect(
+            lambda mode: fill_engine_combo(self.inpaint_engine, mode)
+        )
         self.inpaint_steps = QSpinBox()
         self.inpaint_steps.setRange(1, 200)
-        self.inpaint_steps.setValue(50)
+        self.inpaint_steps.setValue(
+            INPAINT_CPU_STEPS if self.manager.device.type == "cpu" else INPAINT_GPU_STEPS
+        )
         inpaint_form.addRow("Prompt", self.inpaint_prompt)
         inpaint_form.addRow("Mode", self.inpaint_mode)
+        inpaint_form.addRow("Engine", self.inpaint_engine)
         inpaint_form.addRow("Steps", self.inpaint_steps)
         form.addRow("Input folder", _folder_row(self.input_edit, self, "Input folder"))
         form.addRow("Output folder", _folder_row(self.output_edit, self, "Output folder"))
@@ -455,7 +467,7 @@ class BatchDialog(QDialog):
             inpaint = InpaintOptions(
                 self.inpaint_prompt.text().strip(),
                 self.inpaint_mode.currentText(),
-                {"steps": self.inpaint_steps.value()},
+                {"steps": self.inpaint_steps.value(), "engine": self.inpaint_engine.currentData()},
             )
         self.table.setRowCount(0)
         self.results.setCurrentWidget(self.table)

@@ -1,6 +1,8 @@
-"""The inpainting panel: mode, prompt with its expansion and negative prompt (visible and
-editable), steps, guidance, strength, seed with a dice, variants. Each variant arrives as an
-image layer holding only the pixels it changed; variants can be compared and one kept.
+"""The inpainting panel: mode, engine (from the engine registry), prompt with its expansion and
+negative prompt (visible and editable), steps, guidance, strength, seed with a dice, variants,
+and for remove how much the mask grows and an optional Stable Diffusion refinement. Each variant
+arrives as an image layer holding only the pixels it changed; variants can be compared and one
+kept.
 """
 
 from __future__ import annotations
@@ -8,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-import numpy as np
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -29,46 +29,56 @@ from ovpaint.app.context import EditorContext
 from ovpaint.app.workers import error_message
 from ovpaint.core.document import Document, ImageLayer, MaskLayer
 from ovpaint.core.errors import BadInput, ModelUnavailable
-from ovpaint.core.masks import bbox
-from ovpaint.pipelines.inpainting.inpaint import DEFAULT_STRENGTH, MODES, InpaintSettings, inpaint
+from ovpaint.pipelines.inpainting import settings as defaults
+from ovpaint.pipelines.inpainting.engines import ENGINES, choose_engine, engines_for
+from ovpaint.pipelines.inpainting.geometry import Patch
+from ovpaint.pipelines.inpainting.inpaint import inpaint
+from ovpaint.pipelines.inpainting.settings import (
+    AUTO_ENGINE,
+    DEFAULT_STRENGTH,
+    MODES,
+    InpaintSettings,
+)
+
+AUTO_HELP = (
+    "The best installed engine for the mode: LaMa for remove when installed, else Stable "
+    "Diffusion, else the instant OpenCV fill. The message after the run says which ran."
+)
 
 
-def build_settings(values: dict):
+def fill_engine_combo(combo: QComboBox, mode: str) -> None:
+    """Auto plus the registered engines that can do ``mode``, keeping the choice when it
+    still applies."""
+    current = combo.currentData() or AUTO_ENGINE
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItem("Auto", AUTO_ENGINE)
+    combo.setItemData(0, AUTO_HELP, 3)  # Qt.ToolTipRole
+    for engine in engines_for(mode):
+        combo.addItem(engine.title, engine.name)
+        combo.setItemData(combo.count() - 1, engine.help, 3)
+    index = combo.findData(current)
+    combo.setCurrentIndex(max(0, index))
+    combo.blockSignals(False)
+
+
+def build_settings(values: dict) -> InpaintSettings:
     """An ``InpaintSettings`` from the panel's values, passing only the fields it declares."""
     names = {f.name for f in dataclasses.fields(InpaintSettings)}
     return InpaintSettings(**{k: v for k, v in values.items() if k in names})
 
 
-Patch = tuple[np.ndarray, np.ndarray, int, int]  # rgb, alpha, x, y of the changed pixels
-
-
-def changed_patch(rgb: np.ndarray, out: np.ndarray) -> Patch | None:
-    """Only the changed pixels of ``out``, over their bounding box (alpha 255 where changed)."""
-    changed = (out != rgb).any(axis=2)
-    box = bbox(changed)
-    if box is None:
-        return None
-    x0, y0, x1, y1 = box
-    alpha = changed[y0:y1, x0:x1].astype(np.uint8) * 255
-    return np.ascontiguousarray(out[y0:y1, x0:x1]), alpha, x0, y0
-
-
 def inpaint_job(
-    rgb, mask, values: dict, variants: int, manager, fast: bool, *, progress, cancel
-) -> tuple[list[tuple[int, Patch | None]], list[str]]:
-    """Worker-side: one pipeline call for all variants (the instant fill has one); returns
-    [(seed, changed patch)] and the pipeline's messages (fallbacks, memory retries)."""
-    settings = build_settings(
-        {**values, "variants": 1 if fast else variants, "engine": "telea" if fast else "sd"}
+    rgb, mask, values: dict, manager, *, progress, cancel
+) -> tuple[list[tuple[int, Patch | None]], list[str], str]:
+    """Worker-side: one pipeline call for all variants; returns [(seed, the variant's pixels
+    as one patch)], the pipeline's messages (which engine ran, fallbacks, memory retries) and
+    the engine that ran."""
+    result = inpaint(
+        rgb, mask, build_settings(values), manager=manager, progress=progress, cancel=cancel
     )
-    result = inpaint(rgb, mask, settings, manager=manager, progress=progress, cancel=cancel)
-    return (
-        [
-            (seed, changed_patch(rgb, out))
-            for seed, out in zip(result.seeds, result.images, strict=True)
-        ],
-        result.messages,
-    )
+    patches = result.layer_patches()
+    return list(zip(result.seeds, patches, strict=True)), result.messages, result.engine
 
 
 class InpaintPanel(QWidget):
@@ -88,10 +98,20 @@ class InpaintPanel(QWidget):
         self.negative = QPlainTextEdit()
         self.negative.setObjectName("negativePromptEdit")
         self.negative.setMaximumHeight(48)
+        self.engine = QComboBox()
+        self.engine.setObjectName("inpaintEngineCombo")
+        self.engine.setToolTip(AUTO_HELP)
         self.steps = QSpinBox()
         self.steps.setObjectName("stepsSpin")
         self.steps.setRange(1, 200)
-        self.steps.setValue(50)
+        on_cpu = (
+            getattr(context.manager, "device", None) is None or context.manager.device.type == "cpu"
+        )
+        self.steps.setValue(defaults.CPU_STEPS if on_cpu else defaults.GPU_STEPS)
+        self.steps.setToolTip(
+            f"Stable Diffusion steps: {defaults.CPU_STEPS} with DPM-Solver++ on a CPU, "
+            f"{defaults.GPU_STEPS} with the model's own scheduler on a GPU"
+        )
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(0.0, 30.0)
         self.guidance.setSingleStep(0.5)
@@ -112,8 +132,24 @@ class InpaintPanel(QWidget):
         self.variants = QSpinBox()
         self.variants.setRange(1, 8)
         self.variants.setValue(1)
-        self.fast = QCheckBox("Instant fallback (no model)")
-        self.fast.setObjectName("fallbackCheck")
+        self.grow = QSpinBox()
+        self.grow.setObjectName("removeGrowSpin")
+        self.grow.setRange(0, 100)
+        self.grow.setSuffix(" px")
+        self.grow.setValue(defaults.REMOVE_GROW_PX)
+        self.grow.setToolTip(
+            "Remove: grow the mask by this much before filling, so the object's rim and "
+            "shadow go too"
+        )
+        self.refine = QDoubleSpinBox()
+        self.refine.setObjectName("refineStrengthSpin")
+        self.refine.setRange(0.0, 1.0)
+        self.refine.setSingleStep(0.05)
+        self.refine.setSpecialValueText("off")
+        self.refine.setToolTip(
+            "Remove with LaMa, then let Stable Diffusion refine its fill at this strength "
+            "(about 0.3 adds texture; needs the inpainting model, slow on a CPU)"
+        )
         self.button = QPushButton("Inpaint")
         self.button.setObjectName("inpaintButton")
         self.button.setToolTip("Inpaint inside the selected mask (Ctrl+Shift+Return)")
@@ -134,6 +170,9 @@ class InpaintPanel(QWidget):
         variant_row.addWidget(self.keep_button)
         form = QFormLayout()
         form.addRow("Mode", self.mode)
+        form.addRow("Engine", self.engine)
+        form.addRow("Grow (remove)", self.grow)
+        form.addRow("SD refine", self.refine)
         form.addRow("Prompt", self.prompt)
         form.addRow("Full prompt", self.expanded)
         form.addRow("Negative", self.negative)
@@ -142,7 +181,6 @@ class InpaintPanel(QWidget):
         form.addRow("Strength", self.strength)
         form.addRow("Seed", seed_row)
         form.addRow("Variants", self.variants)
-        form.addRow(self.fast)
         form.addRow(self.button)
         form.addRow("Compare", variant_row)
         layout = QVBoxLayout(self)
@@ -153,6 +191,7 @@ class InpaintPanel(QWidget):
         self._expanded_by_user = False
         self.prompt.textChanged.connect(self._update_expansion)
         self.mode.currentTextChanged.connect(self._mode_changed)
+        self.engine.currentIndexChanged.connect(lambda index: self._engine_changed())
         self.expanded.textChanged.connect(self._expanded_edited)
         context.document_changed.connect(lambda doc: self._refresh())
         context.busy_changed.connect(lambda busy: self._refresh())
@@ -172,8 +211,25 @@ class InpaintPanel(QWidget):
     def _mode_changed(self, mode: str) -> None:
         self.strength.setValue(DEFAULT_STRENGTH.get(mode, 1.0))
         self.prompt.setEnabled(mode != "remove")
+        fill_engine_combo(self.engine, mode)
         self._expanded_by_user = False
         self._update_expansion()
+        self._engine_changed()
+
+    def _engine_changed(self) -> None:
+        """Show the controls the chosen engine uses: prompts and diffusion settings for
+        Stable Diffusion (and for auto where it is what runs), grow and refine for remove."""
+        mode, name = self.mode.currentText(), self.engine.currentData() or AUTO_ENGINE
+        engine = ENGINES.get(name)
+        diffusion = engine.uses_prompt if engine is not None else mode != "remove"
+        removing = mode == "remove"
+        for widget in (self.expanded, self.negative, self.guidance, self.strength, self.seed):
+            widget.setEnabled(diffusion)
+        self.steps.setEnabled(diffusion or self.refine.value() > 0)
+        self.variants.setEnabled(diffusion or self.refine.value() > 0)
+        self.grow.setEnabled(removing)
+        self.refine.setEnabled(removing and name in (AUTO_ENGINE, "lama"))
+        self.engine.setToolTip(engine.help if engine is not None else AUTO_HELP)
 
     def _expanded_edited(self) -> None:
         if not self._setting_expansion:
@@ -211,6 +267,11 @@ class InpaintPanel(QWidget):
             "guidance": self.guidance.value(),
             "strength": self.strength.value(),
             "seed": self.seed.value(),
+            "variants": self.variants.value(),
+            "engine": self.engine.currentData() or AUTO_ENGINE,
+            "grow_px": self.grow.value(),
+            "refine_strength": self.refine.value(),
+            "user_prompt": self.prompt.text().strip(),
         }
 
     def run(self) -> None:
@@ -218,37 +279,40 @@ class InpaintPanel(QWidget):
         if doc is None or self.context.busy:
             return
         layer = doc.layers.selected
+        self._update_expansion()
+        values = self.values()
         try:
             if not isinstance(layer, MaskLayer) or not layer.binary.any():
                 raise BadInput("Select a mask layer that covers what to inpaint.")
-            if not self.fast.isChecked():
-                self.context.manager.check_available("inpaint")
+            # bad settings and a missing model are said now, before any work
+            choose_engine(build_settings(values).validated(), self.context.manager)
         except (BadInput, ModelUnavailable) as exc:
             self.context.banner.show_message(error_message(exc))
             return
-        self._update_expansion()
-        values = self.values()
         mask = layer.binary
         self.context.run_job(
             inpaint_job,
             doc.rgb,
             mask,
             values,
-            self.variants.value(),
             self.context.manager,
-            self.fast.isChecked(),
             title="Inpaint",
             on_done=lambda done: self.apply(doc, layer, values, *done),
         )
 
     def apply(
-        self, doc: Document, mask_layer: MaskLayer, values: dict, outputs, messages: list[str]
+        self,
+        doc: Document,
+        mask_layer: MaskLayer,
+        values: dict,
+        outputs,
+        messages: list[str],
+        engine: str,
     ) -> None:
-        label = (
-            values["mode"]
-            if values["mode"] == "remove" or not self.prompt.text()
-            else self.prompt.text().strip()
-        )
+        """Add each variant's patch as an image layer, named from the prompt that was
+        submitted (the prompt box may have changed while the job ran)."""
+        label = values["user_prompt"] if values["mode"] != "remove" else ""
+        label = label or values["mode"]
         layers = []
         for i, (seed, patch) in enumerate(outputs):
             if patch is None:
@@ -257,14 +321,22 @@ class InpaintPanel(QWidget):
                 k: values[k]
                 for k in ("mode", "prompt", "negative_prompt", "steps", "guidance", "strength")
             }
-            meta.update(seed=seed, mask=mask_layer.name)
-            name = doc.unique_name(f"inpaint: {label} #{seed}")
-            rgb, alpha, x, y = patch
+            meta.update(seed=seed, mask=mask_layer.name, engine=engine)
+            ran = ENGINES.get(engine)
+            seeded = (ran is not None and ran.uses_prompt) or values["refine_strength"] > 0
+            name = doc.unique_name(f"inpaint: {label}" + (f" #{seed}" if seeded else ""))
             layer = ImageLayer(
-                name=name, rgb=rgb, alpha=alpha, x=x, y=y, role="inpaint", meta=meta, visible=i == 0
+                name=name,
+                rgb=patch.rgb,
+                alpha=patch.alpha,
+                x=patch.x,
+                y=patch.y,
+                role="inpaint",
+                meta=meta,
+                visible=i == 0,
             )
             layers.append(layer)
-        if messages:  # e.g. "Out of memory: retrying with attention slicing."
+        if messages:  # which engine ran; fallbacks; "Out of memory: retrying with …"
             self.context.banner.show_message(" ".join(messages), "info")
         if not layers:
             self.context.banner.show_message("Inpainting changed no pixels.", "info")
@@ -278,7 +350,7 @@ class InpaintPanel(QWidget):
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
         for layer in layers:
-            self.variant_combo.addItem(f"seed {layer.meta['seed']}")
+            self.variant_combo.addItem(layer.name)
         self.variant_combo.blockSignals(False)
         self._refresh()
 

@@ -47,6 +47,7 @@ ENGINE_MODULES = (
     "ovpaint.models.clip_loader",
     "ovpaint.models.sam2_loader",
     "ovpaint.models.inpaint_loader",
+    "ovpaint.models.lama_loader",
     "open_clip",
     "sam2.build_sam",
     "sam2.sam2_image_predictor",

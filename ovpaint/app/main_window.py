@@ -109,8 +109,8 @@ class MainWindow(QMainWindow):
             notes.append("Tiny test models: random weights, results are meaningless.")
         if self.manager.device.type == "cpu":
             notes.append(
-                "Running on the CPU: segmentation takes seconds and inpainting "
-                "minutes."
+                "Running on the CPU: segmentation and removal with LaMa take seconds, "
+                "Stable Diffusion inpainting minutes."
                 + (
                     f" ({self.manager.choice.note})"
                     if getattr(self.manager.choice, "note", "")

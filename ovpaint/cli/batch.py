@@ -52,8 +52,12 @@ def register(sub) -> argparse.ArgumentParser:
         "--mode",
         choices=("remove", "replace", "restyle"),
         default=None,
-        help="inpainting mode (default: replace with --inpaint, else none)",
+        help="inpainting mode (default: replace with --inpaint, remove with only --engine, "
+        "else none)",
     )
+    from ovpaint.cli.inpaint import engine_choices, engine_help
+
+    p.add_argument("--engine", choices=engine_choices(), default=None, help=engine_help())
     p.add_argument("--steps", type=int, default=None, help="inpainting steps")
     p.add_argument("--seed", type=int, default=None, help="inpainting seed")
     p.add_argument(
@@ -67,10 +71,11 @@ def register(sub) -> argparse.ArgumentParser:
 def _inpaint_options(args: argparse.Namespace):
     from ovpaint.batch import InpaintOptions
 
-    if args.inpaint is None and args.mode is None:
+    if args.inpaint is None and args.mode is None and args.engine is None:
         return None
     mode = args.mode or ("replace" if args.inpaint else "remove")
-    extra = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
+    given = (("steps", args.steps), ("seed", args.seed), ("engine", args.engine))
+    extra = {k: v for k, v in given if v is not None}
     return InpaintOptions(prompt=args.inpaint or "", mode=mode, settings=extra or None)
 
 

@@ -15,8 +15,27 @@ from ovpaint.cli.common import cancel_on_interrupt, new_cancel, print_json, tqdm
 from ovpaint.core.errors import BadInput
 
 
+def engine_help() -> str:
+    """The engines as one help text, from the registry."""
+    from ovpaint.pipelines.inpainting.engines import ENGINES
+
+    names = "; ".join(f"{e.name} = {e.title} ({'/'.join(e.modes)})" for e in ENGINES.values())
+    return (
+        "auto (default) = LaMa for remove when installed, else Stable Diffusion, else OpenCV "
+        f"(the message says which ran); {names}"
+    )
+
+
+def engine_choices() -> list[str]:
+    from ovpaint.pipelines.inpainting.engines import engine_names
+    from ovpaint.pipelines.inpainting.settings import AUTO_ENGINE
+
+    return [AUTO_ENGINE, *engine_names()]
+
+
 def register(sub) -> argparse.ArgumentParser:
-    from ovpaint.pipelines.inpainting.inpaint import ENGINES, MODES, SCHEDULERS
+    from ovpaint.pipelines.inpainting import settings as defaults
+    from ovpaint.pipelines.inpainting.settings import MODES, SCHEDULERS
 
     p = sub.add_parser(
         "inpaint", help="remove, replace or restyle a masked region", description=__doc__
@@ -43,7 +62,13 @@ def register(sub) -> argparse.ArgumentParser:
         default=None,
         help="name of what is removed (goes into the negative prompt)",
     )
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"denoising steps (default: {defaults.CPU_STEPS} on a CPU, "
+        f"{defaults.GPU_STEPS} on a GPU)",
+    )
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument(
         "--strength",
@@ -52,19 +77,40 @@ def register(sub) -> argparse.ArgumentParser:
         help="default 1.0 for remove/replace, 0.7 for restyle",
     )
     p.add_argument("--seed", type=int, default=None, help="random when not given; printed")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default="default")
+    p.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        default="auto",
+        help="auto = DPM-Solver++ on a CPU, the model's own (default) on a GPU",
+    )
     p.add_argument(
         "--variants",
         type=int,
         default=1,
         help="write this many results (OUT, OUT-2, ...) with consecutive seeds",
     )
-    p.add_argument("--dilate", type=int, default=8, help="mask dilation in pixels")
     p.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="sd",
-        help="sd = Stable Diffusion; telea/ns = instant model-free fill",
+        "--grow",
+        type=int,
+        default=None,
+        help="grow the mask first by this many pixels (default: "
+        f"{defaults.REMOVE_GROW_PX} for remove, else 0)",
+    )
+    p.add_argument("--dilate", type=int, default=8, help="soft paste band around the mask, px")
+    p.add_argument("--engine", choices=engine_choices(), default="auto", help=engine_help())
+    p.add_argument(
+        "--refine",
+        type=float,
+        default=0.0,
+        metavar="STRENGTH",
+        help="remove with LaMa, then refine with Stable Diffusion at this strength (e.g. 0.3)",
+    )
+    p.add_argument(
+        "--lama-max-side",
+        type=int,
+        default=None,
+        help="LaMa works at the crop's own size up to this long side (default: "
+        f"{defaults.CPU_LAMA_MAX_SIDE} on a CPU, {defaults.GPU_LAMA_MAX_SIDE} on a GPU)",
     )
     p.add_argument("--no-color-match", action="store_true")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
@@ -81,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
     from ovpaint.core.image_io import EXPORT_FORMATS, load_image, save_image
     from ovpaint.core.masks import load_mask
+    from ovpaint.pipelines.inpainting.engines import ENGINES
     from ovpaint.pipelines.inpainting.inpaint import InpaintSettings, inpaint
 
     image_path, out = Path(args.image), Path(args.out)
@@ -106,9 +153,12 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         scheduler=args.scheduler,
         variants=args.variants,
+        grow_px=args.grow,
         dilate_px=args.dilate,
         color_match=not args.no_color_match,
         engine=args.engine,
+        refine_strength=args.refine,
+        lama_max_side=args.lama_max_side,
     ).validated()  # bad settings fail before anything loads
     image = load_image(image_path)
     mask = load_mask(args.mask, args.class_index)
@@ -117,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
             f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
             f"{image.width}×{image.height}."
         )
-    manager = manager_for(args) if settings.engine == "sd" else None
+    engine = ENGINES.get(settings.engine)  # None for auto
+    manager = None if engine is not None and engine.model_role is None else manager_for(args)
     progress, close = tqdm_progress("inpaint", disable=True if args.quiet else None)
     try:
         with cancel_on_interrupt(new_cancel(), "the inpainting") as cancel:
@@ -132,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         "outputs": [str(p) for p in outputs[: len(result.images)]],
         "seeds": result.seeds,
         "engine": result.engine,
+        "edited_boxes": [
+            [[p.box.x0, p.box.y0, p.box.x1, p.box.y1] for p in patches]
+            for patches in result.variants
+        ],
         "prompt": result.prompt,
         "negative_prompt": result.negative_prompt,
         "messages": result.messages,

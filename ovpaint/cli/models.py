@@ -71,6 +71,7 @@ def _list(args: argparse.Namespace) -> int:
         "clip": settings["clip_model"],
         "sam2": settings["sam2_model"],
         "inpaint": settings["inpaint_model"],
+        "lama": settings["lama_model"],
     }
     rows = []
     for spec in MODELS:

@@ -66,6 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
         "sam2_model", "", "SAM2 model; empty = chosen by device (tiny on CPU, base-plus on GPU)."
     ),
     Setting("inpaint_model", "sd2-inpaint", "Inpainting model."),
+    Setting("lama_model", "big-lama", "Object-removal model (LaMa)."),
     Setting(
         "cpu_bf16_unet",
         True,

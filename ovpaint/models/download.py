@@ -683,7 +683,8 @@ def check_local(spec: ModelSpec, path: Path) -> Path:
                 "code when loaded and are refused; convert them to safetensors first."
             )
         return path
-    allowed = (".safetensors", ".pt") if spec.role == "sam2" else (".safetensors",)
+    # SAM2's .pt and LaMa's plain tensor dicts are read with torch.load(weights_only=True)
+    allowed = (".safetensors", ".pt") if spec.role in ("sam2", "lama") else (".safetensors",)
     if path.is_dir():
         for pinned in spec.files:
             if (path / pinned.path).is_file():

@@ -159,25 +159,30 @@ def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     return a if b is None else a + b
 
 
+@dataclass(frozen=True)
+class FFCShape:
+    """One FFC layer's channels, kernel and local/global split (``int(channels * ratio)`` of
+    the channels are global)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    ratio_gin: float
+    ratio_gout: float
+    stride: int = 1
+    padding: int = 0
+
+
 class FFC(nn.Module):
     """Fast Fourier convolution on a (local, global) pair: local_out = l2l(local) + g2l(global),
     global_out = l2g(local) + g2g(global), where g2g is the spectral transform. Paths whose
     input or output part is empty do not exist (and have no weights)."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        ratio_gin: float,
-        ratio_gout: float,
-        stride: int = 1,
-        padding: int = 0,
-    ) -> None:
+    def __init__(self, shape: FFCShape) -> None:
         super().__init__()
-        in_l, in_g = _split(in_channels, ratio_gin)
-        out_l, out_g = _split(out_channels, ratio_gout)
-        if in_g and out_g and stride != 1:
+        in_l, in_g = _split(shape.in_channels, shape.ratio_gin)
+        out_l, out_g = _split(shape.out_channels, shape.ratio_gout)
+        if in_g and out_g and shape.stride != 1:
             raise BadInput("A strided LaMa layer with a global input is not supported.")
 
         def conv(cin: int, cout: int) -> nn.Conv2d | None:
@@ -186,9 +191,9 @@ class FFC(nn.Module):
             return nn.Conv2d(
                 cin,
                 cout,
-                kernel_size,
-                stride=stride,
-                padding=padding,
+                shape.kernel_size,
+                stride=shape.stride,
+                padding=shape.padding,
                 bias=False,
                 padding_mode="reflect",
             )
@@ -212,21 +217,10 @@ class FFC(nn.Module):
 class FFCBnAct(nn.Module):
     """FFC, then BatchNorm and ReLU on each part. A plain tensor input is all local."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        ratio_gin: float,
-        ratio_gout: float,
-        stride: int = 1,
-        padding: int = 0,
-    ) -> None:
+    def __init__(self, shape: FFCShape) -> None:
         super().__init__()
-        self.ffc = FFC(
-            in_channels, out_channels, kernel_size, ratio_gin, ratio_gout, stride, padding
-        )
-        out_l, out_g = _split(out_channels, ratio_gout)
+        self.ffc = FFC(shape)
+        out_l, out_g = _split(shape.out_channels, shape.ratio_gout)
         self.bn_l = _bn(out_l)
         self.bn_g = _bn(out_g)
         self.act = nn.ReLU(inplace=True)
@@ -247,8 +241,9 @@ class FFCResnetBlock(nn.Module):
 
     def __init__(self, channels: int, ratio_gin: float, ratio_gout: float) -> None:
         super().__init__()
-        self.conv1 = FFCBnAct(channels, channels, 3, ratio_gin, ratio_gout, padding=1)
-        self.conv2 = FFCBnAct(channels, channels, 3, ratio_gin, ratio_gout, padding=1)
+        shape = FFCShape(channels, channels, 3, ratio_gin, ratio_gout, padding=1)
+        self.conv1 = FFCBnAct(shape)
+        self.conv2 = FFCBnAct(shape)
 
     def forward(self, x: Pair) -> Pair:
         local, glob = self.conv2(self.conv1(x))
@@ -274,19 +269,21 @@ class LamaGenerator(nn.Module):
         width = [min(c.max_features, c.ngf * 2**i) for i in range(c.n_downsampling + 1)]
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            FFCBnAct(c.input_nc, c.ngf, 7, c.init_ratio_gin, c.init_ratio_gout),
+            FFCBnAct(FFCShape(c.input_nc, c.ngf, 7, c.init_ratio_gin, c.init_ratio_gout)),
         ]
         for i in range(c.n_downsampling):
             last = i == c.n_downsampling - 1
             layers.append(
                 FFCBnAct(
-                    width[i],
-                    width[i + 1],
-                    3,
-                    c.down_ratio_gin,
-                    c.resnet_ratio_gin if last else c.down_ratio_gout,
-                    stride=2,
-                    padding=1,
+                    FFCShape(
+                        width[i],
+                        width[i + 1],
+                        3,
+                        c.down_ratio_gin,
+                        c.resnet_ratio_gin if last else c.down_ratio_gout,
+                        stride=2,
+                        padding=1,
+                    )
                 )
             )
         bottleneck = width[-1]

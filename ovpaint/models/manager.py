@@ -32,8 +32,14 @@ _LOADERS = {
     "clip": "ovpaint.models.clip_loader",
     "sam2": "ovpaint.models.sam2_loader",
     "inpaint": "ovpaint.models.inpaint_loader",
+    "lama": "ovpaint.models.lama_loader",
 }
-_SETTING_FOR_ROLE = {"clip": "clip_model", "sam2": "sam2_model", "inpaint": "inpaint_model"}
+_SETTING_FOR_ROLE = {
+    "clip": "clip_model",
+    "sam2": "sam2_model",
+    "inpaint": "inpaint_model",
+    "lama": "lama_model",
+}
 GPU_MARGIN_BYTES = 1_000_000_000  # left free for activations when the budget is automatic
 
 

@@ -23,7 +23,7 @@ class ModelFile:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
-    role: str  # "clip" | "sam2" | "inpaint"
+    role: str  # "clip" | "sam2" | "inpaint" | "lama"
     title: str
     repo: str  # Hugging Face repo id
     approx_bytes: int
@@ -147,10 +147,23 @@ MODELS: tuple[ModelSpec, ...] = (
         arch={"pipeline": "sdxl", "resolution": 1024},
         license="CreativeML Open RAIL++-M",
     ),
+    ModelSpec(
+        id="big-lama",
+        role="lama",
+        title="LaMa (big-lama) object remover",
+        repo="anyisalin/big-lama",
+        files=(ModelFile("big-lama.safetensors"),),
+        approx_bytes=205 * MB,
+        arch={"config": {}},  # big-lama's generator: ngf 64, 18 blocks (the LamaConfig defaults)
+        license="Apache-2.0",
+        notes="A safetensors conversion of the big-lama generator (advimman/lama, Places2). "
+        "Revision and sha256 are not pinned: the hub could not be reached when this entry was "
+        "written; the downloader checks the file against the hub's own LFS sha256.",
+    ),
 )
 
 MODELS_BY_ID = {m.id: m for m in MODELS}
-ROLES = ("clip", "sam2", "inpaint")
+ROLES = ("clip", "sam2", "inpaint", "lama")
 
 
 def get_spec(model_id: str) -> ModelSpec:
@@ -176,4 +189,6 @@ def default_model_id(role: str, device_type: str) -> str:
         return "sam2.1-base-plus" if on_gpu else "sam2.1-tiny"
     if role == "inpaint":
         return "sd2-inpaint"
+    if role == "lama":
+        return "big-lama"
     raise KeyError(role)

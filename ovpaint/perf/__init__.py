@@ -23,6 +23,7 @@ STAGE_MODULES = (
     "ovpaint.perf.dense",
     "ovpaint.perf.proposals",
     "ovpaint.perf.inpaint",
+    "ovpaint.perf.lama",
     "ovpaint.perf.batch",
 )
 

@@ -149,8 +149,10 @@ def test_cancel_mid_inpaint_changes_nothing(qtbot, window, image_file):
     steps = window.context.undo_stack.count()
     events = []
     window.jobbar.bar.valueChanged.connect(events.append)
-    window.inpaint.steps.setValue(50)
-    window.inpaint.run()
+    panel = window.inpaint
+    panel.engine.setCurrentIndex(panel.engine.findData("sd"))  # many steps to cancel within
+    panel.steps.setValue(50)
+    panel.run()
     qtbot.waitUntil(lambda: len(events) > 1, timeout=120_000)  # it is denoising
     window.jobbar.cancel()
     wait_idle(qtbot, window, 120_000)
@@ -201,7 +203,8 @@ def test_inpaint_variants_and_the_instant_fill(qtbot, window, image_file):
     assert [r.visible for r in results] == [True, False]  # the first shown, others to compare
     assert panel.variant_combo.count() == 2
     # the instant fill is deterministic: several "variants" would be copies, so it makes one
-    panel.fast.setChecked(True)
+    panel.mode.setCurrentText("remove")
+    panel.engine.setCurrentIndex(panel.engine.findData("telea"))
     panel.run()
     wait_idle(qtbot, window, 60_000)
     assert len([layer for layer in doc.layers if layer.kind == "image"]) == 3

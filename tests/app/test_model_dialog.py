@@ -18,7 +18,7 @@ def test_states_local_copy_and_offline_download(qtbot, tmp_path):
     qtbot.addWidget(dialog)
     table = dialog.table
     roles = [table.item(r, 0).text() for r in range(table.rowCount())]
-    assert roles == ["clip", "sam2", "inpaint"]
+    assert roles == ["clip", "sam2", "inpaint", "lama"]
     states = [table.item(r, 2).text() for r in range(table.rowCount())]
     assert all(s == "missing" for s in states)
 

@@ -258,3 +258,22 @@ def test_first_ctrl_c_cancels_cleanly_second_interrupts():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_batch_cli_removes_with_lama(tmp_path, capsys, fake_segmentation):
+    _images(tmp_path / "in")
+    argv = ["--models", "tiny", "batch", str(tmp_path / "in"), "--prompt", "sky"]
+    argv += ["--out", str(tmp_path / "out"), "--engine", "lama", "--json", "--quiet"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["summary"]["done"] == 2
+    assert "Removed with LaMa." not in data["messages"]  # an explicit choice is not reported
+    edited = tmp_path / "out" / "a.edited.png"
+    assert edited.exists()
+    original = np.asarray(Image.open(tmp_path / "in" / "a.png").convert("RGB"))
+    assert not np.array_equal(np.asarray(Image.open(edited).convert("RGB")), original)
+    auto = ["--models", "tiny", "batch", str(tmp_path / "in"), "--prompt", "sky", "--mode"]
+    auto += ["remove", "--out", str(tmp_path / "out2"), "--json", "--quiet"]
+    assert main(auto) == 0
+    assert "Removed with LaMa." in json.loads(capsys.readouterr().out)["messages"]

@@ -10,8 +10,8 @@ import pytest
 
 from ovpaint.cli import main
 from ovpaint.core.image_io import load_image, save_image
-from ovpaint.core.masks import grow, save_label_png, save_mask_png
-from ovpaint.pipelines.inpainting.inpaint import paste_alpha
+from ovpaint.core.masks import save_label_png, save_mask_png
+from ovpaint.pipelines.inpainting.inpaint import InpaintSettings, changed_region, paste_alpha
 
 
 @pytest.fixture()
@@ -97,7 +97,7 @@ def test_model_free_fill_and_variants_need_no_model(files):
     filled = load_image(out).rgb
     masked = labels == 2
     assert (filled[masked] != rgb[masked]).any(axis=1).mean() > 0.5  # the hole was filled
-    far = ~grow(masked, 12)
+    far = ~changed_region(masked, InpaintSettings(engine="telea"))
     assert np.array_equal(filled[far], rgb[far])
     assert not (tmp / "filled-2.png").exists()  # the instant fill has one result, not copies
 
@@ -203,6 +203,8 @@ def test_bad_inputs_and_missing_model_exit_codes(files, capsys, tmp_path):
             str(gray),
             "--out",
             str(tmp / "d.png"),
+            "--engine",
+            "sd",
             "--models",
             "real",
             "--quiet",
@@ -211,3 +213,71 @@ def test_bad_inputs_and_missing_model_exit_codes(files, capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 3 and "ovpaint models download sd2-inpaint" in err
     assert "Traceback" not in err and not (tmp / "d.png").exists()
+    code = main(
+        [
+            "inpaint",
+            str(image),
+            "--mask",
+            str(gray),
+            "--out",
+            str(tmp / "e.png"),
+            "--models",
+            "real",
+        ]
+        + ["--engine", "lama", "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert code == 3 and "ovpaint models download big-lama" in err
+    assert not (tmp / "e.png").exists()
+
+
+@pytest.mark.parametrize("kind", ["rgba", "grey16", "grey"])
+def test_remove_with_lama_on_rgba_16_bit_and_grey_images(tmp_path, capsys, kind):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / f"{kind}.png"
+    if kind == "rgba":
+        Image.fromarray(rng.integers(0, 256, (60, 80, 4), dtype=np.uint8), "RGBA").save(path)
+    elif kind == "grey16":
+        Image.fromarray(rng.integers(0, 65536, (60, 80), dtype=np.uint16)).save(path)
+    else:
+        Image.fromarray(rng.integers(0, 256, (60, 80), dtype=np.uint8), "L").save(path)
+    mask = np.zeros((60, 80), bool)
+    mask[20:35, 25:50] = True
+    mask_path = tmp_path / "mask.png"
+    save_mask_png(mask_path, mask)
+    before = _digest(path)
+    loaded = load_image(path)
+    out = tmp_path / "out.png"
+    argv = ["inpaint", str(path), "--mask", str(mask_path), "--out", str(out)]
+    assert main(argv + ["--models", "tiny", "--seed", "0", "--json", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["engine"] == "lama" and "Removed with LaMa." in captured.err
+    result = load_image(out)
+    region = changed_region(mask, InpaintSettings())
+    assert np.array_equal(result.rgb[~region], loaded.rgb[~region])
+    assert (result.rgb[mask] != loaded.rgb[mask]).any()
+    if kind == "rgba":
+        assert np.array_equal(result.alpha, loaded.alpha), "transparency is kept"
+    assert _digest(path) == before
+
+
+def test_engine_lama_explicit_and_its_options(files, capsys):
+    tmp, image, _palette, gray, rgb, labels = files
+    out = tmp / "lama.png"
+    argv = ["inpaint", str(image), "--mask", str(gray), "--out", str(out), "--engine", "lama"]
+    argv += ["--grow", "0", "--dilate", "2", "--lama-max-side", "64", "--models", "tiny"]
+    assert main(argv + ["--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"] == "lama" and summary["messages"] == []
+    masked = labels == 2
+    region = changed_region(masked, InpaintSettings(grow_px=0, dilate_px=2))
+    result = load_image(out).rgb
+    assert np.array_equal(result[~region], rgb[~region])
+    (box,) = summary["edited_boxes"][0]
+    x0, y0, x1, y1 = box
+    assert region[y0:y1, x0:x1].any() and not region[:y0].any() and not region[y1:].any()
+    bad = main(argv + ["--mode", "replace", "--prompt", "a cat", "--overwrite", "--quiet"])
+    assert bad == 2 and "cannot replace" in capsys.readouterr().err

@@ -79,6 +79,7 @@ def test_list_marks_defaults_and_states(capsys, tmp_path):
         "clip-vit-b16",
         "sam2.1-tiny",
         "sd2-inpaint",
+        "big-lama",
     }
     assert all(r["state"] == "missing" and r["path"] is None for r in rows.values())
     assert rows["sam2.1-large"]["size_bytes"] > rows["sam2.1-tiny"]["size_bytes"]

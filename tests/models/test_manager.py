@@ -108,6 +108,7 @@ def test_models_in_use_are_never_offloaded(gpu_manager):
                 "clip": True,
                 "sam2": False,
                 "inpaint": True,
+                "lama": False,
             }
         manager.offload()  # CLIP is still in use: only the idle inpainting model moves
         assert clip.device.type == "cuda"
@@ -196,6 +197,7 @@ def test_real_profile_without_weights_names_the_fix():
         "clip": "missing",
         "sam2": "missing",
         "inpaint": "missing",
+        "lama": "missing",
     }
 
 

@@ -9,6 +9,7 @@ from ovpaint.core.errors import BadInput, Cancelled, ModelUnavailable, OutOfMemo
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.pipelines.inpainting.inpaint import (
     InpaintSettings,
+    changed_region,
     composite,
     expand_prompt,
     fallback_inpaint,
@@ -20,7 +21,7 @@ from ovpaint.pipelines.inpainting.inpaint import (
     run_with_memory_fallbacks,
 )
 
-FAST = dict(steps=2, seed=3)
+FAST = dict(steps=2, seed=3, engine="sd")
 
 
 def _image(h=333, w=517, seed=0):
@@ -39,7 +40,7 @@ def test_outside_dilated_mask_is_byte_identical(tiny_manager, mode):
     before = image.copy()
     settings = InpaintSettings(mode=mode, prompt="a red car", **FAST)
     result = inpaint(image, mask, settings, manager=tiny_manager)
-    region, _ = paste_alpha(mask, settings.dilate_px)
+    region = changed_region(mask, settings)
     out = result.image
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.array_equal(out[~region], image[~region])
@@ -57,7 +58,7 @@ def test_rgba_alpha_is_kept_aside_and_untouched(tiny_manager, tmp_path):
     mask = np.zeros((64, 97), bool)
     mask[20:40, 30:60] = True
     result = inpaint(loaded.rgb, mask, InpaintSettings(**FAST), manager=tiny_manager)
-    region, _ = paste_alpha(mask, 8)
+    region = changed_region(mask, InpaintSettings(**FAST))
     assert np.array_equal(result.image[~region], rgb[~region])
     assert np.array_equal(loaded.alpha, alpha)
 
@@ -114,7 +115,7 @@ def test_same_seed_same_output_and_other_seed_differs(tiny_manager):
     image, mask = _image(), _mask()
     a = inpaint(image, mask, InpaintSettings(**FAST), manager=tiny_manager).image
     b = inpaint(image, mask, InpaintSettings(**FAST), manager=tiny_manager).image
-    c = inpaint(image, mask, InpaintSettings(steps=2, seed=4), manager=tiny_manager).image
+    c = inpaint(image, mask, InpaintSettings(**{**FAST, "seed": 4}), manager=tiny_manager).image
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -123,7 +124,7 @@ def test_variants_have_consecutive_seeds(tiny_manager):
     image, mask = _image(80, 90), np.ones((80, 90), bool)
     result = inpaint(image, mask, InpaintSettings(variants=2, **FAST), manager=tiny_manager)
     assert result.seeds == [3, 4] and len(result.images) == 2
-    single = inpaint(image, mask, InpaintSettings(steps=2, seed=4), manager=tiny_manager)
+    single = inpaint(image, mask, InpaintSettings(**{**FAST, "seed": 4}), manager=tiny_manager)
     assert np.array_equal(result.images[1], single.image)
 
 
@@ -143,7 +144,7 @@ def test_cancel_mid_run_changes_nothing(tiny_manager):
         inpaint(
             image,
             mask,
-            InpaintSettings(steps=6, seed=1),
+            InpaintSettings(steps=6, seed=1, engine="sd"),
             manager=tiny_manager,
             progress=progress,
             cancel=cancel,
@@ -172,7 +173,7 @@ def test_disjoint_far_regions_are_separate_crops(tiny_manager):
     mask[20:60, 20:60] = True
     mask[330:380, 820:880] = True
     settings = InpaintSettings(**FAST)
-    region, _ = paste_alpha(mask, settings.dilate_px)
+    region = changed_region(mask, settings)
     crops = plan_crops(region, settings)
     assert len(crops) == 2
     for crop in crops:
@@ -202,7 +203,7 @@ def test_fallback_works_without_any_model():
     image, mask = _image(), _mask()
     for method in ("telea", "ns"):
         result = fallback_inpaint(image, mask, method)
-        region, _ = paste_alpha(mask, 4)
+        region = changed_region(mask, InpaintSettings(engine=method))
         assert np.array_equal(result.image[~region], image[~region])
         assert (result.image[mask] != image[mask]).any()
 
@@ -213,9 +214,16 @@ def test_missing_model_raises_or_falls_back_when_allowed():
     manager = ModelManager(profile="real", device="cpu")
     image, mask = _image(60, 60), np.ones((60, 60), bool)
     with pytest.raises(ModelUnavailable, match="ovpaint models download sd2-inpaint"):
-        inpaint(image, mask, InpaintSettings(), manager=manager)
-    result = inpaint(image, mask, InpaintSettings(allow_fallback=True), manager=manager)
+        inpaint(image, mask, InpaintSettings(engine="sd"), manager=manager)
+    with pytest.raises(ModelUnavailable, match="ovpaint models download sd2-inpaint"):
+        inpaint(image, mask, InpaintSettings(mode="replace", prompt="a car"), manager=manager)
+    sd = InpaintSettings(engine="sd", allow_fallback=True)
+    result = inpaint(image, mask, sd, manager=manager)
     assert result.engine == "telea" and "model-free" in result.messages[0]
+    auto = inpaint(image, mask, InpaintSettings(), manager=manager)
+    assert auto.engine == "telea"
+    assert auto.messages[0].startswith("Removed with OpenCV Telea")
+    assert "LaMa and Stable Diffusion are not installed" in auto.messages[0]
 
 
 def test_prompt_expansion_and_validation():
@@ -245,7 +253,7 @@ def test_a_scheduler_choice_does_not_stick_to_the_shared_pipeline(tiny_manager):
     default = type(bundle.default_scheduler)
     inpaint(image, mask, InpaintSettings(scheduler="euler", **FAST), manager=tiny_manager)
     assert type(bundle.pipe.scheduler).__name__ == "EulerDiscreteScheduler"
-    inpaint(image, mask, InpaintSettings(**FAST), manager=tiny_manager)
+    inpaint(image, mask, InpaintSettings(scheduler="default", **FAST), manager=tiny_manager)
     assert type(bundle.pipe.scheduler) is default and default.__name__ != "EulerDiscreteScheduler"
 
 

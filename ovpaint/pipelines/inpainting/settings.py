@@ -1,0 +1,128 @@
+"""How to inpaint: the typed settings every front-end fills, with the defaults that depend on
+the mode and on the device the model computes on."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields, replace
+
+from ovpaint.core.errors import BadInput
+
+MODES = ("remove", "replace", "restyle")
+DEFAULT_STRENGTH = {"remove": 1.0, "replace": 1.0, "restyle": 0.7}
+SCHEDULERS = ("auto", "default", "ddim", "euler", "euler_a", "dpm++", "pndm")
+AUTO_ENGINE = "auto"
+
+# Stable Diffusion on a CPU: DPM-Solver++ (2M) reaches the quality of 50 steps of the models'
+# own schedulers in about 20 (diffusers' DPMSolverMultistepScheduler documentation); 25 leaves
+# a margin for inpainting at strength 1. A GPU keeps the models' own scheduler and 50 steps.
+CPU_STEPS = 25
+GPU_STEPS = 50
+CPU_SCHEDULER = "dpm++"
+# LaMa runs at the crop's own resolution up to this long side (larger crops are scaled down,
+# filled, and scaled back): cost grows with the pixels (~4× per doubling of the side) and
+# 1024 keeps one fill on a 2-core CPU to seconds; a GPU takes 2048 in well under a second.
+CPU_LAMA_MAX_SIDE = 1024
+GPU_LAMA_MAX_SIDE = 2048
+# What "remove" leaves behind is the object's rim and its shadow: its mask is grown this much
+# before the fill (on top of the soft paste band), replace and restyle keep the mask as drawn.
+REMOVE_GROW_PX = 6
+
+
+@dataclass
+class InpaintSettings:
+    """How to inpaint. ``prompt`` is the user's words; when ``negative_prompt`` is None the
+    pipeline expands both (see :func:`expand_prompt`). A front-end that shows the expanded
+    prompts for editing passes them back with ``negative_prompt`` set, and they are used as
+    they are. ``None`` means "the default for this mode / device"."""
+
+    mode: str = "remove"
+    prompt: str = ""
+    negative_prompt: str | None = None
+    removed_class: str | None = None
+    engine: str = AUTO_ENGINE  # auto: LaMa for remove when installed, else SD, else OpenCV
+    steps: int | None = None  # None: 25 on a CPU, 50 on a GPU
+    guidance: float = 7.5
+    strength: float | None = None  # None: 1.0 for remove/replace, 0.7 for restyle
+    seed: int | None = None  # None: a random seed, reported in the result
+    scheduler: str = "auto"  # auto: DPM-Solver++ on a CPU, the model's own on a GPU
+    variants: int = 1
+    grow_px: int | None = None  # None: REMOVE_GROW_PX for remove, 0 otherwise
+    dilate_px: int = 8
+    feather_px: int | None = None  # width of the soft edge; None = the dilation (never wider)
+    context: float | None = None  # crop margin × the region's size; None: the engine's
+    min_context_px: int = 32
+    ring_px: int = 16
+    color_match: bool = True
+    lama_max_side: int | None = None  # None: 1024 on a CPU, 2048 on a GPU
+    refine_strength: float = 0.0  # > 0: LaMa's fill refined by SD at this strength (remove)
+    allow_fallback: bool = False  # an explicit engine whose model is missing: OpenCV instead
+
+    @classmethod
+    def from_dict(cls, values: dict) -> InpaintSettings:
+        """Settings from a plain dict (a batch job, a saved preset); unknown keys are refused."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise BadInput(
+                f"Unknown inpainting setting(s): {', '.join(unknown)}. "
+                f"Known: {', '.join(sorted(names))}."
+            )
+        return cls(**values)
+
+    def validated(self) -> InpaintSettings:
+        from ovpaint.pipelines.inpainting.engines import check_engine
+
+        if self.mode not in MODES:
+            raise BadInput(f"Unknown mode '{self.mode}'. Use one of: {', '.join(MODES)}.")
+        check_engine(self.engine, self.mode)
+        if self.scheduler not in SCHEDULERS:
+            raise BadInput(
+                f"Unknown scheduler '{self.scheduler}'. Use one of: {', '.join(SCHEDULERS)}."
+            )
+        if self.steps is not None and not 1 <= int(self.steps) <= 500:
+            raise BadInput("Steps must be between 1 and 500.")
+        if not 1 <= int(self.variants) <= 16:
+            raise BadInput("Variants must be between 1 and 16.")
+        if not 0.0 <= float(self.guidance) <= 50.0:
+            raise BadInput("Guidance must be between 0 and 50.")
+        strength = DEFAULT_STRENGTH[self.mode] if self.strength is None else float(self.strength)
+        if not 0.0 < strength <= 1.0:
+            raise BadInput("Strength must be in (0, 1].")
+        if not 0.0 <= float(self.refine_strength) <= 1.0:
+            raise BadInput("The refine strength must be between 0 and 1 (0 = no refinement).")
+        for name in ("dilate_px", "feather_px", "grow_px", "ring_px", "min_context_px"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= int(value) <= 1000:
+                raise BadInput(f"{name.replace('_px', '')} must be 0 to 1000 pixels.")
+        if self.context is not None and not 0.0 <= float(self.context) <= 10.0:
+            raise BadInput("The crop context must be between 0 and 10 (× the region's size).")
+        if self.lama_max_side is not None and not 64 <= int(self.lama_max_side) <= 8192:
+            raise BadInput("LaMa's largest side must be between 64 and 8192 pixels.")
+        if self.mode in ("replace", "restyle") and not self.prompt.strip():
+            raise BadInput(f"Mode '{self.mode}' needs a prompt saying what to paint.")
+        seed = self.seed if self.seed is not None else random.randrange(2**31)
+        grow = self.grow_px
+        if grow is None:
+            grow = REMOVE_GROW_PX if self.mode == "remove" else 0
+        return replace(
+            self,
+            strength=strength,
+            seed=int(seed),
+            steps=None if self.steps is None else int(self.steps),
+            variants=int(self.variants),
+            grow_px=int(grow),
+        )
+
+    def for_device(self, device_type: str) -> InpaintSettings:
+        """The device-dependent defaults filled in for a model computing on ``device_type``."""
+        on_cpu = device_type == "cpu"
+        return replace(
+            self,
+            steps=self.steps or (CPU_STEPS if on_cpu else GPU_STEPS),
+            scheduler=(CPU_SCHEDULER if on_cpu else "default")
+            if self.scheduler == "auto"
+            else self.scheduler,
+            lama_max_side=self.lama_max_side
+            or (CPU_LAMA_MAX_SIDE if on_cpu else GPU_LAMA_MAX_SIDE),
+        )
