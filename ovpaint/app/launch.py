@@ -14,6 +14,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ovpaint-app", description="ovpaint desktop editor")
     parser.add_argument("image", nargs="?", help="image or project to open")
     add_global_options(parser)
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation in the real window on the tiny offline models and exit "
+        "(0 = every check passed); writes only to a temporary folder",
+    )
     return parser.parse_args(argv)
 
 
@@ -38,6 +44,19 @@ def build_window(args: argparse.Namespace):
         return window
     window = MainWindow(manager, settings=settings)
     return window
+
+
+def set_app_icon(app) -> None:
+    """The window icon, and the desktop entry the window belongs to (Wayland matches the
+    taskbar icon through it; packaging/linux/ovpaint.desktop)."""
+    from PySide6.QtGui import QIcon
+
+    from ovpaint.core.paths import resources_dir
+
+    path = resources_dir() / "icons" / "ovpaint.svg"
+    if path.is_file():
+        app.setWindowIcon(QIcon(str(path)))
+    app.setDesktopFileName("ovpaint")
 
 
 ENGINE_MODULES = (
@@ -76,12 +95,17 @@ def warm_up_engine() -> threading.Thread:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.self_test:
+        from ovpaint.app.selftest import run_app_selftest
+
+        return run_app_selftest(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ovpaint")
     app.setOrganizationName("ovpaint")
+    set_app_icon(app)
     window = build_window(args)
     window.show()
     warm_up_engine()

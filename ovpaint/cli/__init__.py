@@ -16,7 +16,7 @@ from ovpaint import __version__
 from ovpaint.core.errors import Cancelled, OvpaintError
 from ovpaint.core.options import add_global_options
 
-SUBCOMMANDS = ("segment", "inpaint", "batch", "benchmark", "perf", "models")
+SUBCOMMANDS = ("segment", "inpaint", "batch", "benchmark", "perf", "models", "selftest")
 
 
 class _Parser(argparse.ArgumentParser):
