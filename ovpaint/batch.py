@@ -2,9 +2,10 @@
 every image of a folder by one text prompt.
 
 Promises, each tested:
-- Inputs are only read. Outputs go under ``out_dir`` mirroring the input tree:
-  ``<stem>.labels.png`` (palette label map), ``<stem>.mask-<NN>-<class>.png`` (one binary mask
-  per class found), ``<stem>.edited<ext>`` when inpainting; ``batch_report.json`` and
+- Inputs are only read. Outputs go under ``out_dir`` mirroring the input tree, in the mask
+  layout of :mod:`ovpaint.core.mask_export` (``<stem>.labels.png``, ``<stem>.classes.txt``,
+  ``<stem>.mask-<NN>-<class>.png`` for each class found), plus ``<stem>.edited<ext>`` when
+  inpainting; ``batch_report.json`` and
   ``batch_report.csv`` (per file: status done/skipped/failed, classes found, mask areas,
   seconds, error).
 - Every file is written atomically, and a file's outputs are written only after all of them
@@ -41,8 +42,9 @@ from ovpaint.core.errors import BadInput, Cancelled, DiskFull, OvpaintError
 from ovpaint.core.fileio import append_json_line, atomic_write_text
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
 from ovpaint.core.jobs import CancelToken, Progress
-from ovpaint.core.masks import file_part, save_label_png, save_mask_png
+from ovpaint.core.mask_export import write_mask_set
 from ovpaint.core.prompt import ClassQuery, parse_prompt
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.segment import model_ids
 from ovpaint.pipelines.segmentation.segment import (
@@ -262,23 +264,13 @@ def _write_outputs(
     edited: np.ndarray | None,
     alpha: np.ndarray | None,
 ) -> list[str]:
-    """Write all outputs of one file; on any failure remove the ones already written."""
+    """Write all outputs of one file (the mask set of :mod:`ovpaint.core.mask_export` and the
+    edited image); on any failure remove the ones already written."""
     written: list[Path] = []
     try:
-        target = out_dir / f"{stem}.labels.png"
-        if len(result.classes) > 256:
-            raise BadInput("More than 255 classes do not fit a palette PNG.")
-        save_label_png(target, result.labels)
-        written.append(target)
-        for index, name in enumerate(result.classes):
-            if index == 0:
-                continue
-            mask = result.labels == index
-            if not mask.any():
-                continue
-            target = out_dir / f"{stem}.mask-{index:02d}-{file_part(name)}.png"
-            save_mask_png(target, mask)
-            written.append(target)
+        written += write_mask_set(
+            out_dir / stem, result.classes, labels=result.labels, skip_empty=True, inputs=(src,)
+        )
         if edited is not None:
             ext = (
                 src.suffix.lower()
@@ -322,7 +314,7 @@ def run_batch(
     out_dir: str | os.PathLike,
     prompt: str | list[ClassQuery],
     method: str,
-    manager=None,
+    manager: Models | None = None,
     *,
     recursive: bool = True,
     extensions: str | list[str] | tuple[str, ...] | None = None,
@@ -361,7 +353,7 @@ def run_batch(
         str(out_dir),
         prompt if isinstance(prompt, str) else ", ".join(q.name for q in queries),
         method,
-        models=model_ids(manager),
+        models=model_ids(manager, method),
     )
     if exclude:
         report.messages.append(

@@ -268,14 +268,14 @@ def _check_round_trip(folder: Path, labels: np.ndarray, rgb: np.ndarray) -> str:
 def run_engine_checks(test: SelfTest, manager, folder: Path) -> None:
     """Every engine stage on ``manager``'s models (the tiny ones), writing only in ``folder``:
     each model role and each inpainting engine the installation registers."""
-    from ovpaint.models.registry import ROLES
+    from ovpaint.models.registry import roles
     from ovpaint.pipelines.inpainting.inpaint import ENGINES
 
     rgb = scene()
     test.report.info.update(runtime_info(manager))
     test.check("resources", _check_resources)
     test.check("torch libraries", _check_torch_libraries)
-    for role in ROLES:
+    for role in roles():
         test.check(f"load {role}", lambda role=role: _check_model(manager, role))
     segmented = test.check("segment by text", lambda: _check_segment_text(manager, rgb))
     test.check("segment by click", lambda: _check_segment_click(manager, rgb))

@@ -1,4 +1,6 @@
-"""Test-wide isolation: offscreen Qt, no network, user folders under a temporary home."""
+"""Test-wide isolation: offscreen Qt, no network, user folders under a temporary home; tests
+marked ``gpu`` skip without CUDA, ``real_weights`` tests take ``real_manager`` (skipped, saying
+which model is missing, where the weights are not installed)."""
 
 from __future__ import annotations
 
@@ -19,3 +21,34 @@ def tiny_manager():
     from ovpaint.models.manager import ModelManager
 
     return ModelManager(profile="tiny", device="cpu")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(no_gpu)
+
+
+@pytest.fixture(scope="session")
+def real_manager():
+    """A ModelManager on the user's installed real weights (CLIP and SAM2), or a skip that
+    names what is missing. The test home is empty: OVPAINT_REAL_MODEL_DIR points at weights."""
+    from ovpaint.core.errors import ModelUnavailable
+    from ovpaint.core.settings import Settings
+    from ovpaint.models.manager import ModelManager
+
+    folder = os.environ.get("OVPAINT_REAL_MODEL_DIR", "")
+    if not folder:
+        pytest.skip("real weights: set OVPAINT_REAL_MODEL_DIR to a folder of downloaded models")
+    manager = ModelManager(profile="real", settings=Settings(values={"model_dir": folder}))
+    try:
+        for role in ("clip", "sam2"):
+            manager.check_available(role)
+    except ModelUnavailable as exc:
+        pytest.skip(f"real weights: {exc}")
+    return manager

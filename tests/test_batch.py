@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import ovpaint.batch as batch
+from ovpaint.core import mask_export
 from ovpaint.core.errors import BadInput, Cancelled, DiskFull
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import load_label_png
@@ -99,6 +100,7 @@ def test_outputs_mirror_the_tree_and_inputs_are_untouched(folder, tmp_path):
     assert rec.mask_areas["red car"] == int((labels == 2).sum())
     mask = np.asarray(Image.open(out / "sub" / "c.mask-02-red_car.png"))
     assert ((mask > 0) == (labels == 2)).all()
+    assert (out / "sub" / "c.classes.txt").read_text() == "0\tbackground\n1\tsky\n2\tred car\n"
     assert events[-1].done == 4 and events[-1].total == 4
     rows = list(csv.DictReader((out / "batch_report.csv").open()))
     assert [r["status"] for r in rows] == ["done"] * 4
@@ -166,7 +168,7 @@ def test_cancel_leaves_no_partial_output_and_next_run_resumes(folder, tmp_path):
 def test_disk_full_stops_with_nothing_half_written(folder, tmp_path, monkeypatch):
     out = tmp_path / "out"
     calls = {"n": 0}
-    real = batch.save_mask_png
+    real = mask_export.save_mask_png
 
     def full_after_first_file(path, mask, **kw):
         calls["n"] += 1
@@ -174,11 +176,12 @@ def test_disk_full_stops_with_nothing_half_written(folder, tmp_path, monkeypatch
             raise DiskFull(f"Disk full while writing {path}; nothing was written.")
         return real(path, mask, **kw)
 
-    monkeypatch.setattr(batch, "save_mask_png", full_after_first_file)
+    monkeypatch.setattr(mask_export, "save_mask_png", full_after_first_file)
     with pytest.raises(DiskFull):
         batch.run_batch(folder, out, "sky", "fake", segment_fn=BrightSegmenter())
-    assert (out / "a.labels.png").exists()
+    assert (out / "a.labels.png").exists() and (out / "a.classes.txt").exists()
     assert not (out / "b.labels.png").exists()  # written, then removed with its sibling
+    assert not (out / "b.classes.txt").exists()
     assert not list(out.rglob("*.part"))
     assert json.loads((out / "batch_report.json").read_text())["stopped_by"] == "disk full"
 

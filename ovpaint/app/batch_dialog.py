@@ -47,18 +47,15 @@ from PySide6.QtWidgets import (
 )
 
 from ovpaint.app.inpaint_panel import fill_engine_combo
-from ovpaint.app.prompt_panel import available_methods
+from ovpaint.app.prompt_panel import fill_method_combo
 from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.jobs import ProgressEvent
+from ovpaint.eval.datasets import DATASETS
 from ovpaint.pipelines.inpainting.settings import CPU_STEPS as INPAINT_CPU_STEPS
 from ovpaint.pipelines.inpainting.settings import GPU_STEPS as INPAINT_GPU_STEPS
 from ovpaint.pipelines.inpainting.settings import MODES as INPAINT_MODES
+from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD, METHODS, method_names
 
-DATASETS = (
-    ("voc", "PASCAL VOC 2012 (val)"),
-    ("cocostuff", "COCO-Stuff164k (val2017)"),
-    ("ade20k", "ADE20K (ADEChallengeData2016)"),
-)
 FILE_COLUMNS = ("File", "Status", "Classes found", "Seconds", "Error")
 CLASS_COLUMNS = ("Class", "IoU %", "F1 %", "Boundary F1 %", "GT pixels")
 COMPARISON_COLUMNS = ("Method", "mIoU %", "Pixel acc. %", "Mean F1 %", "Boundary F1 %", "s / image")
@@ -314,11 +311,10 @@ class BatchDialog(QDialog):
         area.setWidgetResizable(True)
         return area
 
-    def _method_combo(self, name: str) -> QComboBox:
+    def _method_combo(self, name: str, default: str | None = None) -> QComboBox:
         combo = QComboBox()
         combo.setObjectName(name)
-        combo.addItems(available_methods())
-        combo.setEditable(True)
+        fill_method_combo(combo, default)
         return combo
 
     def _build_batch_tab(self) -> QWidget:
@@ -374,8 +370,8 @@ class BatchDialog(QDialog):
         form = QFormLayout(tab)
         self.dataset_combo = QComboBox()
         self.dataset_combo.setObjectName("datasetCombo")
-        for key, title in DATASETS:
-            self.dataset_combo.addItem(title, key)
+        for spec in DATASETS.values():
+            self.dataset_combo.addItem(spec.label, spec.key)
         self.root_edit = QLineEdit()
         self.root_edit.setObjectName("datasetRoot")
         self.bench_methods = QListWidget()
@@ -383,12 +379,13 @@ class BatchDialog(QDialog):
         self.bench_methods.setToolTip(
             "Tick one method, or several to compare them on the same images"
         )
-        for name in available_methods():
+        for name in method_names():
             item = QListWidgetItem(name)
             item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(f"{METHODS[name].title}: {METHODS[name].describe()}")
             item.setCheckState(Qt.CheckState.Unchecked)
             self.bench_methods.addItem(item)
-        self.set_benchmark_methods(["dense"])
+        self.set_benchmark_methods([DEFAULT_BENCHMARK_METHOD])
         rows = min(self.bench_methods.count(), 6)
         self.bench_methods.setMaximumHeight(rows * self.bench_methods.sizeHintForRow(0) + 6)
         self.limit_spin = QSpinBox()
@@ -478,7 +475,7 @@ class BatchDialog(QDialog):
             inp,
             out,
             self.prompt_edit.text(),
-            self.batch_method.currentText(),
+            self.batch_method.currentData(),
             self.manager,
             recursive=self.recursive_check.isChecked(),
             inpaint=inpaint,

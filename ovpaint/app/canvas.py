@@ -499,10 +499,5 @@ class Canvas(QGraphicsView):
             self.released.emit(self._image_pos(event), event.button(), event.modifiers())
         event.accept()
 
-    # ------------------------------------------------------------------ helpers for tests
-    def view_pos(self, x: float, y: float):
-        """Viewport point (QPoint) showing image pixel (x, y)."""
-        return self.mapFromScene(QPointF(x, y))
-
 
 __all__ = ["Canvas", "TiledRasterItem", "RgbProvider", "MaskProvider", "rgb_to_qimage"]

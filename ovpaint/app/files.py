@@ -3,6 +3,7 @@ autosave and crash recovery. Loading and writing run on the worker pool; the dia
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -14,9 +15,8 @@ from ovpaint.app.workers import error_message
 from ovpaint.core import project
 from ovpaint.core.document import Document, composite, label_map
 from ovpaint.core.errors import BadInput
-from ovpaint.core.fileio import atomic_write_text
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
-from ovpaint.core.masks import file_part, save_label_png, save_mask_png
+from ovpaint.core.mask_export import write_mask_set
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ")"
 PROJECT_FILTER = f"ovpaint projects (*{project.SUFFIX} *.zip project.json)"
@@ -39,22 +39,23 @@ def open_job(path: str, max_megapixels: int, *, progress, cancel) -> Document:
 def export_masks_job(
     snapshot_masks, shape, visible, folder: str, stem: str, mode: str, *, progress, cancel
 ) -> list[Path]:
-    folder_path = Path(folder)
-    written = []
+    """The mask set of :mod:`ovpaint.core.mask_export`: in ``labels`` mode the label map of
+    the visible masks, in ``layers`` mode every mask layer (they may overlap); the class file
+    in both."""
+    base = Path(folder) / stem
     if mode == "labels":
         labels, names = label_map(shape, visible)
-        written.append(save_label_png(folder_path / f"{stem}_labels.png", labels))
-        atomic_write_text(
-            folder_path / f"{stem}_labels.txt",
-            "\n".join(f"{i}\t{n}" for i, n in enumerate(names)) + "\n",
-        )
-        return written
-    progress.stage("export masks", total=len(snapshot_masks))
-    for i, (name, mask) in enumerate(snapshot_masks, start=1):
+        return write_mask_set(base, names, labels=labels, masks=[], check=cancel.check)
+    names = ["background"] + [name for name, _ in snapshot_masks]
+    masks = [(i, mask) for i, (_, mask) in enumerate(snapshot_masks, start=1)]
+    progress.stage("export masks", total=len(masks) + 1)
+    files = itertools.count()
+
+    def check() -> None:  # before each file: the class file, then the masks
         cancel.check()
-        written.append(save_mask_png(folder_path / f"{stem}_{i:02d}_{file_part(name)}.png", mask))
-        progress.update(i, len(snapshot_masks))
-    return written
+        progress.update(next(files), len(masks) + 1)
+
+    return write_mask_set(base, names, masks=masks, check=check)
 
 
 class FileController(QObject):

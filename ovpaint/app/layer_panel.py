@@ -295,8 +295,5 @@ class LayerPanel(QWidget):
             return
         self.context.push(RemoveLayersCommand(self.doc, [layer], f"Delete {layer.name}"))
 
-    def set_visible(self, layer: Layer, visible: bool) -> None:
-        self.context.push(SetLayerPropertyCommand(self.doc, layer, "visible", visible))
-
 
 __all__ = ["LayerPanel", "LayerListModel", "ImageLayer"]

@@ -20,27 +20,19 @@ from ovpaint.core.document import Document
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.prompt import parse_prompt
 
-PREFERRED_ORDER = ("refined", "hybrid", "dense", "proposal")  # refined: the default, as in the CLI
-METHOD_HELP = {
-    "hybrid": "stuff (sky, grass…) from the dense map, things from SAM2 proposals",
-    "refined": "dense CLIP map refined with SAM2 (sharp edges)",
-    "dense": "dense CLIP map only (fastest, coarse edges)",
-    "proposal": "SAM2 masks scored by CLIP (objects)",
-}
 
+def fill_method_combo(combo: QComboBox, default: str | None = None) -> None:
+    """One item per registered method (its name), its description as the tooltip, ``default``
+    (the registry's default method when None) selected."""
+    from ovpaint.pipelines.segmentation.methods import DEFAULT_METHOD, METHODS, method_names
 
-def available_methods() -> list[str]:
-    """The methods the segmentation engine registers, best first."""
-    from ovpaint.pipelines.segmentation.segment import METHODS
-
-    names = list(METHODS)
-    return sorted(
-        names,
-        key=lambda m: (
-            PREFERRED_ORDER.index(m) if m in PREFERRED_ORDER else len(PREFERRED_ORDER),
-            m,
-        ),
-    )
+    for name in method_names():
+        combo.addItem(name, name)
+        method = METHODS[name]
+        tip = f"{method.title}: {method.describe()}"
+        combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+    index = combo.findData(default or DEFAULT_METHOD)
+    combo.setCurrentIndex(max(index, 0))
 
 
 def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, cancel):
@@ -74,11 +66,7 @@ class PromptPanel(QWidget):
         self.prompt.setClearButtonEnabled(True)
         self.method = QComboBox()
         self.method.setObjectName("methodCombo")
-        for name in available_methods():
-            self.method.addItem(name, name)
-            self.method.setItemData(
-                self.method.count() - 1, METHOD_HELP.get(name, ""), Qt.ItemDataRole.ToolTipRole
-            )
+        fill_method_combo(self.method)
         self.button = QPushButton("Segment")
         self.button.setObjectName("segmentButton")
         self.button.setToolTip("Find every class in the image (Ctrl+Return)")

@@ -49,11 +49,3 @@ def mask_to_qimage(mask: np.ndarray, color: tuple[int, int, int]) -> QImage:
         table = _TABLES[key] = _mask_table(key)  # type: ignore[arg-type]
     img.setColorTable(table)
     return img.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
-
-
-def qimage_to_rgb(img: QImage) -> np.ndarray:
-    """Any QImage → H×W×3 uint8 (a copy)."""
-    img = img.convertToFormat(QImage.Format.Format_RGB888)
-    h, w, stride = img.height(), img.width(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=stride * h).reshape(h, stride)
-    return buf[:, : 3 * w].reshape(h, w, 3).copy()

@@ -222,9 +222,6 @@ class WorkerPool(QObject):
     def active(self) -> list[JobHandle]:
         return [h for h in self._handles if not h.is_finished]
 
-    def is_busy(self) -> bool:
-        return bool(self.active)
-
     def cancel_all(self) -> None:
         for handle in self.active:
             handle.cancel()

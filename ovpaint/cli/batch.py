@@ -8,10 +8,12 @@ import argparse
 import sys
 
 from ovpaint.cli.common import (
+    add_method_option,
+    add_settings_option,
     cancel_on_interrupt,
     new_cancel,
     print_json,
-    segmentation_methods,
+    settings_from_args,
     tqdm_progress,
 )
 
@@ -25,12 +27,8 @@ def register(sub) -> argparse.ArgumentParser:
         "--prompt", required=True, help="classes to find, e.g. 'sky, dog' ('|' separates synonyms)"
     )
     p.add_argument("--out", required=True, help="output folder (mirrors the input tree)")
-    p.add_argument(
-        "--method",
-        default="refined",
-        choices=segmentation_methods(),
-        help="segmentation method (default: refined)",
-    )
+    add_method_option(p)
+    add_settings_option(p)
     p.add_argument(
         "--no-recursive",
         dest="recursive",
@@ -83,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint.batch import run_batch
     from ovpaint.cli.common import manager_for
 
+    settings = settings_from_args(args)
     manager = manager_for(args)
     progress, close = tqdm_progress("batch", disable=True if args.quiet else None)
     try:
@@ -97,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 extensions=args.ext,
                 inpaint=_inpaint_options(args),
                 overwrite=args.overwrite,
+                settings=settings,
                 progress=progress,
                 cancel=cancel,
             )

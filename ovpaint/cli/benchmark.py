@@ -1,4 +1,4 @@
-"""`ovpaint benchmark --dataset voc|cocostuff|ade20k --root PATH --out REPORT.json`: mIoU
+"""`ovpaint benchmark --dataset NAME --root PATH --out REPORT.json`: mIoU
 and friends on a public benchmark, from one confusion matrix over the run. Writes REPORT.json,
 REPORT.md, REPORT_confusion.png and REPORT_iou.png. Resumable: a cancelled or crashed run
 continues from ``REPORT.json.state.jsonl`` (``--restart`` starts over).
@@ -10,38 +10,36 @@ REPORT_per_class.png put them side by side."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ovpaint.cli.common import (
+    add_method_option,
+    add_settings_option,
     cancel_on_interrupt,
+    methods_from_args,
     new_cancel,
-    segmentation_methods,
+    settings_from_args,
     tqdm_progress,
 )
 
 
 def register(sub) -> argparse.ArgumentParser:
+    from ovpaint.eval.datasets import DATASETS
+    from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD
+
     p = sub.add_parser(
         "benchmark",
-        help="measure segmentation quality on VOC / COCO-Stuff / ADE20K",
+        help="measure segmentation quality on " + " / ".join(d.title for d in DATASETS.values()),
         description=__doc__,
     )
-    p.add_argument(
-        "--dataset",
-        required=True,
-        help="voc (PASCAL VOC 2012 val), cocostuff (COCO-Stuff164k val2017) or "
-        "ade20k (ADEChallengeData2016 validation)",
+    datasets = "; ".join(
+        f"{d.key} ({d.label}" + (f"; also {', '.join(d.aliases)})" if d.aliases else ")")
+        for d in DATASETS.values()
     )
+    p.add_argument("--dataset", required=True, help="the benchmark: " + datasets)
     p.add_argument("--root", required=True, help="the dataset's folder")
     p.add_argument("--out", required=True, help="report path (REPORT.json)")
-    p.add_argument(
-        "--method",
-        default="dense",
-        metavar="METHOD[,METHOD...]",
-        help="segmentation method, or several separated by commas to compare them "
-        f"(default: dense, comparable to SCLIP's numbers); one of {', '.join(segmentation_methods())}",
-    )
+    add_method_option(p, DEFAULT_BENCHMARK_METHOD, several=True)
     p.add_argument(
         "--limit",
         type=int,
@@ -58,40 +56,19 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--restart", action="store_true", help="ignore the state of an earlier interrupted run"
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a segmentation setting (JSON value), e.g. --set prob_thd=0.2",
-    )
+    add_settings_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def _overrides(pairs: list[str]) -> dict:
-    from ovpaint.core.errors import BadInput
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise BadInput(f"--set expects KEY=VALUE, got '{pair}'.")
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
-    from ovpaint.eval.compare import Comparison, parse_methods, run_comparison, write_comparison
+    from ovpaint.eval.compare import Comparison, run_comparison, write_comparison
     from ovpaint.eval.report import write_report
     from ovpaint.eval.runner import run_benchmark
 
-    methods = parse_methods(args.method, segmentation_methods())
-    settings = _overrides(args.set)
+    methods = methods_from_args(args)
+    settings = settings_from_args(args)
     manager = manager_for(args)
     options = {
         "limit": args.limit,

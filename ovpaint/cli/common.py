@@ -83,8 +83,73 @@ class cancel_on_interrupt:  # noqa: N801 - used as a context manager, reads like
             signal.signal(signal.SIGINT, self._previous)
 
 
-def segmentation_methods() -> list[str]:
-    """The methods the segmentation engine registers (for --method choices)."""
-    from ovpaint.pipelines.segmentation.segment import METHODS
+def add_method_option(
+    parser: argparse.ArgumentParser, default: str | None = None, *, several: bool = False
+) -> None:
+    """``--method``: choices, default and help generated from the method registry. With
+    ``several`` it takes a comma-separated list (checked by :func:`methods_from_args`)."""
+    from ovpaint.pipelines.segmentation.methods import DEFAULT_METHOD, METHODS, method_names
 
-    return list(METHODS)
+    default = default or DEFAULT_METHOD
+    described = "; ".join(
+        f"{name}{' (default)' if name == default else ''}: {METHODS[name].describe()}"
+        for name in method_names()
+    )
+    if several:
+        parser.add_argument(
+            "--method",
+            default=default,
+            metavar="METHOD[,METHOD...]",
+            help="segmentation method, or several separated by commas to compare them on the "
+            "same images. " + described.replace("%", "%%"),
+        )
+    else:
+        parser.add_argument(
+            "--method",
+            choices=method_names(),
+            default=default,
+            help="segmentation method. " + described.replace("%", "%%"),
+        )
+
+
+def methods_from_args(args: argparse.Namespace) -> list[str]:
+    """The methods of a ``--method`` taking several: known, in order, each once."""
+    from ovpaint.eval.compare import parse_methods
+    from ovpaint.pipelines.segmentation.methods import method_names
+
+    return parse_methods(args.method, method_names())
+
+
+def add_settings_option(parser: argparse.ArgumentParser) -> None:
+    """``--set SECTION.KEY=VALUE``, repeatable: any typed segmentation setting."""
+    from ovpaint.pipelines.segmentation.settings import SECTIONS
+
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a segmentation setting (value as JSON), e.g. --set dense.prob_thd=0.2; "
+        f"sections: {', '.join(SECTIONS)}; an unknown key is refused",
+    )
+
+
+def settings_from_args(args: argparse.Namespace, *presets: dict | None) -> dict:
+    """The nested settings of ``presets`` and ``--set`` (which wins), checked now: a bad key
+    or value stops the command (exit 2) before any image or model loads."""
+    from ovpaint.core.errors import BadInput
+    from ovpaint.pipelines.segmentation.settings import merge_settings, parse_settings
+
+    pairs = {}
+    for pair in getattr(args, "settings", None) or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--set expects SECTION.KEY=VALUE, got '{pair}'.")
+        try:
+            pairs[key.strip()] = json.loads(value)
+        except ValueError:
+            pairs[key.strip()] = value
+    merged = merge_settings(*presets, pairs)
+    parse_settings(merged)
+    return merged

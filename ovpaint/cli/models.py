@@ -14,6 +14,15 @@ from ovpaint.core.jobs import CancelToken, Progress, ProgressEvent
 from ovpaint.core.options import add_global_options
 
 
+def _ids_help() -> str:
+    """The known model ids by family, for ``--help`` (generated from the registry)."""
+    from ovpaint.models.registry import FAMILIES
+
+    return "; ".join(
+        f"{f.role} ({f.title}): {', '.join(m.id for m in f.models)}" for f in FAMILIES.values()
+    )
+
+
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "models",
@@ -24,7 +33,7 @@ def register(sub) -> argparse.ArgumentParser:
     ls = actions.add_parser("list", help="every known model, its size and whether it is here")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     dl = actions.add_parser("download", help="download models (resumes a broken download)")
-    dl.add_argument("ids", nargs="+", metavar="ID", help="model ids (see `ovpaint models list`)")
+    dl.add_argument("ids", nargs="+", metavar="ID", help="model ids. " + _ids_help())
     dl.add_argument("--force", action="store_true", help="download again even if installed")
     dl.add_argument("--quiet", action="store_true", help="no progress bar")
     im = actions.add_parser("import", help="use weights you already have (file or folder)")
@@ -64,17 +73,14 @@ def _context(args: argparse.Namespace):
 def _list(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import print_json
     from ovpaint.models.download import PART_SUFFIX
-    from ovpaint.models.registry import MODELS, default_model_id
+    from ovpaint.models.registry import FAMILIES, all_models
 
     settings, store, device_type = _context(args)
     chosen = {
-        "clip": settings["clip_model"],
-        "sam2": settings["sam2_model"],
-        "inpaint": settings["inpaint_model"],
-        "lama": settings["lama_model"],
+        role: settings[f.setting] or f.default_model(device_type) for role, f in FAMILIES.items()
     }
     rows = []
-    for spec in MODELS:
+    for spec in all_models():
         if store.override_path(spec) is not None:
             path = store.installed_path(spec)
             state = "local" if path is not None else "missing"
@@ -83,7 +89,7 @@ def _list(args: argparse.Namespace) -> int:
             state = "installed" if path is not None else "missing"
         folder = store.folder(spec)
         partial = state == "missing" and folder.is_dir() and any(folder.rglob("*" + PART_SUFFIX))
-        default = (chosen[spec.role] or default_model_id(spec.role, device_type)) == spec.id
+        default = chosen[spec.role] == spec.id
         rows.append(
             {
                 "id": spec.id,
@@ -198,7 +204,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from ovpaint.models.download import verify
-    from ovpaint.models.registry import MODELS, get_spec
+    from ovpaint.models.registry import all_models, get_spec
 
     _settings, store, _device = _context(args)
     if args.ids:
@@ -206,7 +212,7 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         specs = [
             s
-            for s in MODELS
+            for s in all_models()
             if store.override_path(s) is not None or store.read_manifest(s) is not None
         ]
         if not specs:

@@ -1,7 +1,8 @@
 """`ovpaint segment IMAGE --prompt "sky, dog"`: text-prompted segmentation of one image.
 
-Writes a palette label PNG (index i = class i of the summary, 0 = background) and optionally
-one black/white PNG per class; prints a summary (or JSON with --json).
+Writes a palette label PNG (index i = class i of the summary, 0 = background) with its class
+file beside it (``labels.png`` → ``labels.classes.txt``) and optionally one black/white PNG per
+class, in the layout batch and the app also write; prints a summary (or JSON with --json).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import sys
 from pathlib import Path
 
 from ovpaint.cli.common import (
+    add_method_option,
+    add_settings_option,
     cancel_on_interrupt,
     new_cancel,
     print_json,
-    segmentation_methods,
+    settings_from_args,
     tqdm_progress,
 )
 from ovpaint.core.errors import BadInput
@@ -29,22 +32,26 @@ def register(sub) -> argparse.ArgumentParser:
         help="classes to find, e.g. 'sky, dog' (',' separates classes, "
         "'|' synonyms of one class); optional with --points/--box",
     )
-    methods = segmentation_methods()
+    add_method_option(p)
     p.add_argument(
-        "--method",
-        choices=methods,
-        default="refined" if "refined" in methods else methods[0],
-        help="segmentation method (default: refined)",
+        "--out",
+        required=True,
+        help="label map PNG to write (its class file goes beside it: X.png -> X.classes.txt)",
     )
-    p.add_argument("--out", required=True, help="label map PNG to write")
-    p.add_argument("--masks-dir", default=None, help="also write one mask PNG per class here")
+    p.add_argument(
+        "--masks-dir",
+        default=None,
+        help="also write one mask PNG per class here (X.mask-NN-<class>.png)",
+    )
     p.add_argument(
         "--preset",
         choices=("default", "voc"),
         default=None,
-        help="dense post-processing preset (voc: scale 65, prob/area thresholds)",
+        help="the method's PASCAL VOC preset (dense: scale 65, prob/area thresholds; naclip: "
+        "the whole image at once, prob threshold)",
     )
     p.add_argument("--short-side", type=int, default=None, help="dense input short side (336)")
+    add_settings_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -68,26 +75,30 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    settings: dict = {}
-    if args.preset:
-        settings["preset"] = args.preset
-    if args.short_side is not None:
-        settings["short_side"] = args.short_side
-    return settings
+    from ovpaint.pipelines.segmentation.settings import VOC_DENSE, VOC_NACLIP
+
+    preset = {"dense": VOC_DENSE, "naclip": VOC_NACLIP} if args.preset == "voc" else None
+    short_side = (
+        {"dense.short_side": args.short_side, "naclip.short_side": args.short_side}
+        if args.short_side is not None
+        else None
+    )
+    return settings_from_args(args, preset, short_side)
 
 
-def write_outputs(result, out: Path, masks_dir: Path | None) -> list[Path]:
-    from ovpaint.core.masks import file_part, save_label_png, save_mask_png
+def write_outputs(result, out: Path, masks_dir: Path | None, image_path: Path) -> list[Path]:
+    from ovpaint.core.mask_export import base_of, write_mask_set
 
-    written = [save_label_png(out, result.labels)]
-    if masks_dir is not None:
-        masks_dir.mkdir(parents=True, exist_ok=True)
-        for i, name in enumerate(result.classes):
-            if i == 0:
-                continue
-            path = masks_dir / f"{i:02d}_{file_part(name)}.png"
-            written.append(save_mask_png(path, result.labels == i))
-    return written
+    base = base_of(out)
+    return write_mask_set(
+        base,
+        result.classes,
+        labels=result.labels,
+        labels_file=out,
+        masks=None if masks_dir is not None else [],
+        masks_base=masks_dir / base.name if masks_dir is not None else None,
+        inputs=(image_path,),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(
             "--out is the input image; choose another file (originals are never overwritten)."
         )
+    settings = _settings(args)
     clicks, box = parse_points(args.points), parse_box(args.box)
     if args.prompt is None and not clicks and box is None:
         raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
@@ -135,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                     method=args.method,
                     manager=manager,
                     session=session,
-                    settings=_settings(args),
+                    settings=settings,
                     progress=progress,
                     cancel=cancel,
                 )
@@ -146,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
                     )
     finally:
         close()
-    written = write_outputs(result, out, Path(args.masks_dir) if args.masks_dir else None)
+    masks_dir = Path(args.masks_dir) if args.masks_dir else None
+    written = write_outputs(result, out, masks_dir, image_path)
     summary = result.summary()
     summary["outputs"] = [str(p) for p in written]
     if args.json:

@@ -198,12 +198,6 @@ class LayerList:
                 return i
         raise ValueError(f"{layer.name} is not in this document")
 
-    def by_id(self, layer_id: str) -> Layer:
-        for layer in self._layers:
-            if layer.id == layer_id:
-                return layer
-        raise KeyError(layer_id)
-
     def by_name(self, name: str) -> Layer | None:
         for layer in reversed(self._layers):
             if layer.name == name:

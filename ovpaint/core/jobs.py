@@ -94,7 +94,3 @@ class Progress:
     def _emit(self, event: ProgressEvent) -> None:
         for listener in list(self.listeners):
             listener(event)
-
-
-def null_progress() -> Progress:
-    return Progress()

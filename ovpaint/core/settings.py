@@ -1,14 +1,15 @@
 """Typed, documented settings persisted as JSON under the user's config folder.
 
 Each setting is a descriptor with a default and help text (the krita-ai-diffusion idiom), so the
-settings dialog, the CLI and the defaults file are generated from one table.
+settings dialog, the CLI and the defaults file are generated from one table. Layers above may
+add settings of their own (:func:`register_setting`: a model family's choice of model); a
+value read from the file before its setting is registered is kept, and saved back, until it is.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,6 @@ SETTINGS: tuple[Setting, ...] = (
         "automatic (free memory minus a margin). Models over budget are offloaded to CPU.",
     ),
     Setting("model_dir", "", "Folder for downloaded weights; empty = the user cache folder."),
-    Setting("clip_model", "clip-vit-b16", "CLIP model for text-driven segmentation."),
-    Setting(
-        "sam2_model", "", "SAM2 model; empty = chosen by device (tiny on CPU, base-plus on GPU)."
-    ),
-    Setting("inpaint_model", "sd2-inpaint", "Inpainting model."),
-    Setting("lama_model", "big-lama", "Object-removal model (LaMa)."),
     Setting(
         "cpu_bf16_unet",
         True,
@@ -79,7 +74,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("autosave_seconds", 120, "Autosave interval of the open project; 0 disables it."),
     Setting("local_model_paths", {}, "Model id → local file or folder chosen by the user."),
 )
-SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def register_setting(setting: Setting) -> Setting:
+    """Add ``setting`` to the table (again with the same definition is fine)."""
+    known = SETTINGS_BY_NAME.get(setting.name)
+    if known is not None and known != setting:
+        raise ValueError(f"setting '{setting.name}' is already defined differently")
+    SETTINGS_BY_NAME[setting.name] = setting
+    return setting
 
 
 class Settings:
@@ -88,6 +92,7 @@ class Settings:
     def __init__(self, path: Path | None = None, values: dict | None = None) -> None:
         self.path = path
         self._values: dict[str, Any] = {}
+        self._unregistered: dict[str, Any] = {}  # from the file, for settings not (yet) known
         for key, value in (values or {}).items():
             self[key] = value
 
@@ -105,10 +110,14 @@ class Settings:
                     values = {}
             except (OSError, ValueError):
                 values = {}  # a corrupt settings file must never stop the app from starting
-        return cls(path, {k: v for k, v in values.items() if k in SETTINGS_BY_NAME})
+        settings = cls(path, {k: v for k, v in values.items() if k in SETTINGS_BY_NAME})
+        settings._unregistered = {k: v for k, v in values.items() if k not in SETTINGS_BY_NAME}
+        return settings
 
     def __getitem__(self, key: str) -> Any:
         spec = SETTINGS_BY_NAME[key]
+        if key in self._unregistered:  # registered since the file was read
+            self[key] = self._unregistered.pop(key)
         if key in self._values:
             return self._values[key]
         return spec.fresh_default()
@@ -118,18 +127,15 @@ class Settings:
         if spec is None:
             raise KeyError(f"Unknown setting: {key}")
         self._values[key] = spec.coerce(value)
+        self._unregistered.pop(key, None)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in SETTINGS_BY_NAME else default
 
     def as_dict(self) -> dict[str, Any]:
-        return {s.name: self[s.name] for s in SETTINGS}
+        return {name: self[name] for name in SETTINGS_BY_NAME}
 
     def save(self) -> None:
         if self.path is not None:
-            atomic_write_text(self.path, json.dumps(self._values, indent=2, sort_keys=True))
-
-
-def env_or(key: str, default: str) -> str:
-    value = os.environ.get(key, "").strip()
-    return value or default
+            values = {**self._unregistered, **self._values}
+            atomic_write_text(self.path, json.dumps(values, indent=2, sort_keys=True))

@@ -6,14 +6,21 @@ Every reader turns its dataset's label convention into the one the metrics use: 
 
 Errors name the file: a missing split file, a missing image or annotation, an image whose size
 differs from its annotation's.
+
+Each dataset is one reader class plus one :class:`DatasetSpec` registered once
+(:func:`register_dataset`): its aliases, the split it reads, the settings preset per method
+and its key among published results. ``ovpaint benchmark --dataset``, the benchmark dialog,
+the runner's presets and the report's references are generated from :data:`DATASETS`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,23 +29,9 @@ from ovpaint.core.image_io import LoadedImage, load_image
 from ovpaint.core.masks import load_label_png
 from ovpaint.core.paths import resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.pipelines.segmentation.settings import VOC_DENSE, VOC_NACLIP
 
 IGNORE = 255
-DATASET_KEYS = ("voc", "cocostuff", "ade20k")
-_ALIASES = {
-    "voc": "voc",
-    "voc21": "voc",
-    "voc2012": "voc",
-    "pascal": "voc",
-    "cocostuff": "cocostuff",
-    "coco-stuff": "cocostuff",
-    "coco_stuff": "cocostuff",
-    "cocostuff164k": "cocostuff",
-    "coco": "cocostuff",
-    "ade20k": "ade20k",
-    "ade": "ade20k",
-    "ade150": "ade20k",
-}
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,7 @@ class Dataset:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise BadInput(f"Dataset folder not found: {self.root}")
-        self.classes = read_class_file(resource("classes", self.class_file))
+        self.classes = self._read_classes()
         if len(self.classes) != self.num_classes:
             raise BadInput(
                 f"{self.class_file} lists {len(self.classes)} classes; "
@@ -106,6 +99,10 @@ class Dataset:
             raise BadInput(f"No images found for {self.title} under {self.root}.")
 
     # -- to implement per layout
+    def _read_classes(self) -> list[DatasetClass]:
+        """The class list: ``class_file`` among the resources' class lists by default."""
+        return read_class_file(resource("classes", self.class_file))
+
     def _list_samples(self) -> list[Sample]:
         raise NotImplementedError
 
@@ -300,20 +297,108 @@ class ADE20KDataset(Dataset):
         return out
 
 
-_READERS: dict[str, type[Dataset]] = {
-    "voc": VOCDataset,
-    "cocostuff": COCOStuffDataset,
-    "ade20k": ADE20KDataset,
-}
+# --------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A benchmark the product can score: its reader and everything the front-ends show.
+
+    ``presets``: settings per method name (nested, as ``--set`` takes them), ``"*"`` for every
+    method; a method's own entry is merged over ``"*"`` and the user's settings over both.
+    ``report_key``: the dataset's key among published results (the report's references)."""
+
+    reader: type[Dataset]
+    split: str  # which split the reader reads, for people ("val", "val2017", ...)
+    aliases: tuple[str, ...] = ()
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    report_key: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.reader.key
+
+    @property
+    def title(self) -> str:
+        return self.reader.title
+
+    @property
+    def label(self) -> str:
+        """Title and split, for lists: "PASCAL VOC 2012 (val)"."""
+        return f"{self.title} ({self.split})"
+
+    def preset(self, method: str) -> dict[str, dict[str, Any]]:
+        """The settings this dataset's runs start from with ``method``."""
+        from ovpaint.pipelines.segmentation.settings import merge_settings
+
+        return merge_settings(self.presets.get("*"), self.presets.get(method))
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add a dataset; it appears in ``ovpaint benchmark`` and the benchmark dialog at once."""
+    if not spec.key or not spec.title:
+        raise ValueError(f"dataset reader {spec.reader.__name__} needs a key and a title")
+    for name in (spec.key, *spec.aliases):
+        owner = _owner_of(name)
+        if owner is not None and owner != spec.key:
+            raise ValueError(f"dataset name '{name}' is already taken by '{owner}'")
+    DATASETS[spec.key] = spec
+    return spec
+
+
+def _owner_of(name: str) -> str | None:
+    name = name.strip().lower()
+    for spec in DATASETS.values():
+        if name == spec.key or name in spec.aliases:
+            return spec.key
+    return None
 
 
 def dataset_key(name: str) -> str:
-    key = _ALIASES.get(name.strip().lower())
+    """The registered key for ``name`` or one of its aliases (any case)."""
+    key = _owner_of(name)
     if key is None:
-        raise BadInput(f"Unknown dataset '{name}'. Use one of: {', '.join(DATASET_KEYS)}.")
+        raise BadInput(f"Unknown dataset '{name}'. Use one of: {', '.join(DATASETS)}.")
     return key
 
 
+def dataset_spec(name: str) -> DatasetSpec:
+    return DATASETS[dataset_key(name)]
+
+
 def open_dataset(name: str, root: str | os.PathLike) -> Dataset:
-    """Open a dataset by name (``voc``, ``cocostuff``, ``ade20k``) from its root folder."""
-    return _READERS[dataset_key(name)](root)
+    """Open a registered dataset by name or alias from its root folder."""
+    return dataset_spec(name).reader(root)
+
+
+#: The stuff datasets are scored at a larger short side (METHOD.md §1.6), SCLIP's defaults else.
+STUFF_DENSE = {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448}
+
+register_dataset(
+    DatasetSpec(
+        VOCDataset,
+        "val",
+        aliases=("voc21", "voc2012", "pascal"),
+        presets={"*": {"dense": dict(VOC_DENSE), "naclip": dict(VOC_NACLIP)}},
+        report_key="voc21",
+    )
+)
+register_dataset(
+    DatasetSpec(
+        COCOStuffDataset,
+        "val2017",
+        aliases=("coco-stuff", "coco_stuff", "cocostuff164k", "coco"),
+        presets={"*": {"dense": dict(STUFF_DENSE)}},
+        report_key="cocostuff",
+    )
+)
+register_dataset(
+    DatasetSpec(
+        ADE20KDataset,
+        "ADEChallengeData2016 validation",
+        aliases=("ade", "ade150"),
+        presets={"*": {"dense": dict(STUFF_DENSE)}},
+        report_key="ade20k",
+    )
+)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ovpaint import __version__
 from ovpaint.core.fileio import atomic_write_bytes, atomic_write_text
+from ovpaint.eval.datasets import DATASETS
 from ovpaint.eval.runner import BenchmarkResult
 
 #: mIoU (%) published by others, for orientation. Not measured by this program.
@@ -44,11 +45,11 @@ REFERENCES: list[dict] = [
         "results": {"voc21": 69.3},
     },
 ]
-_REF_KEY = {"voc": "voc21", "cocostuff": "cocostuff", "ade20k": "ade20k"}
 
 
 def references_for(dataset: str) -> list[dict]:
-    key = _REF_KEY.get(dataset, dataset)
+    spec = DATASETS.get(dataset)
+    key = spec.report_key if spec is not None and spec.report_key else dataset
     return [
         {"source": r["source"], "kind": r["kind"], "mIoU": r["results"][key]}
         for r in REFERENCES

@@ -25,27 +25,21 @@ from ovpaint.core.fileio import append_json_line
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import save_label_png
 from ovpaint.core.prompt import ClassQuery
-from ovpaint.eval.datasets import IGNORE, Dataset, open_dataset
+from ovpaint.eval.datasets import IGNORE, Dataset, dataset_spec, open_dataset
 from ovpaint.eval.metrics import ConfusionAccumulator, ImageCounts, Scores
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.segment import model_ids
 from ovpaint.pipelines.segmentation.segment import (
     segment_fn as _default_segment_fn,  # tests replace it
 )
+from ovpaint.pipelines.segmentation.settings import merge_settings
 
 #: ``fn(rgb, queries) -> SegmentationResult``; ``result.classes[0]`` is the background and
 #: ``result.classes[1:]`` name the queries.
 SegmentFn = Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]
 
 STATE_VERSION = 1
-
-#: Post-processing presets per dataset (METHOD.md §1.6): VOC's 21-class scenes use a higher
-#: logit scale and thresholds; the stuff datasets use the defaults at a larger short side.
-DATASET_PRESETS: dict[str, dict[str, Any]] = {
-    "voc": {"logit_scale": 65.0, "prob_thd": 0.1, "area_thd": 0.1},
-    "cocostuff": {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448},
-    "ade20k": {"logit_scale": 40.0, "prob_thd": 0.0, "area_thd": None, "short_side": 448},
-}
 
 
 @dataclass
@@ -143,7 +137,7 @@ def run_benchmark(
     dataset: str | Dataset,
     root: str | os.PathLike | None,
     method: str,
-    manager=None,
+    manager: Models | None = None,
     *,
     limit: int | None = None,
     seed: int = 0,
@@ -167,11 +161,11 @@ def run_benchmark(
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, root)
     samples = select_samples(ds, limit, seed)
-    run_settings = dict(DATASET_PRESETS.get(ds.key, {}))
-    run_settings.update(settings or {})
+    # the dataset's preset for the method (METHOD.md §1.6), the caller's settings over it
+    run_settings = merge_settings(dataset_spec(ds.key).preset(method), settings)
     if segment_fn is None:
         segment_fn = _default_segment_fn(method, manager, run_settings)
-    models = model_ids(manager)
+    models = model_ids(manager, method)
     ids = [s.id for s in samples]
     config = _config(ds, method, run_settings, ids, models)
     queries = ds.class_queries()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ovpaint.models.protocols import Derived
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -34,6 +36,7 @@ class ClipBundle:
     model_id: str
     mean: tuple[float, float, float] = OPENAI_MEAN
     std: tuple[float, float, float] = OPENAI_STD
+    derived: Derived = field(default_factory=Derived, init=False, repr=False, compare=False)
 
     @property
     def patch_size(self) -> int:

@@ -34,7 +34,7 @@ from ovpaint.core.errors import BadInput, DiskFull, ModelUnavailable
 from ovpaint.core.fileio import atomic_write_text
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.settings import Settings
-from ovpaint.models.registry import ModelSpec
+from ovpaint.models.registry import ModelSpec, family
 from ovpaint.models.store import ModelStore
 
 CHUNK_BYTES = 1 << 20
@@ -683,8 +683,7 @@ def check_local(spec: ModelSpec, path: Path) -> Path:
                 "code when loaded and are refused; convert them to safetensors first."
             )
         return path
-    # SAM2's .pt and LaMa's plain tensor dicts are read with torch.load(weights_only=True)
-    allowed = (".safetensors", ".pt") if spec.role in ("sam2", "lama") else (".safetensors",)
+    allowed = family(spec.role).weight_suffixes
     if path.is_dir():
         for pinned in spec.files:
             if (path / pinned.path).is_file():
@@ -716,23 +715,3 @@ def import_local(spec: ModelSpec, path: str | os.PathLike, settings: Settings) -
     settings["local_model_paths"] = paths
     settings.save()
     return path
-
-
-def forget_local(spec: ModelSpec, settings: Settings) -> bool:
-    paths = dict(settings["local_model_paths"] or {})
-    if paths.pop(spec.id, None) is None:
-        return False
-    settings["local_model_paths"] = paths
-    settings.save()
-    return True
-
-
-def remove_partial(spec: ModelSpec, store: ModelStore) -> int:
-    """Delete leftover ``.part`` files of ``spec`` (when a resume is not wanted)."""
-    removed = 0
-    folder = store.folder(spec)
-    if folder.is_dir():
-        for part in folder.rglob("*" + PART_SUFFIX):
-            part.unlink(missing_ok=True)
-            removed += 1
-    return removed

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from ovpaint.core.errors import ModelUnavailable
 from ovpaint.core.paths import cache_dir
 from ovpaint.models.device import cpu_has_fast_bf16
+from ovpaint.models.protocols import Derived
 
 TINY_RESOLUTION = 128
 
@@ -34,6 +35,7 @@ class InpaintBundle:
     unet_bf16: bool = False  # the UNet computes in bf16 on the CPU (see tune_for_cpu)
     weights_dtype: torch.dtype | None = None  # as loaded (the manager's dtype)
     default_scheduler: Any = None  # the model's own scheduler, restored for "default"
+    derived: Derived = field(default_factory=Derived, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.weights_dtype = self.weights_dtype or self.pipe.unet.dtype

@@ -13,13 +13,14 @@ half-way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ovpaint.core.errors import ModelUnavailable
 from ovpaint.models.lama import LamaConfig, LamaGenerator
+from ovpaint.models.protocols import Derived
 
 TINY_CONFIG = LamaConfig(ngf=8, n_blocks=2)
 MAX_WEIGHTS_BYTES = 1_000_000_000  # big-lama is 204 MB in fp32; anything far larger is not it
@@ -32,6 +33,7 @@ _LISTED = 4  # keys named per kind of problem
 class LamaBundle:
     generator: LamaGenerator
     model_id: str
+    derived: Derived = field(default_factory=Derived, init=False, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:

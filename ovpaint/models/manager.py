@@ -1,6 +1,7 @@
 """ModelManager: one place that loads, places and serialises the models.
 
-- Lazy: nothing loads until a pipeline asks for a role ("clip", "sam2", "inpaint").
+- Lazy: nothing loads until a pipeline asks for a role ("clip", "sam2", "inpaint", ...: the
+  registered model families, :mod:`ovpaint.models.registry`).
 - Device and dtype: cuda > mps > cpu unless overridden; fp16 on CUDA, fp32 on CPU by default.
 - Serialised: ``with manager.use("sam2") as sam:`` holds that model's lock, so two worker
   threads never run one model at once; different models may run side by side.
@@ -11,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,22 +24,11 @@ import torch
 from ovpaint.core.errors import BadInput, ModelUnavailable, OutOfMemory
 from ovpaint.core.settings import Settings
 from ovpaint.models import device as devices
-from ovpaint.models.registry import ROLES, ModelSpec, default_model_id, get_spec
+from ovpaint.models.protocols import Bundle
+from ovpaint.models.registry import FAMILIES, ModelSpec, family, get_spec, roles
 from ovpaint.models.store import ModelStore
 
 PROFILES = ("real", "tiny")
-_LOADERS = {
-    "clip": "ovpaint.models.clip_loader",
-    "sam2": "ovpaint.models.sam2_loader",
-    "inpaint": "ovpaint.models.inpaint_loader",
-    "lama": "ovpaint.models.lama_loader",
-}
-_SETTING_FOR_ROLE = {
-    "clip": "clip_model",
-    "sam2": "sam2_model",
-    "inpaint": "inpaint_model",
-    "lama": "lama_model",
-}
 GPU_MARGIN_BYTES = 1_000_000_000  # left free for activations when the budget is automatic
 
 
@@ -56,7 +45,7 @@ class ModelState:
 
 
 class _Slot:
-    def __init__(self, role: str, model_id: str, bundle: Any, dtype: torch.dtype) -> None:
+    def __init__(self, role: str, model_id: str, bundle: Bundle, dtype: torch.dtype) -> None:
         self.role = role
         self.model_id = model_id
         self.bundle = bundle
@@ -112,12 +101,12 @@ class ModelManager:
         return " · ".join(parts)
 
     def model_id(self, role: str) -> str:
-        if role not in ROLES:
+        chosen = FAMILIES.get(role)
+        if chosen is None:
             raise KeyError(role)
         if self.is_tiny:
             return f"tiny-{role}"
-        chosen = self.settings[_SETTING_FOR_ROLE[role]]
-        return chosen or default_model_id(role, self.device.type)
+        return self.settings[chosen.setting] or chosen.default_model(self.device.type)
 
     def spec(self, role: str) -> ModelSpec | None:
         return None if self.is_tiny else get_spec(self.model_id(role))
@@ -131,7 +120,7 @@ class ModelManager:
 
     def states(self) -> list[ModelState]:
         out = []
-        for role in ROLES:
+        for role in roles():
             model_id = self.model_id(role)
             slot = self._slots.get(role)
             if self.is_tiny:
@@ -162,16 +151,12 @@ class ModelManager:
 
     # ----------------------------------------------------------------- loading
     def _load(self, role: str) -> _Slot:
-        loader = importlib.import_module(_LOADERS[role])
+        loader = family(role).loader()
         dtype = self.dtype
         if self.is_tiny:
-            if role == "sam2":
-                bundle = loader.build_tiny(self.seed, device="cpu")
-            else:
-                bundle = loader.build_tiny(self.seed, device="cpu", dtype=torch.float32)
-            dtype = torch.float32
-            self._tune(loader, bundle)
-            return _Slot(role, self.model_id(role), bundle, dtype)
+            bundle = loader.build_tiny(self.seed)  # on the CPU, in fp32
+            self._tune(role, loader, bundle)
+            return _Slot(role, self.model_id(role), bundle, torch.float32)
         spec = self.spec(role)
         path = self.store.require(spec)
         try:
@@ -183,14 +168,15 @@ class ModelManager:
                 f"Could not load '{spec.title}' from {path}: {exc}. The file may be corrupt or "
                 f"of another model; check it with `ovpaint models verify {spec.id}`."
             ) from exc
-        self._tune(loader, bundle)
+        self._tune(role, loader, bundle)
         return _Slot(role, spec.id, bundle, dtype)
 
-    def _tune(self, loader, bundle) -> None:
-        """Loader-specific speed-ups for computing on the CPU (the inpainting UNet in bf16)."""
-        tune = getattr(loader, "tune_for_cpu", None)
-        if tune is not None and self.device.type == "cpu" and self.settings["cpu_bf16_unet"]:
-            tune(bundle)
+    def _tune(self, role: str, loader: Any, bundle: Bundle) -> None:
+        """The family's speed-ups for computing on the CPU (the inpainting UNet in bf16), when
+        its setting turns them on."""
+        setting = family(role).cpu_tuning
+        if setting and self.device.type == "cpu" and self.settings[setting]:
+            loader.tune_for_cpu(bundle)
 
     def _slot(self, role: str) -> _Slot:
         # Loading can take half a minute (SD from disk): hold only this role's load lock, so
@@ -210,7 +196,7 @@ class ModelManager:
             return slot
 
     def get(self, role: str) -> Any:
-        """The loaded bundle, without placing or locking it (for inspection)."""
+        """The loaded bundle, without placing or locking it (for inspection and its caches)."""
         return self._slot(role).bundle
 
     # ----------------------------------------------------------------- placement

@@ -1,4 +1,11 @@
-"""The catalogue of models the product knows: ids, Hugging Face repos, files, sizes, hashes.
+"""The model families the product loads and the catalogue of their models: ids, Hugging Face
+repos, files, sizes, hashes.
+
+A family is one :class:`ModelFamily` record, registered once (:func:`register_family`): its
+role (what pipelines ask the manager for), its loader, its models, its default model per
+device and the setting that chooses one. The manager, the downloader, ``ovpaint models`` and
+the app's model dialog are generated from the registered families. This module imports no
+torch: a loader is imported when its first model loads.
 
 Exact sizes and sha256 are not pinned here for files whose published values we could not read
 at build time; for those, the downloader takes size and sha256 from the hub's own metadata
@@ -8,7 +15,15 @@ Only safetensors and ``weights_only`` checkpoints are listed: never a pickle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ovpaint.core.errors import BadInput
+from ovpaint.core.settings import Setting, register_setting
+
+if TYPE_CHECKING:
+    from ovpaint.models.protocols import Loader
 
 MB = 1_000_000
 
@@ -23,7 +38,7 @@ class ModelFile:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
-    role: str  # "clip" | "sam2" | "inpaint" | "lama"
+    role: str  # the family's role: "clip", "sam2", "inpaint", "lama", ...
     title: str
     repo: str  # Hugging Face repo id
     approx_bytes: int
@@ -55,140 +70,255 @@ _DIFFUSERS_FILES = (
     "vae/diffusion_pytorch_model.safetensors",
 )
 
-MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        id="clip-vit-b16",
-        role="clip",
-        title="CLIP ViT-B/16 (OpenAI)",
-        repo="timm/vit_base_patch16_clip_224.openai",
-        files=(ModelFile("open_clip_model.safetensors"),),
-        approx_bytes=599 * MB,
-        arch={"open_clip_name": "ViT-B-16-quickgelu", "pretrained": "openai"},
-        license="MIT",
-    ),
-    ModelSpec(
-        id="clip-vit-l14",
-        role="clip",
-        title="CLIP ViT-L/14 (OpenAI)",
-        repo="timm/vit_large_patch14_clip_224.openai",
-        files=(ModelFile("open_clip_model.safetensors"),),
-        approx_bytes=1710 * MB,
-        arch={"open_clip_name": "ViT-L-14-quickgelu", "pretrained": "openai"},
-        license="MIT",
-    ),
-    ModelSpec(
-        id="sam2.1-tiny",
-        role="sam2",
-        title="SAM 2.1 Hiera tiny",
-        repo="facebook/sam2.1-hiera-tiny",
-        files=(ModelFile("sam2.1_hiera_tiny.pt"),),
-        approx_bytes=156 * MB,
-        arch={"config": "configs/sam2.1/sam2.1_hiera_t.yaml"},
-        license="Apache-2.0",
-    ),
-    ModelSpec(
-        id="sam2.1-small",
-        role="sam2",
-        title="SAM 2.1 Hiera small",
-        repo="facebook/sam2.1-hiera-small",
-        files=(ModelFile("sam2.1_hiera_small.pt"),),
-        approx_bytes=184 * MB,
-        arch={"config": "configs/sam2.1/sam2.1_hiera_s.yaml"},
-        license="Apache-2.0",
-    ),
-    ModelSpec(
-        id="sam2.1-base-plus",
-        role="sam2",
-        title="SAM 2.1 Hiera base+",
-        repo="facebook/sam2.1-hiera-base-plus",
-        files=(ModelFile("sam2.1_hiera_base_plus.pt"),),
-        approx_bytes=324 * MB,
-        arch={"config": "configs/sam2.1/sam2.1_hiera_b+.yaml"},
-        license="Apache-2.0",
-    ),
-    ModelSpec(
-        id="sam2.1-large",
-        role="sam2",
-        title="SAM 2.1 Hiera large",
-        repo="facebook/sam2.1-hiera-large",
-        files=(ModelFile("sam2.1_hiera_large.pt"),),
-        approx_bytes=898 * MB,
-        arch={"config": "configs/sam2.1/sam2.1_hiera_l.yaml"},
-        license="Apache-2.0",
-    ),
-    ModelSpec(
-        id="sd2-inpaint",
-        role="inpaint",
-        title="Stable Diffusion 2 inpainting",
-        repo="sd2-community/stable-diffusion-2-inpainting",
-        allow_patterns=_DIFFUSERS_FILES,
-        approx_bytes=5200 * MB,
-        arch={"pipeline": "sd", "resolution": 512},
-        license="CreativeML Open RAIL++-M",
-        notes="Community mirror of the removed stabilityai/stable-diffusion-2-inpainting.",
-    ),
-    ModelSpec(
-        id="sd15-inpaint",
-        role="inpaint",
-        title="Stable Diffusion 1.5 inpainting",
-        repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
-        allow_patterns=_DIFFUSERS_FILES,
-        approx_bytes=4300 * MB,
-        arch={"pipeline": "sd", "resolution": 512},
-        license="CreativeML Open RAIL-M",
-    ),
-    ModelSpec(
-        id="sdxl-inpaint",
-        role="inpaint",
-        title="SDXL inpainting 0.1",
-        repo="diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
-        allow_patterns=_DIFFUSERS_FILES,
-        approx_bytes=13900 * MB,
-        arch={"pipeline": "sdxl", "resolution": 1024},
-        license="CreativeML Open RAIL++-M",
-    ),
-    ModelSpec(
-        id="big-lama",
-        role="lama",
-        title="LaMa (big-lama) object remover",
-        repo="anyisalin/big-lama",
-        files=(ModelFile("big-lama.safetensors"),),
-        approx_bytes=205 * MB,
-        arch={"config": {}},  # big-lama's generator: ngf 64, 18 blocks (the LamaConfig defaults)
-        license="Apache-2.0",
-        notes="A safetensors conversion of the big-lama generator (advimman/lama, Places2). "
-        "Revision and sha256 are not pinned: the hub could not be reached when this entry was "
-        "written; the downloader checks the file against the hub's own LFS sha256.",
-    ),
-)
 
-MODELS_BY_ID = {m.id: m for m in MODELS}
-ROLES = ("clip", "sam2", "inpaint", "lama")
+@dataclass(frozen=True)
+class ModelFamily:
+    """A kind of model: everything the product needs to list, fetch, choose and load one.
+
+    ``loader()`` returns the loader (:class:`~ovpaint.models.protocols.Loader`: ``load_real``
+    and ``build_tiny``), imported only then. ``cpu_tuning`` names a boolean setting that turns
+    on the loader's ``tune_for_cpu`` when models compute on a CPU.
+    """
+
+    role: str
+    title: str
+    models: tuple[ModelSpec, ...]
+    default_cpu: str  # model id
+    default_gpu: str  # model id on CUDA or MPS
+    loader: Callable[[], Loader]
+    weight_suffixes: tuple[str, ...] = (".safetensors",)  # single weight files accepted
+    cpu_tuning: str | None = None
+
+    @property
+    def setting(self) -> str:
+        """The setting that picks this family's model (empty: the default for the device)."""
+        return f"{self.role}_model"
+
+    def default_model(self, device_type: str) -> str:
+        return self.default_gpu if device_type in ("cuda", "mps") else self.default_cpu
+
+
+FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add a model family: its models join the catalogue and its setting the settings table."""
+    ids = {m.id for m in family.models}
+    if not family.models or {family.default_cpu, family.default_gpu} - ids:
+        raise ValueError(f"family '{family.role}': the defaults must be among its models")
+    if any(m.role != family.role for m in family.models):
+        raise ValueError(f"family '{family.role}': every model must have role '{family.role}'")
+    taken = {m.id for f in FAMILIES.values() if f.role != family.role for m in f.models}
+    if ids & taken:
+        raise ValueError(f"family '{family.role}': model ids already taken: {ids & taken}")
+    if family.default_cpu == family.default_gpu:
+        default_help = f"empty = {family.default_cpu}"
+    else:
+        default_help = f"empty = {family.default_cpu} on a CPU, {family.default_gpu} on a GPU"
+    register_setting(Setting(family.setting, "", f"{family.title} model; {default_help}."))
+    FAMILIES[family.role] = family
+    return family
+
+
+def family(role: str) -> ModelFamily:
+    try:
+        return FAMILIES[role]
+    except KeyError:
+        raise BadInput(f"Unknown model role '{role}'. Known: {', '.join(FAMILIES)}.") from None
+
+
+def roles() -> tuple[str, ...]:
+    return tuple(FAMILIES)
+
+
+def all_models() -> list[ModelSpec]:
+    """Every model of every family, in registration order."""
+    return [m for f in FAMILIES.values() for m in f.models]
 
 
 def get_spec(model_id: str) -> ModelSpec:
-    try:
-        return MODELS_BY_ID[model_id]
-    except KeyError:
-        known = ", ".join(MODELS_BY_ID)
-        from ovpaint.core.errors import BadInput
-
-        raise BadInput(f"Unknown model '{model_id}'. Known models: {known}") from None
+    for spec in all_models():
+        if spec.id == model_id:
+            return spec
+    known = ", ".join(m.id for m in all_models())
+    raise BadInput(f"Unknown model '{model_id}'. Known models: {known}")
 
 
-def models_for(role: str) -> list[ModelSpec]:
-    return [m for m in MODELS if m.role == role]
+# --------------------------------------------------------------------------- built-in families
+def _clip_loader() -> Loader:
+    from ovpaint.models import clip_loader
+
+    return clip_loader
 
 
-def default_model_id(role: str, device_type: str) -> str:
-    """Defaults by device: the light models on CPU, the better ones where a GPU has room."""
-    on_gpu = device_type in ("cuda", "mps")
-    if role == "clip":
-        return "clip-vit-b16"
-    if role == "sam2":
-        return "sam2.1-base-plus" if on_gpu else "sam2.1-tiny"
-    if role == "inpaint":
-        return "sd2-inpaint"
-    if role == "lama":
-        return "big-lama"
-    raise KeyError(role)
+def _sam2_loader() -> Loader:
+    from ovpaint.models import sam2_loader
+
+    return sam2_loader
+
+
+def _inpaint_loader() -> Loader:
+    from ovpaint.models import inpaint_loader
+
+    return inpaint_loader
+
+
+def _lama_loader() -> Loader:
+    from ovpaint.models import lama_loader
+
+    return lama_loader
+
+
+register_family(
+    ModelFamily(
+        "clip",
+        "CLIP (text-driven segmentation)",
+        (
+            ModelSpec(
+                id="clip-vit-b16",
+                role="clip",
+                title="CLIP ViT-B/16 (OpenAI)",
+                repo="timm/vit_base_patch16_clip_224.openai",
+                files=(ModelFile("open_clip_model.safetensors"),),
+                approx_bytes=599 * MB,
+                arch={"open_clip_name": "ViT-B-16-quickgelu", "pretrained": "openai"},
+                license="MIT",
+            ),
+            ModelSpec(
+                id="clip-vit-l14",
+                role="clip",
+                title="CLIP ViT-L/14 (OpenAI)",
+                repo="timm/vit_large_patch14_clip_224.openai",
+                files=(ModelFile("open_clip_model.safetensors"),),
+                approx_bytes=1710 * MB,
+                arch={"open_clip_name": "ViT-L-14-quickgelu", "pretrained": "openai"},
+                license="MIT",
+            ),
+        ),
+        default_cpu="clip-vit-b16",
+        default_gpu="clip-vit-b16",
+        loader=_clip_loader,
+    )
+)
+register_family(
+    ModelFamily(
+        "sam2",
+        "SAM2 (masks, refinement, clicks)",
+        (
+            ModelSpec(
+                id="sam2.1-tiny",
+                role="sam2",
+                title="SAM 2.1 Hiera tiny",
+                repo="facebook/sam2.1-hiera-tiny",
+                files=(ModelFile("sam2.1_hiera_tiny.pt"),),
+                approx_bytes=156 * MB,
+                arch={"config": "configs/sam2.1/sam2.1_hiera_t.yaml"},
+                license="Apache-2.0",
+            ),
+            ModelSpec(
+                id="sam2.1-small",
+                role="sam2",
+                title="SAM 2.1 Hiera small",
+                repo="facebook/sam2.1-hiera-small",
+                files=(ModelFile("sam2.1_hiera_small.pt"),),
+                approx_bytes=184 * MB,
+                arch={"config": "configs/sam2.1/sam2.1_hiera_s.yaml"},
+                license="Apache-2.0",
+            ),
+            ModelSpec(
+                id="sam2.1-base-plus",
+                role="sam2",
+                title="SAM 2.1 Hiera base+",
+                repo="facebook/sam2.1-hiera-base-plus",
+                files=(ModelFile("sam2.1_hiera_base_plus.pt"),),
+                approx_bytes=324 * MB,
+                arch={"config": "configs/sam2.1/sam2.1_hiera_b+.yaml"},
+                license="Apache-2.0",
+            ),
+            ModelSpec(
+                id="sam2.1-large",
+                role="sam2",
+                title="SAM 2.1 Hiera large",
+                repo="facebook/sam2.1-hiera-large",
+                files=(ModelFile("sam2.1_hiera_large.pt"),),
+                approx_bytes=898 * MB,
+                arch={"config": "configs/sam2.1/sam2.1_hiera_l.yaml"},
+                license="Apache-2.0",
+            ),
+        ),
+        default_cpu="sam2.1-tiny",
+        default_gpu="sam2.1-base-plus",
+        loader=_sam2_loader,
+        weight_suffixes=(".safetensors", ".pt"),  # sam2 checkpoints, read with weights_only
+    )
+)
+register_family(
+    ModelFamily(
+        "inpaint",
+        "Stable Diffusion inpainting",
+        (
+            ModelSpec(
+                id="sd2-inpaint",
+                role="inpaint",
+                title="Stable Diffusion 2 inpainting",
+                repo="sd2-community/stable-diffusion-2-inpainting",
+                allow_patterns=_DIFFUSERS_FILES,
+                approx_bytes=5200 * MB,
+                arch={"pipeline": "sd", "resolution": 512},
+                license="CreativeML Open RAIL++-M",
+                notes="Community mirror of the removed stabilityai/stable-diffusion-2-inpainting.",
+            ),
+            ModelSpec(
+                id="sd15-inpaint",
+                role="inpaint",
+                title="Stable Diffusion 1.5 inpainting",
+                repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
+                allow_patterns=_DIFFUSERS_FILES,
+                approx_bytes=4300 * MB,
+                arch={"pipeline": "sd", "resolution": 512},
+                license="CreativeML Open RAIL-M",
+            ),
+            ModelSpec(
+                id="sdxl-inpaint",
+                role="inpaint",
+                title="SDXL inpainting 0.1",
+                repo="diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+                allow_patterns=_DIFFUSERS_FILES,
+                approx_bytes=13900 * MB,
+                arch={"pipeline": "sdxl", "resolution": 1024},
+                license="CreativeML Open RAIL++-M",
+            ),
+        ),
+        default_cpu="sd2-inpaint",
+        default_gpu="sd2-inpaint",
+        loader=_inpaint_loader,
+        cpu_tuning="cpu_bf16_unet",
+    )
+)
+register_family(
+    ModelFamily(
+        "lama",
+        "Object remover (LaMa)",
+        (
+            ModelSpec(
+                id="big-lama",
+                role="lama",
+                title="LaMa (big-lama) object remover",
+                repo="anyisalin/big-lama",
+                files=(ModelFile("big-lama.safetensors"),),
+                approx_bytes=205 * MB,
+                arch={"config": {}},  # big-lama's generator: ngf 64, 18 blocks (LamaConfig's)
+                license="Apache-2.0",
+                notes="A safetensors conversion of the big-lama generator (advimman/lama, "
+                "Places2). Revision and sha256 are not pinned: the hub could not be reached when "
+                "this entry was written; the downloader checks the file against the hub's own "
+                "LFS sha256.",
+            ),
+        ),
+        default_cpu="big-lama",
+        default_gpu="big-lama",
+        loader=_lama_loader,
+        # LaMa's plain tensor dicts are read with torch.load(weights_only=True)
+        weight_suffixes=(".safetensors", ".pt"),
+    )
+)

@@ -6,7 +6,6 @@ input instead of 1024 px, so ``set_image`` takes a fraction of a second on a CPU
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 
 from ovpaint.core.errors import ModelUnavailable
+from ovpaint.models.protocols import Derived
 
 TINY_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 TINY_SAM2_IMAGE_SIZE = 256
@@ -32,6 +32,7 @@ def _size_overrides(image_size: int) -> list[str]:
 class Sam2Bundle:
     model: Any  # sam2.modeling.sam2_base.SAM2Base
     model_id: str
+    derived: Derived = field(default_factory=Derived, init=False, repr=False, compare=False)
 
     @property
     def image_size(self) -> int:
@@ -41,39 +42,11 @@ class Sam2Bundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    _templates: dict = field(default_factory=dict, repr=False)
-
-    def predictor(self, **kwargs) -> Any:
-        """A fresh SAM2ImagePredictor whose feature sizes follow the model's input size.
-
-        sam2 builds its input transforms with ``torch.jit.script``, which takes a second and
-        holds the GIL in ~150 ms stretches (the app's UI thread would stall on every new
-        image). The transforms are stateless, so one template per settings is built once and
-        each predictor is a shallow copy of it with its own, empty image state.
-        """
-        from sam2.sam2_image_predictor import SAM2ImagePredictor
-
-        key = tuple(sorted(kwargs.items()))
-        template = self._templates.get(key)
-        if template is None:
-            template = SAM2ImagePredictor(self.model, **kwargs)
-            fix_feature_sizes(template, self.image_size)
-            self._templates[key] = template
-        predictor = copy.copy(template)
-        predictor.reset_predictor()
-        return predictor
-
     def to_device(self, device: torch.device) -> None:
         self.model.to(device)
 
     def nbytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.model.parameters())
-
-
-def fix_feature_sizes(predictor: Any, image_size: int) -> None:
-    """sam2 hard-codes the 1024 px backbone sizes; derive them from the real input size."""
-    base = image_size // 4
-    predictor._bb_feat_sizes = [(base, base), (base // 2, base // 2), (base // 4, base // 4)]
 
 
 def _build(config: str, image_size: int | None, device: torch.device) -> Any:

@@ -2,8 +2,13 @@
 
 Stages time the real code paths with full-size architectures and random weights (speed does
 not depend on weight values), or the tiny profile with ``--models tiny``. Each stage module in
-``STAGE_MODULES`` exposes ``stages(ctx) -> list[Stage]``. A stage may name a ``baseline``
-stage; the report then gives the speed-up ratio measured in the same run.
+``STAGE_MODULES`` exposes ``stages(ctx) -> list[Stage]``, built from small named functions
+per part (a bench object holds the inputs they share, built on first use); a new row is one
+``Stage`` in one of them, a new group one module in ``STAGE_MODULES``. A stage may name a
+``baseline`` stage; the report then gives the speed-up ratio measured in the same run.
+
+It ships with the product on purpose: ``ovpaint perf`` is how a user (or a bug report)
+measures the machine the program actually runs on, which is where speed choices are made.
 """
 
 from __future__ import annotations
@@ -71,8 +76,10 @@ class PerfContext:
 
 
 class FixedModels:
-    """Just enough of a ModelManager for the pipelines: fixed bundles by role, built on first
-    use by the given functions, always available."""
+    """The pipelines' ``Models`` with fixed bundles by role, built on first use by the given
+    functions, always available."""
+
+    is_tiny = False
 
     def __init__(self, **bundle_of: Callable[[], Any]) -> None:
         self._bundle_of = bundle_of
@@ -83,6 +90,9 @@ class FixedModels:
     @contextmanager
     def use(self, role: str):
         yield self._bundle_of[role]()
+
+    def get(self, role: str) -> Any:
+        return self._bundle_of[role]()
 
     def model_id(self, role: str) -> str:
         return self._bundle_of[role]().model_id

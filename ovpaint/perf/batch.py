@@ -26,14 +26,14 @@ def _shared_bundle(ctx: PerfContext, role: str, arch: dict, dtype):
     """The dense and proposal stages' random-weight CLIP or SAM2, when it is this architecture."""
     import torch
 
-    from ovpaint.perf.proposals import PERF_CLIP, PERF_SAM2, _clip_bundle, _sam_bundle
+    from ovpaint.perf.bundles import PERF_CLIP, PERF_SAM2, clip_bundle, sam2_bundle
 
     if dtype != torch.float32:
         return None
     if role == "clip" and arch.get("open_clip_name") == PERF_CLIP and not ctx.tiny:
-        return _clip_bundle(ctx)
+        return clip_bundle(ctx)
     if role == "sam2" and arch.get("config") == PERF_SAM2 and not (ctx.quick or ctx.tiny):
-        return _sam_bundle(ctx)
+        return sam2_bundle(ctx)
     return None
 
 
@@ -97,7 +97,7 @@ def _manager(ctx: PerfContext):
     return _random_weights_manager(ctx)
 
 
-def _scene(w: int, h: int, seed: int) -> np.ndarray:
+def _photo(w: int, h: int, seed: int) -> np.ndarray:
     from ovpaint.eval.synthetic import make_scene
 
     rgb, _ = make_scene((w, h), 0, (8, 12, 15), seed)
@@ -105,81 +105,87 @@ def _scene(w: int, h: int, seed: int) -> np.ndarray:
     return np.clip(rgb.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
-def stages(ctx: PerfContext) -> list[Stage]:
-    from ovpaint.batch import run_batch
-    from ovpaint.core.image_io import save_image
-    from ovpaint.core.prompt import parse_prompt
-    from ovpaint.eval.runner import run_benchmark
-    from ovpaint.eval.synthetic import make_synthetic
+class BatchBench:
+    """One folder and one synthetic VOC split per timed call (warm-up included), written on
+    first use; each call takes the next, so every call processes a new image."""
 
-    w, h = (160, 120) if ctx.quick or ctx.tiny else (500, 375)
     method = "dense"
-    repeats = ctx.repeats(3)
-    count = repeats + 1  # warm-up + timed calls, each on a new image
-    tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-batch-"))
-    state: dict = {}
-    label = "tiny" if ctx.tiny else "real archs, random weights"
 
-    def setup() -> None:
-        if state:
+    def __init__(self, ctx: PerfContext) -> None:
+        self.ctx = ctx
+        self.w, self.h = (160, 120) if ctx.quick or ctx.tiny else (500, 375)
+        self.count = ctx.repeats(3) + 1
+        self.tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-batch-"))
+        self.label = "tiny" if ctx.tiny else "real archs, random weights"
+        self.images: list[np.ndarray] = []
+
+    def setup(self) -> None:
+        from ovpaint.core.image_io import save_image
+        from ovpaint.eval.synthetic import make_synthetic
+
+        if self.images:
             return
-        for i in range(count):
-            save_image(tmp / "in" / f"f{i}" / "photo.png", _scene(w, h, i))
-            make_synthetic("voc", tmp / "voc" / f"d{i}", n_images=1, seed=i)
-        state["folders"] = itertools.cycle(range(count))
-        state["bench"] = itertools.cycle(range(count))
-        state["segment"] = itertools.cycle(range(count))
-        state["images"] = [_scene(w, h, i) for i in range(count)]
+        for i in range(self.count):
+            save_image(self.tmp / "in" / f"f{i}" / "photo.png", _photo(self.w, self.h, i))
+            make_synthetic("voc", self.tmp / "voc" / f"d{i}", n_images=1, seed=i)
+        self.folders = itertools.cycle(range(self.count))
+        self.splits = itertools.cycle(range(self.count))
+        self.next_image = itertools.cycle(range(self.count))
+        self.images = [_photo(self.w, self.h, i) for i in range(self.count)]
 
-    def segment_only() -> None:
+    def segment_only(self) -> None:
+        from ovpaint.core.prompt import parse_prompt
         from ovpaint.pipelines.segmentation.segment import segment
 
-        i = next(state["segment"])
-        segment(state["images"][i], parse_prompt(PROMPT), method=method, manager=_manager(ctx))
+        image = self.images[next(self.next_image)]
+        segment(image, parse_prompt(PROMPT), method=self.method, manager=_manager(self.ctx))
 
-    def batch_one() -> None:
-        i = next(state["folders"])
-        report = run_batch(
-            tmp / "in" / f"f{i}",
-            tmp / "out" / f"f{i}",
-            PROMPT,
-            method,
-            _manager(ctx),
-            overwrite=True,
-        )
+    def batch_one(self) -> None:
+        from ovpaint.batch import run_batch
+
+        i = next(self.folders)
+        folder, out = self.tmp / "in" / f"f{i}", self.tmp / "out" / f"f{i}"
+        report = run_batch(folder, out, PROMPT, self.method, _manager(self.ctx), overwrite=True)
         if report.count("done") != 1:
             raise RuntimeError(f"batch failed: {report.files[0].error}")
 
-    def benchmark_one() -> None:
-        i = next(state["bench"])
+    def benchmark_one(self) -> None:
+        from ovpaint.eval.runner import run_benchmark
+
+        i = next(self.splits)
         run_benchmark(
             "voc",
-            tmp / "voc" / f"d{i}",
-            method,
-            _manager(ctx),
-            out_path=tmp / "reports" / f"r{i}.json",
+            self.tmp / "voc" / f"d{i}",
+            self.method,
+            _manager(self.ctx),
+            out_path=self.tmp / "reports" / f"r{i}.json",
             resume=False,
         )
 
-    base = f"segment() alone, {w}×{h}, {method} ({label})"
+
+def stages(ctx: PerfContext) -> list[Stage]:
+    b = BatchBench(ctx)
+    repeats = ctx.repeats(3)
+    what = f"{b.w}×{b.h}, {b.method} ({b.label})"
+    base = f"segment() alone, {what}"
     return [
-        Stage("batch", base, segment_only, repeats=repeats, setup=setup),
+        Stage("batch", base, b.segment_only, repeats=repeats, setup=b.setup),
         Stage(
             "batch",
-            f"batch per image, {w}×{h}, {method} ({label})",
-            batch_one,
+            f"batch per image, {what}",
+            b.batch_one,
             repeats=repeats,
-            setup=setup,
+            setup=b.setup,
             baseline=base,
             note="one image end to end: read, segment, write masks + report; "
             "images/s = 1 / median; ratio < 1 is batch's overhead",
         ),
         Stage(
             "batch",
-            f"benchmark per image, synthetic VOC, {method} ({label})",
-            benchmark_one,
+            f"benchmark per image, synthetic VOC, {b.method} ({b.label})",
+            b.benchmark_one,
             repeats=repeats,
-            setup=setup,
+            setup=b.setup,
             note="read image + annotation, segment 21 classes, confusion + boundary counts",
         ),
     ]

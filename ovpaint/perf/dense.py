@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ovpaint.perf import FixedModels, PerfContext, Stage
-from ovpaint.perf.proposals import _clip_bundle, _sam_bundle, _scene
+from ovpaint.perf.bundles import clip_bundle, sam2_bundle, scene
 
 
 def reference_loop(clip, x, text):
@@ -41,293 +42,319 @@ def reference_loop(clip, x, text):
     return total / count
 
 
-def stages(ctx: PerfContext) -> list[Stage]:
-    small = ctx.quick or ctx.tiny
-    h, w = (188, 250) if small else (375, 500)
-    cache: dict = {}
-    models = FixedModels(clip=lambda: _clip_bundle(ctx), sam2=lambda: _sam_bundle(ctx))
-    counter = itertools.count()
+class DenseBench:
+    """The inputs the dense-path stages share, each built on first use (not when the stage
+    list is collected, so ``--list`` builds nothing)."""
 
-    def image():
-        if "image" not in cache:
-            cache["image"] = _scene(h, w)
-        return cache["image"]
+    def __init__(self, ctx: PerfContext) -> None:
+        self.ctx = ctx
+        self.h, self.w = (188, 250) if ctx.quick or ctx.tiny else (375, 500)
+        self.models = FixedModels(clip=self.clip, sam2=self.sam)
+        self.names = itertools.count()  # a new name per call: never a cached text
+        self._kept: dict = {}
 
-    def encoder():
-        if "encoder" not in cache:
-            from ovpaint.pipelines.text import TextEncoder
+    def clip(self):
+        return clip_bundle(self.ctx)
 
-            tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-text-"))
-            cache["encoder"] = TextEncoder(_clip_bundle(ctx), "openai80", cache_dir=tmp)
-        return cache["encoder"]
+    def sam(self):
+        return sam2_bundle(self.ctx)
 
-    def text():
-        if "text" not in cache:
-            cache["text"] = encoder().encode(["dog", "sky", "grass", "person", "car"])
-        return cache["text"]
+    @cached_property
+    def image(self) -> np.ndarray:
+        return scene(self.h, self.w)
 
-    def net_input():
-        if "x" not in cache:
-            from ovpaint.pipelines.segmentation.dense import preprocess
+    @cached_property
+    def encoder(self):
+        from ovpaint.pipelines.text import TextEncoder
 
-            clip = _clip_bundle(ctx)
-            cache["x"] = preprocess(image(), 336, 2048, clip.mean, clip.std).to(clip.device)
-        return cache["x"]
+        tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-text-"))
+        return TextEncoder(self.clip(), "openai80", cache_dir=tmp)
 
-    def dense_pass(dtype: str, method: str = "sclip"):
-        from ovpaint.pipelines.segmentation import dense as D
+    @cached_property
+    def text(self):
+        return self.encoder.encode(["dog", "sky", "grass", "person", "car"])
 
-        settings = (D.NaclipSettings if method == "naclip" else D.DenseSettings)(
-            compute_dtype=dtype
-        )
+    @cached_property
+    def net_input(self):
+        from ovpaint.pipelines.segmentation.dense import preprocess
 
-        def run():
-            return D.slide_logits(
-                D.window_features(_clip_bundle(ctx), net_input(), settings), text()
-            )
+        clip = self.clip()
+        return preprocess(self.image, 336, 2048, clip.mean, clip.std).to(clip.device)
 
-        return run
+    @cached_property
+    def session(self):
+        from ovpaint.pipelines.session import ImageSession
 
-    def pamr_inputs(n_names: int):
-        """(logits at the image size for ``n_names`` names, the guide), as the pipeline has
-        them: the text of the first names of the implicit-background query."""
+        return ImageSession(self.image)
+
+    @cached_property
+    def predictor(self):
+        return self.new_predictor()
+
+    def new_predictor(self):
+        import torch
+
+        from ovpaint.pipelines.sam2_adapter import new_predictor
+
+        pred = new_predictor(self.sam())
+        with torch.inference_mode():
+            pred.set_image(self.image)
+        return pred
+
+    def points(self) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        xs, ys = rng.uniform(0, self.w - 1, 60), rng.uniform(0, self.h - 1, 60)
+        return np.stack([xs, ys], 1).astype(np.float32)
+
+    def dense_labels(self) -> np.ndarray:
+        labels = np.zeros((self.h, self.w), np.int32)
+        labels[:, self.w // 2 :] = 1
+        return labels
+
+    # ------------------------------------------------------------------ what the stages run
+    def new_name_naive(self):
+        return self.encoder.encode_naive([f"thing {next(self.names)}"])
+
+    def new_name(self):
+        return self.encoder.encode([f"thing {next(self.names)}"])
+
+    def dense_pass(self, dtype: str, method: str = "dense"):
+        from ovpaint.pipelines.segmentation.dense import slide_logits, window_features
+        from ovpaint.pipelines.segmentation.settings import DenseSettings, NaclipSettings
+
+        settings = (NaclipSettings if method == "naclip" else DenseSettings)(compute_dtype=dtype)
+        feats = window_features(self.clip(), self.net_input, settings)
+        return slide_logits(feats, self.text)
+
+    def pamr_inputs(self, n_names: int):
+        """(logits at the image size for the first ``n_names`` names of a one-word query with
+        the implicit background, the guide), as the pipeline has them."""
         key = ("pamr", n_names)
-        if key not in cache:
+        if key not in self._kept:
             import torch
 
             from ovpaint.core.prompt import parse_prompt
             from ovpaint.pipelines.segmentation import dense as D
+            from ovpaint.pipelines.segmentation.settings import NaclipSettings
 
             names = D.class_names(parse_prompt("dog, sky"))[0][:n_names]
-            feats = D.window_features(
-                _clip_bundle(ctx), net_input(), D.NaclipSettings(compute_dtype="bf16")
-            )
-            logits = D.fast_final_logits(feats, encoder().encode(names) * 40.0, (h, w))
+            settings = NaclipSettings(compute_dtype="bf16")
+            feats = D.window_features(self.clip(), self.net_input, settings)
+            logits = D.fast_final_logits(feats, self.encoder.encode(names) * 40.0, (self.h, self.w))
             guide = torch.nn.functional.interpolate(
-                net_input().float().cpu(), size=(h, w), mode="bilinear", align_corners=False
+                self.net_input.float().cpu(),
+                size=(self.h, self.w),
+                mode="bilinear",
+                align_corners=False,
             )[0]
-            cache[key] = (logits, guide)
-        return cache[key]
+            self._kept[key] = (logits, guide)
+        return self._kept[key]
 
-    def pamr_run(n_names: int):
+    def pamr(self, n_names: int):
         from ovpaint.pipelines.segmentation.pamr import pamr
 
-        return lambda: pamr(*pamr_inputs(n_names))
+        return pamr(*self.pamr_inputs(n_names))
 
-    def naclip_requery(new_name: bool):
+    def naclip_requery(self, words: str):
         from ovpaint.core.prompt import parse_prompt
-        from ovpaint.pipelines.segmentation.dense import NaclipSettings, dense_probabilities
+        from ovpaint.pipelines.segmentation.dense import dense_probabilities
+        from ovpaint.pipelines.segmentation.settings import NaclipSettings
 
-        fresh = itertools.count()
+        settings = NaclipSettings(compute_dtype="bf16")
+        return dense_probabilities(self.session, parse_prompt(words), self.models, settings)
 
-        def run():
-            words = f"dog, thing {next(fresh)}" if new_name else "dog, sky"
-            return dense_probabilities(
-                session(), parse_prompt(words), models, NaclipSettings(compute_dtype="bf16")
-            )
+    def naclip_requery_new_name(self):
+        """A cached image and text, and a name PAMR has not refined yet."""
+        return self.naclip_requery(f"dog, thing {next(self.names)}")
 
-        def setup():
-            encoder().encode([f"thing {i}" for i in range(64)])  # text cached, PAMR not
-            run()
+    def naclip_requery_setup(self):
+        self.encoder.encode([f"thing {i}" for i in range(1000)])  # text cached, PAMR not
+        self.naclip_requery("dog, sky")
 
-        return run, setup
-
-    def session():
-        if "session" not in cache:
-            from ovpaint.pipelines.session import ImageSession
-
-            cache["session"] = ImageSession(image())
-        return cache["session"]
-
-    def requery():
+    def requery(self):
         from ovpaint.core.prompt import parse_prompt
         from ovpaint.pipelines.segmentation.dense import DenseSettings, dense_probabilities
 
-        return dense_probabilities(
-            session(), parse_prompt("dog, sky"), models, DenseSettings(compute_dtype="bf16")
-        )
+        settings = DenseSettings(compute_dtype="bf16")
+        return dense_probabilities(self.session, parse_prompt("dog, sky"), self.models, settings)
 
-    def predictor():
-        if "pred" not in cache:
-            import torch
+    def refine_separate(self) -> None:
+        for p in self.points():
+            self.predictor.predict(
+                point_coords=p[None], point_labels=np.array([1]), multimask_output=True
+            )
 
-            pred = _sam_bundle(ctx).predictor()
-            with torch.inference_mode():
-                pred.set_image(image())
-            cache["pred"] = pred
-        return cache["pred"]
-
-    def sam_embedding():
-        import torch
-
-        pred = _sam_bundle(ctx).predictor()
-        with torch.inference_mode():
-            pred.set_image(image())
-
-    def points():
-        rng = np.random.default_rng(0)
-        return np.stack([rng.uniform(0, w - 1, 60), rng.uniform(0, h - 1, 60)], 1).astype(
-            np.float32
-        )
-
-    def dense_labels():
-        labels = np.zeros((h, w), np.int32)
-        labels[:, w // 2 :] = 1
-        return labels
-
-    def refine_batched(precision: str):
+    def refine_batched(self, precision: str) -> None:
         from ovpaint.pipelines.segmentation import refine as R
 
-        def run():
-            pts = points()
-            labels = dense_labels()
-            dtype = R.decoder_dtype(precision, _sam_bundle(ctx))
-            low, _ = R.decode_points(predictor(), pts, dtype=dtype)
-            prompts = [
-                R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0) for x, y in pts
-            ]
-            R.vote(low, prompts, labels, 2, R.RefineSettings())
+        pts, labels = self.points(), self.dense_labels()
+        dtype = R.decoder_dtype(precision, self.sam())
+        low, _ = R.decode_points(self.predictor, pts, dtype=dtype)
+        prompts = [
+            R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0) for x, y in pts
+        ]
+        R.vote(low, prompts, labels, 2, R.RefineSettings())
 
-        return run
-
-    def product_precision() -> str:  # without building the model (``--list``)
+    def product_precision(self) -> str:
+        """The refinement's ``auto`` precision here, without building the model (``--list``)."""
         import torch
 
         from ovpaint.pipelines.segmentation.dense import compute_dtype
 
-        return str(compute_dtype("auto", ctx.device, torch.float32)).replace("torch.", "")
+        return str(compute_dtype("auto", self.ctx.device, torch.float32)).replace("torch.", "")
 
-    def refine_separate():
-        pred = predictor()
-        for p in points():
-            pred.predict(point_coords=p[None], point_labels=np.array([1]), multimask_output=True)
 
-    rep = ctx.repeats
-    name_text = "text: new name, 80 templates"
-    name_ref = f"dense {w}×{h}: reference loop (1 window at a time, fp32)"
-    name_sep = "refine: 60 separate predict calls"
-    name_naclip_fp32 = f"dense {w}×{h}: NACLIP windows fp32"
-    name_naclip_bf16 = f"dense {w}×{h}: NACLIP windows bf16"
-    requery_same, requery_new = naclip_requery(False), naclip_requery(True)
+def text_stages(b: DenseBench) -> list[Stage]:
+    rep = b.ctx.repeats
+    name = "text: new name, 80 templates"
+    naive = f"{name}, padded 77 tokens (naive)"
     return [
+        Stage("dense", naive, b.new_name_naive, repeats=rep(3), setup=lambda: b.encoder),
         Stage(
             "dense",
-            f"{name_text}, padded 77 tokens (naive)",
-            lambda: encoder().encode_naive([f"thing {next(counter)}"]),
-            repeats=rep(3),
-            setup=encoder,
-        ),
-        Stage(
-            "dense",
-            name_text,
-            lambda: encoder().encode([f"thing {next(counter)}"]),
+            name,
+            b.new_name,
             repeats=rep(3),
             paired=True,
-            baseline=f"{name_text}, padded 77 tokens (naive)",
+            baseline=naive,
             note="causal truncation + batched templates",
         ),
         Stage(
             "dense",
             "text: cached name lookup",
-            lambda: encoder().encode(["dog"]),
+            lambda: b.encoder.encode(["dog"]),
             repeats=rep(20),
-            setup=text,
+            setup=lambda: b.text,
             note="target < 1 ms",
         ),
+    ]
+
+
+def dense_pass_stages(b: DenseBench) -> list[Stage]:
+    rep = b.ctx.repeats
+    size = f"{b.w}×{b.h}"
+    reference = f"dense {size}: reference loop (1 window at a time, fp32)"
+    return [
         Stage(
             "dense",
-            name_ref,
-            lambda: reference_loop(_clip_bundle(ctx), net_input(), text()),
+            reference,
+            lambda: reference_loop(b.clip(), b.net_input, b.text),
             repeats=rep(3),
-            setup=lambda: (net_input(), text()),
+            setup=lambda: (b.net_input, b.text),
         ),
         Stage(
             "dense",
-            f"dense {w}×{h}: batched windows fp32",
-            dense_pass("fp32"),
+            f"dense {size}: batched windows fp32",
+            lambda: b.dense_pass("fp32"),
             repeats=rep(3),
-            baseline=name_ref,
+            baseline=reference,
             paired=True,
         ),
         Stage(
             "dense",
-            f"dense {w}×{h}: batched windows bf16 (fastest)",
-            dense_pass("bf16"),
+            f"dense {size}: batched windows bf16 (fastest)",
+            lambda: b.dense_pass("bf16"),
             repeats=rep(3),
-            baseline=name_ref,
+            baseline=reference,
             paired=True,
         ),
         Stage(
             "dense",
-            f"dense {w}×{h}: re-query of a cached image",
-            requery,
+            f"dense {size}: re-query of a cached image",
+            b.requery,
             repeats=rep(10),
-            setup=requery,
+            setup=b.requery,
             note="target < 50 ms",
         ),
-        *[
-            Stage(
-                "dense",
-                name,
-                dense_pass(dtype, "naclip"),
-                repeats=rep(3),
-                baseline=baseline,
-                paired=True,
-                note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
-            )
-            for name, dtype, baseline in (
-                (name_naclip_fp32, "fp32", f"dense {w}×{h}: batched windows fp32"),
-                (name_naclip_bf16, "bf16", f"dense {w}×{h}: batched windows bf16 (fastest)"),
-            )
-        ],
-        *[
-            Stage(
-                "dense",
-                f"PAMR {w}×{h}, {n} names (10 steps, dilations 8, 16)",
-                pamr_run(n),
-                repeats=rep(3),
-                baseline=name_naclip_bf16,
-                paired=True,
-                setup=lambda n=n: pamr_inputs(n),
-                note="target ≥ 4× (PAMR ≤ 25 % of the dense pass)",
-            )
-            for n in (5, 27)
-        ],
+    ]
+
+
+def naclip_stages(b: DenseBench) -> list[Stage]:
+    rep = b.ctx.repeats
+    size = f"{b.w}×{b.h}"
+    naclip_bf16 = f"dense {size}: NACLIP windows bf16"
+    stages = [
         Stage(
             "dense",
-            f"NACLIP {w}×{h}: re-query of a cached image (27 names, PAMR on)",
-            requery_same[0],
+            f"dense {size}: NACLIP windows {dtype}",
+            lambda dtype=dtype: b.dense_pass(dtype, "naclip"),
+            repeats=rep(3),
+            baseline=baseline,
+            paired=True,
+            note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
+        )
+        for dtype, baseline in (
+            ("fp32", f"dense {size}: batched windows fp32"),
+            ("bf16", f"dense {size}: batched windows bf16 (fastest)"),
+        )
+    ]
+    stages += [
+        Stage(
+            "dense",
+            f"PAMR {size}, {n} names (10 steps, dilations 8, 16)",
+            lambda n=n: b.pamr(n),
+            repeats=rep(3),
+            baseline=naclip_bf16,
+            paired=True,
+            setup=lambda n=n: b.pamr_inputs(n),
+            note="target ≥ 4× (PAMR ≤ 25 % of the dense pass)",
+        )
+        for n in (5, 27)
+    ]
+    return stages + [
+        Stage(
+            "dense",
+            f"NACLIP {size}: re-query of a cached image (27 names, PAMR on)",
+            lambda: b.naclip_requery("dog, sky"),
             repeats=rep(10),
-            setup=requery_same[1],
+            setup=b.naclip_requery_setup,
             note="target < 50 ms",
         ),
         Stage(
             "dense",
-            f"NACLIP {w}×{h}: re-query with one name PAMR has not seen",
-            requery_new[0],
+            f"NACLIP {size}: re-query with one name PAMR has not seen",
+            b.naclip_requery_new_name,
             repeats=rep(10),
-            setup=requery_new[1],
+            setup=b.naclip_requery_setup,
             note="the other 26 names' refined maps are kept",
         ),
-        Stage("dense", f"SAM2 embedding {w}×{h} (set_image)", sam_embedding, repeats=rep(3)),
-        Stage("dense", name_sep, refine_separate, repeats=rep(3), setup=predictor),
+    ]
+
+
+def refine_stages(b: DenseBench) -> list[Stage]:
+    rep = b.ctx.repeats
+    separate = "refine: 60 separate predict calls"
+
+    def predictor():
+        return b.predictor
+
+    return [
+        Stage("dense", f"SAM2 embedding {b.w}×{b.h} (set_image)", b.new_predictor, repeats=rep(3)),
+        Stage("dense", separate, b.refine_separate, repeats=rep(3), setup=predictor),
         Stage(
             "dense",
             "refine: 60 points, batched decoder fp32 (exact) + vote",
-            refine_batched("fp32"),
+            lambda: b.refine_batched("fp32"),
             repeats=rep(3),
             paired=True,
-            baseline=name_sep,
+            baseline=separate,
             setup=predictor,
         ),
         Stage(
             "dense",
             "refine: 60 points, batched decoder, product precision + vote",
-            refine_batched("auto"),
+            lambda: b.refine_batched("auto"),
             repeats=rep(3),
             paired=True,
-            baseline=name_sep,
+            baseline=separate,
             setup=predictor,
-            note=f"decoder in {product_precision()}",
+            note=f"decoder in {b.product_precision()}",
         ),
     ]
+
+
+def stages(ctx: PerfContext) -> list[Stage]:
+    bench = DenseBench(ctx)
+    return (
+        text_stages(bench) + dense_pass_stages(bench) + naclip_stages(bench) + refine_stages(bench)
+    )

@@ -15,70 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ovpaint.perf import FixedModels, PerfContext, Stage
-
-PERF_CLIP = "ViT-B-16-quickgelu"  # the real architectures, with random weights
-PERF_SAM2 = "configs/sam2.1/sam2.1_hiera_t.yaml"
-
-
-def _scene(h: int, w: int) -> np.ndarray:
-    """A synthetic photo-like scene: smooth background, a few filled shapes, mild noise."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:h, :w]
-    img = np.stack([90 + 60 * yy / h, 120 + 40 * xx / w, 160 - 50 * yy / h], -1)
-    for _ in range(8):
-        color = rng.integers(0, 255, 3).tolist()
-        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
-        r = int(rng.integers(h // 12, h // 5))
-        if rng.random() < 0.5:
-            cv2.circle(img, (cx, cy), r, color, -1)
-        else:
-            cv2.rectangle(img, (cx - r, cy - r // 2), (cx + r, cy + r // 2), color, -1)
-    img = img + rng.normal(0, 4, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def _sam_bundle(ctx: PerfContext):
-    key = ("sam2-perf", ctx.tiny or ctx.quick)
-    if key not in ctx.cache:
-        import torch
-
-        from ovpaint.models import sam2_loader
-
-        if ctx.tiny or ctx.quick:
-            bundle = sam2_loader.build_tiny(0)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                model = sam2_loader._build(PERF_SAM2, None, torch.device("cpu"))
-            bundle = sam2_loader.Sam2Bundle(model.eval(), "sam2.1-hiera-tiny (random)")
-        bundle.to_device(ctx.device)
-        ctx.cache[key] = bundle
-    return ctx.cache[key]
-
-
-def _clip_bundle(ctx: PerfContext):
-    key = ("clip-perf", ctx.tiny)
-    if key not in ctx.cache:
-        import torch
-
-        from ovpaint.models import clip_loader
-
-        if ctx.tiny:
-            bundle = clip_loader.build_tiny(0)
-        else:
-            import open_clip
-
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                model = open_clip.create_model(PERF_CLIP, pretrained=None)
-            bundle = clip_loader.ClipBundle(
-                model.eval(), clip_loader.tokenizer(), "clip-vit-b16 (random)"
-            )
-        bundle.to_device(ctx.device)
-        ctx.cache[key] = bundle
-    return ctx.cache[key]
+from ovpaint.perf.bundles import clip_bundle, sam2_bundle, scene
 
 
 def _amg_pair(ctx: PerfContext, label: str, image_of, **kwargs) -> list[Stage]:
@@ -92,16 +29,16 @@ def _amg_pair(ctx: PerfContext, label: str, image_of, **kwargs) -> list[Stage]:
         import torch
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-        from ovpaint.models.sam2_loader import fix_feature_sizes
+        from ovpaint.pipelines.sam2_adapter import fix_feature_sizes
 
-        bundle = _sam_bundle(ctx)
+        bundle = sam2_bundle(ctx)
         gen = SAM2AutomaticMaskGenerator(bundle.model, output_mode="uncompressed_rle", **kwargs)
         fix_feature_sizes(gen.predictor, bundle.image_size)
         with torch.inference_mode():
             out["ref"] = gen.generate(image_of())  # includes its set_image
 
     def fast() -> None:
-        bundle = _sam_bundle(ctx)
+        bundle = sam2_bundle(ctx)
         session = ImageSession(image_of())  # a fresh session: its embedding is timed too
         predictor = session.sam2_predictor(bundle)
         out["mine"] = generate_masks(predictor, ProposalSettings(**kwargs))
@@ -168,7 +105,7 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
                 x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
                 masks[i, y0 : y0 + bh, x0 : x0 + bw] = True
                 boxes[i] = (x0, y0, x0 + bw - 1, y0 + bh - 1)
-            data.update(image=_scene(h, w), masks=masks, boxes=boxes)
+            data.update(image=scene(h, w), masks=masks, boxes=boxes)
         return data
 
     one = ProposalSettings(clip_batch=1, low_precision_cpu=False)
@@ -179,7 +116,7 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
     def run(settings):
         def go():
             d = inputs()
-            return mask_features(_clip_bundle(ctx), d["image"], (d["masks"], d["boxes"]), settings)
+            return mask_features(clip_bundle(ctx), d["image"], (d["masks"], d["boxes"]), settings)
 
         return go
 
@@ -214,8 +151,8 @@ def _click_stage(ctx: PerfContext) -> list[Stage]:
     rng = np.random.default_rng(2)
 
     def setup() -> None:
-        bundle = _sam_bundle(ctx)
-        session = ImageSession(_scene(h, w))
+        bundle = sam2_bundle(ctx)
+        session = ImageSession(scene(h, w))
         session.sam2_predictor(bundle)  # the cached embedding: not part of a click
         mask = np.zeros((h, w), bool)
         mask[h // 4 : h // 2, w // 4 : w // 2] = True
@@ -244,7 +181,7 @@ def stages(ctx: PerfContext) -> list[Stage]:
 
     def image() -> np.ndarray:
         if "image" not in cache:
-            cache["image"] = _scene(h, w)
+            cache["image"] = scene(h, w)
         return cache["image"]
 
     grid = 16 if small else 32

@@ -8,9 +8,16 @@ so a new query costs a matrix product and a click costs one decoder call.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ovpaint.pipelines import sam2_adapter
+
+if TYPE_CHECKING:
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from ovpaint.models.sam2_loader import Sam2Bundle
 
 
 class ImageSession:
@@ -44,7 +51,7 @@ class ImageSession:
         with self._lock:
             self._cache.clear()
 
-    def sam2_predictor(self, sam_bundle: Any) -> Any:
+    def sam2_predictor(self, sam_bundle: Sam2Bundle) -> SAM2ImagePredictor:
         """A SAM2ImagePredictor with this image set, computed once per image and SAM2 model.
 
         Call it inside ``manager.use("sam2")`` so the model is placed and locked.
@@ -55,7 +62,7 @@ class ImageSession:
             if predictor is None:
                 import torch
 
-                predictor = sam_bundle.predictor()
+                predictor = sam2_adapter.new_predictor(sam_bundle)
                 # a writable copy: the image may be a read-only view (torch warns on those)
                 image = self.image if self.image.flags.writeable else self.image.copy()
                 with torch.inference_mode():

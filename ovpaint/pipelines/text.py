@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -27,6 +26,8 @@ import torch.nn.functional as F
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_write_bytes
+from ovpaint.models.clip_loader import ClipBundle
+from ovpaint.models.protocols import Models
 
 #: The four templates of the proposal path (the thesis found 4 better than 20 there). All four
 #: are among the 80 OpenAI ImageNet templates: the plain photo, and the quality and size
@@ -128,7 +129,7 @@ class TextEncoder:
 
     def __init__(
         self,
-        clip: Any,
+        clip: ClipBundle,
         templates: Sequence[str] | str = "openai80",
         cache_dir: Path | None = None,
         *,
@@ -238,21 +239,13 @@ class TextEncoder:
         return torch.from_numpy(np.stack(self._compute(list(names), truncate=False)))
 
 
-_ENCODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_ENCODERS_LOCK = threading.Lock()
-
-
-def text_encoder_for(manager: Any, templates: Sequence[str] | str = "openai80") -> TextEncoder:
-    """The one encoder per (manager, CLIP model id, template set), so its memory cache lives
-    as long as the manager. Model runs go through ``manager.use("clip")``."""
+def text_encoder_for(manager: Models, templates: Sequence[str] | str = "openai80") -> TextEncoder:
+    """The one encoder per CLIP bundle and template set, kept in the bundle's ``derived`` cache
+    so its memory cache lives (and goes) with the model. Model runs go through
+    ``manager.use("clip")``; a name already cached needs no model run."""
     key_templates, _ = template_set(templates)
-    model_id = manager.model_id("clip")
-    with _ENCODERS_LOCK:
-        per_manager = _ENCODERS.setdefault(manager, {})
-        encoder = per_manager.get((model_id, key_templates))
-    if encoder is not None:
-        return encoder
-    with manager.use("clip") as clip:
-        encoder = TextEncoder(clip, templates, acquire=lambda: manager.use("clip"))
-    with _ENCODERS_LOCK:
-        return per_manager.setdefault((model_id, key_templates), encoder)
+    clip = manager.get("clip")
+    return clip.derived.get(
+        ("text_encoder", key_templates),
+        lambda: TextEncoder(clip, templates, acquire=lambda: manager.use("clip")),
+    )

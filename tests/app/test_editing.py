@@ -125,10 +125,11 @@ def test_export_and_project_round_trip(qtbot, window, image_file, tmp_path):
     masks_dir = tmp_path / "masks"
     window.files.export_masks(masks_dir, "layers")
     wait_idle(qtbot, window)
-    assert len(list(masks_dir.glob("photo_*.png"))) == 2
+    assert len(list(masks_dir.glob("photo.mask-0[12]-*.png"))) == 2
+    assert len((masks_dir / "photo.classes.txt").read_text().splitlines()) == 3
     window.files.export_masks(masks_dir, "labels")
     wait_idle(qtbot, window)
-    assert (masks_dir / "photo_labels.png").exists()
+    assert (masks_dir / "photo.labels.png").exists()
     expected = _masks_bytes(doc)
     again = open_in(qtbot, window, saved)
     qtbot.waitUntil(lambda: window.context.document is not doc, timeout=20_000)
@@ -292,5 +293,5 @@ def test_export_blends_and_labels_off_the_ui_thread(
     wait_idle(qtbot, window)
     window.files.export_masks(tmp_path / "masks", "labels")
     wait_idle(qtbot, window)
-    assert (tmp_path / "out.png").exists() and (tmp_path / "masks" / "photo_labels.png").exists()
+    assert (tmp_path / "out.png").exists() and (tmp_path / "masks" / "photo.labels.png").exists()
     assert threads == [False, False]

@@ -24,12 +24,13 @@ def _sam2_embedding_job(manager, session, *, progress, cancel):
 
 def test_event_loop_keeps_running_during_a_model_job(qtbot, window, tiny_manager):
     from ovpaint.core.document import Document
+    from ovpaint.pipelines.sam2_adapter import new_predictor
 
     doc = Document(np.ascontiguousarray(scene_image(480, 640)))
     window.context.set_document(doc)
     session = window.context.image_session(doc)
     with tiny_manager.use("sam2") as sam:
-        sam.predictor()  # build the model and sam2's scripted transforms once, as at load
+        new_predictor(sam)  # build the model and sam2's scripted transforms once, as at load
     start = time.perf_counter()
     with GapMeter() as meter:
         handle = window.context.run_job(

@@ -155,7 +155,7 @@ def test_benchmark_cli_writes_report(tmp_path, capsys, fake_segmentation):
             "--save-predictions",
             str(tmp_path / "pred"),
             "--set",
-            "prob_thd=0.2",
+            "dense.prob_thd=0.2",
         ]
     )
     captured = capsys.readouterr()
@@ -163,8 +163,9 @@ def test_benchmark_cli_writes_report(tmp_path, capsys, fake_segmentation):
     assert "mIoU 100.00" in captured.out
     data = json.loads(out.read_text())
     assert data["images"] == 2 and data["metrics"]["mIoU"] == 1.0
-    assert data["settings"]["prob_thd"] == 0.2 and data["settings"]["logit_scale"] == 65.0
-    assert fake_segmentation["settings"]["prob_thd"] == 0.2
+    dense = data["settings"]["dense"]
+    assert dense["prob_thd"] == 0.2 and dense["logit_scale"] == 65.0  # the VOC preset, overridden
+    assert fake_segmentation["settings"]["dense"]["prob_thd"] == 0.2
     assert data["models"]["clip"] == "tiny-clip"
     assert (tmp_path / "rep" / "voc.md").exists() and (tmp_path / "rep" / "voc_iou.png").exists()
     assert len(list((tmp_path / "pred").glob("*.png"))) == 2

@@ -49,8 +49,9 @@ def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys):
     labels = load_label_png(out)
     assert labels.shape == (60, 80)
     files = sorted(p.name for p in masks.iterdir())
-    assert files == ["01_dog.png", "02_sky.png"]
-    dog = np.asarray(Image.open(masks / "01_dog.png")) > 0
+    assert files == ["labels.mask-01-dog.png", "labels.mask-02-sky.png"]
+    assert (tmp_path / "labels.classes.txt").read_text() == "0\tbackground\n1\tdog\n2\tsky\n"
+    dog = np.asarray(Image.open(masks / "labels.mask-01-dog.png")) > 0
     assert np.array_equal(dog, labels == 1)
     assert sum(c["pixels"] for c in summary["classes"]) == int((labels > 0).sum())
     assert photo.read_bytes() == before
@@ -117,12 +118,51 @@ def test_missing_image_and_overwrite_original(photo, tmp_path):
     assert photo.read_bytes() == before
 
 
-def test_method_choices_follow_registry(monkeypatch):
-    from ovpaint.cli import build_parser
-    from ovpaint.pipelines.segmentation import segment as seg
+def test_method_choices_and_default_follow_registry(monkeypatch):
+    import dataclasses
 
-    monkeypatch.setitem(seg.METHODS, "extra", seg.METHODS["dense"])
+    from ovpaint.cli import build_parser
+    from ovpaint.pipelines.segmentation import methods
+
+    extra = dataclasses.replace(methods.METHODS["dense"], name="extra")
+    monkeypatch.setitem(methods.METHODS, "extra", extra)
     args = build_parser().parse_args(
         ["segment", "x.png", "--prompt", "a", "--out", "o.png", "--method", "extra"]
     )
     assert args.method == "extra"
+    args = build_parser().parse_args(["segment", "x.png", "--prompt", "a", "--out", "o.png"])
+    assert args.method == methods.DEFAULT_METHOD
+    args = build_parser().parse_args(["benchmark", "--dataset", "voc", "--root", ".", "--out", "r"])
+    assert args.method == methods.DEFAULT_BENCHMARK_METHOD
+
+
+@pytest.mark.parametrize(
+    "setting, named",
+    [
+        ("dense.no_such_key=1", "dense.no_such_key"),
+        ("nosection.x=1", "nosection"),
+        ("prob_thd=0.2", "dense.prob_thd"),
+        ("dense.prob_thd=high", "dense.prob_thd"),
+        ("dense.prob_thd=7", "dense.prob_thd"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_key_before_any_work(tmp_path, capsys, setting, named):
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    code = main(
+        [
+            "--models",
+            "tiny",
+            "segment",
+            str(photo),
+            "--prompt",
+            "dog",
+            "--out",
+            str(tmp_path / "o.png"),
+            "--set",
+            setting,
+        ]
+    )
+    assert code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()

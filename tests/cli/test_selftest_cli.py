@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def engine_checks() -> set[str]:
     """One check per model role and per inpainting engine the installation registers."""
-    from ovpaint.models.registry import ROLES
+    from ovpaint.models.registry import roles
     from ovpaint.pipelines.inpainting.inpaint import ENGINES
 
     return (
         {"resources", "torch libraries", "segment by text", "segment by click"}
-        | {f"load {role}" for role in ROLES}
+        | {f"load {role}" for role in roles()}
         | {f"inpaint ({engine})" for engine in ENGINES}
         | {"write and read PNG"}
     )

@@ -11,13 +11,14 @@ from ovpaint.core.settings import SETTINGS, SETTINGS_BY_NAME, Settings
 
 def test_defaults_and_unknown_keys(tmp_path):
     s = Settings.load(tmp_path / "absent.json")
-    assert s.as_dict() == {x.name: x.default for x in SETTINGS}
+    assert s.as_dict() == {x.name: x.default for x in SETTINGS_BY_NAME.values()}
+    assert all(SETTINGS_BY_NAME[x.name] is x for x in SETTINGS)
     with pytest.raises(KeyError):
         s["no_such_setting"] = 1
     with pytest.raises(KeyError):
         s["no_such_setting"]
     assert s.get("no_such_setting", 7) == 7
-    assert all(x.help for x in SETTINGS)
+    assert all(x.help for x in SETTINGS_BY_NAME.values())
 
 
 def test_coercion_of_hand_edited_values():
@@ -68,3 +69,25 @@ def test_save_round_trip_atomic_and_only_changed_values(tmp_path):
     path.write_text(json.dumps({"device": "cuda", "removed_setting": 3, "dtype": "fp64"}))
     loaded = Settings.load(path)
     assert loaded["device"] == "cuda" and loaded["dtype"] == "auto"
+
+
+def test_a_setting_registered_later_takes_its_value_from_the_file(tmp_path, monkeypatch):
+    """A layer above adds its settings (a model family's choice); a value read before that
+    is kept, used once registered, and saved back rather than lost."""
+    from ovpaint.core.settings import Setting, register_setting
+
+    monkeypatch.setattr("ovpaint.core.settings.SETTINGS_BY_NAME", dict(SETTINGS_BY_NAME))
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"device": "cpu", "toy_model": "toy-big"}))
+    loaded = Settings.load(path)
+    with pytest.raises(KeyError):
+        loaded["toy_model"]
+    loaded.save()
+    assert json.loads(path.read_text())["toy_model"] == "toy-big"
+    register_setting(Setting("toy_model", "", "Toy model; empty = the default."))
+    assert loaded["toy_model"] == "toy-big"
+    loaded["toy_model"] = "toy-small"
+    loaded.save()
+    assert json.loads(path.read_text()) == {"device": "cpu", "toy_model": "toy-small"}
+    with pytest.raises(ValueError):
+        register_setting(Setting("toy_model", "x", "Another definition."))

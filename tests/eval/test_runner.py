@@ -125,7 +125,7 @@ def test_resume_after_cancel_gives_the_same_matrix(tmp_path):
             "oracle",
             segment_fn=third,
             out_path=out,
-            settings={"logit_scale": 10.0},
+            settings={"dense": {"logit_scale": 10.0}},
         )
 
 
@@ -177,7 +177,8 @@ def test_report_files(tmp_path):
     paths = write_report(result, tmp_path / "out" / "voc.json")
     data = json.loads(paths["json"].read_text())
     assert data["metrics"]["mIoU"] == pytest.approx(result.scores.miou, abs=1e-6)
-    assert data["settings"]["logit_scale"] == 65.0 and data["settings"]["prob_thd"] == 0.1
+    dense = data["settings"]["dense"]  # the VOC preset
+    assert dense["logit_scale"] == 65.0 and dense["prob_thd"] == 0.1
     refs = {r["source"]: r for r in data["references"]}
     assert refs["SCLIP README (ViT-B/16, real weights)"]["mIoU"] == 59.63
     assert refs["thesis: proposal path (SAM2 masks scored by CLIP)"]["kind"] == "unverified claim"

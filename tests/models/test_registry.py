@@ -7,34 +7,30 @@ from importlib import resources
 import pytest
 
 from ovpaint.core.errors import BadInput
-from ovpaint.models.registry import (
-    MODELS,
-    MODELS_BY_ID,
-    ROLES,
-    default_model_id,
-    get_spec,
-    models_for,
-)
+from ovpaint.models.registry import FAMILIES, all_models, family, get_spec, roles
+
+MODELS = all_models()
+ROLES = roles()
 
 
 def test_ids_unique_and_roles_valid():
     ids = [m.id for m in MODELS]
-    assert len(ids) == len(set(ids)) == len(MODELS_BY_ID)
-    assert {m.role for m in MODELS} == set(ROLES)
+    assert len(ids) == len(set(ids))
+    assert {m.role for m in MODELS} == set(ROLES) == {"clip", "sam2", "inpaint"} | set(FAMILIES)
     for m in MODELS:
         assert m.repo.count("/") == 1 and m.approx_bytes > 0 and m.title
         assert bool(m.files) != bool(m.allow_patterns), m.id  # single file xor folder
 
 
 def test_defaults_follow_the_device():
-    assert default_model_id("sam2", "cpu") == "sam2.1-tiny"
-    assert default_model_id("sam2", "cuda") == "sam2.1-base-plus"
-    assert default_model_id("sam2", "mps") == "sam2.1-base-plus"
+    sam2 = family("sam2")
+    assert sam2.default_model("cpu") == "sam2.1-tiny"
+    assert sam2.default_model("cuda") == sam2.default_model("mps") == "sam2.1-base-plus"
     for role in ROLES:
         for device in ("cpu", "cuda", "mps"):
-            assert get_spec(default_model_id(role, device)).role == role
-    with pytest.raises(KeyError):
-        default_model_id("upscaler", "cpu")
+            assert get_spec(family(role).default_model(device)).role == role
+    with pytest.raises(BadInput, match="upscaler"):
+        family("upscaler")
 
 
 def test_no_pickle_only_files():
@@ -52,11 +48,11 @@ def test_no_pickle_only_files():
 
 
 def test_architectures_named_as_method_says():
-    clip = {m.arch["open_clip_name"] for m in models_for("clip")}
+    clip = {m.arch["open_clip_name"] for m in family("clip").models}
     assert clip == {"ViT-B-16-quickgelu", "ViT-L-14-quickgelu"}
-    assert all(m.arch["pretrained"] == "openai" for m in models_for("clip"))
-    assert len(models_for("sam2")) == 4
-    for m in models_for("sam2"):  # each config ships with the installed sam2 package
+    assert all(m.arch["pretrained"] == "openai" for m in family("clip").models)
+    assert len(family("sam2").models) == 4
+    for m in family("sam2").models:  # each config ships with the installed sam2 package
         assert resources.files("sam2").joinpath(m.arch["config"]).is_file(), m.arch["config"]
 
 

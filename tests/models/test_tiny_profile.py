@@ -48,7 +48,9 @@ def test_tiny_sam2_predicts_on_a_small_image(tiny_manager):
     bundle = tiny_manager.get("sam2")
     assert bundle.image_size == sam2_loader.TINY_SAM2_IMAGE_SIZE
     assert _same_weights(bundle.model, sam2_loader.build_tiny(0).model)
-    predictor = bundle.predictor()
+    from ovpaint.pipelines.sam2_adapter import new_predictor
+
+    predictor = new_predictor(bundle)
     image = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
     with tiny_manager.use("sam2"), torch.inference_mode():
         predictor.set_image(image)

@@ -27,12 +27,10 @@ scaled with it and the refined logits are resized to the working size. Every ben
 from __future__ import annotations
 
 import math
-import threading
 import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,138 +41,14 @@ from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.clip_loader import ClipBundle
 from ovpaint.models.device import cpu_has_fast_bf16
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
+from ovpaint.pipelines.segmentation.settings import DenseSettings
+from ovpaint.pipelines.session import ImageSession
 
 BACKGROUND_FILE = ("classes", "background_stuff.txt")
-
-
-@dataclass
-class DenseSettings:
-    """Every parameter of the dense path (METHOD.md §1); defaults are SCLIP's.
-
-    The same pipeline runs NACLIP (:class:`NaclipSettings`): the fields from ``whole_image``
-    to ``pamr_dilations`` are where the two methods differ."""
-
-    short_side: int = 336  # 448 for stuff-heavy scenes (COCO-Stuff, ADE20K)
-    max_long_side: int = 2048
-    crop: int = 224
-    stride: int = 112
-    whole_image: bool = False  # one pass over the whole resized image instead of windows
-    last_block: str = "csa"  # csa (SCLIP) | naclip (reduced block, neighbourhood bias)
-    gaussian_std: float = 5.0  # of NACLIP's neighbourhood bias, in patches
-    pos_interp: str = "size"  # positional embedding off its grid: size | offset (NACLIP)
-    logit_scale: float = 40.0  # 65 for VOC-style 21-class scenes
-    prob_thd: float = 0.0
-    area_thd: float | None = None
-    renormalize: bool = False  # class probabilities divided by their sum (NACLIP)
-    pamr: bool = False  # edge-aware refinement of the logits by the image (NACLIP)
-    pamr_steps: int = 10
-    pamr_dilations: tuple[int, ...] = (8, 16)  # in original-image pixels
-    batch_size: int = 32  # windows per forward pass
-    compute_dtype: str = "auto"  # auto | fp32 | bf16 | fp16
-    layers: tuple[int, ...] | None = None  # multi-layer aggregation, e.g. (3, 6, 9, 12)
-    layer_weights: tuple[float, ...] | None = None  # equal when None
-    templates: str = "openai80"
-    implicit_background: bool = True  # score a lone "dog" against background stuff words
-    max_work_pixels: int = 4_000_000  # cap on the size at which class maps are computed
-    max_map_bytes: int = 1_000_000_000  # cap on names × work pixels × 4 bytes (all maps)
-    max_score_bytes: int = 768_000_000  # full-size scores returned only under this
-    pamr_max_pixels: int = 1_000_000  # PAMR runs at most at this size, then is resized up
-    pamr_cache_bytes: int = 256_000_000  # per image: PAMR's step matrix and refined maps kept
-
-    #: Named presets (benchmark datasets select them by name): overrides of the defaults.
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "default": {},
-        "voc": {"logit_scale": 65.0, "prob_thd": 0.1, "area_thd": 0.1},  # VOC21 with background
-        "stuff": {"short_side": 448},  # COCO-Stuff, ADE20K
-    }
-    TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ("layers", "layer_weights", "pamr_dilations")
-    METHOD: ClassVar[str] = "dense"  # the name results carry
-
-    @classmethod
-    def preset(cls, name: str | None, **overrides: Any) -> DenseSettings:
-        values = cls.PRESETS.get(name or "default")
-        if values is None:
-            raise BadInput(f"Unknown dense preset '{name}'. Use one of: {', '.join(cls.PRESETS)}.")
-        return cls(**{**values, **overrides})
-
-    @classmethod
-    def voc(cls, **overrides: Any) -> DenseSettings:
-        """The method's PASCAL VOC (21 classes with background) preset."""
-        return cls.preset("voc", **overrides)
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> DenseSettings:
-        """Settings from a flat dict (CLI, batch, benchmark presets); unknown keys ignored
-        (the dict is shared by every method), ``preset`` names one of :attr:`PRESETS`."""
-        values = dict(values or {})
-        preset = values.pop("preset", None)
-        known = {f.name for f in fields(cls)}
-        picked = {k: v for k, v in values.items() if k in known}
-        for key in cls.TUPLE_FIELDS:
-            if picked.get(key) is not None:
-                picked[key] = tuple(picked[key])
-        settings = cls.preset(preset, **picked)
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        from ovpaint.pipelines.segmentation.pamr import check_pamr
-
-        if self.short_side < 16 or self.max_long_side < self.short_side:
-            raise BadInput("short_side must be ≥ 16 and max_long_side ≥ short_side.")
-        if self.short_side > 4096 or self.max_long_side > 16384:
-            raise BadInput("short_side must be ≤ 4096 and max_long_side ≤ 16384.")
-        if self.crop < 16 or not 0 < self.stride <= self.crop:
-            raise BadInput("crop must be ≥ 16 and 0 < stride ≤ crop.")
-        if self.last_block not in LAST_BLOCKS:
-            raise BadInput(f"last_block must be one of {', '.join(LAST_BLOCKS)}.")
-        if self.pos_interp not in POS_INTERPOLATIONS:
-            raise BadInput(f"pos_interp must be one of {', '.join(POS_INTERPOLATIONS)}.")
-        if not 0.1 <= self.gaussian_std <= 1000:
-            raise BadInput("gaussian_std must be between 0.1 and 1000 (patches).")
-        if not 0 < self.logit_scale <= 1000:
-            raise BadInput("logit_scale must be positive and at most 1000.")
-        if not 0 <= self.prob_thd <= 1 or not (self.area_thd is None or 0 <= self.area_thd <= 1):
-            raise BadInput("prob_thd and area_thd must lie between 0 and 1.")
-        check_pamr(self.pamr_steps, self.pamr_dilations)
-        check_compute_dtype(self.compute_dtype)
-        if (
-            self.layer_weights is not None
-            and self.layers is not None
-            and len(self.layer_weights) != len(self.layers)
-        ):
-            raise BadInput("layer_weights needs one weight per entry of layers.")
-        if self.batch_size < 1 or self.max_work_pixels < 1:
-            raise BadInput("batch_size and max_work_pixels must be positive.")
-        if self.pamr_cache_bytes < 0 or self.pamr_max_pixels < 1:
-            raise BadInput("pamr_cache_bytes must be ≥ 0 and pamr_max_pixels ≥ 1.")
-
-    @property
-    def last(self) -> LastBlock:
-        return LastBlock(self.last_block, self.gaussian_std)
-
-
-@dataclass
-class NaclipSettings(DenseSettings):
-    """NACLIP (Hajimiri et al., WACV 2025) on the dense pipeline: the reduced last block with
-    key-key attention and a Gaussian neighbourhood bias, the "+0.1" positional-embedding
-    interpolation, renormalised class probabilities and PAMR on the logits; every parameter as
-    in ``fixtures/README_naclip.md``. No area threshold; scale 40 everywhere; VOC runs on the
-    whole image; the stuff datasets keep short side 336."""
-
-    last_block: str = "naclip"
-    pos_interp: str = "offset"
-    renormalize: bool = True
-    pamr: bool = True
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "default": {},
-        "voc": {"whole_image": True, "prob_thd": 0.1},
-        "stuff": {},
-    }
-    METHOD: ClassVar[str] = "naclip"
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -232,9 +106,6 @@ def window_boxes(
 
 
 # --------------------------------------------------------------------------- the network
-POS_INTERPOLATIONS = ("size", "offset")
-
-
 def _positional_embedding(visual: Any, gh: int, gw: int, interp: str = "size") -> torch.Tensor:
     """The positional embedding for a gh×gw patch grid: the checkpoint's own when the grid is
     its square, else bicubic (align_corners=False) from it. ``size`` samples at the exact
@@ -269,16 +140,11 @@ def _embed(visual: Any, x: torch.Tensor, interp: str = "size") -> tuple[torch.Te
     return visual.ln_pre(x), int(gh), int(gw)
 
 
-_LOW_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOW_LOCK = threading.Lock()
-
-
-def low_weights(visual: Any, dtype: torch.dtype) -> dict:
-    """The low-precision weights of a vision tower, for :func:`_linear`: converted once per
-    model and kept while it lives (converting ViT-B/16's 85 M weights took 64 ms, 9 % of a
-    dense pass, on 2 cores; the copy holds 170 MB in bf16)."""
-    with _LOW_LOCK:
-        return _LOW_WEIGHTS.setdefault(visual, {}).setdefault(dtype, {"dtype": dtype})
+def low_weights(clip: ClipBundle, dtype: torch.dtype) -> dict:
+    """The low-precision weights of a CLIP bundle's vision tower, for :func:`_linear`: converted
+    once per bundle and dropped with it (converting ViT-B/16's 85 M weights took 64 ms, 9 % of
+    a dense pass, on 2 cores; the copy holds 170 MB in bf16)."""
+    return clip.derived.get(("low_weights", dtype), lambda: {"dtype": dtype})
 
 
 def _linear(
@@ -363,9 +229,6 @@ def naclip_block(
     out = F.scaled_dot_product_attention(k, k, v, attn_mask=bias.to(k.dtype))
     attn = block.attn
     return _linear(attn.out_proj.weight, attn.out_proj.bias, _merge_heads(out), low)
-
-
-LAST_BLOCKS = ("csa", "naclip")
 
 
 @dataclass(frozen=True)
@@ -462,15 +325,6 @@ def dense_embeddings(
     return head_embeddings(visual, taps, (gh, gw), layers, weights, low, last), gh, gw
 
 
-COMPUTE_DTYPES = ("auto", "fp32", "bf16", "fp16")
-
-
-def check_compute_dtype(name: str) -> None:
-    """The ``compute_dtype`` setting, shared by the dense pass and the refinement."""
-    if name not in COMPUTE_DTYPES:
-        raise BadInput(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}.")
-
-
 def compute_dtype(name: str, device: torch.device, model_dtype: torch.dtype) -> torch.dtype:
     if name == "fp32":
         return torch.float32
@@ -506,7 +360,9 @@ class TrunkTokens:
     crop_hw: tuple[int, int]
 
 
-def _precision(clip: Any, settings: DenseSettings) -> tuple[Any, torch.device, torch.dtype, Any]:
+def _precision(
+    clip: ClipBundle, settings: DenseSettings
+) -> tuple[Any, torch.device, torch.dtype, Any]:
     """(visual tower, device, model dtype, low-precision weight cache or None).
 
     Low precision goes to the matrix products that tolerate it (see vit_block); on a GPU the
@@ -515,7 +371,7 @@ def _precision(clip: Any, settings: DenseSettings) -> tuple[Any, torch.device, t
     device = next(visual.parameters()).device
     model_dtype = next(visual.parameters()).dtype
     dtype = compute_dtype(settings.compute_dtype, device, model_dtype)
-    low = low_weights(visual, dtype) if dtype != model_dtype and device.type == "cpu" else None
+    low = low_weights(clip, dtype) if dtype != model_dtype and device.type == "cpu" else None
     return visual, device, model_dtype, low
 
 
@@ -527,7 +383,7 @@ def dense_boxes(h: int, w: int, settings: DenseSettings) -> list[tuple[int, int,
 
 
 def trunk_tokens(
-    clip: Any,
+    clip: ClipBundle,
     x: torch.Tensor,
     settings: DenseSettings,
     cancel: CancelToken | None = None,
@@ -561,7 +417,7 @@ def trunk_tokens(
 
 
 def head_features(
-    clip: Any, trunk: TrunkTokens, settings: DenseSettings, cancel: CancelToken | None = None
+    clip: ClipBundle, trunk: TrunkTokens, settings: DenseSettings, cancel: CancelToken | None = None
 ) -> WindowFeatures:
     """The method's last block on cached trunk tokens → per-window normalised patch features."""
     visual, device, model_dtype, low = _precision(clip, settings)
@@ -583,7 +439,7 @@ def head_features(
                 settings.layers,
                 settings.layer_weights,
                 low,
-                settings.last,
+                LastBlock(settings.last_block, settings.gaussian_std),
             )
             feat = F.normalize(tokens[:, 1:].float(), dim=-1)
             out.append(feat.transpose(1, 2).reshape(len(feat), -1, gh, gw).cpu())
@@ -591,7 +447,7 @@ def head_features(
 
 
 def window_features(
-    clip: Any,
+    clip: ClipBundle,
     x: torch.Tensor,
     settings: DenseSettings,
     cancel: CancelToken | None = None,
@@ -779,11 +635,11 @@ def pamr_size(work_hw: tuple[int, int], n_names: int, settings: DenseSettings) -
     return _capped(*work_hw, min(settings.pamr_max_pixels, settings.max_map_bytes // per_pixel))
 
 
-def _image_key(clip: Any, settings: DenseSettings) -> tuple:
+def _image_key(clip: ClipBundle, settings: DenseSettings) -> tuple:
     return (clip.model_id, settings.short_side, settings.max_long_side)
 
 
-def session_input(session: Any, clip: Any, settings: DenseSettings) -> torch.Tensor:
+def session_input(session: ImageSession, clip: ClipBundle, settings: DenseSettings) -> torch.Tensor:
     """The session's image resized and normalised for the network (1×3×h×w), kept."""
     key = ("dense_input", *_image_key(clip, settings))
     cached = session.get(key)
@@ -793,7 +649,7 @@ def session_input(session: Any, clip: Any, settings: DenseSettings) -> torch.Ten
     return session.put(key, x)
 
 
-def _interpolates(session: Any, clip: Any, settings: DenseSettings) -> bool:
+def _interpolates(session: ImageSession, clip: ClipBundle, settings: DenseSettings) -> bool:
     """Whether the windows' patch grid differs from the checkpoint's (only then does the
     positional-embedding interpolation, and so ``pos_interp``, matter)."""
     h, w = resized_size(session.height, session.width, settings.short_side, settings.max_long_side)
@@ -803,7 +659,9 @@ def _interpolates(session: Any, clip: Any, settings: DenseSettings) -> bool:
     return ((y2 - y1) // patch, (x2 - x1) // patch) != (side, side)
 
 
-def _feature_keys(session: Any, clip: Any, settings: DenseSettings) -> tuple[tuple, tuple]:
+def _feature_keys(
+    session: ImageSession, clip: ClipBundle, settings: DenseSettings
+) -> tuple[tuple, tuple]:
     """Session keys of the trunk tokens and of the method's window features."""
     windows = None if settings.whole_image else (settings.crop, settings.stride)
     trunk_key = (
@@ -821,8 +679,8 @@ def _feature_keys(session: Any, clip: Any, settings: DenseSettings) -> tuple[tup
 
 
 def session_window_features(
-    session: Any,
-    clip: Any,
+    session: ImageSession,
+    clip: ClipBundle,
     settings: DenseSettings,
     *,
     progress: Progress | None = None,
@@ -887,7 +745,7 @@ class PamrCache:
 
 
 def pamr_logits(
-    session: Any,
+    session: ImageSession,
     feats_key: tuple,
     feats: WindowFeatures,
     text: torch.Tensor,
@@ -930,9 +788,9 @@ def pamr_logits(
 
 
 def dense_probabilities(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: DenseSettings,
     *,
     progress: Progress | None = None,
@@ -1012,16 +870,17 @@ def to_full_size(
 
 
 def segment_dense(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: DenseSettings | None = None,
     *,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    name: str = "dense",
 ) -> SegmentationResult:
-    """The dense method (SCLIP, or NACLIP with :class:`NaclipSettings`): labels and per-class
-    probabilities."""
+    """A dense method (SCLIP, or NACLIP with :class:`NaclipSettings`; ``name`` is what the
+    result says): labels and per-class probabilities."""
     s = settings or DenseSettings()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -1032,4 +891,4 @@ def segment_dense(
         labels.numpy(), probs.numpy(), (session.height, session.width), s.max_score_bytes
     )
     timings["total"] = time.perf_counter() - t0
-    return SegmentationResult(full_labels, classes, scores, s.METHOD, timings, messages + more)
+    return SegmentationResult(full_labels, classes, scores, name, timings, messages + more)

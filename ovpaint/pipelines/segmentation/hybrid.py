@@ -23,33 +23,23 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
-from ovpaint.pipelines.segmentation.proposals import (
-    ProposalSettings,
-    encode_texts,
-    segment_proposals,
-)
+from ovpaint.pipelines.segmentation.proposals import encode_texts, segment_proposals
+from ovpaint.pipelines.segmentation.settings import HybridSettings, ProposalSettings
+from ovpaint.pipelines.session import ImageSession
 
 STUFF, THING = "stuff", "thing"
 _PREPOSITIONS = re.compile(r"\s+(?:on|in|with|of|near|at|under|behind|by|from|wearing)\s+")
-
-
-@dataclass
-class HybridSettings:
-    dense_method: str = "refined"  # the METHODS entry that segments stuff
-    embedding_margin: float = 0.0
-    prototype_templates: str = "four"
-    proposal: ProposalSettings = field(default_factory=ProposalSettings)
 
 
 @dataclass(frozen=True)
@@ -174,17 +164,19 @@ def merge_results(
 
 
 def segment_hybrid(
-    session: Any,
+    session: ImageSession,
     queries: list[ClassQuery],
-    manager: Any,
+    manager: Models,
     settings: HybridSettings | None = None,
+    proposal: ProposalSettings | None = None,
     *,
     dense: Callable[..., SegmentationResult],
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
     """Route, run each path on its classes, merge. ``dense(queries)`` runs the dense method on
-    the session's image (the caller binds the session, manager and settings)."""
+    the session's image (the caller binds the method, session, models and settings, so this
+    module never looks methods up); things go through the proposal path with ``proposal``."""
     s = settings or HybridSettings()
     t0 = time.perf_counter()
 
@@ -209,7 +201,12 @@ def segment_hybrid(
     if thing_queries:
         t1 = time.perf_counter()
         thing_result = segment_proposals(
-            session, thing_queries, manager, s.proposal, progress=progress, cancel=cancel
+            session,
+            thing_queries,
+            manager,
+            proposal or ProposalSettings(),
+            progress=progress,
+            cancel=cancel,
         )
         timings["proposal"] = time.perf_counter() - t1
         messages += thing_result.messages
@@ -233,36 +230,4 @@ def segment_hybrid(
         timings,
         messages,
         extras,
-    )
-
-
-def run_method(
-    session: Any,
-    queries: list[ClassQuery],
-    manager: Any,
-    settings: dict,
-    *,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> SegmentationResult:
-    """``METHODS["hybrid"]``: stuff through ``METHODS[hybrid_dense_method]`` (default
-    "refined") with the same settings dict, things through the proposal path."""
-    from ovpaint.core.errors import BadInput
-    from ovpaint.pipelines.segmentation.proposals import settings_from_dict
-    from ovpaint.pipelines.segmentation.segment import METHODS
-
-    s = HybridSettings(
-        dense_method=str(settings.get("hybrid_dense_method", "refined")),
-        embedding_margin=float(settings.get("hybrid_embedding_margin", 0.0)),
-        proposal=settings_from_dict(settings),
-    )
-    fn = METHODS.get(s.dense_method)
-    if fn is None or s.dense_method in ("hybrid", "proposal"):
-        raise BadInput(f"hybrid_dense_method must be a dense method, not '{s.dense_method}'.")
-
-    def dense(qs: list[ClassQuery]) -> SegmentationResult:
-        return fn(session, qs, manager, settings, progress=progress, cancel=cancel)
-
-    return segment_hybrid(
-        session, queries, manager, s, dense=dense, progress=progress, cancel=cancel
     )

@@ -30,6 +30,7 @@ import numpy as np
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.masks import component_distance
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.session import ImageSession, sam2_autocast
 
 MASK_LOGIT = 10.0  # magnitude of the logits a binary mask is turned into (SAM2 clamps at 32)
@@ -86,7 +87,7 @@ class ClickSession:
     def __init__(
         self,
         session: ImageSession,
-        manager,
+        manager: Models,
         initial_mask: np.ndarray | None = None,
         initial_logits: np.ndarray | None = None,
         *,
@@ -166,16 +167,6 @@ class ClickSession:
         box = self._check_box(x0, y0, x1, y1)
         st = self.state
         return self._run(st.points, st.labels, box, click=None)
-
-    def clear_box(self) -> np.ndarray:
-        st = self.state
-        if st.box is None:
-            return self.mask
-        if len(st.points) == 0:  # nothing left to prompt with: an empty mask
-            h, w = st.mask.shape
-            self._stack.append(ClickState(st.points, st.labels, None, None, np.zeros((h, w), bool)))
-            return self.mask
-        return self._run(st.points, st.labels, None, click=None)
 
     # ---------------------------------------------------------------- internals
     def _low_res_size(self) -> int:
@@ -327,7 +318,7 @@ def check_prompts(width: int, height: int, clicks: list[Click], box=None) -> Non
 
 def run_clicks(
     session: ImageSession,
-    manager,
+    manager: Models,
     clicks: list[Click],
     box: tuple[float, float, float, float] | None = None,
     initial_mask: np.ndarray | None = None,
@@ -345,7 +336,7 @@ def run_clicks(
 def refine_class_with_clicks(
     result,
     session: ImageSession,
-    manager,
+    manager: Models,
     clicks: list[Click],
     box=None,
     class_name: str | None = None,

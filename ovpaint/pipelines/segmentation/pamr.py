@@ -22,10 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ovpaint.core.errors import BadInput
-
-MAX_DILATION = 512
-MAX_STEPS = 100
+from ovpaint.pipelines.segmentation.settings import check_pamr
 
 
 def _offsets(dilations: Sequence[int]) -> list[tuple[int, int]]:
@@ -38,20 +35,6 @@ def _offsets(dilations: Sequence[int]) -> list[tuple[int, int]]:
         for dx in (-1, 0, 1)
         if (dy, dx) != (0, 0)
     )
-
-
-def check_pamr(steps: int, dilations: Sequence[int]) -> None:
-    """Range checks for the PAMR settings."""
-    if not 0 <= int(steps) <= MAX_STEPS:
-        raise BadInput(f"pamr_steps must be between 0 and {MAX_STEPS}.")
-    if (
-        not dilations
-        or any(not 1 <= int(d) <= MAX_DILATION for d in dilations)
-        or len(set(dilations)) != len(dilations)
-    ):
-        raise BadInput(
-            f"pamr_dilations must be one or more distinct integers from 1 to {MAX_DILATION}."
-        )
 
 
 def _shifted(padded: torch.Tensor, pad: int, dy: int, dx: int, h: int, w: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -26,33 +26,14 @@ import torch.nn.functional as F
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import component_distance
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models.protocols import Derived, Models
+from ovpaint.models.sam2_loader import Sam2Bundle
+from ovpaint.pipelines import sam2_adapter
 from ovpaint.pipelines.result import SegmentationResult
-from ovpaint.pipelines.segmentation.dense import check_compute_dtype, compute_dtype
-
-
-@dataclass
-class RefineSettings:
-    opening_px: int = 5  # kernel of the morphological opening before components
-    min_area_frac: float = 0.001  # components under this share of the image are dropped
-    min_area_px: int = 64
-    min_point_distance: int = 20  # px in the original image
-    large_area_frac: float = 0.05  # a component gets one more point per this share of image
-    max_points_per_class: int = 10
-    max_points: int = 60
-    vote_threshold: float = 0.6
-    refine_background: bool = True  # class 0 also gets prompts (trims over-grown classes)
-    decoder_chunk: int = 16  # points whose masks are upsampled at once (memory bound)
-    # decoder precision: auto = bf16 on a CPU with native bf16 (faster there, see
-    # decoder_dtype), the model's own elsewhere; fp32 = sam2's exact operations
-    compute_dtype: str = "auto"
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> RefineSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (values or {}).items() if k in known})
-
-    def __post_init__(self) -> None:
-        check_compute_dtype(self.compute_dtype)
+from ovpaint.pipelines.segmentation.dense import compute_dtype
+from ovpaint.pipelines.segmentation.prompt_decoder import PromptDecoder
+from ovpaint.pipelines.segmentation.settings import DenseSettings, RefineSettings
+from ovpaint.pipelines.session import ImageSession
 
 
 @dataclass
@@ -131,6 +112,7 @@ def decode_points(
     points_xy: np.ndarray,
     prompts_per_call: int | None = None,
     dtype: torch.dtype | None = None,
+    derived: Derived | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-resolution mask logits (B×3×256×256) and predicted IoUs (B×3) of B single-point
     prompts (image pixel coordinates), as ``predictor.predict`` gives for each point alone.
@@ -141,17 +123,13 @@ def decode_points(
     single prompt (sam2 rounds a lone prompt differently)."""
     device = predictor.device
     coords = torch.as_tensor(points_xy, dtype=torch.float32, device=device).view(-1, 1, 2)
-    coords = predictor._transforms.transform_coords(
-        coords, normalize=True, orig_hw=predictor._orig_hw[-1]
-    )
+    coords = sam2_adapter.model_coords(predictor, coords)
     labels = torch.ones((coords.shape[0], 1), dtype=torch.int, device=device)
     n = coords.shape[0]
     with torch.inference_mode():
         if n < 2:  # sam2's own path for a lone prompt (it rounds differently)
             return _decode_plain(predictor, coords, labels)
-        from ovpaint.pipelines.segmentation.proposals import PromptDecoder
-
-        decoder = PromptDecoder(predictor, dtype)
+        decoder = PromptDecoder(predictor, dtype, derived)
         if prompts_per_call is None:
             prompts_per_call = (
                 CPU_PROMPTS_PER_CALL if device.type == "cpu" else GPU_PROMPTS_PER_CALL
@@ -171,9 +149,9 @@ def _decode_plain(
     """sam2's own prompt encoder + mask decoder on the whole batch."""
     model = predictor.model
     sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-    high_res = [f[-1].unsqueeze(0) for f in predictor._features["high_res_feats"]]
+    embed, high_res = sam2_adapter.image_features(predictor)
     low_res, iou, _, _ = model.sam_mask_decoder(
-        image_embeddings=predictor._features["image_embed"][-1].unsqueeze(0),
+        image_embeddings=embed,
         image_pe=model.sam_prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
@@ -184,7 +162,7 @@ def _decode_plain(
     return low_res.float(), iou.float()
 
 
-def decoder_dtype(name: str, sam: Any) -> torch.dtype:
+def decoder_dtype(name: str, sam: Sam2Bundle) -> torch.dtype:
     """The mask decoder's precision for a setting (the dense path's rule, shared with it by the
     ``compute_dtype`` setting). On a 2-core CPU with native bf16, 60 points take 3.2–3.7× less
     time in bf16 than 60 fp32 ``predict`` calls (1.5× in fp32); on the perf scene 0.3 % of the
@@ -231,8 +209,8 @@ def combine(claimed: np.ndarray, labels: np.ndarray, probs: np.ndarray) -> np.nd
 
 
 def refine_labels(
-    session: Any,
-    manager: Any,
+    session: ImageSession,
+    manager: Models,
     labels: np.ndarray,
     probs: np.ndarray,
     settings: RefineSettings | None = None,
@@ -266,7 +244,8 @@ def refine_labels(
             cancel.check()
         t0 = time.perf_counter()
         xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points], np.float32)
-        low_res, _ = decode_points(predictor, xy, dtype=decoder_dtype(s.compute_dtype, sam))
+        dtype = decoder_dtype(s.compute_dtype, sam)
+        low_res, _ = decode_points(predictor, xy, dtype=dtype, derived=sam.derived)
     timings["decoder"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     claimed = vote(low_res.cpu(), points, labels, n_classes, s)
@@ -276,21 +255,19 @@ def refine_labels(
 
 
 def segment_refined(
-    session: Any,
+    session: ImageSession,
     queries: Sequence[ClassQuery],
-    manager: Any,
-    dense_settings: Any = None,
+    manager: Models,
+    dense_settings: DenseSettings | None = None,
     settings: RefineSettings | None = None,
     *,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    name: str = "refined",
 ) -> SegmentationResult:
-    """The refined method: the dense SCLIP map, refined by SAM2 prompts."""
-    from ovpaint.pipelines.segmentation.dense import (
-        DenseSettings,
-        dense_probabilities,
-        to_full_size,
-    )
+    """A refined method: the dense map (SCLIP's, or NACLIP's with its settings), refined by
+    SAM2 prompts; ``name`` is what the result says."""
+    from ovpaint.pipelines.segmentation.dense import dense_probabilities, to_full_size
 
     ds = dense_settings or DenseSettings()
     t0 = time.perf_counter()
@@ -314,5 +291,5 @@ def segment_refined(
     )
     timings["total"] = time.perf_counter() - t0
     return SegmentationResult(
-        full, classes, scores, "refined", timings, messages + more, {"points": info["points"]}
+        full, classes, scores, name, timings, messages + more, {"points": info["points"]}
     )

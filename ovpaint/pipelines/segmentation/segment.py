@@ -1,21 +1,14 @@
 """The one segmentation entry point every front-end calls (CLI, batch, benchmark, app).
 
-Methods live in :data:`METHODS`, name → callable with the signature::
-
-    fn(session: ImageSession, queries: list[ClassQuery], manager: ModelManager,
-       settings: dict, *, progress: Progress | None, cancel: CancelToken | None)
-       -> SegmentationResult
-
-``settings`` is the flat dict the caller passed (CLI options, benchmark presets); each method
-picks the keys it knows (e.g. ``DenseSettings.from_dict``) and ignores the rest. Adding a
-method is one entry: ``METHODS["name"] = fn`` (or :func:`register_method`), and it appears in
-the CLI's ``--method`` choices and the app's method list.
+Methods are the records of :mod:`ovpaint.pipelines.segmentation.methods`; settings are the
+nested sections of :mod:`ovpaint.pipelines.segmentation.settings`, parsed (and refused when
+unknown) before any model loads.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,113 +16,18 @@ import numpy as np
 from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.prompt import ClassQuery, parse_prompt
+from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
+from ovpaint.pipelines.segmentation.methods import DEFAULT_METHOD, METHODS, Method, get_method
+from ovpaint.pipelines.segmentation.settings import SegmentSettings, parse_settings
 from ovpaint.pipelines.session import ImageSession
 
-MethodFn = Callable[..., SegmentationResult]
 
-
-def _dense(
-    session: ImageSession,
-    queries: list[ClassQuery],
-    manager: Any,
-    settings: dict,
-    *,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> SegmentationResult:
-    from ovpaint.pipelines.segmentation.dense import DenseSettings, segment_dense
-
-    return segment_dense(
-        session,
-        queries,
-        manager,
-        DenseSettings.from_dict(settings),
-        progress=progress,
-        cancel=cancel,
-    )
-
-
-def _refined(
-    session: ImageSession,
-    queries: list[ClassQuery],
-    manager: Any,
-    settings: dict,
-    *,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> SegmentationResult:
-    from ovpaint.pipelines.segmentation.dense import DenseSettings
-    from ovpaint.pipelines.segmentation.refine import RefineSettings, segment_refined
-
-    return segment_refined(
-        session,
-        queries,
-        manager,
-        DenseSettings.from_dict(settings),
-        RefineSettings.from_dict(settings),
-        progress=progress,
-        cancel=cancel,
-    )
-
-
-def _proposal(
-    session: ImageSession,
-    queries: list[ClassQuery],
-    manager: Any,
-    settings: dict,
-    *,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> SegmentationResult:
-    from ovpaint.pipelines.segmentation.proposals import run_method
-
-    return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
-
-
-def _hybrid(
-    session: ImageSession,
-    queries: list[ClassQuery],
-    manager: Any,
-    settings: dict,
-    *,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> SegmentationResult:
-    from ovpaint.pipelines.segmentation.hybrid import run_method
-
-    return run_method(session, queries, manager, settings, progress=progress, cancel=cancel)
-
-
-METHODS: dict[str, MethodFn] = {
-    "refined": _refined,
-    "dense": _dense,
-    "proposal": _proposal,
-    "hybrid": _hybrid,
-}
-
-
-# The models each method loads, checked before any work so a missing one is reported at once
-# (not after the dense pass, when the refinement first asks for SAM2).
-METHOD_ROLES: dict[str, tuple[str, ...]] = {
-    "refined": ("clip", "sam2"),
-    "dense": ("clip",),
-    "proposal": ("clip", "sam2"),
-    "hybrid": ("clip", "sam2"),
-}
-
-
-def register_method(name: str, fn: MethodFn, roles: tuple[str, ...] = ("clip", "sam2")) -> None:
-    METHODS[name] = fn
-    METHOD_ROLES[name] = tuple(roles)
-
-
-def check_models(method: str, manager: Any) -> None:
+def check_models(method: str | Method, manager: Models) -> None:
     """ModelUnavailable (with how to get it) when a model ``method`` needs is missing."""
-    check = getattr(manager, "check_available", None)
-    if check is not None:
-        for role in METHOD_ROLES.get(method, ("clip", "sam2")):
-            check(role)
+    method = method if isinstance(method, Method) else get_method(method)
+    for role in method.roles:
+        manager.check_available(role)
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -152,25 +50,25 @@ def segment(
     image: np.ndarray,
     prompt: str | list[ClassQuery],
     *,
-    method: str = "refined",
-    manager: Any,
+    method: str | None = None,
+    manager: Models,
     session: ImageSession | None = None,
-    settings: dict | None = None,
+    settings: Mapping[str, Any] | SegmentSettings | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
-    """Segment the classes of ``prompt`` in ``image`` (H×W×3 uint8 RGB) with ``method``.
+    """Segment the classes of ``prompt`` in ``image`` (H×W×3 uint8 RGB) with ``method`` (the
+    default method when None).
 
     Pass the image's :class:`ImageSession` to reuse its caches (window features, the SAM2
     embedding) across queries; a session of another image is replaced by a fresh one.
     """
-    fn = METHODS.get(method)
-    if fn is None:
-        raise BadInput(f"Unknown method '{method}'. Choose one of: {', '.join(METHODS)}.")
+    chosen = get_method(method)
+    parsed = parse_settings(settings)
     queries = parse_prompt(prompt) if isinstance(prompt, str) or prompt is None else list(prompt)
     if not queries:
         raise BadInput("The prompt has no class names. Example: 'sky, dog'.")
-    check_models(method, manager)
+    check_models(chosen, manager)
     t0 = time.perf_counter()
     if (
         session is None
@@ -180,9 +78,9 @@ def segment(
         session = ImageSession(as_rgb(image))
     if cancel:
         cancel.check()
-    result = fn(session, queries, manager, dict(settings or {}), progress=progress, cancel=cancel)
+    result = chosen.run(session, queries, manager, parsed, progress=progress, cancel=cancel)
     result.timings.setdefault("total", time.perf_counter() - t0)
-    if getattr(manager, "is_tiny", False):
+    if manager.is_tiny:
         note = "Tiny test models (random weights): the result is meaningless."
         if note not in result.messages:
             result.messages.append(note)
@@ -190,27 +88,32 @@ def segment(
 
 
 def segment_fn(
-    method: str, manager: Any, settings: dict | None = None
+    method: str | None, manager: Models, settings: Mapping[str, Any] | None = None
 ) -> Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]:
     """``segment`` with the method, models and settings fixed: what batch and benchmark run
     per image (each call makes its own session)."""
 
+    get_method(method)  # an unknown method or setting is refused here, before the first image
+    parsed = parse_settings(settings)
+
     def fn(rgb: np.ndarray, queries: list[ClassQuery]) -> SegmentationResult:
-        return segment(rgb, queries, method=method, manager=manager, settings=settings)
+        return segment(rgb, queries, method=method, manager=manager, settings=parsed)
 
     return fn
 
 
-def model_ids(manager: Any) -> dict[str, str]:
-    """The segmentation models a run used, for its report; says when they are the tiny ones."""
+def model_ids(manager: Models | None, method: str | None = None) -> dict[str, str]:
+    """The models ``method`` loads (none for a method that is not registered, e.g. an injected
+    segmenter), for a run's report; says when they are the tiny ones."""
     if manager is None:
         return {}
+    known = METHODS.get(method or DEFAULT_METHOD)
     out = {}
-    for role in ("clip", "sam2"):
+    for role in known.roles if known else ():
         try:
             out[role] = manager.model_id(role)
         except Exception:  # noqa: BLE001 - a description must not fail a run
             continue
-    if getattr(manager, "is_tiny", False):
+    if manager.is_tiny:
         out["profile"] = "tiny (random weights: results are meaningless)"
     return out

@@ -9,7 +9,7 @@ import torch
 from ovpaint.core.errors import BadInput
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.pipelines.segmentation import dense as D
-from ovpaint.pipelines.segmentation.segment import METHODS, segment
+from ovpaint.pipelines.segmentation.segment import segment
 from ovpaint.pipelines.session import ImageSession
 
 
@@ -108,7 +108,7 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
         method="dense",
         manager=tiny_manager,
         session=s,
-        settings={"compute_dtype": "fp32"},
+        settings={"dense": {"compute_dtype": "fp32"}},
     )
     b = segment(
         image,
@@ -116,7 +116,7 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
         method="dense",
         manager=tiny_manager,
         session=s,
-        settings={"compute_dtype": "bf16"},
+        settings={"dense": {"compute_dtype": "bf16"}},
     )
     # 97 % of this image is background, so also compare where either found a class
     found = (a.labels != 0) | (b.labels != 0)
@@ -126,18 +126,19 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
 
 
 def test_low_precision_weights_are_kept_and_follow_changes(tiny_manager):
-    """bf16 weights are converted once per model, and remade when a weight changes in place
-    (e.g. loading other weights into the same model)."""
+    """bf16 weights are converted once per bundle (kept in its own cache, dropped with it), and
+    remade when a weight changes in place (e.g. loading other weights into the same model)."""
     import copy
+    import dataclasses
 
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     s = D.DenseSettings(compute_dtype="bf16", crop=64, stride=32)
     with tiny_manager.use("clip") as clip:
-        bundle = copy.copy(clip)
-        bundle.model = copy.deepcopy(clip.model)
+        bundle = dataclasses.replace(clip, model=copy.deepcopy(clip.model))
+    assert len(bundle.derived) == 0  # a bundle of its own: nothing shared with the original
     visual = bundle.model.visual
     first = D.window_features(bundle, x, s).features
-    cache = D.low_weights(visual, torch.bfloat16)
+    cache = D.low_weights(bundle, torch.bfloat16)
     held = {k: v[1] for k, v in cache.items() if k != "dtype"}
     assert held  # converted once ...
     assert torch.equal(D.window_features(bundle, x, s).features, first)
@@ -146,8 +147,7 @@ def test_low_precision_weights_are_kept_and_follow_changes(tiny_manager):
     with torch.no_grad():
         fc.mul_(3.0)
     changed = D.window_features(bundle, x, s).features
-    fresh = copy.copy(bundle)
-    fresh.model = copy.deepcopy(bundle.model)  # another model: its own, new conversion
+    fresh = dataclasses.replace(bundle, model=copy.deepcopy(bundle.model))  # its own conversion
     assert not torch.equal(changed, first)
     assert torch.equal(changed, D.window_features(fresh, x, s).features)
 
@@ -200,11 +200,15 @@ def test_class_absent_everywhere_is_empty_mask(tiny_manager, image):
         [ClassQuery("dog", ("dog",)), ClassQuery("cat", ("cat",))],
         method="dense",
         manager=tiny_manager,
-        settings={"prob_thd": 0.0},
+        settings={"dense.prob_thd": 0.0},
     )
     # force absence: a zero-weighted class is never argmax with area_thd at 1.0
     r2 = segment(
-        image, "dog, cat", method="dense", manager=tiny_manager, settings={"area_thd": 1.0}
+        image,
+        "dog, cat",
+        method="dense",
+        manager=tiny_manager,
+        settings={"dense": {"area_thd": 1.0}},
     )
     assert set(r2.areas().values()) == {0}
     assert all(m.dtype == bool for m in r.masks().values())
@@ -218,19 +222,12 @@ def test_work_size_respects_both_caps():
     assert h * w * 4 * 100 <= 40_000_000
 
 
-def test_methods_registry_has_dense_and_refined():
-    assert {"dense", "refined"} <= set(METHODS)
-    for fn in METHODS.values():
-        assert callable(fn)
-
-
-def test_settings_from_dict():
-    s = D.DenseSettings.from_dict({"preset": "voc", "short_side": 448, "unrelated": 1})
+def test_dense_settings_presets_and_ranges():
+    s = D.DenseSettings.voc(short_side=448)
     assert (s.logit_scale, s.prob_thd, s.area_thd, s.short_side) == (65.0, 0.1, 0.1, 448)
-    with pytest.raises(BadInput):
-        D.DenseSettings.from_dict({"preset": "nope"})
-    with pytest.raises(BadInput):
-        D.DenseSettings.from_dict({"compute_dtype": "int4"})
+    for bad in ({"compute_dtype": "int4"}, {"prob_thd": 1.5}, {"stride": 0}):
+        with pytest.raises(BadInput):
+            D.DenseSettings(**bad)
 
 
 def test_cancel_before_work(tiny_manager, image):

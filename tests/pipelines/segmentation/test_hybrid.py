@@ -114,6 +114,7 @@ def test_merge_with_only_one_side():
     assert (scores[0] == 1).all()
 
 
+@pytest.mark.slow
 def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(
     tiny_manager, monkeypatch
 ):
@@ -143,19 +144,22 @@ def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(
         labels[40:] = 2  # the dense path's "dog": must not survive the merge
         return SegmentationResult(labels, ["background", "sky", "dog"], None, "refined")
 
-    settings = hybrid.HybridSettings(
-        proposal=proposals.ProposalSettings(
-            points_per_side=6,
-            pred_iou_thresh=0.0,
-            stability_score_thresh=0.0,
-            threshold_large=-2.0,
-            threshold_small=-2.0,
-            scales=(224,),
-            scale_weights=(1.0,),
-        )
+    proposal = proposals.ProposalSettings(
+        points_per_side=6,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        threshold_large=-2.0,
+        threshold_small=-2.0,
+        scales=(224,),
+        scale_weights=(1.0,),
     )
     result = hybrid.segment_hybrid(
-        session, parse_prompt("sky, dog"), tiny_manager, settings, dense=dense
+        session,
+        parse_prompt("sky, dog"),
+        tiny_manager,
+        hybrid.HybridSettings(),
+        proposal,
+        dense=dense,
     )
     assert seen["dense"] == ["sky", "dog"]  # the dense path sees every class
     assert result.method == "hybrid" and result.classes == ["background", "sky", "dog"]
@@ -170,17 +174,16 @@ def test_segment_hybrid_runs_dense_on_all_classes_and_proposals_on_things(
 
 def test_methods_registered_and_run_through_segment(tiny_manager):
     from ovpaint.core.errors import BadInput
-    from ovpaint.pipelines.segmentation.segment import METHODS, segment
+    from ovpaint.pipelines.segmentation.methods import METHODS
+    from ovpaint.pipelines.segmentation.segment import segment
 
     assert {"proposal", "hybrid"} <= set(METHODS) and "refined" in METHODS
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (12, 16, 3)).astype(np.uint8).repeat(8, 0).repeat(8, 1)
     settings = {
-        "proposal_points_per_side": 4,
-        "proposal_scales": [224],
-        "proposal_scale_weights": [1.0],
-        "templates": "openai80",
-        "hybrid_dense_method": "dense",
+        "proposal": {"points_per_side": 4, "scales": [224], "scale_weights": [1.0]},
+        "dense": {"templates": "openai80"},
+        "hybrid": {"dense_method": "dense"},
     }
     hybrid_result = segment(
         image, "sky, dog", method="hybrid", manager=tiny_manager, settings=settings
@@ -195,34 +198,55 @@ def test_methods_registered_and_run_through_segment(tiny_manager):
     # an empty result says why (beyond the note every tiny-model result carries)
     reasons = [m for m in proposal_result.messages if "Tiny test models" not in m]
     assert proposal_result.labels.any() or any("nothing was segmented" in m for m in reasons)
-    with pytest.raises(BadInput):
+    with pytest.raises(BadInput, match="proposal.no_such_thing"):
         segment(
             image,
             "dog",
             method="proposal",
             manager=tiny_manager,
-            settings={"proposal_no_such_thing": 1},
+            settings={"proposal": {"no_such_thing": 1}},
         )
-    with pytest.raises(BadInput):
+    with pytest.raises(BadInput, match="dense method"):
         segment(
             image,
             "sky",
             method="hybrid",
             manager=tiny_manager,
-            settings={"hybrid_dense_method": "hybrid"},
+            settings={"hybrid.dense_method": "hybrid"},
         )
 
 
-def test_proposal_settings_from_the_shared_dict_ignore_other_methods_keys():
-    from ovpaint.pipelines.segmentation.proposals import settings_from_dict
+def test_hybrid_runs_its_dense_method_from_the_registry(tiny_manager, monkeypatch):
+    """hybrid.dense_method picks the registered dense-kind method that segments stuff; the
+    default is the default method."""
+    from ovpaint.pipelines.segmentation import methods
+    from ovpaint.pipelines.segmentation.segment import segment
 
-    s = settings_from_dict(
-        {
-            "templates": "openai80",
-            "decoder_chunk": 99,
-            "proposal_top_k": 3,
-            "proposal": {"threshold_small": 0.3},
-        }
+    ran = []
+
+    def fake(name):
+        def run(session, queries, models, settings, *, progress=None, cancel=None):
+            ran.append(name)
+            labels = np.ones((session.height, session.width), np.int32)
+            return SegmentationResult(labels, ["background"] + [q.name for q in queries])
+
+        return run
+
+    for name in ("dense", "refined"):
+        monkeypatch.setitem(methods.METHODS, name, replace_run(methods.METHODS[name], fake(name)))
+    image = np.zeros((32, 48, 3), np.uint8)
+    segment(image, "sky", method="hybrid", manager=tiny_manager)
+    segment(
+        image,
+        "sky",
+        method="hybrid",
+        manager=tiny_manager,
+        settings={"hybrid.dense_method": "dense"},
     )
-    assert s.templates == "four" and s.decoder_chunk == 8
-    assert s.top_k == 3 and s.threshold_small == 0.3
+    assert ran == [methods.DEFAULT_METHOD, "dense"]
+
+
+def replace_run(method, run):
+    import dataclasses
+
+    return dataclasses.replace(method, run=run)

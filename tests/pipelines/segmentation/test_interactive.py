@@ -116,6 +116,7 @@ def test_bad_input(tiny_manager, spy):
     assert not boxed[40:, :].any() and not boxed[:, 60:].any()
 
 
+@pytest.mark.slow  # hundreds of decoder calls
 def test_hundreds_of_clicks_are_capped_for_the_decoder(tiny_manager, spy):
     session = ImageSession(_image(4))
     clicks = ClickSession(session, tiny_manager, max_points=8)

@@ -9,6 +9,13 @@ import torch
 from ovpaint.core.errors import BadInput
 from ovpaint.core.prompt import parse_prompt
 from ovpaint.pipelines.segmentation import dense as D
+from ovpaint.pipelines.segmentation.segment import segment
+from ovpaint.pipelines.segmentation.settings import (
+    DenseSettings,
+    NaclipSettings,
+    parse_settings,
+    section_from_dict,
+)
 from ovpaint.pipelines.session import ImageSession
 
 
@@ -30,8 +37,8 @@ def test_sclip_and_naclip_share_the_trunk(tiny_manager, image, monkeypatch):
     monkeypatch.setattr(D, "trunk_tokens", lambda *a, **k: calls.append(1) or trunk(*a, **k))
     session = ImageSession(image)
     queries = parse_prompt("cat, grass")
-    sclip = D.DenseSettings(compute_dtype="fp32")
-    naclip = D.NaclipSettings(compute_dtype="fp32")
+    sclip = DenseSettings(compute_dtype="fp32")
+    naclip = NaclipSettings(compute_dtype="fp32")
     p1, l1, _, _ = D.dense_probabilities(session, queries, tiny_manager, sclip)
     p2, l2, _, _ = D.dense_probabilities(session, queries, tiny_manager, naclip)
     assert len(calls) == 1  # the expensive part ran once
@@ -54,7 +61,7 @@ def test_naclip_probabilities_are_renormalised_and_pamr_timed(tiny_manager, imag
     session = ImageSession(image)
     timings: dict = {}
     probs, labels, classes, _ = D.dense_probabilities(
-        session, parse_prompt("cat, grass"), tiny_manager, D.NaclipSettings(), timings=timings
+        session, parse_prompt("cat, grass"), tiny_manager, NaclipSettings(), timings=timings
     )
     assert classes == ["background", "cat", "grass"]
     torch.testing.assert_close(probs.sum(0), torch.ones(image.shape[:2]))
@@ -77,7 +84,7 @@ def test_requery_refines_only_new_names(tiny_manager, image, monkeypatch):
     built = []
     operator = P.pamr_operator
     monkeypatch.setattr(P, "pamr_operator", lambda *a: built.append(1) or operator(*a))
-    s = D.NaclipSettings(compute_dtype="fp32")
+    s = NaclipSettings(compute_dtype="fp32")
     session = ImageSession(image)
     first, _, _, _ = D.dense_probabilities(session, parse_prompt("cat, grass"), tiny_manager, s)
     again, _, _, _ = D.dense_probabilities(session, parse_prompt("cat, grass"), tiny_manager, s)
@@ -86,7 +93,7 @@ def test_requery_refines_only_new_names(tiny_manager, image, monkeypatch):
         session, parse_prompt("cat, person"), tiny_manager, s
     )
     assert refined[1:] == [1] and len(built) == 1  # only "person", on the kept matrix
-    nocache = D.NaclipSettings(compute_dtype="fp32", pamr_cache_bytes=0)
+    nocache = NaclipSettings(compute_dtype="fp32", pamr_cache_bytes=0)
     plain, plain_labels, _, _ = D.dense_probabilities(
         ImageSession(image), parse_prompt("cat, person"), tiny_manager, nocache
     )
@@ -98,39 +105,43 @@ def test_requery_refines_only_new_names(tiny_manager, image, monkeypatch):
 def test_pamr_is_an_option_for_sclip(tiny_manager, image):
     session = ImageSession(image)
     q = parse_prompt("cat, grass, person")
-    plain = D.DenseSettings(compute_dtype="fp32")
-    refined = D.DenseSettings.from_dict({"pamr": True, "compute_dtype": "fp32"})
+    plain = DenseSettings(compute_dtype="fp32")
+    refined = parse_settings({"dense.pamr": True, "dense.compute_dtype": "fp32"}).dense
     p1, _, _, _ = D.dense_probabilities(session, q, tiny_manager, plain)
     t: dict = {}
     p2, _, _, _ = D.dense_probabilities(session, q, tiny_manager, refined, timings=t)
     assert "pamr" in t and not torch.allclose(p1, p2)
     assert len(_keys(session, "dense_windows")) == 1  # PAMR works on the same features
+    r = segment(image, q, method="dense", manager=tiny_manager, settings={"dense.pamr": True})
+    assert "pamr" in r.timings and r.method == "dense"
 
 
-def test_voc_preset_runs_the_whole_image(tiny_manager, image):
-    s = D.NaclipSettings.from_dict({"preset": "voc"})
+def test_voc_presets_are_each_methods_own(tiny_manager, image):
+    from ovpaint.eval.datasets import DATASETS
+
+    s = parse_settings(DATASETS["voc"].preset("naclip"))["naclip"]
     assert s.whole_image and s.prob_thd == 0.1 and s.area_thd is None and s.pamr
+    assert s.logit_scale == 40.0
     session = ImageSession(image)
     probs, labels, _, _ = D.dense_probabilities(session, parse_prompt("cat"), tiny_manager, s)
     (feats,) = [session.get(k) for k in _keys(session, "dense_windows")]
     assert feats.boxes == [(0, *feats.input_hw[:1], 0, feats.input_hw[1])]
     assert labels.shape == image.shape[:2]
-    # SCLIP's VOC preset stays its own
-    sclip = D.DenseSettings.from_dict({"preset": "voc"})
+    sclip = parse_settings(DATASETS["voc"].preset("dense")).dense  # SCLIP's stays its own
     assert (sclip.logit_scale, sclip.area_thd, sclip.whole_image) == (65.0, 0.1, False)
 
 
 def test_pamr_size_keeps_pamr_under_the_map_bytes_cap():
     from ovpaint.pipelines.segmentation.pamr import operator_bytes_per_pixel
 
-    s = D.NaclipSettings(max_map_bytes=100_000_000)
+    s = NaclipSettings(max_map_bytes=100_000_000)
     work = D.work_size(3000, 4000, 30, s)
     assert work[0] * work[1] * 4 * 30 <= 100_000_000
     h, w = D.pamr_size(work, 30, s)
     assert h * w * (12 * 30 + operator_bytes_per_pixel(s.pamr_dilations)) <= 100_000_000
     assert abs(w / h - 4 / 3) < 0.01
-    assert D.pamr_size((375, 500), 30, D.NaclipSettings()) == (375, 500)  # a dataset image
-    h, w = D.pamr_size((1500, 2000), 5, D.NaclipSettings())  # a photo: at most 1 MP
+    assert D.pamr_size((375, 500), 30, NaclipSettings()) == (375, 500)  # a dataset image
+    h, w = D.pamr_size((1500, 2000), 5, NaclipSettings())  # a photo: at most 1 MP
     assert 990_000 < h * w <= 1_000_000
 
 
@@ -142,32 +153,37 @@ def test_pamr_size_keeps_pamr_under_the_map_bytes_cap():
         {"gaussian_std": 0},
         {"pamr_steps": 1000},
         {"pamr_dilations": [0]},
+        {"pamr_dilations": [8, 8]},
         {"logit_scale": -1},
         {"prob_thd": 2},
-        {"preset": "cityscapes"},
+        {"pamr_max_pixels": 0},
+        {"gaussian": 5},
     ],
 )
 def test_bad_settings_are_refused(values):
-    with pytest.raises(BadInput):
-        D.NaclipSettings.from_dict(values)
+    with pytest.raises(BadInput, match="naclip"):
+        section_from_dict("naclip", values)
+
+
+def test_registered_with_their_own_settings(tiny_manager, image):
+    from ovpaint.pipelines.segmentation.methods import METHODS
+
+    assert METHODS["naclip"].settings == {"naclip": NaclipSettings}
+    assert set(METHODS["naclip-refined"].roles) == {"clip", "sam2"}
+    r = segment(image, "cat", method="naclip-refined", manager=tiny_manager)
+    assert r.method == "naclip-refined" and "points" in r.extras and "pamr" in r.timings
 
 
 # --------------------------------------------------------------------------- bad input
 def _naclip(manager, image, prompt, **settings):
-    from ovpaint.pipelines.segmentation.segment import as_rgb
-
-    session = ImageSession(as_rgb(image))
-    queries = parse_prompt(prompt)
-    if not queries:
-        raise BadInput("The prompt has no class names.")
-    return D.segment_dense(session, queries, manager, D.NaclipSettings.from_dict(settings))
+    return segment(image, prompt, method="naclip", manager=manager, settings={"naclip": settings})
 
 
 @pytest.mark.parametrize("shape", [(7, 10, 3), (1, 1, 3), (3, 900, 3), (300, 2, 3)])
 def test_tiny_and_thin_images(tiny_manager, shape):
     img = np.full(shape, 128, np.uint8)
-    for preset in ("default", "voc"):
-        r = _naclip(tiny_manager, img, "dog", preset=preset)
+    for whole_image in (False, True):  # the default and the VOC path
+        r = _naclip(tiny_manager, img, "dog", whole_image=whole_image)
         assert r.labels.shape == shape[:2] and r.scores.shape == (2, *shape[:2])
         assert np.isfinite(r.scores).all()
         np.testing.assert_allclose(r.scores.sum(0), 1.0, atol=1e-5)

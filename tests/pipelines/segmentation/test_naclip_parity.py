@@ -16,6 +16,7 @@ from ovpaint.core.prompt import ClassQuery
 from ovpaint.perf import FixedModels
 from ovpaint.pipelines.segmentation import dense as D
 from ovpaint.pipelines.segmentation.pamr import pamr
+from ovpaint.pipelines.segmentation.settings import NaclipSettings
 from ovpaint.pipelines.session import ImageSession
 from ovpaint.pipelines.text import TextEncoder
 from tests.pipelines.segmentation.parity_fixture import fixture_path, load_parity_fixture
@@ -42,10 +43,10 @@ def _names(cfg):
     return [n for names in cfg["class_names"] for n in names]
 
 
-def _settings(cfg, preset: str, **extra) -> D.NaclipSettings:
+def _settings(cfg, preset: str, **extra) -> NaclipSettings:
     """Our settings for one of the fixture's ``postprocess_*`` entries."""
     p = cfg[f"postprocess_{preset}"]
-    return D.NaclipSettings(
+    return NaclipSettings(
         short_side=cfg["preprocess"]["short_side"],
         max_long_side=cfg["preprocess"]["long_side_max"],
         crop=cfg["slide"]["crop"],
@@ -120,7 +121,8 @@ def test_neighbourhood_bias(fx):
 def _tokens(cfg, bundle, x):
     s = _settings(cfg, "default")
     with torch.no_grad():
-        return D.dense_embeddings(bundle.model.visual, x, last=s.last, interp=s.pos_interp)
+        last = D.LastBlock(s.last_block, s.gaussian_std)
+        return D.dense_embeddings(bundle.model.visual, x, last=last, interp=s.pos_interp)
 
 
 def test_crop_dense_embeddings(fx):
@@ -220,7 +222,7 @@ def test_voc_preset_is_the_method_preset(fx):
     """``NaclipSettings.voc()`` is the fixture's VOC preset (whole image, PAMR, thresholds)."""
     cfg, _, _ = fx
     p = cfg["postprocess_voc"]
-    voc = D.NaclipSettings.voc()
+    voc = NaclipSettings.voc()
     assert voc.whole_image == (p["slide_crop"] == 0)
     assert (voc.logit_scale, voc.prob_thd, voc.area_thd, voc.pamr) == (
         p["logit_scale"],
@@ -228,7 +230,7 @@ def test_voc_preset_is_the_method_preset(fx):
         p["area_thd"],
         p["pamr"],
     )
-    default = D.NaclipSettings()
+    default = NaclipSettings()
     d = cfg["postprocess_default"]
     assert (default.logit_scale, default.prob_thd, default.area_thd, default.pamr) == (
         d["logit_scale"],

@@ -34,7 +34,7 @@ def _image() -> np.ndarray:
 def _reference(sam, image, **kwargs):
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-    from ovpaint.models.sam2_loader import fix_feature_sizes
+    from ovpaint.pipelines.sam2_adapter import fix_feature_sizes
 
     gen = SAM2AutomaticMaskGenerator(sam.model, output_mode="uncompressed_rle", **kwargs)
     fix_feature_sizes(gen.predictor, sam.image_size)
@@ -75,6 +75,7 @@ def _threshold_between_scores(scores: list[float]) -> float:
     return float((values[mid - 1] + values[mid]) / 2)
 
 
+@pytest.mark.slow  # sam2's own generator (or its predictor's set_image) runs too
 def test_amg_equals_sam2_every_mask_kept(sam_predictor):
     """Thresholds 0 and box NMS off (1.0): all 12×12×3 random-weight masks survive, and each
     must match sam2's generator (masks exactly, scores within float rounding), in sam2's order."""
@@ -89,6 +90,7 @@ def test_amg_equals_sam2_every_mask_kept(sam_predictor):
     _assert_same(mine, ref)
 
 
+@pytest.mark.slow  # sam2's own generator (or its predictor's set_image) runs too
 def test_amg_equals_sam2_with_partial_filtering_and_lone_batch(sam_predictor):
     """Thresholds at the medians of sam2's own scores (about half the masks fail each filter,
     so the skip-the-upscaling path is exercised), NMS 0.7, and 81 points in batches of 16 so
@@ -119,6 +121,7 @@ def test_amg_equals_sam2_with_partial_filtering_and_lone_batch(sam_predictor):
     _assert_same(mine, ref)
 
 
+@pytest.mark.slow  # sam2's own generator (or its predictor's set_image) runs too
 def test_amg_thesis_settings_match_and_embedding_reused(sam_predictor, monkeypatch):
     manager, session, predictor = sam_predictor
     calls = []
@@ -134,6 +137,7 @@ def test_amg_thesis_settings_match_and_embedding_reused(sam_predictor, monkeypat
     _assert_same(mine, ref)
 
 
+@pytest.mark.slow  # sam2's own generator (or its predictor's set_image) runs too
 def test_min_region_area_is_skipped_with_a_warning_like_sam2(sam_predictor):
     pytest.importorskip("sam2")
     try:

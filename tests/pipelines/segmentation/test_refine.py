@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ovpaint.pipelines import sam2_adapter
 from ovpaint.pipelines.segmentation import refine as R
 from ovpaint.pipelines.session import ImageSession
 
@@ -105,7 +106,7 @@ def _prompts(pred, pts):
     import torch
 
     coords = torch.as_tensor(pts).view(-1, 1, 2)
-    coords = pred._transforms.transform_coords(coords, normalize=True, orig_hw=pred._orig_hw[-1])
+    coords = sam2_adapter.model_coords(pred, coords)
     return coords, torch.ones((len(pts), 1), dtype=torch.int)
 
 
@@ -173,7 +174,7 @@ def test_bf16_decoder_follows_fp32(tiny_manager):
     import torch
     import torch.nn.functional as F
 
-    from ovpaint.pipelines.segmentation.proposals import PromptDecoder, decoder_copy
+    from ovpaint.pipelines.segmentation.prompt_decoder import PromptDecoder, decoder_copy
 
     rng = np.random.default_rng(2)
     image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
@@ -193,7 +194,10 @@ def test_bf16_decoder_follows_fp32(tiny_manager):
         np.testing.assert_allclose(iou16.numpy(), iou.numpy(), atol=0.05)
         decoder = sam.model.sam_mask_decoder
         assert next(decoder.parameters()).dtype == torch.float32  # the model is untouched
-        assert decoder_copy(decoder, torch.bfloat16) is decoder_copy(decoder, torch.bfloat16)
+        R.decode_points(pred, pts, dtype=torch.bfloat16, derived=sam.derived)
+        kept = decoder_copy(decoder, torch.bfloat16, sam.derived)
+        assert kept is decoder_copy(decoder, torch.bfloat16, sam.derived)  # made once per bundle
+        assert next(kept.parameters()).dtype == torch.bfloat16
 
         with torch.inference_mode():
             fast = PromptDecoder(pred, torch.bfloat16)
@@ -214,7 +218,7 @@ def test_reassociated_attention_equals_sam2_attention():
     import torch.nn.functional as F
     from sam2.modeling.sam.transformer import Attention
 
-    from ovpaint.pipelines.segmentation.proposals import PromptDecoder, _separate_heads
+    from ovpaint.pipelines.segmentation.prompt_decoder import PromptDecoder, _separate_heads
 
     dec = object.__new__(PromptDecoder)
     dec.exact = False
