@@ -649,6 +649,7 @@ class BatchDialog(QDialog):
         )
         table = self.comparison_table
         table.resizeColumnsToContents()
+        table.resizeRowsToContents()
         table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
         table.setFixedHeight(
