@@ -15,7 +15,17 @@ Promises, each tested:
   ``.ovpaint-batch-state.jsonl``) unless ``overwrite``; a failing file is reported and the run
   goes on; cancel stops before the next file and the next run resumes.
 - An output folder inside the input folder is excluded from the scan (never reprocessed);
-  the same folder for both is refused. A full disk stops the run with :class:`DiskFull`.
+  the same folder for both, or an output folder that holds the input folder, is refused, and
+  no output is written outside the output folder (through a link) or onto an input. Two
+  inputs never share outputs (``cat.jpg``, ``cat.png``, ``cat_jpg.png``, ``Cat.png``).
+  A full disk stops the run with :class:`DiskFull`.
+- The state file is input like any other: its records are checked before use, a damaged
+  line only means that file is done again, and the only files a rerun removes are outputs
+  of that input's own name pattern inside the output folder.
+- One batch at a time per output folder (a lock that names the process holding it; the
+  lock of a killed run is free again at once). Temporaries a killed run left are removed.
+- Broken links, link loops, pipes and unreadable folders in the input are reported as
+  failed entries; the run goes on.
 - One ModelManager for the run, so models load once; the segmentation's text-embedding cache
   is reused because every file asks the same prompt.
 """
@@ -29,7 +39,7 @@ import io
 import json
 import os
 import re
-import tempfile
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,11 +49,21 @@ from typing import Any
 import numpy as np
 
 from ovpaint.core.errors import BadInput, Cancelled, DiskFull, OvpaintError
-from ovpaint.core.fileio import append_json_line, atomic_write_text
+from ovpaint.core.fileio import (
+    append_json_line,
+    atomic_write_text,
+    check_output_dir,
+    clean_stale_temps,
+    file_id,
+    file_ids,
+    write_error,
+)
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
 from ovpaint.core.jobs import CancelToken, Progress
-from ovpaint.core.mask_export import write_mask_set
+from ovpaint.core.locks import OwnerLock
+from ovpaint.core.mask_export import mask_set_paths, write_mask_set
 from ovpaint.core.prompt import ClassQuery, parse_prompt
+from ovpaint.core.safeio import load_json, open_regular, read_all, under_root, within
 from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
 from ovpaint.pipelines.segmentation.segment import model_ids
@@ -52,6 +72,8 @@ from ovpaint.pipelines.segmentation.segment import (
 )
 
 STATE_NAME = ".ovpaint-batch-state.jsonl"
+LOCK_NAME = ".ovpaint-batch.lock"
+MAX_STATE_BYTES = 256 << 20
 REPORT_JSON = "batch_report.json"
 REPORT_CSV = "batch_report.csv"
 
@@ -141,11 +163,7 @@ class BatchReport:
 
 # --------------------------------------------------------------------------- scanning
 def _within(path: Path, parent: Path) -> bool:
-    try:
-        path.relative_to(parent)
-        return True
-    except ValueError:
-        return False
+    return within(path, parent)
 
 
 def _normalise_extensions(extensions) -> tuple[str, ...]:
@@ -159,12 +177,29 @@ def _normalise_extensions(extensions) -> tuple[str, ...]:
     return out
 
 
-def find_images(
+@dataclass
+class Scan:
+    files: list[Path]
+    problems: list[FileRecord]  # entries that could not be taken, as failed records
+
+
+def scan_images(
     input_dir: Path, *, recursive: bool, extensions: tuple[str, ...], exclude: list[Path]
-) -> list[Path]:
-    """Image files under ``input_dir`` (sorted), skipping hidden files and ``exclude`` trees."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(input_dir):
+) -> Scan:
+    """Image files under ``input_dir`` (sorted), skipping hidden files and ``exclude`` trees.
+    Links are followed to regular files only; a broken link, a link loop, a pipe or a device,
+    and a folder that cannot be read become failed records instead of stopping the scan."""
+    found: list[Path] = []
+    problems: list[FileRecord] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename or input_dir)
+        rel = where.relative_to(input_dir).as_posix() if _within(where, input_dir) else str(where)
+        problems.append(
+            FileRecord(f"{rel}/", "failed", error=f"folder could not be read: {exc.strerror}")
+        )
+
+    for dirpath, dirnames, filenames in os.walk(input_dir, onerror=unreadable):
         here = Path(dirpath)
         dirnames[:] = sorted(
             d
@@ -174,27 +209,74 @@ def find_images(
         for name in sorted(filenames):
             if name.startswith(".") or Path(name).suffix.lower() not in extensions:
                 continue
-            found.append(here / name)
+            path = here / name
+            rel = path.relative_to(input_dir).as_posix()
+            try:
+                mode = path.stat().st_mode
+            except OSError as exc:
+                kind = "a link loop" if exc.errno == errno.ELOOP else "a broken link"
+                if not path.is_symlink():
+                    kind = f"unreadable ({exc.strerror})"
+                problems.append(FileRecord(rel, "failed", error=f"{rel} is {kind}."))
+                continue
+            if not stat.S_ISREG(mode):
+                problems.append(
+                    FileRecord(
+                        rel, "failed", error=f"{rel} is not a regular file (a pipe or device)."
+                    )
+                )
+                continue
+            found.append(path)
         if not recursive:
             break
-    return found
+    return Scan(found, problems)
+
+
+def find_images(
+    input_dir: Path, *, recursive: bool, extensions: tuple[str, ...], exclude: list[Path]
+) -> list[Path]:
+    return scan_images(input_dir, recursive=recursive, extensions=extensions, exclude=exclude).files
 
 
 def _output_stems(files: list[Path], input_dir: Path) -> dict[Path, str]:
-    """Relative output stem per input: ``sub/cat`` or, when two inputs share a stem in one
-    folder (cat.jpg and cat.png), ``sub/cat_jpg``."""
+    """A distinct output stem per input, also where case does not count (Windows, macOS):
+    ``sub/cat`` when no other input has that stem; ``sub/cat_jpg`` for ``cat.jpg`` beside
+    ``cat.png``; ``~2``, ``~3`` appended when that is taken too (``cat_jpg.png`` exists)."""
+    rel = {f: f.relative_to(input_dir) for f in files}
+    plain = {f: r.with_suffix("").as_posix() for f, r in rel.items()}
+    counts: dict[str, int] = {}
+    for stem in plain.values():
+        counts[stem.casefold()] = counts.get(stem.casefold(), 0) + 1
+    wanted = {
+        f: stem
+        if counts[stem.casefold()] == 1
+        else r.with_name(r.name.replace(".", "_")).as_posix()
+        for (f, stem), r in zip(plain.items(), rel.values(), strict=True)
+    }
+    taken: set[str] = set()
     stems: dict[Path, str] = {}
-    seen: dict[str, int] = {}
-    for f in files:
-        key = f.relative_to(input_dir).with_suffix("").as_posix().lower()
-        seen[key] = seen.get(key, 0) + 1
-    for f in files:
-        rel = f.relative_to(input_dir)
-        key = rel.with_suffix("").as_posix()
-        if seen[key.lower()] > 1:
-            key = rel.with_name(rel.name.replace(".", "_")).as_posix()
-        stems[f] = key
+    # plain stems first, so a file keeps its natural outputs whenever it can
+    for f in sorted(files, key=lambda f: (wanted[f] != plain[f], rel[f].as_posix())):
+        stem, n = wanted[f], 1
+        while stem.casefold() in taken:
+            n += 1
+            stem = f"{wanted[f]}~{n}"
+        taken.add(stem.casefold())
+        stems[f] = stem
     return stems
+
+
+def _is_output_of(stem: str, rel: str) -> bool:
+    """Whether ``rel`` is named like one of the outputs :func:`_write_outputs` makes for
+    ``stem``: the only files a rerun may remove."""
+    if not rel.startswith(stem + "."):
+        return False
+    tail = rel[len(stem) + 1 :]
+    return (
+        tail in ("labels.png", "classes.txt")
+        or re.fullmatch(r"mask-\d{2,3}-[\w\-]{1,60}\.png", tail) is not None
+        or re.fullmatch(r"edited\.(png|jpe?g|webp|tiff?|bmp)", tail) is not None
+    )
 
 
 # --------------------------------------------------------------------------- state
@@ -203,32 +285,69 @@ def _fingerprint(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _read_state(path: Path) -> dict[str, dict]:
+def _valid_record(rec: Any) -> bool:
+    """A state record with the types a rerun relies on (anything else: done again)."""
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("path"), str)
+        and rec.get("status") == "done"
+        and isinstance(rec.get("config"), str)
+        and isinstance(rec.get("fingerprint"), list)
+        and isinstance(rec.get("outputs"), list)
+        and all(isinstance(o, str) for o in rec["outputs"])
+        and isinstance(rec.get("classes_found", []), list)
+        and all(isinstance(c, str) for c in rec.get("classes_found", []))
+        and isinstance(rec.get("mask_areas", {}), dict)
+        and all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in rec.get("mask_areas", {}).items()
+        )
+    )
+
+
+def _read_state(path: Path) -> tuple[dict[str, dict], int]:
+    """The records of earlier runs and how many lines were damaged. The file is read as
+    untrusted: a regular file (not a link) under a byte cap, line by line."""
     records: dict[str, dict] = {}
-    if not path.exists():
-        return records
-    for line in path.read_text("utf-8").splitlines():
+    if not os.path.lexists(path):
+        return records, 0
+    if path.is_symlink():
+        raise BadInput(
+            f"The batch state file {path} is a link; remove it (outputs are never written "
+            "through links)."
+        )
+    with open_regular(path, MAX_STATE_BYTES, f"the batch state file {path}") as fh:
+        data = read_all(fh, MAX_STATE_BYTES, f"the batch state file {path}")
+    damaged = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
         try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # torn by a crash: that file is simply done again
-        if isinstance(rec, dict) and "path" in rec:
-            records[rec["path"]] = rec
-    return records
+            rec = load_json(line, "a state line", max_depth=4)
+        except BadInput:
+            damaged += 1  # torn by a crash, or tampered: that file is simply done again
+            continue
+        if not _valid_record(rec):
+            damaged += 1
+            continue
+        records[rec["path"]] = rec
+    return records, damaged
 
 
 def _check_writable(out_dir: Path) -> None:
+    check_output_dir(out_dir, what="the output folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".ovpaint-probe-", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except PermissionError as exc:
-        raise BadInput(f"No permission to write in the output folder {out_dir}.") from exc
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise DiskFull(f"The disk holding {out_dir} is full.") from exc
-        raise BadInput(f"Cannot write in the output folder {out_dir}: {exc}") from exc
+        raise write_error(exc, out_dir, "the output folder") from exc
+    check_output_dir(out_dir, what="the output folder")  # now probed with a real file
+
+
+def _clean_leftovers(out_dir: Path) -> None:
+    """Temporaries of outputs a killed run left (never a user's file: see fileio)."""
+    for dirpath, dirnames, _ in os.walk(out_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        clean_stale_temps(dirpath)
 
 
 # --------------------------------------------------------------------------- pipeline glue
@@ -263,13 +382,17 @@ def _write_outputs(
     result: SegmentationResult,
     edited: np.ndarray | None,
     alpha: np.ndarray | None,
+    input_ids: frozenset | set = frozenset(),
 ) -> list[str]:
     """Write all outputs of one file (the mask set of :mod:`ovpaint.core.mask_export` and the
     edited image); on any failure remove the ones already written."""
     written: list[Path] = []
     try:
+        base = out_dir / stem
+        for path in mask_set_paths(base, result.classes):  # each inside, none an input
+            _output_target(out_dir, path.relative_to(out_dir).as_posix(), input_ids)
         written += write_mask_set(
-            out_dir / stem, result.classes, labels=result.labels, skip_empty=True, inputs=(src,)
+            base, result.classes, labels=result.labels, skip_empty=True, inputs=(src,)
         )
         if edited is not None:
             ext = (
@@ -277,7 +400,7 @@ def _write_outputs(
                 if src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
                 else ".png"
             )
-            target = out_dir / f"{stem}.edited{ext}"
+            target = _output_target(out_dir, f"{stem}.edited{ext}", input_ids)
             save_image(target, edited, alpha)
             written.append(target)
     except BaseException:
@@ -285,6 +408,19 @@ def _write_outputs(
             path.unlink(missing_ok=True)
         raise
     return [p.relative_to(out_dir).as_posix() for p in written]
+
+
+def _output_target(out_dir: Path, rel: str, input_ids: set[tuple[int, int]]) -> Path:
+    """``out_dir / rel`` after checking that its folder, links resolved, is inside the output
+    folder (a linked sub-folder could lead into the inputs) and that it is no input (the
+    inputs' file identities, so a hard link counts too)."""
+    target = out_dir / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not within(os.path.realpath(target.parent), os.path.realpath(out_dir)):
+        raise BadInput(f"The output {rel} would be written outside the output folder (a link).")
+    if file_id(target) in input_ids:
+        raise BadInput(f"The output {rel} is an input file; refusing to overwrite it.")
+    return target
 
 
 def _write_report(report: BatchReport, out_dir: Path) -> None:
@@ -343,6 +479,11 @@ def run_batch(
             "The output folder must differ from the input folder, so originals "
             "and results never mix."
         )
+    if _within(in_res, out_res):
+        raise BadInput(
+            f"The output folder {out_dir} holds the input folder {input_dir}; outputs could "
+            "land on inputs. Choose an output folder outside it."
+        )
     queries = parse_prompt(prompt) if isinstance(prompt, str) else list(prompt)
     if not queries:
         raise BadInput("The prompt has no classes.")
@@ -360,8 +501,8 @@ def run_batch(
             f"The output folder {out_dir} is inside the input folder; it is "
             "excluded from the scan, so outputs are never reprocessed."
         )
-    files = find_images(in_res, recursive=recursive, extensions=exts, exclude=exclude)
-    if not files:
+    scan = scan_images(in_res, recursive=recursive, extensions=exts, exclude=exclude)
+    if not scan.files and not scan.problems:
         raise BadInput(
             f"No images found in {input_dir} (looked for "
             f"{', '.join(exts)}{', recursively' if recursive else ''})."
@@ -370,7 +511,7 @@ def run_batch(
     if segment_fn is None:
         segment_fn = default_segment_fn(method, manager, settings)
     if inpaint is not None and inpaint_fn is None:
-        inpaint_fn = default_inpaint_fn(inpaint, manager, report.messages)
+        inpaint_fn = default_inpaint_fn(inpaint, manager, report.messages)  # checked here
     config = json.dumps(
         {
             "queries": [[q.name, *q.synonyms] for q in queries],
@@ -382,78 +523,153 @@ def run_batch(
         sort_keys=True,
         default=str,
     )
-    config_hash = hashlib.sha256(config.encode()).hexdigest()[:16]
-    state_path = out_dir / STATE_NAME
-    state = _read_state(state_path)
-    stems = _output_stems(files, in_res)
-
-    if progress:
-        progress.stage("batch", total=len(files), message=str(input_dir))
+    lock = OwnerLock(out_dir / LOCK_NAME)
+    if not lock.acquire(kind="batch"):
+        raise BadInput(
+            f"Another batch ({lock.describe_holder()}) is writing to {out_dir}; wait for it to "
+            "finish or choose another output folder."
+        )
     try:
-        for n, src in enumerate(files):
-            if cancel:
-                cancel.check()
-            rel = src.relative_to(in_res).as_posix()
-            prev = state.get(rel)
-            fingerprint = _fingerprint(src)
-            if (
-                not overwrite
-                and prev
-                and prev.get("status") == "done"
-                and prev.get("config") == config_hash
-                and prev.get("fingerprint") == fingerprint
-                and all((out_dir / o).exists() for o in prev.get("outputs", []))
-            ):
-                record = FileRecord(
-                    rel,
-                    "skipped",
-                    prev.get("classes_found", []),
-                    prev.get("mask_areas", {}),
-                    0.0,
-                    "",
-                    prev.get("outputs", []),
-                )
-            else:
-                record = _process_one(
-                    src, rel, stems[src], out_dir, queries, segment_fn, inpaint_fn, cancel
-                )
-                if record.status == "done":
-                    old = set(prev.get("outputs", [])) if prev else set()
-                    for stale in old - set(record.outputs):
-                        (out_dir / stale).unlink(missing_ok=True)
-                    append_json_line(
-                        state_path,
-                        {
-                            "path": rel,
-                            "status": "done",
-                            "config": config_hash,
-                            "fingerprint": fingerprint,
-                            "classes_found": record.classes_found,
-                            "mask_areas": record.mask_areas,
-                            "outputs": record.outputs,
-                        },
-                    )
-            report.files.append(record)
-            if on_file:
-                on_file(record)
-            if progress:
-                progress.update(n + 1, len(files), message=f"{rel}: {record.status}")
-    except Cancelled:
-        report.cancelled = True
-        report.stopped_by = "cancelled"
-        report.messages.append("Cancelled; finished files are kept and the next run resumes.")
-        _finish(report, out_dir, t_start)
-        raise
-    except DiskFull as exc:
-        report.stopped_by = "disk full"
-        report.messages.append(str(exc))
-        try:
-            _finish(report, out_dir, t_start)
-        except OvpaintError:
-            pass
-        raise
-    _finish(report, out_dir, t_start)
+        _clean_leftovers(out_dir)
+        run = _Run(
+            in_res,
+            out_dir,
+            queries,
+            hashlib.sha256(config.encode()).hexdigest()[:16],
+            segment_fn,
+            inpaint_fn,
+            overwrite,
+            cancel,
+        )
+        run.all(scan, report, progress, on_file, t_start)
+    finally:
+        lock.release()
     return report
+
+
+@dataclass
+class _Run:
+    """One batch run over scanned files, with the output folder locked."""
+
+    in_res: Path
+    out_dir: Path
+    queries: list[ClassQuery]
+    config_hash: str
+    segment_fn: SegmentFn
+    inpaint_fn: InpaintFn | None
+    overwrite: bool
+    cancel: CancelToken | None
+
+    def all(self, scan: Scan, report: BatchReport, progress, on_file, t_start: float) -> None:
+        state_path = self.out_dir / STATE_NAME
+        state, damaged = _read_state(state_path)
+        if damaged:
+            report.messages.append(
+                f"{damaged} line(s) of {STATE_NAME} were damaged and ignored; "
+                "those files are done again."
+            )
+        files = scan.files
+        stems = _output_stems(files, self.in_res)
+        input_ids = file_ids(files)  # looked up once for the whole run
+        total = len(files) + len(scan.problems)
+        if progress:
+            progress.stage("batch", total=total, message=str(report.input_dir))
+        try:
+            for record in scan.problems:
+                report.files.append(record)
+                if on_file:
+                    on_file(record)
+            for n, src in enumerate(files, start=len(scan.problems)):
+                if self.cancel:
+                    self.cancel.check()
+                record = self.one(src, stems[src], state, state_path, input_ids)
+                report.files.append(record)
+                if on_file:
+                    on_file(record)
+                if progress:
+                    progress.update(n + 1, total, message=f"{record.path}: {record.status}")
+        except Cancelled:
+            report.cancelled = True
+            report.stopped_by = "cancelled"
+            report.messages.append("Cancelled; finished files are kept and the next run resumes.")
+            _finish(report, self.out_dir, t_start)
+            raise
+        except DiskFull as exc:
+            report.stopped_by = "disk full"
+            report.messages.append(str(exc))
+            try:
+                _finish(report, self.out_dir, t_start)
+            except OvpaintError:
+                pass
+            raise
+        _finish(report, self.out_dir, t_start)
+
+    def _outputs_of(self, prev: dict | None, stem: str) -> list[str] | None:
+        """The recorded outputs of ``stem`` when every one is its own (by name, inside the
+        output folder); None for a record that names anything else."""
+        if prev is None:
+            return None
+        outputs = prev["outputs"]
+        for rel in outputs:
+            if not _is_output_of(stem, rel):
+                return None
+            try:
+                under_root(self.out_dir, rel, "the batch state file")
+            except BadInput:
+                return None
+        return outputs
+
+    def one(self, src: Path, stem: str, state: dict, state_path: Path, input_ids) -> FileRecord:
+        rel = src.relative_to(self.in_res).as_posix()
+        prev = state.get(rel)
+        previous_outputs = self._outputs_of(prev, stem)
+        try:
+            fingerprint = _fingerprint(src)
+        except OSError as exc:
+            return FileRecord(rel, "failed", error=f"{rel} could not be read: {exc.strerror}")
+        if (
+            not self.overwrite
+            and previous_outputs is not None
+            and prev.get("config") == self.config_hash
+            and prev.get("fingerprint") == fingerprint
+            and all((self.out_dir / o).is_file() for o in previous_outputs)
+        ):
+            return FileRecord(
+                rel,
+                "skipped",
+                prev.get("classes_found", []),
+                prev.get("mask_areas", {}),
+                0.0,
+                "",
+                previous_outputs,
+            )
+        record = _process_one(
+            src,
+            rel,
+            stem,
+            self.out_dir,
+            self.queries,
+            self.segment_fn,
+            self.inpaint_fn,
+            self.cancel,
+            input_ids,
+        )
+        if record.status == "done":
+            for stale in set(previous_outputs or ()) - set(record.outputs):
+                (self.out_dir / stale).unlink(missing_ok=True)
+            append_json_line(
+                state_path,
+                {
+                    "path": rel,
+                    "status": "done",
+                    "config": self.config_hash,
+                    "fingerprint": fingerprint,
+                    "classes_found": record.classes_found,
+                    "mask_areas": record.mask_areas,
+                    "outputs": record.outputs,
+                },
+            )
+        return record
 
 
 def _finish(report: BatchReport, out_dir: Path, t_start: float) -> None:
@@ -470,6 +686,7 @@ def _process_one(
     segment_fn: SegmentFn,
     inpaint_fn: InpaintFn | None,
     cancel: CancelToken | None,
+    input_ids: frozenset | set = frozenset(),
 ) -> FileRecord:
     t0 = time.perf_counter()
     try:
@@ -491,7 +708,7 @@ def _process_one(
                 edited = loaded.rgb  # nothing found: the edited copy equals the input
         if cancel:
             cancel.check()  # after the compute, before any write: a cancel leaves nothing
-        outputs = _write_outputs(out_dir, stem, src, result, edited, loaded.alpha)
+        outputs = _write_outputs(out_dir, stem, src, result, edited, loaded.alpha, input_ids)
     except (Cancelled, DiskFull):
         raise
     except OvpaintError as exc:

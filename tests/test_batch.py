@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import ovpaint.batch as batch
-from ovpaint.core import mask_export
+from ovpaint.core import fileio, mask_export
 from ovpaint.core.errors import BadInput, Cancelled, DiskFull
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.masks import load_label_png
@@ -221,7 +221,7 @@ def test_bad_inputs(tmp_path, folder, monkeypatch):
     def no_permission(*a, **k):
         raise PermissionError("denied")
 
-    monkeypatch.setattr(batch.tempfile, "mkstemp", no_permission)
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", no_permission)
     with pytest.raises(BadInput, match="No permission"):
         batch.run_batch(folder, tmp_path / "o3", "sky", "x", segment_fn=BrightSegmenter())
 

@@ -28,10 +28,13 @@ def open_job(path: str, max_megapixels: int, *, progress, cancel) -> Document:
     """Worker-side: an image or a project becomes a Document."""
     p = Path(path)
     location = project.project_location(p)
+    max_pixels = int(max_megapixels * 1_000_000)
     if location is not None:
-        return project.load_project(location, progress=progress, cancel=cancel)
+        return project.load_project(
+            location, progress=progress, cancel=cancel, max_pixels=max_pixels
+        )
     progress.stage("open image")
-    loaded = load_image(p, max_pixels=int(max_megapixels * 1_000_000))
+    loaded = load_image(p, max_pixels=max_pixels)
     cancel.check()
     return Document(loaded.rgb, loaded.alpha, path=str(p))
 
@@ -75,6 +78,7 @@ class FileController(QObject):
             self.autosave_timer.start(seconds * 1000)
         self._autosaving = False
         self.last_autosave: float | None = None
+        self.recovery = project.RecoverySlot()  # this window's own autosave copy
 
     # ------------------------------------------------------------------ opening
     def ask_open(self) -> None:
@@ -101,6 +105,7 @@ class FileController(QObject):
 
     def _opened(self, doc: Document, path: Path, is_project: bool) -> None:
         self.context.set_document(doc)
+        self.recovery.clear()  # the previous document's changes were discarded
         self.project_path = path if is_project else None
         doc.dirty = False
         self.project_path_changed.emit(self.project_path)
@@ -165,7 +170,7 @@ class FileController(QObject):
         self.context.undo_stack.setClean()
         self.project_path_changed.emit(path)
         self.add_recent(str(path))
-        project.clear_recovery()
+        self.recovery.clear()
 
     def _suggest(self, suffix: str) -> str:
         doc = self.context.document
@@ -267,7 +272,7 @@ class FileController(QObject):
             self.context.banner.show_message(f"Autosave failed: {error_message(exc)}", "warning")
 
         self.context.workers.submit(
-            project.write_recovery,
+            self.recovery.write,
             snap,
             name="Autosave",
             on_done=done,
@@ -277,7 +282,11 @@ class FileController(QObject):
 
     def offer_recovery(self, ask: bool = True) -> bool:
         """After a crash: offer the autosaved project. Returns True if it is being opened."""
-        found = project.find_recovery()
+        try:
+            found = project.find_recovery()
+        except BadInput as exc:  # the data folder cannot be used: say so, start anyway
+            self.context.banner.show_message(error_message(exc), "warning")
+            return False
         if found is None:
             return False
         if ask:
@@ -289,12 +298,13 @@ class FileController(QObject):
                 QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Discard,
             )
             if answer != QMessageBox.StandardButton.Open:
-                project.clear_recovery()
+                project.discard_recovery(found)
                 return False
         try:
+            adopted = self.recovery.adopt(found)  # kept safe as this window's copy
             self.context.run_job(
                 open_job,
-                str(found),
+                str(adopted),
                 self.context.settings["max_image_megapixels"],
                 title="Recover",
                 on_done=lambda doc: self._recovered(doc),
@@ -315,4 +325,4 @@ class FileController(QObject):
     def shutdown_clean(self) -> None:
         """A clean exit: the recovery copy is no longer needed."""
         self.autosave_timer.stop()
-        project.clear_recovery()
+        self.recovery.clear()

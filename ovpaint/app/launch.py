@@ -31,6 +31,7 @@ def build_window(args: argparse.Namespace):
     from ovpaint.models.manager import manager_from_options
 
     settings = Settings.load()
+    messages = list(settings.problems)  # a damaged settings file: said, the app runs on
     try:
         manager = manager_from_options(args.models, args.device, args.dtype, settings)
     except OvpaintError as exc:  # e.g. --device cuda without a GPU: fall back, say why
@@ -39,10 +40,10 @@ def build_window(args: argparse.Namespace):
         manager = ModelManager(
             profile=args.models or settings["model_profile"], device="cpu", settings=settings
         )
-        window = MainWindow(manager, settings=settings)
-        window.banner.show_message(f"{exc} Using the CPU instead.", "warning")
-        return window
+        messages.insert(0, f"{exc} Using the CPU instead.")
     window = MainWindow(manager, settings=settings)
+    if messages:
+        window.banner.show_message(" ".join(messages), "warning")
     return window
 
 

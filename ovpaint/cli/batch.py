@@ -16,6 +16,7 @@ from ovpaint.cli.common import (
     settings_from_args,
     tqdm_progress,
 )
+from ovpaint.core.limits import MAX_STEPS, SEED_MAX, arg_int
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -56,8 +57,8 @@ def register(sub) -> argparse.ArgumentParser:
     from ovpaint.cli.inpaint import engine_choices, engine_help
 
     p.add_argument("--engine", choices=engine_choices(), default=None, help=engine_help())
-    p.add_argument("--steps", type=int, default=None, help="inpainting steps")
-    p.add_argument("--seed", type=int, default=None, help="inpainting seed")
+    p.add_argument("--steps", type=arg_int(1, MAX_STEPS), default=None, help="inpainting steps")
+    p.add_argument("--seed", type=arg_int(0, SEED_MAX), default=None, help="inpainting seed")
     p.add_argument(
         "--overwrite", action="store_true", help="redo files already finished by an earlier run"
     )

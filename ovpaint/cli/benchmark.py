@@ -21,6 +21,7 @@ from ovpaint.cli.common import (
     settings_from_args,
     tqdm_progress,
 )
+from ovpaint.core.limits import SEED_MAX, arg_int
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -42,11 +43,13 @@ def register(sub) -> argparse.ArgumentParser:
     add_method_option(p, DEFAULT_BENCHMARK_METHOD, several=True)
     p.add_argument(
         "--limit",
-        type=int,
+        type=arg_int(1, 10_000_000),
         default=None,
         help="score a random subset of N images (reproducible with --seed)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
+    p.add_argument(
+        "--seed", type=arg_int(0, SEED_MAX), default=0, help="seed of the --limit subset"
+    )
     p.add_argument(
         "--save-predictions",
         metavar="DIR",
@@ -61,6 +64,27 @@ def register(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The report files, the state file and the predictions folder, before the run."""
+    from pathlib import Path
+
+    from ovpaint.core.errors import BadInput
+    from ovpaint.core.fileio import check_output_dir, check_output_file
+    from ovpaint.core.safeio import within
+    from ovpaint.eval.report import report_paths
+    from ovpaint.eval.runner import state_path_for
+
+    for path in [*report_paths(args.out).values(), state_path_for(args.out)]:
+        check_output_file(path, what="--out")
+    if args.save_predictions:
+        predictions = check_output_dir(args.save_predictions, what="--save-predictions")
+        if within(predictions.resolve(), Path(args.root).expanduser().resolve()):
+            raise BadInput(
+                f"--save-predictions {predictions} is inside the dataset folder, where "
+                "predictions could replace annotations; choose a folder outside it."
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
     from ovpaint.eval.compare import Comparison, run_comparison, write_comparison
@@ -69,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     methods = methods_from_args(args)
     settings = settings_from_args(args)
+    _check_outputs(args)
     manager = manager_for(args)
     options = {
         "limit": args.limit,

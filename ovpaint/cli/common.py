@@ -9,11 +9,24 @@ import sys
 from ovpaint.core.jobs import CancelToken, Progress, ProgressEvent
 
 
+def load_settings():
+    """The user's settings; what could not be used is said on stderr, one line each."""
+    from ovpaint.core.settings import Settings
+
+    settings = Settings.load()
+    for problem in settings.problems:
+        print(f"ovpaint: {problem}", file=sys.stderr)
+    return settings
+
+
 def manager_for(args: argparse.Namespace):
     from ovpaint.models.manager import manager_from_options
 
     manager = manager_from_options(
-        getattr(args, "models", None), getattr(args, "device", None), getattr(args, "dtype", None)
+        getattr(args, "models", None),
+        getattr(args, "device", None),
+        getattr(args, "dtype", None),
+        load_settings(),
     )
     if manager.is_tiny or manager.choice.note:
         print(f"ovpaint: {manager.banner()}", file=sys.stderr)

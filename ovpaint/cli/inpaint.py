@@ -13,6 +13,14 @@ from pathlib import Path
 
 from ovpaint.cli.common import cancel_on_interrupt, new_cancel, print_json, tqdm_progress
 from ovpaint.core.errors import BadInput
+from ovpaint.core.limits import (
+    MAX_DILATE_PX,
+    MAX_STEPS,
+    MAX_VARIANTS,
+    SEED_MAX,
+    arg_float,
+    arg_int,
+)
 
 
 def engine_help() -> str:
@@ -45,7 +53,7 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--class",
         dest="class_index",
-        type=int,
+        type=arg_int(0, 255),
         default=None,
         help="use only this label of a palette/label mask",
     )
@@ -64,19 +72,21 @@ def register(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--steps",
-        type=int,
+        type=arg_int(1, MAX_STEPS),
         default=None,
         help=f"denoising steps (default: {defaults.CPU_STEPS} on a CPU, "
         f"{defaults.GPU_STEPS} on a GPU)",
     )
-    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--guidance", type=arg_float(0.0, 50.0), default=7.5)
     p.add_argument(
         "--strength",
-        type=float,
+        type=arg_float(0.0, 1.0),
         default=None,
         help="default 1.0 for remove/replace, 0.7 for restyle",
     )
-    p.add_argument("--seed", type=int, default=None, help="random when not given; printed")
+    p.add_argument(
+        "--seed", type=arg_int(0, SEED_MAX), default=None, help="random when not given; printed"
+    )
     p.add_argument(
         "--scheduler",
         choices=SCHEDULERS,
@@ -85,29 +95,34 @@ def register(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--variants",
-        type=int,
+        type=arg_int(1, MAX_VARIANTS),
         default=1,
         help="write this many results (OUT, OUT-2, ...) with consecutive seeds",
     )
     p.add_argument(
         "--grow",
-        type=int,
+        type=arg_int(0, MAX_DILATE_PX),
         default=None,
         help="grow the mask first by this many pixels (default: "
         f"{defaults.REMOVE_GROW_PX} for remove, else 0)",
     )
-    p.add_argument("--dilate", type=int, default=8, help="soft paste band around the mask, px")
+    p.add_argument(
+        "--dilate",
+        type=arg_int(0, MAX_DILATE_PX),
+        default=8,
+        help="soft paste band around the mask, px",
+    )
     p.add_argument("--engine", choices=engine_choices(), default="auto", help=engine_help())
     p.add_argument(
         "--refine",
-        type=float,
+        type=arg_float(0.0, 1.0),
         default=0.0,
         metavar="STRENGTH",
         help="remove with LaMa, then refine with Stable Diffusion at this strength (e.g. 0.3)",
     )
     p.add_argument(
         "--lama-max-side",
-        type=int,
+        type=arg_int(64, 8192),
         default=None,
         help="LaMa works at the crop's own size up to this long side (default: "
         f"{defaults.CPU_LAMA_MAX_SIDE} on a CPU, {defaults.GPU_LAMA_MAX_SIDE} on a GPU)",
@@ -125,6 +140,7 @@ def _variant_path(out: Path, index: int) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
+    from ovpaint.core.fileio import check_output_file
     from ovpaint.core.image_io import EXPORT_FORMATS, load_image, save_image
     from ovpaint.core.masks import load_mask
     from ovpaint.pipelines.inpainting.engines import ENGINES
@@ -134,14 +150,14 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in EXPORT_FORMATS:
         raise BadInput(f"--out must end in one of {', '.join(sorted(EXPORT_FORMATS))}.")
     outputs = [_variant_path(out, i) for i in range(max(1, args.variants))]
-    for path in outputs:
-        if image_path.exists() and path.exists() and path.resolve() == image_path.resolve():
-            raise BadInput(
-                f"{path} is the input image; choose another output "
-                "(originals are never overwritten)."
-            )
-        if path.exists() and not args.overwrite:
-            raise BadInput(f"{path} exists; pass --overwrite to replace it.")
+    for path in outputs:  # before anything loads: none is an input, each can be written
+        check_output_file(
+            path,
+            what="--out",
+            overwrite=args.overwrite,
+            inputs=[image_path, Path(args.mask)],
+            exists_hint="pass --overwrite to replace it",
+        )
     settings = InpaintSettings(
         mode=args.mode,
         prompt=args.prompt,
@@ -178,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     for path, rgb in zip(outputs, result.images, strict=False):
+        check_output_file(path, inputs=[image_path, Path(args.mask)])  # changed meanwhile?
         save_image(path, rgb, image.alpha)
     summary = {
         "outputs": [str(p) for p in outputs[: len(result.images)]],

@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _context(args: argparse.Namespace):
-    from ovpaint.core.settings import Settings
+    from ovpaint.cli.common import load_settings
     from ovpaint.models import device as devices
     from ovpaint.models.store import ModelStore
 
-    settings = Settings.load()
+    settings = load_settings()
     store = ModelStore.from_settings(settings)
     try:
         choice = devices.choose(getattr(args, "device", None) or settings["device"], "auto")

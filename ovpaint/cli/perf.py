@@ -25,7 +25,11 @@ def register(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ovpaint import perf
+    from ovpaint.core.fileio import check_output_file
     from ovpaint.models import device as devices
+
+    if args.json_path:
+        check_output_file(args.json_path, what="--json")  # not after minutes of timing
 
     choice = devices.choose(
         getattr(args, "device", None) or "auto", getattr(args, "dtype", None) or "auto"

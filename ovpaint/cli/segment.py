@@ -21,6 +21,7 @@ from ovpaint.cli.common import (
     tqdm_progress,
 )
 from ovpaint.core.errors import BadInput
+from ovpaint.core.limits import MAX_SHORT_SIDE, arg_int
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -50,7 +51,12 @@ def register(sub) -> argparse.ArgumentParser:
         help="the method's PASCAL VOC preset (dense: scale 65, prob/area thresholds; naclip: "
         "the whole image at once, prob threshold)",
     )
-    p.add_argument("--short-side", type=int, default=None, help="dense input short side (336)")
+    p.add_argument(
+        "--short-side",
+        type=arg_int(32, MAX_SHORT_SIDE),
+        default=None,
+        help="dense input short side (336)",
+    )
     add_settings_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -86,17 +92,49 @@ def _settings(args: argparse.Namespace) -> dict:
     return settings_from_args(args, preset, short_side)
 
 
-def write_outputs(result, out: Path, masks_dir: Path | None, image_path: Path) -> list[Path]:
-    from ovpaint.core.mask_export import base_of, write_mask_set
+def _mask_set(out: Path, masks_dir: Path | None) -> dict:
+    """Where the set goes: the label map at ``out``, the class file beside it, the masks in
+    ``masks_dir`` (none without it)."""
+    from ovpaint.core.mask_export import base_of
 
     base = base_of(out)
+    return {
+        "base": base,
+        "labels_file": out,
+        "masks_base": masks_dir / base.name if masks_dir is not None else None,
+    }
+
+
+def check_outputs(out: Path, masks_dir: Path | None, classes: list[str], image: Path) -> None:
+    """Every file this run will write, checked before any model loads: none is the input
+    (links and hard links included), none is written twice, each can be written."""
+    from ovpaint.core.fileio import check_output_dir
+    from ovpaint.core.mask_export import check_mask_set, mask_set_paths
+
+    where = _mask_set(out, masks_dir)
+    if masks_dir is not None:
+        check_output_dir(masks_dir, what="--masks-dir", inputs=[image])
+    paths = mask_set_paths(
+        where["base"],
+        classes,
+        with_masks=masks_dir is not None,
+        masks_base=where["masks_base"],
+        labels_file=out,
+    )
+    check_mask_set(paths, inputs=[image], what="--out" if masks_dir is None else "")
+
+
+def write_outputs(result, out: Path, masks_dir: Path | None, image_path: Path) -> list[Path]:
+    from ovpaint.core.mask_export import write_mask_set
+
+    where = _mask_set(out, masks_dir)
     return write_mask_set(
-        base,
+        where["base"],
         result.classes,
         labels=result.labels,
         labels_file=out,
         masks=None if masks_dir is not None else [],
-        masks_base=masks_dir / base.name if masks_dir is not None else None,
+        masks_base=where["masks_base"],
         inputs=(image_path,),
     )
 
@@ -116,18 +154,17 @@ def run(args: argparse.Namespace) -> int:
     from ovpaint.pipelines.session import ImageSession
 
     image_path, out = Path(args.image), Path(args.out)
+    masks_dir = Path(args.masks_dir) if args.masks_dir else None
     if out.suffix.lower() != ".png":
         raise BadInput(f"--out must be a .png file, got {out}.")
-    if out.exists() and image_path.exists() and out.resolve() == image_path.resolve():
-        raise BadInput(
-            "--out is the input image; choose another file (originals are never overwritten)."
-        )
     settings = _settings(args)
     clicks, box = parse_points(args.points), parse_box(args.box)
     if args.prompt is None and not clicks and box is None:
         raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
-    # bad prompts and clicks fail before any model loads
+    # bad prompts, clicks and outputs fail before any model loads
     queries = parse_prompt(args.prompt) if args.prompt is not None else None
+    names = [q.name for q in queries] if queries else [args.class_name or "object"]
+    check_outputs(out, masks_dir, ["background", *names], image_path)
     image = load_image(image_path)
     rgb = as_rgb(image.rgb)
     check_prompts(rgb.shape[1], rgb.shape[0], clicks, box)
@@ -158,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
                     )
     finally:
         close()
-    masks_dir = Path(args.masks_dir) if args.masks_dir else None
     written = write_outputs(result, out, masks_dir, image_path)
     summary = result.summary()
     summary["outputs"] = [str(p) for p in written]

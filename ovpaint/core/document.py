@@ -71,6 +71,28 @@ def _new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def checked_color(value: Any) -> tuple[int, int, int]:
+    """An overlay colour as three ints in 0..255; anything else is a ValueError (a colour
+    of one component once reached the canvas and crashed it while painting)."""
+    try:
+        parts = tuple(value)
+    except TypeError:
+        raise ValueError(f"a colour is (r, g, b), not {value!r:.40}") from None
+    if len(parts) != 3 or not all(
+        isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255
+        for c in parts
+    ):
+        raise ValueError(f"a colour is three whole numbers from 0 to 255, not {value!r:.40}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def checked_opacity(value: Any) -> float:
+    opacity = float(value)
+    if not 0.0 <= opacity <= 1.0:  # also false for NaN
+        raise ValueError(f"an opacity is from 0 to 1, not {value!r:.40}")
+    return opacity
+
+
 @dataclass(eq=False)
 class Layer:
     name: str
@@ -97,6 +119,8 @@ class MaskLayer(Layer):
 
     def __post_init__(self) -> None:
         self.mask = _as_mask(self.mask)
+        self.color = checked_color(self.color)
+        self.opacity = checked_opacity(self.opacity)
 
     @property
     def binary(self) -> np.ndarray:
@@ -130,6 +154,7 @@ class ImageLayer(Layer):
     kind = "image"
 
     def __post_init__(self) -> None:
+        self.opacity = checked_opacity(self.opacity)
         self.rgb = np.ascontiguousarray(self.rgb, dtype=np.uint8)
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
             raise ValueError("an image layer holds H×W×3 uint8 pixels")
@@ -351,9 +376,12 @@ class Document:
         if what not in ("name", "visible", "opacity", "color", "meta"):
             raise ValueError(f"not a layer property: {what}")
         if what == "opacity":
-            value = float(min(1.0, max(0.0, value)))
+            value = float(value)
+            if value != value:
+                raise ValueError("an opacity is a number, not NaN")
+            value = min(1.0, max(0.0, value))
         elif what == "color":
-            value = tuple(int(v) for v in value)
+            value = checked_color(value)
         elif what == "visible":
             value = bool(value)
         setattr(layer, what, value)

@@ -156,12 +156,20 @@ def open_limited(
         yield img
 
 
-def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    path = Path(path)
+def require_regular_file(path: Path, what: str = "File") -> None:
+    """Refuse before opening what is not a regular file: a pipe would block the reader
+    forever, a device such as /dev/zero never ends."""
     if not path.exists():
-        raise BadInput(f"File not found: {path}")
+        raise BadInput(f"{what} not found: {path}")
     if path.is_dir():
         raise BadInput(f"Expected an image file, got a folder: {path}")
+    if not path.is_file():
+        raise BadInput(f"{path} is a pipe or device, not a file.")
+
+
+def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    path = Path(path)
+    require_regular_file(path)
     if path.stat().st_size == 0:
         raise BadInput(f"The file is empty: {path}")
     try:

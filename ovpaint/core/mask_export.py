@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ovpaint.core.errors import BadInput
-from ovpaint.core.fileio import atomic_write_text
+from ovpaint.core.fileio import atomic_write_text, check_output_file, file_id, file_ids
 from ovpaint.core.masks import file_part, save_label_png, save_mask_png
 
 LABELS_SUFFIX = ".labels.png"
@@ -124,10 +124,49 @@ def _plan(base, classes, labels, masks, masks_base, labels_file, skip_empty):
 
 
 def _refuse_inputs(targets: list[Path], inputs: Iterable[str | os.PathLike]) -> None:
+    inputs = list(inputs)
     protected = {Path(p).resolve() for p in inputs if Path(p).exists()}
+    identities = file_ids(inputs)  # the same file under another name: a link, a hard link
     for target in targets:
-        if target.resolve() in protected:
+        if target.resolve() in protected or file_id(target) in identities:
             raise BadInput(
                 f"{target} is an input file; choose another output (originals are never "
                 "overwritten)."
             )
+
+
+def mask_set_paths(
+    base: str | os.PathLike,
+    classes: Sequence[str],
+    *,
+    with_labels: bool = True,
+    with_masks: bool = True,
+    masks_base: str | os.PathLike | None = None,
+    labels_file: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Every file :func:`write_mask_set` may write for these arguments (each class's mask,
+    also one ``skip_empty`` would leave out), to check them before the work."""
+    base = Path(base)
+    mask_base = Path(masks_base) if masks_base is not None else base
+    paths = []
+    if with_labels:
+        paths.append(Path(labels_file) if labels_file is not None else labels_path(base))
+    paths.append(classes_path(base))
+    if with_masks:
+        paths += [mask_path(mask_base, i, str(c)) for i, c in enumerate(classes) if i > 0]
+    return paths
+
+
+def check_mask_set(
+    paths: Sequence[Path], *, inputs: Iterable[str | os.PathLike] = (), what: str = ""
+) -> None:
+    """Before any work: the set's files are distinct, none is an input, each can be written
+    (see :func:`ovpaint.core.fileio.check_output_file`)."""
+    seen: dict[Path, Path] = {}
+    inputs = list(inputs)
+    for path in paths:
+        key = Path(os.path.abspath(path))
+        if key in seen:
+            raise BadInput(f"{what + ' ' if what else ''}{path} would be written twice in one set.")
+        seen[key] = path
+        check_output_file(path, what=what, inputs=inputs)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_save
-from ovpaint.core.image_io import open_limited
+from ovpaint.core.image_io import open_limited, require_regular_file
 
 
 def palette(n: int = 256) -> np.ndarray:
@@ -69,6 +69,7 @@ def save_mask_png(path: str | os.PathLike, mask: np.ndarray, *, overwrite: bool 
 def load_label_png(path: str | os.PathLike) -> np.ndarray:
     """Read a label map: palette indices for 'P' images, the gray value otherwise."""
     path = Path(path)
+    require_regular_file(path, "Mask file")
     try:
         with open_limited(path, path.name) as img:
             img.load()

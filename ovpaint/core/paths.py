@@ -15,6 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ovpaint.core.errors import BadInput
+
 APP_NAME = "ovpaint"
 
 
@@ -44,15 +46,27 @@ def read_list(path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(entries)
 
 
+def ensure_folder(path: Path, what: str) -> Path:
+    """``path`` as an existing folder, made when missing; one BadInput naming ``what`` (the
+    setting or variable it came from) when it is a file or cannot be made."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "it is a file" if path.exists() and not path.is_dir() else exc.strerror
+        raise BadInput(f"The folder {path} ({what}) cannot be used: {reason}.") from exc
+    if not path.is_dir():
+        raise BadInput(f"The folder {path} ({what}) cannot be used: it is a file.")
+    return path
+
+
 def _dir(env: str, sub: str, default: str) -> Path:
     if os.environ.get(env):
-        path = Path(os.environ[env]).expanduser()
+        path, what = Path(os.environ[env]).expanduser(), env
     elif os.environ.get("OVPAINT_HOME"):
-        path = Path(os.environ["OVPAINT_HOME"]).expanduser() / sub
+        path, what = Path(os.environ["OVPAINT_HOME"]).expanduser() / sub, "OVPAINT_HOME"
     else:
-        path = Path(default)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        path, what = Path(default), f"the user {sub} folder"
+    return ensure_folder(path, what)
 
 
 def cache_dir() -> Path:
@@ -69,9 +83,7 @@ def data_dir() -> Path:
 
 def model_dir() -> Path:
     if os.environ.get("OVPAINT_MODEL_DIR"):
-        path = Path(os.environ["OVPAINT_MODEL_DIR"]).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    path = cache_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        return ensure_folder(
+            Path(os.environ["OVPAINT_MODEL_DIR"]).expanduser(), "OVPAINT_MODEL_DIR"
+        )
+    return ensure_folder(cache_dir() / "models", "the model folder")

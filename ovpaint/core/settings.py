@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import os
+import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovpaint.core.fileio import atomic_write_text
+from ovpaint.core.errors import BadInput
+from ovpaint.core.fileio import atomic_write_bytes, atomic_write_text
+from ovpaint.core.safeio import load_json, read_regular
+
+MAX_SETTINGS_BYTES = 1 << 20
+MAX_SETTINGS_DEPTH = 8
+MAX_RECENT = 50
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,8 @@ class Setting:
     default: Any
     help: str
     choices: tuple | None = None
+    lo: float | None = None  # numbers: the range they must be in
+    hi: float | None = None
 
     def fresh_default(self) -> Any:
         """The default, copied when mutable so no caller can change the table's value."""
@@ -31,18 +43,44 @@ class Setting:
     def coerce(self, value: Any) -> Any:
         """The value in the setting's type, or the default when it cannot be (a hand-edited
         settings file must never stop the app, nor turn "abc" into ['a', 'b', 'c'])."""
+        try:
+            return self.check(value)
+        except ValueError:
+            return self.fresh_default()
+
+    def check(self, value: Any) -> Any:
+        """The value in the setting's type and range; ValueError saying why when it is not.
+        ``None`` means the default."""
         if value is None:
             return self.fresh_default()
+        if isinstance(value, bool) and not isinstance(self.default, bool):
+            raise ValueError(f"{value} is not a {type(self.default).__name__}")
         kind = type(self.default)
         if self.default is not None and not isinstance(value, kind):
-            if isinstance(self.default, (list, dict, bool)) or isinstance(value, (list, dict)):
-                return self.fresh_default()
+            if (
+                isinstance(self.default, (list, dict, bool))
+                or isinstance(value, (list, dict, bool))
+                or (isinstance(value, float) and kind is int and not value.is_integer())
+            ):
+                raise ValueError(f"{value!r:.60} is not a {kind.__name__}")
             try:
                 value = kind(value)
             except (TypeError, ValueError, OverflowError):
-                return self.fresh_default()
+                raise ValueError(f"{value!r:.60} is not a {kind.__name__}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite number")
+        if self.lo is not None and not (self.lo <= value <= self.hi):
+            raise ValueError(f"{value} is not in {self.lo:g}…{self.hi:g}")
         if self.choices is not None and value not in self.choices:
-            return self.fresh_default()
+            raise ValueError(f"{value!r:.60} is not one of {', '.join(map(str, self.choices))}")
+        if self.name == "recent_files":
+            value = [v for v in value if isinstance(v, str) and len(v) < 4096][:MAX_RECENT]
+        elif self.name == "local_model_paths":
+            bad = [k for k, v in value.items() if not isinstance(v, str) or not v]
+            if bad:
+                raise ValueError(f"the entries for {', '.join(map(str, bad))[:80]} are not paths")
+        elif isinstance(self.default, str) and len(value) > 4096:
+            raise ValueError("the text is too long")
         return value
 
 
@@ -60,6 +98,8 @@ SETTINGS: tuple[Setting, ...] = (
         0.0,
         "GPU memory the models may keep resident; 0 = "
         "automatic (free memory minus a margin). Models over budget are offloaded to CPU.",
+        lo=0.0,
+        hi=4096.0,
     ),
     Setting("model_dir", "", "Folder for downloaded weights; empty = the user cache folder."),
     Setting(
@@ -68,10 +108,29 @@ SETTINGS: tuple[Setting, ...] = (
         "On a CPU with native bf16 (AVX512-BF16 or AMX), run the "
         "inpainting UNet in bf16 (about 1.6× faster per step); the rest stays fp32.",
     ),
-    Setting("max_image_megapixels", 250, "Refuse images larger than this (decompression bombs)."),
-    Setting("overlay_opacity", 0.5, "Opacity of mask overlays on the canvas."),
+    Setting(
+        "max_image_megapixels",
+        250,
+        "Refuse images larger than this (decompression bombs).",
+        lo=1,
+        hi=2000,
+    ),
+    Setting(
+        "max_segment_megapixels",
+        24,
+        "Segment larger images at this size and scale the labels up, so memory stays bounded.",
+        lo=1,
+        hi=1000,
+    ),
+    Setting("overlay_opacity", 0.5, "Opacity of mask overlays on the canvas.", lo=0.0, hi=1.0),
     Setting("recent_files", [], "Recently opened files."),
-    Setting("autosave_seconds", 120, "Autosave interval of the open project; 0 disables it."),
+    Setting(
+        "autosave_seconds",
+        120,
+        "Autosave interval of the open project; 0 disables it.",
+        lo=0,
+        hi=86400,
+    ),
     Setting("local_model_paths", {}, "Model id → local file or folder chosen by the user."),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -87,10 +146,17 @@ def register_setting(setting: Setting) -> Setting:
 
 
 class Settings:
-    """Dictionary-like settings with defaults; ``save()`` writes atomically."""
+    """Dictionary-like settings with defaults; ``save()`` writes atomically.
+
+    A settings file is input like any other: :meth:`load` reads it bounded, checks every
+    value's type and range, and never lets it stop the program. What it could not use is in
+    :attr:`problems` (one line each, for the CLI's stderr and the app's banner), and the file
+    as it was is kept beside it (``settings.json.damaged-<time>``) before anything rewrites it.
+    """
 
     def __init__(self, path: Path | None = None, values: dict | None = None) -> None:
         self.path = path
+        self.problems: list[str] = []
         self._values: dict[str, Any] = {}
         self._unregistered: dict[str, Any] = {}  # from the file, for settings not (yet) known
         for key, value in (values or {}).items():
@@ -98,20 +164,49 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
+        problems: list[str] = []
         if path is None:
             from ovpaint.core.paths import config_dir
 
-            path = config_dir() / "settings.json"
-        values: dict = {}
-        if path.exists():
             try:
-                values = json.loads(path.read_text("utf-8"))
+                path = config_dir() / "settings.json"
+            except BadInput as exc:  # the config folder is a file, or cannot be made
+                settings = cls(None)
+                settings.problems.append(
+                    f"{exc} Using the default settings; changes are not saved."
+                )
+                return settings
+        values: dict = {}
+        raw = b""
+        if os.path.lexists(path):
+            try:
+                raw = read_regular(path, MAX_SETTINGS_BYTES, f"The settings file {path}")
+                values = load_json(raw, f"The settings file {path}", max_depth=MAX_SETTINGS_DEPTH)
                 if not isinstance(values, dict):
-                    values = {}
-            except (OSError, ValueError):
-                values = {}  # a corrupt settings file must never stop the app from starting
-        settings = cls(path, {k: v for k, v in values.items() if k in SETTINGS_BY_NAME})
-        settings._unregistered = {k: v for k, v in values.items() if k not in SETTINGS_BY_NAME}
+                    raise BadInput(f"The settings file {path} does not hold a JSON object.")
+            except (OSError, BadInput) as exc:
+                message = str(exc) if isinstance(exc, BadInput) else f"{path}: {exc.strerror}"
+                problems.append(f"{message} Using the default settings.")
+                values = {}
+        settings = cls(path)
+        for key, value in values.items():
+            spec = SETTINGS_BY_NAME.get(key)
+            if spec is None:
+                settings._unregistered[key] = value  # checked when it is registered
+                continue
+            try:
+                settings._values[key] = spec.check(value)
+            except ValueError as exc:
+                problems.append(
+                    f"Setting '{key}' in {path.name}: {exc}; using {spec.default!r} instead."
+                )
+        if problems:
+            kept = _keep_aside(path, raw)
+            if kept is not None:
+                problems.append(f"The settings file as it was is kept in {kept}.")
+                with suppress(OSError, BadInput):
+                    settings.save()  # the usable values only: the next start is clean
+        settings.problems = problems
         return settings
 
     def __getitem__(self, key: str) -> Any:
@@ -139,3 +234,17 @@ class Settings:
         if self.path is not None:
             values = {**self._unregistered, **self._values}
             atomic_write_text(self.path, json.dumps(values, indent=2, sort_keys=True))
+
+
+def _keep_aside(path: Path, raw: bytes) -> Path | None:
+    """Keep the settings file the user had before anything rewrites it: moved aside when it
+    could not be read, copied when only some values were unusable."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        if raw:
+            atomic_write_bytes(aside, raw)
+        else:
+            os.replace(path, aside)
+    except (OSError, BadInput):
+        return None
+    return aside

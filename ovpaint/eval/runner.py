@@ -23,8 +23,10 @@ import numpy as np
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import append_json_line
 from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.limits import float_in, int_in
 from ovpaint.core.masks import save_label_png
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.core.safeio import load_json, read_regular
 from ovpaint.eval.datasets import IGNORE, Dataset, dataset_spec, open_dataset
 from ovpaint.eval.metrics import ConfusionAccumulator, ImageCounts, Scores
 from ovpaint.models.protocols import Models
@@ -40,6 +42,7 @@ from ovpaint.pipelines.segmentation.settings import merge_settings
 SegmentFn = Callable[[np.ndarray, list[ClassQuery]], SegmentationResult]
 
 STATE_VERSION = 1
+MAX_STATE_BYTES = 512 << 20
 
 
 @dataclass
@@ -108,16 +111,18 @@ def _config(dataset: Dataset, method: str, settings: dict, ids: list[str], model
     }
 
 
-def _read_state(path: Path, config: dict) -> dict[str, dict]:
-    """Per-image records of an earlier run with the same configuration."""
+def _read_state(path: Path, config: dict, num_classes: int) -> dict[str, dict]:
+    """Per-image records of an earlier run with the same configuration. The file is read as
+    untrusted input: bounded, and a record without the expected types is done again."""
     if not path.exists():
         return {}
-    lines = path.read_text("utf-8").splitlines()
+    lines = read_regular(path, MAX_STATE_BYTES, f"the state file {path}").splitlines()
     try:
-        header = json.loads(lines[0]) if lines else None
-    except ValueError:
+        header = load_json(lines[0], "the state header") if lines else None
+    except BadInput:
         header = None
-    if not header or header.get("config") != json.loads(json.dumps(config, default=str)):
+    expected = json.loads(json.dumps(config, default=str))
+    if not isinstance(header, dict) or header.get("config") != expected:
         raise BadInput(
             f"{path} belongs to a benchmark run with other settings, dataset, method or images. "
             "Delete it, choose another --out, or run without resume (--restart)."
@@ -125,11 +130,17 @@ def _read_state(path: Path, config: dict) -> dict[str, dict]:
     records: dict[str, dict] = {}
     for line in lines[1:]:
         try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line torn by a crash: that image is simply done again
-        if isinstance(record, dict) and "id" in record:
-            records[record["id"]] = record
+            record = load_json(line, "a state line")
+            if int_in(record["counts"]["k"], "k", 1, 1 << 16) != num_classes:
+                continue
+            ImageCounts.from_json(record["counts"])
+            timings = {
+                str(k): float_in(v, "a timing", 0.0, 1e9) for k, v in record["timings"].items()
+            }
+        except (BadInput, KeyError, TypeError, ValueError, AttributeError, IndexError):
+            continue  # a line torn by a crash (or damaged): that image is simply done again
+        if isinstance(record.get("id"), str):
+            records[record["id"]] = {**record, "timings": timings}
     return records
 
 
@@ -175,7 +186,7 @@ def run_benchmark(
     state_path = state_path_for(out_path) if out_path else None
     if state_path is not None:
         if resume:
-            records = _read_state(state_path, config)
+            records = _read_state(state_path, config, ds.num_classes)
         if not resume or not state_path.exists():
             state_path.parent.mkdir(parents=True, exist_ok=True)
             state_path.write_text(json.dumps({"config": config}, default=str) + "\n", "utf-8")

@@ -36,6 +36,7 @@ from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.settings import Settings
 from ovpaint.models.registry import ModelSpec, family
 from ovpaint.models.store import ModelStore
+from ovpaint.models.weights_check import check_weights
 
 CHUNK_BYTES = 1 << 20
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress events a second
@@ -620,7 +621,7 @@ def verify(spec: ModelSpec, store: ModelStore, cancel: CancelToken | None = None
     override = store.override_path(spec)
     if override is not None:
         try:
-            check_local(spec, override)
+            check_weights(spec, check_local(spec, override))
         except BadInput as exc:
             return VerifyReport(spec.id, "missing", override, [str(override)], [], str(exc))
         return VerifyReport(
@@ -709,7 +710,7 @@ def check_local(spec: ModelSpec, path: Path) -> Path:
 def import_local(spec: ModelSpec, path: str | os.PathLike, settings: Settings) -> Path:
     """Point ``spec`` at a local copy (after checking it) and save that in the settings."""
     path = Path(path).expanduser().resolve()
-    check_local(spec, path)
+    check_weights(spec, check_local(spec, path))  # its format and shapes, not only its name
     paths = dict(settings["local_model_paths"] or {})
     paths[spec.id] = str(path)
     settings["local_model_paths"] = paths

@@ -8,14 +8,15 @@ or folder (``ovpaint models import``), recorded in the settings.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ovpaint.core.errors import ModelUnavailable
-from ovpaint.core.paths import model_dir
+from ovpaint.core.errors import BadInput, ModelUnavailable
+from ovpaint.core.paths import ensure_folder, model_dir
+from ovpaint.core.safeio import read_json_file, under_root
 from ovpaint.models.registry import ModelSpec
 
 MANIFEST = "ovpaint-manifest.json"
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 def missing_message(spec: ModelSpec) -> str:
@@ -49,8 +50,7 @@ class ModelStore:
     def root(self) -> Path:
         if self._root is None:
             self._root = model_dir()
-        self._root.mkdir(parents=True, exist_ok=True)
-        return self._root
+        return ensure_folder(self._root, "setting 'model_dir'")
 
     def folder(self, spec: ModelSpec) -> Path:
         return self.root / spec.id
@@ -59,14 +59,24 @@ class ModelStore:
         return self.folder(spec) / MANIFEST
 
     def read_manifest(self, spec: ModelSpec) -> dict | None:
+        """The manifest, when it is readable and well formed: a bounded JSON object whose
+        ``files`` each name a path inside the model's folder and a size (else None: the
+        model counts as not installed)."""
         path = self.manifest_path(spec)
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
+            data = read_json_file(path, "the model manifest", max_bytes=MAX_MANIFEST_BYTES)
+            files = data["files"] if isinstance(data, dict) else None
+            if not isinstance(files, list):
+                return None
+            for entry in files:
+                under_root(self.folder(spec), entry["path"], "The model manifest")
+                if not isinstance(entry.get("size"), int):
+                    return None
+        except (OSError, BadInput, KeyError, TypeError):
             return None
-        return data if isinstance(data, dict) else None
+        return data
 
     def downloaded_path(self, spec: ModelSpec) -> Path | None:
         """The downloaded copy, when its manifest exists and every file has its recorded size."""
@@ -81,8 +91,8 @@ class ModelStore:
         return self.entrypoint(spec, folder)
 
     def override_path(self, spec: ModelSpec) -> Path | None:
-        raw = self.overrides.get(spec.id)
-        if not raw:
+        raw = self.overrides.get(spec.id) if isinstance(self.overrides, dict) else None
+        if not raw or not isinstance(raw, str):
             return None
         return Path(raw).expanduser()
 

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ovpaint.core.errors import BadInput
+
 STAGE_MODULES = (
     "ovpaint.perf.machine",
     "ovpaint.perf.foundation",
@@ -105,6 +107,15 @@ def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
         stages.extend(module.stages(ctx))
     if only:
         keys = [k.strip().lower() for k in only.split(",") if k.strip()]
+        unknown = [
+            k for k in keys if not any(k in s.group.lower() or k in s.name.lower() for s in stages)
+        ]
+        if unknown or not keys:
+            groups = ", ".join(sorted({s.group for s in stages}))
+            raise BadInput(
+                f"--only {only!r} matches no stage ({', '.join(unknown) or 'empty'}); "
+                f"groups: {groups}. See `ovpaint perf --list`."
+            )
         stages = [
             s
             for s in stages

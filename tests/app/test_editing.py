@@ -165,27 +165,33 @@ def test_corrupt_file_shows_a_message_and_keeps_the_document(qtbot, window, imag
 
 
 def test_autosave_writes_a_recoverable_project(qtbot, window, image_file):
-    project.clear_recovery()
+    slot = window.files.recovery
     doc = open_in(qtbot, window, image_file)
     window.files.autosave()  # nothing changed yet: nothing written
     wait_idle(qtbot, window)
     window.workers.wait_for_done(10_000)
     qtbot.wait(50)
-    assert project.find_recovery() is None
+    assert not slot.path.exists()
     window.layers.new_mask()
     window.files.autosave()
     qtbot.waitUntil(lambda: window.files.last_autosave is not None, timeout=20_000)
-    recovered = project.load_project(project.find_recovery())
+    recovered = project.load_project(slot.path)
     assert [layer.name for layer in recovered.layers] == [layer.name for layer in doc.layers]
-    # as after a crash: the next start offers the copy and opens it, still marked unsaved
+    assert slot.path not in project.find_recoveries()  # its window is alive: not offered
+    # as after a crash: the owner is gone (its lock with it), the next start offers the copy
+    # and opens it, still marked unsaved
+    crashed = slot.path.with_name("autosave-crashed.ovpaint")
+    slot.path.rename(crashed)
+    assert crashed in project.find_recoveries()
     assert window.files.offer_recovery(ask=False)
     qtbot.waitUntil(lambda: window.context.document is not doc, timeout=20_000)
     wait_idle(qtbot, window)
     again = window.context.document
     assert again.dirty and [x.name for x in again.layers] == [x.name for x in doc.layers]
     assert "Recovered" in window.banner.text
+    assert not crashed.exists() and slot.path.exists()  # taken over as this window's copy
     window.files.shutdown_clean()
-    assert project.find_recovery() is None
+    assert not slot.path.exists()
 
 
 def test_large_image_draws_from_a_small_pyramid_level(qtbot, window, tmp_path):

@@ -4,6 +4,7 @@ local copy, and reports an offline download as a clear message instead of hangin
 from __future__ import annotations
 
 from ovpaint.core.settings import Settings
+from tests.weight_files import inpaint_folder
 
 
 def test_states_local_copy_and_offline_download(qtbot, tmp_path):
@@ -28,10 +29,15 @@ def test_states_local_copy_and_offline_download(qtbot, tmp_path):
     pickle.write_bytes(b"x")
     assert not dialog.use_local(spec, str(pickle))
     assert "clip.bin" in dialog.status.text()
-    weights = tmp_path / "open_clip_model.safetensors"
-    weights.write_bytes(b"not empty")
+    renamed = tmp_path / "open_clip_model.safetensors"
+    renamed.write_bytes(b"not weights")  # the right name is not enough
+    assert not dialog.use_local(spec, str(renamed))
+    assert "not a safetensors file" in dialog.status.text()
+    table.selectRow(2)
+    spec = manager.spec("inpaint")
+    weights = inpaint_folder(tmp_path / "my-sd")
     assert dialog.use_local(spec, str(weights))
-    assert table.item(0, 2).text() == "installed"
+    assert table.item(2, 2).text() == "installed"
     assert settings["local_model_paths"][spec.id] == str(weights.resolve())
 
     table.selectRow(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 
 from ovpaint.cli import main
 from ovpaint.models import download as dl
+from tests.weight_files import inpaint_folder
 
 CLI = "import sys; from ovpaint.cli import main; sys.exit(main())"
 SAM_REPO, SAM_FILE = "facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt"
@@ -88,22 +90,25 @@ def test_list_marks_defaults_and_states(capsys, tmp_path):
 
 
 def test_import_then_list_and_verify(capsys, tmp_path):
-    weights = tmp_path / "my-clip.safetensors"
-    weights.write_bytes(b"0123")
-    code, out, _ = _run(capsys, "models", "import", "clip-vit-b16", str(weights))
+    weights = inpaint_folder(tmp_path / "my-sd")
+    code, out, _ = _run(capsys, "models", "import", "sd2-inpaint", str(weights))
     assert code == 0 and str(weights) in out
     rows = {r["id"]: r for r in json.loads(_run(capsys, "models", "list", "--json")[1])["models"]}
-    assert rows["clip-vit-b16"]["state"] == "local"
-    assert rows["clip-vit-b16"]["path"] == str(weights)
+    assert rows["sd2-inpaint"]["state"] == "local"
+    assert rows["sd2-inpaint"]["path"] == str(weights)
     code, out, _ = _run(capsys, "models", "verify")
-    assert code == 0 and "clip-vit-b16: local" in out
-    weights.unlink()
-    code, out, err = _run(capsys, "models", "verify", "clip-vit-b16")
-    assert code == 3 and "clip-vit-b16" in err
+    assert code == 0 and "sd2-inpaint: local" in out
+    shutil.rmtree(weights)
+    code, out, err = _run(capsys, "models", "verify", "sd2-inpaint")
+    assert code == 3 and "sd2-inpaint" in err
     pickle = tmp_path / "model.bin"
     pickle.write_bytes(b"x")
     code, _, err = _run(capsys, "models", "import", "clip-vit-b16", str(pickle))
     assert code == 2 and "pickle" in err
+    renamed = tmp_path / "model.safetensors"  # a pickle under a weights name
+    renamed.write_bytes(b"\x80\x04\x95" + b"\0" * 64)
+    code, _, err = _run(capsys, "models", "import", "clip-vit-b16", str(renamed))
+    assert code == 2 and "not a safetensors file" in err
 
 
 def test_download_progress_cancel_resume_verify(capsys, sam_hub, monkeypatch, home):

@@ -128,13 +128,12 @@ def test_damaged_projects_give_one_clear_error(tmp_path):
         project.load_project(tmp_path / "evil.ovpaint")
 
 
-def test_recovery_file_cycle():
-    project.clear_recovery()
-    assert project.find_recovery() is None
+def test_recovery_file_cycle(tmp_path):
+    slot = project.RecoverySlot(tmp_path)
+    assert project.find_recovery(tmp_path) is None
     doc = _doc()
-    project.write_recovery(project.snapshot(doc))
-    found = project.find_recovery()
-    assert found is not None
-    _assert_same(doc, project.load_project(found))
-    project.clear_recovery()
-    assert project.find_recovery() is None
+    slot.write(project.snapshot(doc))
+    assert project.find_recovery(tmp_path) is None  # its window is still open
+    _assert_same(doc, project.load_project(slot.path))
+    slot.clear()
+    assert not slot.path.exists() and project.find_recovery(tmp_path) is None

@@ -16,6 +16,7 @@ from ovpaint.core.settings import Settings
 from ovpaint.models import download as dl
 from ovpaint.models.registry import ModelFile, ModelSpec, get_spec
 from ovpaint.models.store import ModelStore
+from tests.weight_files import inpaint_folder, tiny_clip_file, tiny_clip_spec
 
 MB = 1 << 20
 CLI = "import sys; from ovpaint.cli import main; sys.exit(main())"
@@ -377,9 +378,8 @@ def test_force_redownloads_a_corrupt_file(tmp_path, make_hub, online):
 
 def test_import_local_single_file_and_folder(tmp_path):
     settings = Settings(tmp_path / "settings.json")
-    weights = tmp_path / "mine.safetensors"
-    weights.write_bytes(b"12345678")
-    spec = get_spec("clip-vit-b16")
+    weights = tiny_clip_file(tmp_path / "mine.safetensors")
+    spec = tiny_clip_spec()
     assert dl.import_local(spec, weights, settings) == weights.resolve()
     saved = json.loads((tmp_path / "settings.json").read_text())
     assert saved["local_model_paths"] == {"clip-vit-b16": str(weights.resolve())}
@@ -390,19 +390,14 @@ def test_import_local_single_file_and_folder(tmp_path):
     sam = tmp_path / "sam"
     sam.mkdir()
     (sam / "sam2.1_hiera_tiny.pt").write_bytes(b"x")
-    path = dl.import_local(get_spec("sam2.1-tiny"), sam, settings)
-    assert path == sam.resolve()
-    store = ModelStore(tmp_path / "models", overrides=settings["local_model_paths"])
-    assert store.require(get_spec("sam2.1-tiny")) == sam.resolve() / "sam2.1_hiera_tiny.pt"
+    assert dl.check_local(get_spec("sam2.1-tiny"), sam) == sam / "sam2.1_hiera_tiny.pt"
+    with pytest.raises(BadInput, match="zip-format"):  # found in the folder, then checked
+        dl.import_local(get_spec("sam2.1-tiny"), sam, settings)
 
-    sd = tmp_path / "sd"
-    (sd / "unet").mkdir(parents=True)
-    (sd / "model_index.json").write_text("{}")
-    (sd / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
+    sd = inpaint_folder(tmp_path / "sd")
     assert dl.import_local(get_spec("sd2-inpaint"), sd, settings) == sd.resolve()
     assert set(Settings.load(tmp_path / "settings.json")["local_model_paths"]) == {
         "clip-vit-b16",
-        "sam2.1-tiny",
         "sd2-inpaint",
     }
 

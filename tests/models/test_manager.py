@@ -16,6 +16,7 @@ from ovpaint.models import manager as manager_mod
 from ovpaint.models.device import DeviceChoice
 from ovpaint.models.manager import ModelManager, _Slot, manager_from_options
 from ovpaint.models.store import ModelStore
+from tests.weight_files import inpaint_folder
 
 GB = 1_000_000_000
 
@@ -291,13 +292,12 @@ def test_local_weights_replace_a_loaded_copy(tmp_path):
     copy of that model already in memory is dropped so the next use loads the new files."""
     settings = Settings(tmp_path / "settings.json")
     manager = ModelManager(profile="real", device="cpu", settings=settings)
-    spec = manager.spec("clip")
-    manager._slots["clip"] = _Slot("clip", spec.id, object(), torch.float32)
+    spec = manager.spec("inpaint")
+    manager._slots["inpaint"] = _Slot("inpaint", spec.id, object(), torch.float32)
     manager._slots["sam2"] = _Slot("sam2", "sam2.1-tiny", object(), torch.float32)
-    weights = tmp_path / "open_clip_model.safetensors"
-    weights.write_bytes(b"not empty")
+    weights = inpaint_folder(tmp_path / "my-sd")
     chosen = manager.use_local_weights(spec, str(weights), settings)
     assert chosen == weights.resolve()
     assert manager.store.installed_path(spec) == weights.resolve()
     assert Settings.load(tmp_path / "settings.json")["local_model_paths"][spec.id] == str(chosen)
-    assert "clip" not in manager._slots and "sam2" in manager._slots
+    assert "inpaint" not in manager._slots and "sam2" in manager._slots

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, fields, replace
 
 from ovpaint.core.errors import BadInput
+from ovpaint.core.limits import MAX_DILATE_PX, MAX_STEPS, MAX_VARIANTS, SEED_MAX, float_in, int_in
 
 MODES = ("remove", "replace", "restyle")
 DEFAULT_STRENGTH = {"remove": 1.0, "replace": 1.0, "restyle": 0.7}
@@ -80,25 +81,24 @@ class InpaintSettings:
             raise BadInput(
                 f"Unknown scheduler '{self.scheduler}'. Use one of: {', '.join(SCHEDULERS)}."
             )
-        if self.steps is not None and not 1 <= int(self.steps) <= 500:
-            raise BadInput("Steps must be between 1 and 500.")
-        if not 1 <= int(self.variants) <= 16:
-            raise BadInput("Variants must be between 1 and 16.")
-        if not 0.0 <= float(self.guidance) <= 50.0:
-            raise BadInput("Guidance must be between 0 and 50.")
-        strength = DEFAULT_STRENGTH[self.mode] if self.strength is None else float(self.strength)
-        if not 0.0 < strength <= 1.0:
+        steps = None if self.steps is None else int_in(self.steps, "Steps (--steps)", 1, MAX_STEPS)
+        variants = int_in(self.variants, "Variants (--variants)", 1, MAX_VARIANTS)
+        float_in(self.guidance, "Guidance (--guidance)", 0.0, 50.0)
+        strength = DEFAULT_STRENGTH[self.mode] if self.strength is None else self.strength
+        strength = float_in(strength, "Strength (--strength)", 0.0, 1.0)
+        if strength == 0.0:
             raise BadInput("Strength must be in (0, 1].")
-        if not 0.0 <= float(self.refine_strength) <= 1.0:
-            raise BadInput("The refine strength must be between 0 and 1 (0 = no refinement).")
+        float_in(self.refine_strength, "The refine strength (0 = no refinement)", 0.0, 1.0)
         for name in ("dilate_px", "feather_px", "grow_px", "ring_px", "min_context_px"):
             value = getattr(self, name)
-            if value is not None and not 0 <= int(value) <= 1000:
-                raise BadInput(f"{name.replace('_px', '')} must be 0 to 1000 pixels.")
-        if self.context is not None and not 0.0 <= float(self.context) <= 10.0:
-            raise BadInput("The crop context must be between 0 and 10 (× the region's size).")
-        if self.lama_max_side is not None and not 64 <= int(self.lama_max_side) <= 8192:
-            raise BadInput("LaMa's largest side must be between 64 and 8192 pixels.")
+            if value is not None:
+                int_in(value, f"{name.replace('_px', '')} (pixels)", 0, MAX_DILATE_PX)
+        if self.context is not None:
+            float_in(self.context, "The crop context (× the region's size)", 0.0, 10.0)
+        if self.lama_max_side is not None:
+            int_in(self.lama_max_side, "LaMa's largest side", 64, 8192)
+        if self.seed is not None:
+            int_in(self.seed, "The seed (--seed)", 0, SEED_MAX)
         if self.mode in ("replace", "restyle") and not self.prompt.strip():
             raise BadInput(f"Mode '{self.mode}' needs a prompt saying what to paint.")
         seed = self.seed if self.seed is not None else random.randrange(2**31)
@@ -109,8 +109,8 @@ class InpaintSettings:
             self,
             strength=strength,
             seed=int(seed),
-            steps=None if self.steps is None else int(self.steps),
-            variants=int(self.variants),
+            steps=steps,
+            variants=variants,
             grow_px=int(grow),
         )
 

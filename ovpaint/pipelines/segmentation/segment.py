@@ -15,6 +15,7 @@ import numpy as np
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.limits import float_in
 from ovpaint.core.prompt import ClassQuery, parse_prompt
 from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import SegmentationResult
@@ -30,6 +31,29 @@ def check_models(method: str | Method, manager: Models) -> None:
         manager.check_available(role)
 
 
+MAX_ASPECT = 100  # the dense pass needs the short side ≥ one ViT patch at ≤ 2048 px long
+DEFAULT_WORKING_MEGAPIXELS = 24
+
+
+def check_shape(height: int, width: int) -> None:
+    """Refuse what no method can segment: sides that differ more than ``MAX_ASPECT``:1
+    (a 20000×1 strip leaves less than one patch for the vision transformer)."""
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise BadInput(
+            f"The image is {width}×{height} px; segmentation needs the long side at most "
+            f"{MAX_ASPECT} times the short one. Crop it into parts first."
+        )
+
+
+def working_pixels(manager: Models) -> int:
+    """The most pixels a segmentation works on (the user's setting 'max_segment_megapixels');
+    a larger image is segmented at this size and its labels scaled up (see :func:`segment`)."""
+    store = getattr(manager, "settings", None)
+    value = store.get("max_segment_megapixels") if store is not None else None
+    value = DEFAULT_WORKING_MEGAPIXELS if value is None else value
+    return int(float_in(value, "max_segment_megapixels", 1, 1000) * 1_000_000)
+
+
 def as_rgb(image: np.ndarray) -> np.ndarray:
     """H×W×3 uint8 from gray, RGB or RGBA uint8 arrays; anything else is refused clearly."""
     image = np.asarray(image)
@@ -43,6 +67,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
         raise BadInput(f"Expected an RGB image, got an array of shape {image.shape}.")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise BadInput("The image is empty.")
+    check_shape(image.shape[0], image.shape[1])
     return np.ascontiguousarray(image)
 
 
@@ -69,6 +94,13 @@ def segment(
     if not queries:
         raise BadInput("The prompt has no class names. Example: 'sky, dog'.")
     check_models(chosen, manager)
+    height, width = np.shape(image)[:2]
+    check_shape(height, width)
+    limit = working_pixels(manager)
+    if height * width > limit:
+        return _segment_scaled(
+            image, queries, chosen, manager, parsed, limit, progress=progress, cancel=cancel
+        )
     t0 = time.perf_counter()
     if (
         session is None
@@ -84,6 +116,51 @@ def segment(
         note = "Tiny test models (random weights): the result is meaningless."
         if note not in result.messages:
             result.messages.append(note)
+    return result
+
+
+def _segment_scaled(
+    image: np.ndarray,
+    queries: list[ClassQuery],
+    method: Method,
+    manager: Models,
+    settings: SegmentSettings,
+    limit: int,
+    *,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> SegmentationResult:
+    """Segment a copy scaled down to ``limit`` pixels and scale its labels back up (nearest):
+    memory grows with the working size, not the photo (a 225 MP PNG took 8 GB). The models
+    see at most 2048 px of the long side anyway, so only the label edges get coarser."""
+    import cv2
+
+    t0 = time.perf_counter()
+    height, width = np.shape(image)[:2]
+    scale = (limit / (height * width)) ** 0.5
+    small_w, small_h = max(1, int(width * scale)), max(1, int(height * scale))
+    small = cv2.resize(as_rgb(image), (small_w, small_h), interpolation=cv2.INTER_AREA)
+    result = segment(
+        small,
+        queries,
+        method=method.name,
+        manager=manager,
+        settings=settings,
+        progress=progress,
+        cancel=cancel,
+    )
+    rows = (np.arange(height) * small_h // height).astype(np.intp)
+    cols = (np.arange(width) * small_w // width).astype(np.intp)
+    result.labels = result.labels[rows[:, None], cols[None, :]]
+    result.scores = None  # they stay at the working size; nothing full-size needs them
+    result.extras["working_size"] = (small_w, small_h)
+    result.timings["total"] = time.perf_counter() - t0
+    result.messages.insert(
+        0,
+        f"The image ({width}×{height}, {height * width / 1e6:.0f} MP) was segmented at "
+        f"{small_w}×{small_h} ({limit / 1e6:.0f} MP, setting 'max_segment_megapixels') and "
+        "the labels scaled up, to bound memory; the class scores were left out.",
+    )
     return result
 
 

@@ -283,11 +283,14 @@ def test_missing_model_is_reported_before_any_work(tmp_path):
     from ovpaint.core.settings import Settings
     from ovpaint.models.manager import ModelManager
 
-    settings = Settings(tmp_path / "settings.json")
-    manager = ModelManager(profile="real", device="cpu", settings=settings)
     clip = tmp_path / "open_clip_model.safetensors"
     clip.write_bytes(b"not a real model")  # never loaded: the check comes first
-    manager.use_local_weights(manager.spec("clip"), str(clip), settings)
+    # chosen in an earlier session (an import today would check the file and refuse it)
+    settings = Settings(
+        tmp_path / "settings.json", {"local_model_paths": {"clip-vit-b16": str(clip)}}
+    )
+    manager = ModelManager(profile="real", device="cpu", settings=settings)
+    assert manager.spec("clip").id == "clip-vit-b16"
     image = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(ModelUnavailable) as err:
         segment(image, "sky", method="refined", manager=manager)
