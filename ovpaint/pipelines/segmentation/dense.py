@@ -52,8 +52,9 @@ BACKGROUND_FILE = ("classes", "background_stuff.txt")
 
 
 # --------------------------------------------------------------------------- preprocessing
-#: The smallest side the network input may have: one patch. (A strip thinner than 1:128
-#: would otherwise come out under a patch high once its long side is capped.)
+#: The smallest side the network input may have: one patch. segment() refuses strips past
+#: 1:100; a caller below it with one past 1:128 would otherwise get under a patch once the
+#: long side is capped.
 MIN_INPUT_SIDE = 16
 
 

@@ -167,13 +167,23 @@ def test_odd_prompts(tiny_manager, image):
         segment(image, "dog", method="nonsense", manager=tiny_manager)
 
 
-@pytest.mark.parametrize("shape", [(3, 900, 3), (300, 2, 3)])
-def test_strips_thinner_than_the_long_side_cap_allows(tiny_manager, shape):
-    """A 1:300 strip would be under a patch high at the 2048 long-side cap: stretched to one
-    patch instead of failing in the network."""
-    assert min(D.resized_size(*shape[:2], 336, 2048)) == D.MIN_INPUT_SIDE
+@pytest.mark.parametrize("shape", [(3, 300, 3), (300, 3, 3)])
+def test_strip_at_the_aspect_limit_is_segmented(tiny_manager, shape):
     r = segment(np.full(shape, 90, np.uint8), "dog", method="dense", manager=tiny_manager)
     assert r.labels.shape == shape[:2] and r.scores.shape == (2, *shape[:2])
+
+
+@pytest.mark.parametrize("shape", [(3, 900, 3), (900, 2, 3)])
+def test_strip_past_the_aspect_limit_is_refused(tiny_manager, shape):
+    with pytest.raises(BadInput, match="times the short one"):
+        segment(np.full(shape, 90, np.uint8), "dog", method="naclip", manager=tiny_manager)
+
+
+def test_network_input_never_under_a_patch():
+    """Callers of the pipeline below segment() get no side under one patch for a strip
+    past the 1:128 ratio at the 2048 long-side cap: it is stretched across."""
+    assert D.resized_size(3, 900, 336, 2048) == (D.MIN_INPUT_SIDE, 2048)
+    assert D.resized_size(900, 2, 336, 2048) == (2048, D.MIN_INPUT_SIDE)
 
 
 @pytest.mark.parametrize("method", ["dense", "refined"])
