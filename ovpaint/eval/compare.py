@@ -3,7 +3,9 @@
 Each method is an ordinary benchmark run (:func:`ovpaint.eval.runner.run_benchmark`) with its
 own state file and report beside the comparison's (``REPORT.<method>.json``), so an
 interrupted comparison resumes method by method and image by image. The methods run one after
-the other, each on a fresh session per image: its seconds per image are what it costs alone.
+the other, each on a fresh session per image after one untimed warm-up image (the models
+loaded, the class names encoded; whichever method ran first would pay for these otherwise):
+its seconds per image are what it costs alone.
 The comparison report puts the runs' metrics side by side: mIoU, pixel accuracy, mean F1,
 boundary F1 and seconds per image per method, and the per-class IoU of every method.
 """
@@ -119,6 +121,7 @@ def run_comparison(
                 cancel=cancel,
                 stage=f"{method} ({i}/{len(methods)})",
                 save_predictions_dir=None if save_dir is None else Path(save_dir) / method,
+                warm_up=True,
                 **options,
             )
         )
@@ -194,7 +197,8 @@ def comparison_markdown(data: dict) -> str:
     lines += [
         "",
         "Metrics in %, from one confusion matrix per method over the same images; seconds are "
-        "each method's own mean time per image (fresh caches per image).",
+        "each method's own mean time per image (fresh image caches per image, after one "
+        "untimed warm-up image that loaded the models and encoded the class names).",
         "",
         "## Per-class IoU (%)",
         "",

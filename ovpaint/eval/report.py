@@ -35,6 +35,11 @@ REFERENCES: list[dict] = [
         },
     },
     {
+        "source": "NACLIP paper, WACV 2025 (ViT-B/16, real weights, with PAMR)",
+        "kind": "published reference",
+        "results": {"voc21": 64.1, "cocostuff": 25.7, "ade20k": 19.1},
+    },
+    {
         "source": "thesis: dense SCLIP + SAM2 refinement",
         "kind": "unverified claim",
         "results": {"voc21": 48.09, "cocostuff": 49.52},

@@ -57,6 +57,8 @@ def test_comparison_equals_separate_runs_and_reports_side_by_side(tmp_path):
             segment_fn=Segmenter(info.colors, **({"wrong": (8, 12)} if method == "bad" else {})),
         )
         assert (alone.matrix == result.matrix).all()
+    # each method segments one image more, untimed and unscored, before its timed run
+    assert [segmenters[m].calls for m in comparison.methods] == [4, 4]
     good, bad = comparison.results
     assert good.scores.miou == pytest.approx(1.0) and bad.scores.miou < 0.9
     assert {e.stage for e in events} == {"good (1/2)", "bad (2/2)"}
@@ -94,11 +96,13 @@ def test_an_interrupted_comparison_resumes_method_by_method(tmp_path):
         run_comparison(
             "voc", tmp_path / "data", ["a", "b"], out_path=out, segment_fns=first, cancel=cancel
         )
-    assert (first["a"].calls, first["b"].calls) == (3, 2)
+    # b's second call, its first timed image, cancels: one image done, plus the warm-up
+    assert (first["a"].calls, first["b"].calls) == (4, 2)
     second = {"a": Segmenter(info.colors), "b": Segmenter(info.colors)}
     comparison = run_comparison(
         "voc", tmp_path / "data", ["a", "b"], out_path=out, segment_fns=second
     )
-    assert (second["a"].calls, second["b"].calls) == (0, 1)
-    assert [r.resumed_images for r in comparison.results] == [3, 2]
+    # a has nothing left to do, so no warm-up; b warms up again for its two images left
+    assert (second["a"].calls, second["b"].calls) == (0, 3)
+    assert [r.resumed_images for r in comparison.results] == [3, 1]
     assert comparison.results[0].scores.as_dict() == comparison.results[1].scores.as_dict()
