@@ -398,7 +398,7 @@ def trunk_tokens(
     parts: dict[int, list[torch.Tensor]] = {}
     grid = (0, 0)
     if progress:
-        progress.stage("dense features", len(boxes))
+        progress.stage("windows", len(boxes))
     with torch.no_grad():
         for start in range(0, len(boxes), settings.batch_size):
             if cancel:
@@ -807,7 +807,7 @@ def dense_probabilities(
     if not names:
         raise BadInput("Nothing to segment: no class names were given.")
     t0 = time.perf_counter()
-    text = text_encoder_for(manager, settings.templates).encode(names)
+    text = text_encoder_for(manager, settings.templates).encode(names, progress=progress)
     timings["text"] = time.perf_counter() - t0
     if cancel:
         cancel.check()
