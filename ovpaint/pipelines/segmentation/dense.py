@@ -835,6 +835,13 @@ def dense_probabilities(
         t1 = time.perf_counter()
         logits = pamr_logits(session, feats_key, feats, scaled, names, (h, w), guide, settings)
         timings["pamr"] = time.perf_counter() - t1
+        ph, pw = pamr_size((h, w), len(names), settings)
+        if (ph, pw) != (h, w):
+            messages.append(
+                f"PAMR refined the class maps at {pw}×{ph} (pamr_max_pixels="
+                f"{settings.pamr_max_pixels}, max_map_bytes={settings.max_map_bytes}), its guide "
+                f"image downscaled with them, and the result was resized to {w}×{h}."
+            )
     else:
         logits = fast_final_logits(feats, scaled, (h, w))
     probs, labels = postprocess(

@@ -198,6 +198,10 @@ def test_huge_image_is_bounded(tiny_manager):
     assert r.labels.shape == (9000, 12000) and r.scores is None
     assert "pamr" in r.timings
     assert any("working-size cap" in m for m in r.messages)
+    assert not any("PAMR refined" in m for m in r.messages)  # PAMR at the work size
+    r = _naclip(tiny_manager, img, "dog, sky", max_work_pixels=300_000, pamr_max_pixels=50_000)
+    assert r.labels.shape == (9000, 12000)
+    assert any("PAMR refined the class maps at 258×193" in m for m in r.messages), r.messages
     assert any("scores were left out" in m for m in r.messages)
 
 
