@@ -184,3 +184,13 @@ def test_every_measured_workload_has_a_product_default_row_in_perf():
     for default in defaults:
         others = [s for s in stages if s.baseline == default.baseline and s is not default]
         assert any("bf16" in s.name for s in others), default.name
+
+
+def test_every_baseline_names_a_stage():
+    import torch
+
+    from ovpaint.perf import collect
+
+    stages = collect(PerfContext(torch.device("cpu"), torch.float32))
+    names = {s.name for s in stages}
+    assert {s.baseline for s in stages if s.baseline} - names == set()

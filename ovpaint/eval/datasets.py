@@ -29,7 +29,7 @@ from ovpaint.core.image_io import LoadedImage, load_image
 from ovpaint.core.masks import load_label_png
 from ovpaint.core.paths import resource
 from ovpaint.core.prompt import ClassQuery
-from ovpaint.pipelines.segmentation.settings import THESIS_GRID, VOC_DENSE
+from ovpaint.pipelines.segmentation.settings import THESIS_GRID, VOC_DENSE, VOC_NACLIP
 
 IGNORE = 255
 
@@ -384,7 +384,7 @@ register_dataset(
         VOCDataset,
         "val",
         aliases=("voc21", "voc2012", "pascal"),
-        presets={"*": {"dense": dict(VOC_DENSE), **THESIS_PROPOSALS}},
+        presets={"*": {"dense": dict(VOC_DENSE), "naclip": dict(VOC_NACLIP), **THESIS_PROPOSALS}},
         report_key="voc21",
     )
 )
