@@ -69,6 +69,7 @@ SET_CASES = [
     (["dense.layers=[" + ", ".join(["3"] * 5000) + "]"], "dense.layers"),
     (["dense.layers=" + DEEP], "dense.layers"),
     (["dense.templates=" + "x{}" * 5000], "dense.templates"),
+    (["dense.templates=x{}x{}"], "dense.templates"),  # crashed the text encoder
     (["refine.max_points=1000000000"], "refine.max_points"),
     (["refine.opening_px=100000"], "refine.opening_px"),
     (["proposal.temperature=NaN"], "proposal.temperature"),
@@ -156,11 +157,20 @@ def test_every_number_of_every_section_has_a_declared_range():
         (["--box", "nan,0,10,10"], "box"),
         (["--box", "0,0,inf,10"], "box"),
         (["--box", "0,0,1e30,10"], "box"),
+        (["--points", "5,1e400,+"], "point"),
         (["--points", ";".join(["5,5,+"] * 1001)], "clicks"),
         (["--class", "x" * 5000], "--class"),
         (["--class", "sky\nsea"], "--class"),
     ],
-    ids=["nan box", "inf box", "huge box", "too many clicks", "long class", "two classes"],
+    ids=[
+        "nan box",
+        "inf box",
+        "huge box",
+        "infinite click",
+        "too many clicks",
+        "long class",
+        "two classes",
+    ],
 )
 def test_clicks_boxes_and_class_names_are_bounded(tmp_path, photo, capsys, started, extra, named):
     out = tmp_path / "l.png"
