@@ -233,14 +233,19 @@ def test_toy_family_loads_through_the_manager(toy_family, tmp_path):
 
 def test_toy_family_is_in_the_app_model_dialog(toy_family, qtbot, tiny_manager):
     pytest.importorskip("PySide6")
+    from PySide6.QtCore import Qt
+
     from ovpaint.app.model_dialog import ModelDialog
     from ovpaint.app.workers import WorkerPool
     from ovpaint.core.settings import Settings
 
+    UserRole = Qt.ItemDataRole.UserRole  # noqa: N806 - Qt's name
     dialog = ModelDialog(tiny_manager, Settings(), WorkerPool())
     qtbot.addWidget(dialog)
-    roles = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    table = dialog.table
+    roles = [table.item(r, 0).data(UserRole) for r in range(table.rowCount())]
     assert roles[-1] == "toy" and {"clip", "sam2", "inpaint"} <= set(roles)
+    assert table.item(table.rowCount() - 1, 0).text() == toy_family.title  # what it is for
 
 
 def test_a_family_whose_defaults_are_not_its_models_is_refused(toy_family):

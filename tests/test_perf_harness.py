@@ -41,3 +41,29 @@ def test_unpaired_stage_uses_the_baseline_row():
     ]
     base, other = run(stages)
     assert other.paired_baseline_s is None and other.speedup > 1
+
+
+def test_measured_stage_records_what_it_returns():
+    values = iter([0.5, 0.1, 0.3])
+    stage = Stage("ui", "stall", lambda: next(values), repeats=3, warmup=0, measured=True)
+    (result,) = run([stage])
+    assert result.times_s == [0.5, 0.1, 0.3] and result.median_s == 0.3
+
+
+def test_only_a_group_name_selects_that_group():
+    import torch
+
+    from ovpaint.perf import PerfContext, collect
+
+    ctx = PerfContext(device=torch.device("cpu"), dtype=torch.float32, tiny=True, quick=True)
+    names = [(s.group, s.name) for s in collect(ctx, "ui")]
+    assert names and all(group == "ui" for group, _ in names)  # not "build tiny CLIP"
+    assert {n.split(": ")[1].rsplit(",", 1)[0] for _, n in names} == {
+        "open",
+        "segment apply",
+        "click",
+        "brush",
+        "feather",
+        "inpaint apply",
+        "undo",
+    }

@@ -13,15 +13,26 @@ Scene coordinates are image pixel coordinates. Tools (``tools.py``) receive
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QTransform,
+)
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
+    QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
@@ -110,12 +121,38 @@ class MaskProvider(RasterProvider):
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
+class FrameBudget:
+    """How long one repaint may spend making new tiles. What does not fit is drawn from a
+    coarser cached level (or left for a moment) and made in the next frames, so opening a
+    24 MP photo or recolouring a large mask never freezes the window for long."""
+
+    def __init__(self, seconds: float = 0.025) -> None:
+        self.seconds = seconds
+        self._deadline = math.inf
+
+    def start(self) -> None:
+        self._deadline = time.perf_counter() + self.seconds
+
+    def allows(self) -> bool:
+        return time.perf_counter() < self._deadline
+
+    def unlimited(self) -> None:
+        self._deadline = math.inf
+
+
 class TiledRasterItem(QGraphicsItem):
     """Draws a provider's raster tile by tile at the pyramid level that fits the zoom."""
 
-    def __init__(self, provider: RasterProvider, parent: QGraphicsItem | None = None) -> None:
+    def __init__(
+        self,
+        provider: RasterProvider,
+        parent: QGraphicsItem | None = None,
+        budget: FrameBudget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.provider = provider
+        self.budget = budget or FrameBudget(math.inf)
+        self.pending = False  # some visible tiles are still to be made
         self._cache: OrderedDict[tuple[int, int, int], QImage] = OrderedDict()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.tiles_rendered = 0  # for tests and perf: how much work paint did
@@ -146,11 +183,16 @@ class TiledRasterItem(QGraphicsItem):
                 del self._cache[key]
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
+    def _cached(self, level: int, tx: int, ty: int) -> QImage | None:
+        img = self._cache.get((level, tx, ty))
+        if img is not None:
+            self._cache.move_to_end((level, tx, ty))
+        return img
+
     def _tile(self, level: int, tx: int, ty: int) -> QImage:
         key = (level, tx, ty)
-        img = self._cache.get(key)
+        img = self._cached(level, tx, ty)
         if img is not None:
-            self._cache.move_to_end(key)
             return img
         lw, lh = self.provider.level_size(level)
         x0, y0 = tx * TILE, ty * TILE
@@ -177,12 +219,48 @@ class TiledRasterItem(QGraphicsItem):
         ty0 = max(0, int(exposed.top() // span))
         tx1 = min((lw - 1) // TILE, int(exposed.right() // span))
         ty1 = min((lh - 1) // TILE, int(exposed.bottom() // span))
+        pending = False
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
-                img = self._tile(level, tx, ty)
+                img = self._cached(level, tx, ty)
+                if img is None and not self.budget.allows():
+                    pending = True
+                    self._draw_coarser(painter, level, tx, ty)
+                    continue
+                if img is None:
+                    img = self._tile(level, tx, ty)
                 target = QRectF(tx * span, ty * span, img.width() * scale, img.height() * scale)
                 painter.drawImage(target, img)
         painter.restore()
+        self.pending = pending
+        if pending:  # the rest in the next frames, after the event loop had its turn
+            QTimer.singleShot(0, self._continue)
+
+    def _continue(self) -> None:
+        try:
+            if self.scene() is not None:
+                self.update()
+        except RuntimeError:  # removed from the scene and deleted meanwhile
+            pass
+
+    def _draw_coarser(self, painter: QPainter, level: int, tx: int, ty: int) -> None:
+        """Stand in for a tile not made yet with the part of a cached coarser one."""
+        for up in range(1, MAX_LEVEL - level + 1):
+            coarse = level + up
+            f = 1 << up
+            img = self._cached(coarse, tx // f, ty // f)
+            if img is None:
+                continue
+            part = TILE // f
+            sx, sy = (tx % f) * part, (ty % f) * part
+            w, h = min(part, img.width() - sx), min(part, img.height() - sy)
+            if w <= 0 or h <= 0:
+                return
+            scale = 1 << coarse
+            x = (tx // f) * TILE * scale + sx * scale
+            y = (ty // f) * TILE * scale + sy * scale
+            painter.drawImage(QRectF(x, y, w * scale, h * scale), img, QRectF(sx, sy, w, h))
+            return
 
 
 class _Marker(QGraphicsItem):
@@ -224,6 +302,7 @@ class Canvas(QGraphicsView):
     moved = Signal(QPointF, object, object)  # pos, buttons, modifiers
     released = Signal(QPointF, object, object)
     hovered = Signal(QPointF)
+    clicked = Signal(QPointF)  # a left click that did not drag, while left-drag pans
     zoom_changed = Signal(float)
 
     def __init__(self, parent=None) -> None:
@@ -254,10 +333,19 @@ class Canvas(QGraphicsView):
         self._brush.setVisible(False)
         self.scene_.addItem(self._box)
         self.scene_.addItem(self._brush)
+        self.job_preview = QGraphicsPixmapItem()  # a running job's unfinished result
+        self.job_preview.setZValue(9_000)
+        self.job_preview.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.job_preview.setVisible(False)
+        self.scene_.addItem(self.job_preview)
         self._space = False
         self._pan_from: QPointF | None = None
+        self._press_at: QPointF | None = None
+        self.left_pans = False  # the Pan tool: left-drag moves the view, a click selects
         self._fit_mode = True
         self._previews: dict[str, np.ndarray] = {}
+        self.budget = FrameBudget()
+        self._render_all = False
 
     # ------------------------------------------------------------------ document binding
     def set_document(self, doc: Document | None) -> None:
@@ -275,7 +363,7 @@ class Canvas(QGraphicsView):
         self.document = doc
         if doc is None:
             return
-        self.base_item = TiledRasterItem(RgbProvider(doc.rgb))
+        self.base_item = TiledRasterItem(RgbProvider(doc.rgb), budget=self.budget)
         self.base_item.setZValue(-1)
         self.scene_.addItem(self.base_item)
         self.scene_.setSceneRect(QRectF(0, 0, doc.width, doc.height))
@@ -295,7 +383,7 @@ class Canvas(QGraphicsView):
         return RgbProvider(layer.rgb, layer.alpha)
 
     def _add_item(self, layer: Layer) -> None:
-        item = TiledRasterItem(self._provider(layer))
+        item = TiledRasterItem(self._provider(layer), budget=self.budget)
         if isinstance(layer, ImageLayer):
             item.setPos(layer.x, layer.y)
         item.setOpacity(layer.opacity)
@@ -365,6 +453,24 @@ class Canvas(QGraphicsView):
                 item.provider.mask = layer.mask
                 item.invalidate(None)
 
+    def show_job_preview(self, preview) -> None:
+        """Show a :class:`~ovpaint.core.jobs.Preview` (a small image stretched over its box),
+        or hide it with None."""
+        if preview is None or self.document is None:
+            self.job_preview.setVisible(False)
+            self.job_preview.setPixmap(QPixmap())
+            return
+        rgb = np.ascontiguousarray(preview.rgb, dtype=np.uint8)
+        alpha = None if preview.alpha is None else np.ascontiguousarray(preview.alpha, np.uint8)
+        if alpha is not None and alpha.shape != rgb.shape[:2]:
+            alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+        x0, y0, x1, y1 = preview.box
+        h, w = rgb.shape[:2]
+        self.job_preview.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgb, alpha)))
+        self.job_preview.setPos(x0, y0)
+        self.job_preview.setTransform(QTransform.fromScale((x1 - x0) / w, (y1 - y0) / h))
+        self.job_preview.setVisible(True)
+
     # ------------------------------------------------------------------ prompt overlays
     def set_points(self, points: list[tuple[float, float, bool]]) -> None:
         for marker in self._markers:
@@ -395,6 +501,27 @@ class Canvas(QGraphicsView):
         self._brush.setRect(QRectF(pos.x() - radius, pos.y() - radius, 2 * radius, 2 * radius))
         self._brush.setVisible(True)
 
+    def paintEvent(self, event) -> None:  # noqa: N802
+        if self._render_all:
+            self.budget.unlimited()
+        else:
+            self.budget.start()
+        super().paintEvent(event)
+
+    @property
+    def rendering(self) -> bool:
+        """Whether visible tiles are still being made (a few frames after a big change)."""
+        items = [self.base_item, *self.layer_items.values()]
+        return any(item is not None and item.isVisible() and item.pending for item in items)
+
+    def render_all(self) -> None:
+        """Make every visible tile now (screenshots, tests), whatever it costs."""
+        self._render_all = True
+        try:
+            self.viewport().repaint()
+        finally:
+            self._render_all = False
+
     # ------------------------------------------------------------------ zoom
     @property
     def zoom(self) -> float:
@@ -414,9 +541,8 @@ class Canvas(QGraphicsView):
         """Zoom about the view's centre (menu, keys) or the point under the mouse (wheel)."""
         zoom = max(0.01, min(32.0, zoom))
         self._fit_mode = False
-        factor = zoom / self.zoom
         centre = self.mapToScene(self.viewport().rect().center())
-        self.scale(factor, factor)
+        self.setTransform(QTransform.fromScale(zoom, zoom))  # exact: 100 % is 1.0, not 0.99…
         if not under_mouse:
             self.centerOn(centre)
         self.zoom_changed.emit(self.zoom)
@@ -444,10 +570,17 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
+    def set_left_pans(self, on: bool) -> None:
+        self.left_pans = on
+        if on:
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+        else:
+            self.viewport().unsetCursor()
+
     def keyReleaseEvent(self, event) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
-            self.viewport().unsetCursor()
+            self.set_left_pans(self.left_pans)
             event.accept()
             return
         super().keyReleaseEvent(event)
@@ -457,9 +590,11 @@ class Canvas(QGraphicsView):
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.MiddleButton or (
-            self._space and event.button() == Qt.MouseButton.LeftButton
+            (self._space or self.left_pans) and event.button() == Qt.MouseButton.LeftButton
         ):
             self._pan_from = event.position()
+            left = event.button() == Qt.MouseButton.LeftButton
+            self._press_at = event.position() if left and self.left_pans else None
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
             return
@@ -489,7 +624,14 @@ class Canvas(QGraphicsView):
             Qt.MouseButton.LeftButton,
         ):
             self._pan_from = None
-            if self._space:
+            start, self._press_at = self._press_at, None
+            if (
+                start is not None
+                and self.document is not None
+                and (event.position() - start).manhattanLength() < 4
+            ):
+                self.clicked.emit(self._image_pos(event))
+            if self._space or self.left_pans:
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             else:
                 self.viewport().unsetCursor()

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
-from ovpaint.core.document import Document, Layer, MaskLayer, mask_diff_region
+from ovpaint.core.document import Document, Layer, MaskDiff, MaskLayer, Region, mask_diff
 
 _MERGE_PROPERTY = 7301
 
 
 class MaskEditCommand(QUndoCommand):
-    """Replace a mask layer's pixels; stores just the changed box."""
+    """Replace a mask layer's pixels; stores just the changed box (a :class:`MaskDiff`, which a
+    worker may have computed already), or both arrays when the dtype changes."""
 
     def __init__(
         self,
@@ -26,43 +27,103 @@ class MaskEditCommand(QUndoCommand):
         after: np.ndarray,
         text: str,
         before: np.ndarray | None = None,
+        diff: MaskDiff | None = None,
     ) -> None:
         super().__init__(text)
         self.doc, self.layer = doc, layer
         before = layer.mask if before is None else before
         self.full = before.dtype != after.dtype or before.shape != after.shape
+        self.before = self.after = None
+        self.diff: MaskDiff | None = None
         if self.full:
-            self.region = None
             self.before, self.after = before, after
         else:
-            self.region = mask_diff_region(before, after)
-            if self.region is None:
-                self.before = self.after = None
-            else:
-                x0, y0, x1, y1 = self.region
-                self.before = before[y0:y1, x0:x1].copy()
-                self.after = after[y0:y1, x0:x1].copy()
+            self.diff = diff if diff is not None else mask_diff(before, after)
+
+    @property
+    def region(self) -> Region | None:
+        return None if self.diff is None else self.diff.region
 
     @property
     def is_noop(self) -> bool:
-        return not self.full and self.region is None
+        return not self.full and self.diff is None
 
-    def _apply(self, patch: np.ndarray | None) -> None:
+    def _apply(self, use_after: bool) -> None:
         if self.full:
-            self.doc.set_mask(self.layer, patch)
+            self.doc.set_mask(self.layer, self.after if use_after else self.before)
             return
-        if self.region is None:
+        if self.diff is None:
             return
-        x0, y0, x1, y1 = self.region
+        x0, y0, x1, y1 = self.diff.region
         mask = self.layer.mask.copy()
-        mask[y0:y1, x0:x1] = patch
-        self.doc.set_mask(self.layer, mask, self.region)
+        mask[y0:y1, x0:x1] = self.diff.after if use_after else self.diff.before
+        self.doc.set_mask(self.layer, mask, self.diff.region)
 
     def redo(self) -> None:
-        self._apply(self.after)
+        self._apply(True)
 
     def undo(self) -> None:
-        self._apply(self.before)
+        self._apply(False)
+
+
+def mask_edit(
+    doc: Document,
+    layer: MaskLayer,
+    after: np.ndarray,
+    text: str,
+    diff: MaskDiff | None = None,
+    diffed: bool = False,
+) -> MaskEditCommand | None:
+    """A :class:`MaskEditCommand`, or None when ``after`` equals the layer's mask (no step).
+    With ``diffed``, ``diff`` is the comparison of the layer's current mask with ``after``
+    made elsewhere (a worker), None meaning equal; else it is computed here."""
+    full = layer.mask.dtype != after.dtype or layer.mask.shape != after.shape
+    if not full:
+        if not diffed:
+            diff = mask_diff(layer.mask, after)
+        if diff is None:
+            return None
+    return MaskEditCommand(doc, layer, after, text, diff=diff)
+
+
+class StepCommand(QUndoCommand):
+    """Several commands as one undo step. The parts are kept and run here, in Python: Qt's own
+    child commands would drop their Python ``redo``/``undo`` with their wrappers."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.parts: list[QUndoCommand] = []
+
+    def add(self, command: QUndoCommand | None) -> QUndoCommand | None:
+        if command is not None:
+            self.parts.append(command)
+        return command
+
+    def redo(self) -> None:
+        for part in self.parts:
+            part.redo()
+
+    def undo(self) -> None:
+        for part in reversed(self.parts):
+            part.undo()
+
+
+class SelectCommand(QUndoCommand):
+    """Select a layer as part of a larger step; undo gives the selection back."""
+
+    def __init__(self, doc: Document, layer: Layer | None) -> None:
+        super().__init__("Select")
+        self.doc, self.layer = doc, layer
+        self.previous: Layer | None = None
+
+    def redo(self) -> None:
+        self.previous = self.doc.layers.selected
+        if self.layer is None or any(x is self.layer for x in self.doc.layers):
+            self.doc.layers.select(self.layer)
+
+    def undo(self) -> None:
+        if self.previous is None or any(x is self.previous for x in self.doc.layers):
+            self.doc.layers.select(self.previous)
 
 
 class AddLayersCommand(QUndoCommand):
@@ -133,7 +194,13 @@ class MoveLayerCommand(QUndoCommand):
 class SetLayerPropertyCommand(QUndoCommand):
     """Name, visibility, opacity, colour. Consecutive opacity drags merge into one step."""
 
-    def __init__(self, doc: Document, layer: Layer, what: str, value: Any) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        layer: Layer,
+        what: str,
+        value: Any,
+    ) -> None:
         super().__init__(f"Change {what} of {layer.name}")
         self.doc, self.layer, self.what, self.value = doc, layer, what, value
         self.old = getattr(layer, what)

@@ -4,64 +4,30 @@ and the job bar. Passing this one object keeps MainWindow small and the panels i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QToolButton,
     QWidget,
 )
 
-from ovpaint.app.workers import JobHandle, WorkerPool, error_message
+from ovpaint.app.notify import NotificationArea
+from ovpaint.app.workers import JobHandle, WorkerPool, error_details, error_message
 from ovpaint.core.document import Document
 from ovpaint.core.errors import Cancelled
 from ovpaint.core.jobs import ProgressEvent
 from ovpaint.core.settings import Settings
 
-
-class MessageBanner(QWidget):
-    """A message strip inside the window: errors stay visible until dismissed."""
-
-    STYLES = {
-        "error": "background:#7a1f1f;color:white;",
-        "warning": "background:#7a5a12;color:white;",
-        "info": "background:#20456e;color:white;",
-    }
-
-    def __init__(self, parent: QWidget | None = None, object_name: str = "errorBanner") -> None:
-        super().__init__(parent)
-        self.setObjectName(object_name)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.hide()
-
-    def show_message(self, text: str, kind: str = "error") -> None:
-        self.setStyleSheet(self.STYLES.get(kind, ""))
-        self.label.setText(text)
-        self.kind = kind
-        self.show()
-
-    @property
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
+log = logging.getLogger(__name__)
 
 
 class JobBar(QWidget):
@@ -72,7 +38,9 @@ class JobBar(QWidget):
         self.label = QLabel()
         self.bar = QProgressBar()
         self.bar.setObjectName("progressBar")
-        self.bar.setMaximumWidth(220)
+        self.bar.setMinimumWidth(260)
+        self.bar.setMaximumWidth(360)
+        self.last_text = ""
         self.bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancelButton")
@@ -106,14 +74,17 @@ class JobBar(QWidget):
         self.cancel_button.setVisible(True)
 
     def show_progress(self, event: ProgressEvent) -> None:
+        """Stage and count on the bar ("windows 5/9", "step 14/50 · 0:41 left"); busy only
+        while a stage has no count."""
+        text = event.describe()
+        self.bar.setFormat(text.replace("%", "%%"))
         if event.fraction is None:
             self.bar.setRange(0, 0)
         else:
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(event.fraction * 1000))
-        self.bar.setFormat(f"{event.stage} %p%" if event.stage else "%p%")
-        if event.message:
-            self.label.setText(event.message)
+        self.bar.setToolTip(f"{text}\n{event.message}" if event.message else text)
+        self.last_text = text
 
     def cancel(self) -> None:
         if self.handle is not None:
@@ -122,11 +93,19 @@ class JobBar(QWidget):
             self.cancel_button.setEnabled(False)
 
 
+def topic_of(title: str) -> str:
+    """What a job's messages are about: its title's first word ("Segment (refined)" →
+    "segment"), so a later success of the same kind clears its error."""
+    words = title.split()
+    return words[0].lower() if words else ""
+
+
 class EditorContext(QObject):
     """The open document and the services every panel needs."""
 
     document_changed = Signal(object)  # Document or None
     busy_changed = Signal(bool)
+    job_preview = Signal(object)  # a jobs.Preview of the running job's result, None at its end
     operation_finished = Signal(str, float)  # title, seconds
 
     def __init__(
@@ -135,7 +114,7 @@ class EditorContext(QObject):
         settings: Settings,
         workers: WorkerPool,
         jobbar: JobBar,
-        banner: MessageBanner,
+        banner: NotificationArea,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -153,6 +132,25 @@ class EditorContext(QObject):
         self._session_lock = threading.Lock()
         self.current_job: JobHandle | None = None
         self.last_operation: tuple[str, float] | None = None
+        # set by the window: opens the model assistant (offered with "model missing" errors)
+        self.get_models: Callable[[], None] | None = None
+
+    def report(self, exc: BaseException, title: str = "", topic: str | None = None) -> None:
+        """Show an error in the notification area, its details one click away and, for a
+        missing model, the assistant that gets it."""
+        from ovpaint.core.errors import ModelUnavailable
+
+        text = error_message(exc)
+        action = None
+        if isinstance(exc, ModelUnavailable) and self.get_models is not None:
+            action = ("Get Models…", self.get_models)
+        self.banner.show_message(
+            f"{title} failed: {text}" if title else text,
+            "error",
+            topic=topic,
+            details=error_details(exc),
+            action=action,
+        )
 
     # ------------------------------------------------------------------ document
     def set_document(self, doc: Document | None) -> None:
@@ -193,6 +191,7 @@ class EditorContext(QObject):
         title: str,
         on_done: Callable[[Any], None],
         on_failed: Callable[[], None] | None = None,
+        topic: str | None = None,
         **kwargs: Any,
     ) -> JobHandle | None:
         """Run a model job for the current document; its result is applied only if the same
@@ -202,15 +201,21 @@ class EditorContext(QObject):
                 f"Busy with {self.current_job.name}; wait or press Cancel.", "warning"
             )
             return None
-        if self.banner.isVisible() and getattr(self.banner, "kind", "") == "info":
-            self.banner.hide()  # the last job's notes; errors and warnings stay until dismissed
+        topic = topic or topic_of(title)
+        self.banner.clear(("info", "success"))  # the last job's notes; errors stay
         doc = self.document
         started = time.perf_counter()
 
         def finish() -> None:
             self.current_job = None
             self.jobbar.idle()
+            self.job_preview.emit(None)
             self.busy_changed.emit(False)
+
+        def progressed(event: ProgressEvent) -> None:
+            self.jobbar.show_progress(event)
+            if event.preview is not None:
+                self.job_preview.emit(event.preview)
 
         def done(result: Any) -> None:
             finish()
@@ -218,10 +223,12 @@ class EditorContext(QObject):
                 return
             seconds = time.perf_counter() - started
             self.last_operation = (title, seconds)
+            self.banner.succeeded(topic)  # before on_done, which may show its own notes
             try:
                 on_done(result)
             except Exception as exc:  # noqa: BLE001 - a bad result must not lose the document
-                self.banner.show_message(error_message(exc))
+                log.exception("applying the result of %s failed", title)
+                self.report(exc, title, topic)
                 return
             self.operation_finished.emit(title, seconds)
 
@@ -229,7 +236,7 @@ class EditorContext(QObject):
             finish()
             if isinstance(exc, Cancelled):
                 return
-            self.banner.show_message(f"{title} failed: {error_message(exc)}")
+            self.report(exc, title, topic)
             if on_failed is not None:
                 on_failed()
 
@@ -243,7 +250,7 @@ class EditorContext(QObject):
             fn,
             *args,
             name=title,
-            on_progress=self.jobbar.show_progress,
+            on_progress=progressed,
             on_done=done,
             on_error=failed,
             on_cancelled=cancelled,

@@ -61,6 +61,13 @@ def export_masks_job(
     return write_mask_set(base, names, masks=masks, check=check)
 
 
+def openable(path: str) -> bool:
+    """Whether ``path`` is something the window opens: an image or a project."""
+    return (
+        Path(path).suffix.lower() in IMAGE_EXTENSIONS or project.project_location(path) is not None
+    )
+
+
 class FileController(QObject):
     """Open/save/export, recent files and autosave for one window."""
 
@@ -91,7 +98,16 @@ class FileController(QObject):
         if path:
             self.open(path)
 
-    def open(self, path: str) -> None:
+    def open(self, path: str, note: str | None = None) -> None:
+        """Open an image or a project on the worker; ``note`` is shown once it is open."""
+        if not Path(path).exists():
+            self.context.banner.show_message(
+                f"{path} is no longer there (moved or deleted); it was taken off the recent list.",
+                "error",
+                topic="open",
+            )
+            self.forget_recent(path)
+            return
         if not self.confirm_discard():
             return
         location = project.project_location(path)  # Save writes back there
@@ -100,12 +116,37 @@ class FileController(QObject):
             path,
             self.context.settings["max_image_megapixels"],
             title=f"Open {Path(path).name}",
-            on_done=lambda doc: self._opened(doc, location or Path(path), location is not None),
+            on_done=lambda doc: self._opened(
+                doc, location or Path(path), location is not None, note
+            ),
         )
 
-    def _opened(self, doc: Document, path: Path, is_project: bool) -> None:
+    def open_dropped(self, paths: list[str]) -> bool:
+        """Files dropped on the window: open the first image or project, say what was not."""
+        usable = [p for p in paths if openable(p)]
+        if not usable:
+            names = ", ".join(Path(p).name for p in paths[:3])
+            self.context.banner.show_message(
+                f"{names}: not an image or an ovpaint project. Drop a photo "
+                f"({', '.join(IMAGE_EXTENSIONS)}) or a project ({project.SUFFIX}).",
+                "warning",
+                topic="open",
+            )
+            return False
+        note = None
+        if len(paths) > 1:
+            note = (
+                f"Opened {Path(usable[0]).name}: the window edits one image at a time "
+                f"({len(paths) - 1} more dropped). For many files use File → Batch."
+            )
+        self.open(usable[0], note)
+        return True
+
+    def _opened(self, doc: Document, path: Path, is_project: bool, note: str | None = None) -> None:
         self.context.set_document(doc)
         self.recovery.clear()  # the previous document's changes were discarded
+        if note:
+            self.context.banner.show_message(note, "info", topic="open")
         self.project_path = path if is_project else None
         doc.dirty = False
         self.project_path_changed.emit(self.project_path)
@@ -123,6 +164,16 @@ class FileController(QObject):
         self.context.settings["recent_files"] = items[:MAX_RECENT]
         self.context.settings.save()
         self.recent_changed.emit(self.recent())
+
+    def forget_recent(self, path: str) -> None:
+        self.context.settings["recent_files"] = [p for p in self.recent() if p != path]
+        self.context.settings.save()
+        self.recent_changed.emit(self.recent())
+
+    def clear_recent(self) -> None:
+        self.context.settings["recent_files"] = []
+        self.context.settings.save()
+        self.recent_changed.emit([])
 
     def confirm_discard(self) -> bool:
         doc = self.context.document

@@ -100,15 +100,22 @@ def main(argv: list[str] | None = None) -> int:
         from ovpaint.app.selftest import run_app_selftest
 
         return run_app_selftest(args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ovpaint.core.logs import setup_logging
+
+    log_file = setup_logging()  # the frozen app has no console: the file is the only trace
     from PySide6.QtWidgets import QApplication
+
+    from ovpaint.app.crash import CrashReporter
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ovpaint")
     app.setOrganizationName("ovpaint")
     set_app_icon(app)
+    reporter = CrashReporter(log_file, app)
+    reporter.install()
     window = build_window(args)
     window.show()
+    window.offer_models()
     warm_up_engine()
     if args.image:
         window.open_path(args.image)

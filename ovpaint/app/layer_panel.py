@@ -28,7 +28,8 @@ from ovpaint.app.commands import (
     SetLayerPropertyCommand,
 )
 from ovpaint.app.context import EditorContext
-from ovpaint.core.document import Document, ImageLayer, Layer, MaskLayer
+from ovpaint.app.icons import icon
+from ovpaint.core.document import Document, ImageLayer, Layer, MaskLayer, class_color
 
 LayerRole = Qt.ItemDataRole.UserRole + 1
 
@@ -188,6 +189,7 @@ class LayerPanel(QWidget):
         ):
             button = QToolButton()
             button.setText(text)
+            button.setIcon(icon(f"layer_{key}"))
             button.setToolTip(tip)
             button.setObjectName(f"layer_{key}")
             button.clicked.connect(slot)
@@ -285,7 +287,7 @@ class LayerPanel(QWidget):
         copy = layer.copy()
         copy.name = self.doc.unique_name(f"{layer.name} copy")
         if isinstance(copy, MaskLayer):
-            copy.color = self.doc.next_color()
+            copy.color = class_color(copy.name, [x.color for x in self.doc.layers.masks()])
         index = self.doc.layers.index(layer) + 1
         self.context.push(AddLayersCommand(self.doc, [copy], f"Duplicate {layer.name}", index))
 

@@ -13,8 +13,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
+    QScrollArea,
     QSpinBox,
     QToolBar,
     QVBoxLayout,
@@ -22,12 +24,15 @@ from PySide6.QtWidgets import (
 )
 
 from ovpaint.app.canvas import Canvas
-from ovpaint.app.context import EditorContext, JobBar, MessageBanner
+from ovpaint.app.context import EditorContext, JobBar
 from ovpaint.app.files import FileController
+from ovpaint.app.icons import icon
 from ovpaint.app.inpaint_panel import InpaintPanel
 from ovpaint.app.layer_panel import LayerPanel
+from ovpaint.app.mask_panel import MaskPanel
+from ovpaint.app.notify import NotificationArea
 from ovpaint.app.prompt_panel import PromptPanel
-from ovpaint.app.tools import TOOL_KEYS, TOOL_TITLES, TOOLS, ToolController
+from ovpaint.app.tools import TOOL_KEYS, TOOL_LEGEND, TOOL_TITLES, TOOLS, ToolController
 from ovpaint.app.workers import WorkerPool
 from ovpaint.core.document import Document
 from ovpaint.core.settings import Settings
@@ -44,8 +49,7 @@ class MainWindow(QMainWindow):
 
         self.workers = WorkerPool(self)
         self.jobbar = JobBar()
-        self.banner = MessageBanner()
-        self.profile_banner = MessageBanner(object_name="profileBanner")
+        self.banner = NotificationArea(status_bar=self.statusBar())
         self.context = EditorContext(
             manager, self.settings, self.workers, self.jobbar, self.banner, self
         )
@@ -53,6 +57,7 @@ class MainWindow(QMainWindow):
         self.tools = ToolController(self.context, self.canvas, self)
         self.layers = LayerPanel(self.context)
         self.prompt = PromptPanel(self.context)
+        self.mask_panel = MaskPanel(self.context, self.canvas)
         self.inpaint = InpaintPanel(self.context)
         self.files = FileController(self.context, self)
 
@@ -60,33 +65,54 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
-        column.addWidget(self.profile_banner)
         column.addWidget(self.banner)
         column.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
         self._dock("Segment", self.prompt, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Inpaint", self.inpaint, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.mask_dock = self._dock("Mask", self.mask_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inpaint_dock = self._dock(
+            "Inpaint", self.inpaint, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        # the two tools for a selected mask share one place (tabs), so a 800 px tall window
+        # still shows the layer list whole
+        self.tabifyDockWidget(self.mask_dock, self.inpaint_dock)
+        self.mask_dock.raise_()
 
-        self.profile_label = QLabel(manager.banner())
+        self.profile_label = QLabel(
+            ("tiny test models · " if manager.is_tiny else "") + manager.choice.describe()
+        )
         self.profile_label.setObjectName("profileLabel")
+        self.profile_label.setToolTip(self.profile_note())
         self.op_label = QLabel("")
         self.op_label.setObjectName("lastOperationLabel")
         self.zoom_label = QLabel("")
+        self.legend = QLabel(self.tools.legend())
+        self.legend.setObjectName("toolLegend")
+        self.tools.legend_changed.connect(self.legend.setText)
+        self.statusBar().addWidget(self.legend, 1)
         self.statusBar().addPermanentWidget(self.jobbar)
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.statusBar().addPermanentWidget(self.op_label)
         self.statusBar().addPermanentWidget(self.profile_label)
         self.statusBar().showMessage("Open an image to begin (Ctrl+O, or drop a file here).")
-        self._show_profile_banner()
+        if self.profile_note():
+            self.banner.show_message(self.profile_note(), "warning", topic="profile")
 
         self._doc: Document | None = None
         self._batch_dialog = None
+        self._model_dialog = None
         self._build_menus()
+        self.context.get_models = self.open_model_dialog
+        self.context.job_preview.connect(self.canvas.show_job_preview)
         self.context.document_changed.connect(self._document_changed)
         self.context.operation_finished.connect(self._operation_finished)
+        # while a job runs its bar takes the place of the last job's time
+        self.context.busy_changed.connect(lambda busy: self.op_label.setVisible(not busy))
         self.context.undo_stack.cleanChanged.connect(self._update_title)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
+        self.canvas.zoom_changed.connect(self._show_zoom)
+        # a passing message takes the legend's place instead of being drawn over it
+        self.statusBar().messageChanged.connect(lambda text: self.legend.setVisible(not text))
         self.files.recent_changed.connect(self._fill_recent)
         self.files.project_path_changed.connect(self._update_title)
         self._fill_recent(self.files.recent())
@@ -95,7 +121,14 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title.lower()}Dock")
-        dock.setWidget(widget)
+        # a panel taller than the space left scrolls, instead of making the window taller
+        # than a 1200×800 screen
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -103,7 +136,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _show_profile_banner(self) -> None:
+    def profile_note(self) -> str:
+        """What a user must know about the models and device (also the status label's tip)."""
         notes = []
         if self.manager.is_tiny:
             notes.append("Tiny test models: random weights, results are meaningless.")
@@ -117,15 +151,28 @@ class MainWindow(QMainWindow):
                     else ""
                 )
             )
-        if notes:
-            self.profile_banner.show_message(" ".join(notes), "warning")
+        return " ".join(notes)
 
     def _action(
-        self, menu, text: str, slot, shortcut=None, name: str | None = None, tip: str = ""
+        self,
+        menu,
+        text: str,
+        slot,
+        shortcut=None,
+        name: str | None = None,
+        tip: str = "",
+        icon_name: str = "",
     ) -> QAction:
         action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        plain = text.replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…")
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            action.setToolTip(f"{tip or plain} ({keys})" if keys else tip or plain)
+        elif tip:
+            action.setToolTip(tip)
         if name:
             action.setObjectName(name)
         if tip:
@@ -137,7 +184,20 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         f = bar.addMenu("&File")
-        self._action(f, "&Open…", self.files.ask_open, QKeySequence.StandardKey.Open, "openAction")
+        top = QToolBar("File and history", self)
+        top.setObjectName("mainToolBar")
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, top)
+        self.main_toolbar = top
+        top.addAction(
+            self._action(
+                f,
+                "&Open…",
+                self.files.ask_open,
+                QKeySequence.StandardKey.Open,
+                "openAction",
+                icon_name="open",
+            )
+        )
         self.recent_menu = f.addMenu("Open &Recent")
         f.addSeparator()
         self._action(
@@ -146,7 +206,9 @@ class MainWindow(QMainWindow):
             lambda: self.files.ask_save_project(),
             QKeySequence.StandardKey.Save,
             "saveAction",
+            icon_name="save",
         )
+        top.addAction(self.findChild(QAction, "saveAction"))
         self._action(
             f,
             "Save Project &As…",
@@ -180,6 +242,11 @@ class MainWindow(QMainWindow):
         redo.setObjectName("redoAction")
         e.addAction(undo)
         e.addAction(redo)
+        undo.setIcon(icon("undo"))
+        redo.setIcon(icon("redo"))
+        top.addSeparator()
+        top.addAction(undo)
+        top.addAction(redo)
         self.undo_action, self.redo_action = undo, redo
         e.addSeparator()
         self._action(e, "Cancel Running Job", self.jobbar.cancel, "Esc", "cancelAction")
@@ -216,6 +283,10 @@ class MainWindow(QMainWindow):
                 partial(self.tools.set_tool, tool),
                 TOOL_KEYS[tool],
                 f"tool_{tool}",
+                icon_name=tool,
+            )
+            action.setToolTip(
+                f"<b>{TOOL_TITLES[tool]}</b> ({TOOL_KEYS[tool]})<br>{TOOL_LEGEND[tool]}"
             )
             action.setCheckable(True)
             action.setChecked(tool == self.tools.tool)
@@ -244,28 +315,78 @@ class MainWindow(QMainWindow):
             "]",
         )
         m.addSeparator()
-        self._action(m, "Grow", lambda: self.tools.apply_op("grow", 5), "Ctrl+Shift+=")
-        self._action(m, "Shrink", lambda: self.tools.apply_op("shrink", 5), "Ctrl+Shift+-")
-        self._action(m, "Feather", lambda: self.tools.apply_op("feather", 8), "Ctrl+Shift+F")
-        self._action(m, "Invert", lambda: self.tools.apply_op("invert"), "Ctrl+I")
-        self._action(m, "Clear", lambda: self.tools.apply_op("clear"), "Ctrl+Shift+Backspace")
+        panel = self.mask_panel
+        self._action(
+            m,
+            "Grow / Shrink…",
+            lambda: panel.focus_slider("grow"),
+            "Ctrl+Shift+=",
+            icon_name="grow",
+        )
+        self._action(
+            m,
+            "Feather…",
+            lambda: panel.focus_slider("feather"),
+            "Ctrl+Shift+F",
+            icon_name="feather",
+        )
+        self._action(m, "Invert", lambda: panel.one_shot("invert"), "Ctrl+I", icon_name="invert")
+        self._action(
+            m, "Clear", lambda: panel.one_shot("clear"), "Ctrl+Shift+Backspace", icon_name="clear"
+        )
         self._action(m, "Reset Click Prompts", self.tools.reset_prompts, "Ctrl+Shift+R")
 
         mm = bar.addMenu("M&odels")
-        self._action(mm, "&Models and Device…", self.open_model_dialog, "Ctrl+M", "modelsAction")
+        top.addSeparator()
+        top.addAction(
+            self._action(
+                mm,
+                "Get &Models…",
+                self.open_model_dialog,
+                "Ctrl+M",
+                "modelsAction",
+                icon_name="models",
+            )
+        )
 
         s = bar.addMenu("&Segment")
         self._action(s, "Type Classes", lambda: self.prompt.prompt.setFocus(), "Ctrl+L")
         self.segment_action = self._action(
-            s, "Run Segmentation", self.prompt.segment, "Ctrl+Return"
+            s, "Run Segmentation", self.prompt.segment, "Ctrl+Return", icon_name="segment"
         )
-        self._action(s, "Inpaint Selected Mask", self.inpaint.run, "Ctrl+Shift+Return")
+        self._action(
+            s, "Inpaint Selected Mask", self.inpaint.run, "Ctrl+Shift+Return", icon_name="inpaint"
+        )
+
+        h = bar.addMenu("&Help")
+        self._action(h, "Open &Log Folder", self.open_log_folder, name="logFolderAction")
 
     # ------------------------------------------------------------------ behaviour
-    def open_model_dialog(self) -> None:
+    def open_model_dialog(self):
+        """The model assistant, not blocking the window (a download can run meanwhile)."""
         from ovpaint.app.model_dialog import ModelDialog
 
-        ModelDialog(self.manager, self.settings, self.workers, self).exec()
+        if self._model_dialog is None or not self._model_dialog.isVisible():
+            self._model_dialog = ModelDialog(self.manager, self.settings, self.workers, self)
+            self._model_dialog.setModal(False)
+        self._model_dialog.show()
+        self._model_dialog.raise_()
+        return self._model_dialog
+
+    def offer_models(self):
+        """At start: the assistant when a model is missing (unless the user turned it off)."""
+        from ovpaint.app.model_dialog import missing_models
+
+        if not self.settings["models_assistant_at_start"] or not missing_models(self.manager):
+            return None
+        return self.open_model_dialog()
+
+    def open_log_folder(self) -> None:
+        from ovpaint.app.crash import open_folder
+        from ovpaint.core.logs import log_dir, log_path
+
+        path = log_path()
+        open_folder(path.parent if path is not None else log_dir())
 
     def open_batch_dialog(self) -> None:
         from ovpaint.app.batch_dialog import BatchDialog
@@ -281,8 +402,16 @@ class MainWindow(QMainWindow):
 
     def _fill_recent(self, paths: list[str]) -> None:
         self.recent_menu.clear()
-        for path in paths:
-            self.recent_menu.addAction(Path(path).name, partial(self.files.open, path))
+        for i, path in enumerate(paths, start=1):
+            prefix = f"&{i} " if i < 10 else ""
+            action = self.recent_menu.addAction(
+                prefix + Path(path).name.replace("&", "&&"), partial(self.files.open, path)
+            )
+            action.setToolTip(path)
+            action.setStatusTip(path)
+        if paths:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Recent Files", self.files.clear_recent)
         self.recent_menu.setEnabled(bool(paths))
 
     def _document_changed(self, doc: Document | None) -> None:
@@ -290,11 +419,17 @@ class MainWindow(QMainWindow):
             self._doc.modified.disconnect(self._update_title)
         self._doc = doc
         self.canvas.set_document(doc)
-        self.banner.hide()
+        self.banner.clear(("info", "success", "warning"))
         if doc is not None:
-            self.statusBar().showMessage(f"{doc.width}×{doc.height}")
+            self.statusBar().clearMessage()
+            self._show_zoom(self.canvas.zoom)
             doc.modified.connect(self._update_title)
         self._update_title()
+
+    def _show_zoom(self, zoom: float) -> None:
+        doc = self.context.document
+        size = f"{doc.width}×{doc.height} · " if doc is not None else ""
+        self.zoom_label.setText(f"{size}{zoom:.0%}")
 
     def _update_title(self, *args) -> None:
         doc = self.context.document
@@ -315,13 +450,13 @@ class MainWindow(QMainWindow):
 
     # drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.files.open(urls[0])
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.files.open_dropped(paths)
             event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -1,9 +1,14 @@
-"""Models and device: each model's state, download with progress and cancel, local copies,
-device / precision / GPU memory budget. Downloads run on the worker pool."""
+"""The model assistant: what each model is for, its size and licence, whether it is here;
+download with progress, cancel and resume, or point at files already on disk; device,
+precision and GPU memory budget. Opened at the first start while a model is missing, from
+Models → Get Models…, and from any "model missing" message. Downloads run on the worker pool.
+"""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -24,7 +29,23 @@ from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.options import DEVICES, DTYPES
 from ovpaint.core.settings import Settings
 
-COLUMNS = ("Role", "Model", "State", "Device", "Precision", "Memory")
+COLUMNS = ("Used for", "Model", "Size", "Licence", "State", "Device", "Precision", "Memory")
+STATE_TEXT = {
+    "missing": "not installed",
+    "installed": "installed",
+    "loaded": "loaded",
+    "tiny": "test model",
+}
+
+
+def _purpose(role: str) -> str:
+    """What the role's model family is for, from its record."""
+    from ovpaint.models.registry import FAMILIES
+
+    family = FAMILIES.get(role)
+    if family is None:
+        return role
+    return family.purpose or family.title
 
 
 def _size(n: int | None) -> str:
@@ -36,23 +57,35 @@ def _size(n: int | None) -> str:
 class ModelDialog(QDialog):
     def __init__(self, manager, settings: Settings, workers: WorkerPool, parent=None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Models and device")
+        self.setWindowTitle("Models")
         self.setObjectName("modelDialog")
-        self.resize(820, 420)
+        self.resize(980, 460)
         self.manager, self.settings, self.workers = manager, settings, workers
         self.job: JobHandle | None = None
+        self._queue: list = []
+        self.intro = QLabel()
+        self.intro.setObjectName("modelIntro")
+        self.intro.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("modelTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.download_button = QPushButton("Download")
         self.download_button.setObjectName("downloadButton")
-        self.file_button = QPushButton("Use Local File…")
-        self.folder_button = QPushButton("Use Local Folder…")
+        self.download_button.setToolTip("Download the selected model (a stopped download resumes)")
+        self.all_button = QPushButton("Download All Missing")
+        self.all_button.setObjectName("downloadAllButton")
+        self.file_button = QPushButton("Use Files on Disk…")
+        self.file_button.setObjectName("useFileButton")
+        self.file_button.setToolTip("Use a weights file you already have (.safetensors)")
+        self.folder_button = QPushButton("Use Folder…")
+        self.folder_button.setToolTip("Use a model folder you already have (diffusers layout)")
         self.cancel_button = QPushButton("Cancel Download")
         self.cancel_button.setObjectName("downloadCancelButton")
         self.cancel_button.setEnabled(False)
@@ -61,12 +94,20 @@ class ModelDialog(QDialog):
         self.status = QLabel()
         self.status.setObjectName("modelStatus")
         self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.download_button.clicked.connect(self.download_selected)
+        self.all_button.clicked.connect(self.download_missing)
         self.file_button.clicked.connect(lambda: self.choose_local(folder=False))
         self.folder_button.clicked.connect(lambda: self.choose_local(folder=True))
         self.cancel_button.clicked.connect(self.cancel_download)
         buttons = QHBoxLayout()
-        for b in (self.download_button, self.file_button, self.folder_button, self.cancel_button):
+        for b in (
+            self.download_button,
+            self.all_button,
+            self.file_button,
+            self.folder_button,
+            self.cancel_button,
+        ):
             buttons.addWidget(b)
         buttons.addWidget(self.progress, 1)
 
@@ -81,6 +122,9 @@ class ModelDialog(QDialog):
         self.budget.setSuffix(" GB")
         self.budget.setSpecialValueText("automatic")
         self.budget.setValue(float(settings["gpu_memory_budget_gb"]))
+        self.at_start = QCheckBox("Show this window at start while a model is missing")
+        self.at_start.setObjectName("assistantAtStart")
+        self.at_start.setChecked(bool(settings["models_assistant_at_start"]))
         form = QFormLayout()
         form.addRow("Device", self.device)
         form.addRow("Precision", self.dtype)
@@ -90,9 +134,11 @@ class ModelDialog(QDialog):
         )
         note.setWordWrap(True)
         form.addRow(note)
+        form.addRow(self.at_start)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         box.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.intro)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
@@ -100,35 +146,65 @@ class ModelDialog(QDialog):
         layout.addWidget(box)
         self.refresh()
         if self.table.rowCount():
-            self.table.selectRow(0)
+            self.table.selectRow(self._first_missing_row())
 
+    # ------------------------------------------------------------------ table
     def refresh(self) -> None:
         states = self.manager.states()
         self.table.setRowCount(len(states))
         self._states = states
+        tiny = self.manager.is_tiny
+        missing = []
         for row, st in enumerate(states):
+            spec = None if tiny else self.manager.spec(st.role)
+            size = _size(spec.approx_bytes) if spec is not None else ""
             memory = _size(st.nbytes)
-            if not memory and not self.manager.is_tiny:
-                spec = self.manager.spec(st.role)
-                memory = f"~{_size(spec.approx_bytes)} on disk" if spec is not None else ""
             values = (
-                st.role,
+                _purpose(st.role),
                 st.title,
-                st.state + (" (in use)" if st.in_use else ""),
+                size,
+                spec.license if spec is not None else "",
+                STATE_TEXT.get(st.state, st.state) + (" (in use)" if st.in_use else ""),
                 st.device or "",
                 st.dtype or "",
                 memory,
             )
             for col, value in enumerate(values):
-                self.table.setItem(row, col, QTableWidgetItem(value))
-        tiny = self.manager.is_tiny
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, st.role)
+                if col == 1 and spec is not None:
+                    item.setToolTip(
+                        f"{spec.id} from {spec.repo}" + (f"\n{spec.notes}" * bool(spec.notes))
+                    )
+                self.table.setItem(row, col, item)
+            if st.state == "missing" and spec is not None:
+                missing.append(spec)
+        self._missing = missing
+        busy = self.job is not None
         for b in (self.download_button, self.file_button, self.folder_button):
-            b.setEnabled(not tiny and self.job is None)
+            b.setEnabled(not tiny and not busy)
+        self.all_button.setEnabled(not tiny and not busy and bool(missing))
         if tiny:
-            self.status.setText(
-                "The tiny test profile builds its models in memory; nothing to "
-                "download. Start without --models tiny to use real weights."
+            self.intro.setText(
+                "This is the test profile: its tiny models are built in memory with random "
+                "weights, so there is nothing to download and results mean nothing. Start "
+                "ovpaint normally to use the real models."
             )
+        elif missing:
+            total = sum(spec.approx_bytes for spec in missing)
+            self.intro.setText(
+                f"{len(missing)} model(s) are not installed yet ({_size(total)} in all). "
+                "Download them here (a stopped download resumes where it stopped), or point "
+                "at files you already have. Each row says what the model is for."
+            )
+        else:
+            self.intro.setText("Every model ovpaint needs is installed.")
+
+    def _first_missing_row(self) -> int:
+        for row, st in enumerate(self._states):
+            if st.state == "missing":
+                return row
+        return 0
 
     def _selected_spec(self):
         row = self.table.currentRow()
@@ -136,15 +212,27 @@ class ModelDialog(QDialog):
             return None
         return self.manager.spec(self._states[row].role)
 
+    # ------------------------------------------------------------------ downloads
     def download_selected(self) -> None:
         spec = self._selected_spec()
-        if spec is None or self.job is not None:
+        if spec is not None and self.job is None:
+            self._queue = [spec]
+            self._next_download()
+
+    def download_missing(self) -> None:
+        if self.job is None and self._missing:
+            self._queue = list(self._missing)
+            self._next_download()
+
+    def _next_download(self) -> None:
+        if not self._queue:
             return
+        spec = self._queue.pop(0)
         from ovpaint.models.download import download
 
         self.progress.setRange(0, 0)
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"Downloading {spec.title}…")
+        self.status.setText(f"Downloading {spec.title} ({_size(spec.approx_bytes)})…")
         self.job = self.workers.submit(
             download,
             spec,
@@ -161,6 +249,7 @@ class ModelDialog(QDialog):
         if event.fraction is not None:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(event.fraction * 1000))
+            self.progress.setFormat(f"{event.fraction:.0%}")
         if event.message:
             self.status.setText(event.message)
 
@@ -169,22 +258,30 @@ class ModelDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat("")
         self.status.setText(text)
         self.refresh()
 
     def _on_done(self, result) -> None:
         self._finish(f"Installed {result.model_id} at {result.path}.")
+        self._next_download()
 
     def _on_error(self, exc) -> None:
+        self._queue = []
         self._finish(error_message(exc))
 
     def _on_cancelled(self) -> None:
-        self._finish("Download cancelled; the part already fetched is kept for a resume.")
+        self._queue = []
+        self._finish(
+            "Download stopped. What was already fetched is kept: press Download to resume."
+        )
 
     def cancel_download(self) -> None:
         if self.job is not None:
+            self._queue = []
             self.job.cancel()
 
+    # ------------------------------------------------------------------ local copies
     def choose_local(self, folder: bool) -> None:
         spec = self._selected_spec()
         if spec is None:
@@ -210,9 +307,18 @@ class ModelDialog(QDialog):
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt API: save settings on close
         if self.job is not None:
+            self._queue = []
             self.job.cancel()
         self.settings["device"] = self.device.currentText()
         self.settings["dtype"] = self.dtype.currentText()
         self.settings["gpu_memory_budget_gb"] = self.budget.value()
+        self.settings["models_assistant_at_start"] = self.at_start.isChecked()
         self.settings.save()
         super().done(result)
+
+
+def missing_models(manager) -> list:
+    """The specs of the models the current settings need that are not installed."""
+    if manager.is_tiny:
+        return []
+    return [manager.spec(st.role) for st in manager.states() if st.state == "missing"]

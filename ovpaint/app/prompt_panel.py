@@ -1,42 +1,132 @@
-"""The prompt box: classes as text, a method, Segment. Each class becomes a mask layer."""
+"""The prompt box: classes as text, a method, Segment. Each class has one mask layer, reused
+when it is segmented again."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ovpaint.app.commands import AddLayersCommand
+from ovpaint.app.commands import (
+    AddLayersCommand,
+    SelectCommand,
+    SetLayerPropertyCommand,
+    StepCommand,
+    mask_edit,
+)
 from ovpaint.app.context import EditorContext
-from ovpaint.app.workers import error_message
-from ovpaint.core.document import Document
+from ovpaint.core.document import Document, MaskDiff, MaskLayer, class_key, mask_diff
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.prompt import parse_prompt
+from ovpaint.pipelines.segmentation.settings import CPU_GRID, THESIS_GRID
 
 
-def fill_method_combo(combo: QComboBox, default: str | None = None) -> None:
-    """One item per registered method (its name), its description as the tooltip, ``default``
-    (the registry's default method when None) selected."""
+def fill_method_combo(
+    combo: QComboBox, default: str | None = None, seconds: dict | None = None, grid: int = 0
+) -> None:
+    """One item per registered method (its name and, with ``seconds``, the time to expect on
+    this machine), its description as the tooltip, ``default`` (the registry's default method
+    when None) selected."""
     from ovpaint.pipelines.segmentation.methods import DEFAULT_METHOD, METHODS, method_names
 
+    chosen = combo.currentData() or default or DEFAULT_METHOD
+    combo.blockSignals(True)
+    combo.clear()
     for name in method_names():
-        combo.addItem(name, name)
         method = METHODS[name]
         tip = f"{method.title}: {method.describe()}"
+        text = name
+        if seconds is not None:
+            guess = expected_seconds(name, run_key(name, grid), seconds)
+            if guess is not None:
+                text = f"{name}  —  ~{short_time(guess[0])}"
+                tip += f"\nExpected on this machine: about {short_time(guess[0])} ({guess[1]})."
+            else:
+                tip += "\nExpected time on this machine: known after its first run."
+        combo.addItem(text, name)
         combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-    index = combo.findData(default or DEFAULT_METHOD)
-    combo.setCurrentIndex(max(index, 0))
+    combo.setCurrentIndex(max(combo.findData(chosen), 0))
+    combo.blockSignals(False)
 
 
-def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, cancel):
-    """Worker-side: the same pipeline entry the CLI uses."""
+def uses_proposals(name: str) -> bool:
+    from ovpaint.pipelines.segmentation.methods import METHODS
+
+    method = METHODS.get(name)
+    return method is not None and "proposal" in method.settings
+
+
+def run_key(name: str, grid: int) -> str:
+    """What a run's time is recorded under: the method, and the grid where it matters."""
+    return f"{name}@{grid}" if grid and uses_proposals(name) else name
+
+
+def expected_seconds(name: str, key: str, seconds: dict) -> tuple[float, str] | None:
+    """(seconds, where the figure comes from): the method's last run here, else another
+    method's last run scaled by the methods' cost hints, else None."""
+    from ovpaint.pipelines.segmentation.methods import METHODS
+
+    value = seconds.get(key)
+    if isinstance(value, (int, float)) and value > 0:
+        return float(value), "its last run here"
+    for other_key, other_seconds in seconds.items():
+        other = METHODS.get(str(other_key).split("@")[0])
+        if other is None or not isinstance(other_seconds, (int, float)) or other_seconds <= 0:
+            continue
+        if other.name == name:
+            continue
+        ratio = METHODS[name].cost / other.cost if other.cost > 0 else 1.0
+        return float(other_seconds) * ratio, f"estimated from {other.name}'s last run"
+    return None
+
+
+def short_time(seconds: float) -> str:
+    if seconds < 1:
+        return "1 s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
+
+
+@dataclass
+class ClassMask:
+    """One class of a segmentation run, ready for the UI thread: its mask, whether anything
+    was found, and its difference from the class's previous mask (computed in the worker)."""
+
+    name: str
+    mask: np.ndarray
+    found: bool
+    previous: np.ndarray | None = None  # the class layer's mask when the job was submitted
+    diff: MaskDiff | None = None  # previous → mask (None: equal), when ``diffed``
+    diffed: bool = False  # previous and mask were compared (both boolean)
+
+
+def segment_job(
+    rgb,
+    text: str,
+    method: str,
+    manager,
+    session_of,
+    previous=None,
+    settings=None,
+    *,
+    progress,
+    cancel,
+):
+    """Worker-side: the same pipeline entry the CLI uses, then everything full-size the result
+    needs (one mask per class, its difference from the class's previous mask), so applying it
+    on the UI thread costs little even on a 24 MP image."""
     from ovpaint.pipelines.segmentation.segment import segment
 
     session = session_of()
@@ -46,13 +136,31 @@ def segment_job(rgb, text: str, method: str, manager, session_of, *, progress, c
         method=method,
         manager=manager,
         session=session,
-        settings=None,
+        settings=settings,
         progress=progress,
         cancel=cancel,
     )
-    # the per-class masks here, not on the UI thread (a full-size pass over the labels each)
-    masks = [result.labels == index for index in range(1, len(result.classes))]
-    return result, masks, [bool(mask.any()) for mask in masks]
+    previous = previous or {}
+    classes = []
+    for index, name in enumerate(result.classes[1:], start=1):
+        cancel.check()
+        mask = result.labels == index
+        before = previous.get(class_key(name))
+        diffed = before is not None and before.dtype == mask.dtype and before.shape == mask.shape
+        diff = mask_diff(before, mask) if diffed else None
+        classes.append(ClassMask(name, mask, bool(mask.any()), before, diff, diffed))
+    return result, classes
+
+
+def class_layer(doc: Document, name: str) -> MaskLayer | None:
+    """The mask layer that holds class ``name`` (its "class" tag, or for layers without one,
+    its name), topmost first: a class segmented again reuses it."""
+    key = class_key(name)
+    for layer in reversed(doc.layers.masks()):
+        tagged = layer.meta.get("class")
+        if class_key(tagged if isinstance(tagged, str) else layer.name) == key:
+            return layer
+    return None
 
 
 class PromptPanel(QWidget):
@@ -66,7 +174,22 @@ class PromptPanel(QWidget):
         self.prompt.setClearButtonEnabled(True)
         self.method = QComboBox()
         self.method.setObjectName("methodCombo")
-        fill_method_combo(self.method)
+        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.grid = QComboBox()
+        self.grid.setObjectName("gridCombo")
+        self.grid.addItem(f"{CPU_GRID}×{CPU_GRID} points (faster)", CPU_GRID)
+        self.grid.addItem(f"{THESIS_GRID}×{THESIS_GRID} points (as the benchmark)", THESIS_GRID)
+        on_cpu = getattr(context.manager.device, "type", "cpu") == "cpu"
+        self.grid.setCurrentIndex(0 if on_cpu else 1)
+        self.grid.setToolTip(
+            f"Where SAM2 is asked for objects. On this CPU the default is {CPU_GRID}×{CPU_GRID}"
+            f": about 4× faster than the {THESIS_GRID}×{THESIS_GRID} the benchmark keeps for "
+            "comparison with the thesis."
+            if on_cpu
+            else f"Where SAM2 is asked for objects: {THESIS_GRID}×{THESIS_GRID} as in the thesis."
+        )
+        self.grid_label = QLabel("Proposal grid")
+        self._fill_methods()
         self.button = QPushButton("Segment")
         self.button.setObjectName("segmentButton")
         self.button.setToolTip("Find every class in the image (Ctrl+Return)")
@@ -79,12 +202,40 @@ class PromptPanel(QWidget):
         row.addWidget(self.method, 1)
         row.addWidget(self.button)
         form.addRow("Method", row)
+        form.addRow(self.grid_label, self.grid)
+        self.method.currentIndexChanged.connect(lambda index: self._method_changed())
+        self.grid.currentIndexChanged.connect(lambda index: self._fill_methods())
+        self._method_changed()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         context.document_changed.connect(lambda doc: self._refresh())
         context.busy_changed.connect(lambda busy: self._refresh())
         self._refresh()
+
+    def _fill_methods(self) -> None:
+        seconds = self.context.settings["method_seconds"]
+        fill_method_combo(self.method, seconds=seconds, grid=self.grid.currentData() or 0)
+
+    def _method_changed(self) -> None:
+        shown = uses_proposals(self.method.currentData() or "")
+        self.grid.setVisible(shown)
+        self.grid_label.setVisible(shown)
+
+    def method_settings(self, method: str) -> dict | None:
+        """The settings this panel sets for ``method``: the proposal grid where it matters."""
+        if uses_proposals(method):
+            return {"proposal": {"points_per_side": int(self.grid.currentData())}}
+        return None
+
+    def record_time(self, method: str, seconds: float) -> None:
+        """Keep how long ``method`` took here: the method list shows it as the time to expect."""
+        grid = self.grid.currentData() if uses_proposals(method) else 0
+        times = dict(self.context.settings["method_seconds"] or {})
+        times[run_key(method, grid or 0)] = round(float(seconds), 2)
+        self.context.settings["method_seconds"] = times
+        self.context.settings.save()
+        self._fill_methods()
 
     def _refresh(self) -> None:
         ready = self.method.count() > 0
@@ -108,9 +259,13 @@ class PromptPanel(QWidget):
 
             check_models(method, self.context.manager)
         except (BadInput, ModelUnavailable) as exc:
-            self.context.banner.show_message(error_message(exc))
+            self.context.report(exc, topic="segment")
             return
-        del classes
+        previous = {}
+        for query in classes:
+            layer = class_layer(doc, query.name)
+            if layer is not None:  # arrays are never edited in place: the worker may read it
+                previous[class_key(query.name)] = layer.mask
         self.context.run_job(
             segment_job,
             doc.rgb,
@@ -118,32 +273,54 @@ class PromptPanel(QWidget):
             method,
             self.context.manager,
             lambda: self.context.image_session(doc),
+            previous,
+            self.method_settings(method),
             title=f"Segment ({method})",
-            on_done=lambda out: self.apply(doc, *out, text),
+            on_done=lambda out: self._done(doc, method, out, text),
         )
 
-    def apply(self, doc: Document, result, masks: list, found: list, text: str) -> None:
-        """One mask layer per class (``masks``: class 1, 2, ..., made in the worker), named
-        after it, added as one undo step."""
-        layers, colors, empty = [], [], []
-        for name, mask, any_pixel in zip(result.classes[1:], masks, found, strict=True):
-            layer = doc.new_mask_layer(
-                doc.unique_name(name),
-                mask,
-                also_used=tuple(colors),
-                method=result.method,
-                prompt=text,
-            )
-            colors.append(layer.color)
-            layers.append(layer)
-            if not any_pixel:
-                empty.append(layer.name)
-        if layers:
-            self.context.push(
-                AddLayersCommand(doc, layers, f"Segment “{text.strip()}”", select=layers[0])
-            )
-        notes = list(getattr(result, "messages", []) or [])
-        if empty:
-            notes.append("Nothing found for: " + ", ".join(empty))
+    def _done(self, doc: Document, method: str, out, text: str) -> None:
+        if self.context.last_operation is not None:
+            self.record_time(method, self.context.last_operation[1])
+        self.apply(doc, *out, text)
+
+    def apply(self, doc: Document, result, classes: list[ClassMask], text: str) -> None:
+        """One layer per class: a class seen before gets its new mask in its own layer (the
+        old mask stays one undo away), a new class a new layer in its fixed colour, a class
+        not found no layer at all. The whole run is one undo step."""
+        step = StepCommand(f"Segment “{text.strip()}”")
+        new_layers: list[MaskLayer] = []
+        touched: list[MaskLayer] = []
+        missing: list[str] = []
+        for item in classes:
+            layer = class_layer(doc, item.name)
+            if not item.found:
+                missing.append(item.name + (" (its earlier mask is kept)" if layer else ""))
+                continue
+            meta = {"class": item.name, "method": result.method, "prompt": text}
+            if layer is None:
+                taken = [x.color for x in new_layers]
+                new_layers.append(
+                    doc.new_mask_layer(
+                        doc.unique_name(item.name), item.mask, None, tuple(taken), **meta
+                    )
+                )
+                continue
+            known = item.diffed and item.previous is layer.mask
+            label = f"Segment {layer.name}"
+            step.add(mask_edit(doc, layer, item.mask, label, item.diff if known else None, known))
+            if {k: layer.meta.get(k) for k in meta} != meta:
+                step.add(SetLayerPropertyCommand(doc, layer, "meta", {**layer.meta, **meta}))
+            touched.append(layer)
+        if new_layers:
+            step.add(AddLayersCommand(doc, new_layers, "New class layers"))
+        first = next((x for x in [*touched, *new_layers]), None)
+        if first is not None:
+            step.add(SelectCommand(doc, first))
+        if step.parts:
+            self.context.push(step)
+        notes = ["Not found: " + ", ".join(missing) + "."] if missing else []
+        notes += list(getattr(result, "messages", []) or [])
         if notes:
-            self.context.banner.show_message(" ".join(notes), "info")
+            kind = "warning" if missing and not (touched or new_layers) else "info"
+            self.context.banner.show_message(" ".join(notes), kind, topic="segment")

@@ -1,5 +1,6 @@
-"""Mask tools on the selected mask layer: prompt clicks and box (SAM2 click session), brush and
-eraser, and the one-shot operations grow/shrink, feather, invert, clear.
+"""Mask tools on the selected mask layer: pan and select (the default: a plain click starts no
+model job), prompt clicks and box (SAM2 click session), brush and eraser. Grow, shrink, feather,
+invert and clear live in the Mask panel (``mask_panel.py``).
 
 Each finished action is one undo command. During a brush stroke the canvas shows a preview
 array; the document changes once, on release, so a stroke is one step and a cancelled click
@@ -8,26 +9,38 @@ job changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
 from ovpaint.app.canvas import Canvas
-from ovpaint.app.commands import AddLayersCommand, MaskEditCommand
+from ovpaint.app.commands import AddLayersCommand, MaskEditCommand, mask_edit
 from ovpaint.app.context import EditorContext
-from ovpaint.core import masks as mask_ops
-from ovpaint.core.document import Document, MaskLayer
+from ovpaint.core.document import Document, MaskDiff, MaskLayer, mask_diff, region_union
 
-TOOLS = ("positive", "negative", "box", "brush", "eraser", "pan")
+# Pan is the default: a click to focus the window or to pick a layer never starts a model job.
+TOOLS = ("pan", "positive", "negative", "box", "brush", "eraser")
+DEFAULT_TOOL = "pan"
 TOOL_TITLES = {
-    "positive": "Positive click",
-    "negative": "Negative click",
-    "box": "Box",
+    "pan": "Pan and select",
+    "positive": "Add by clicking (SAM2)",
+    "negative": "Remove by clicking (SAM2)",
+    "box": "Box (SAM2)",
     "brush": "Brush",
     "eraser": "Eraser",
-    "pan": "Pan",
 }
-TOOL_KEYS = {"positive": "A", "negative": "S", "box": "X", "brush": "B", "eraser": "E", "pan": "H"}
+TOOL_KEYS = {"pan": "H", "positive": "A", "negative": "S", "box": "X", "brush": "B", "eraser": "E"}
+# What the mouse does with each tool: the status bar's legend and the tooltips.
+TOOL_LEGEND = {
+    "pan": "Drag: move the view · Click: select the mask under the pointer · Wheel: zoom",
+    "positive": "Left click: add the object to the mask · Right click or Alt+click: remove",
+    "negative": "Left click: remove from the mask · Right click or Alt+click: add",
+    "box": "Drag a box around one object: SAM2 fills the mask with it",
+    "brush": "Drag: paint into the mask · [ and ]: brush size · Space+drag: move the view",
+    "eraser": "Drag: erase from the mask · [ and ]: brush size · Space+drag: move the view",
+}
 
 
 class _ClickHolder:
@@ -39,18 +52,30 @@ class _ClickHolder:
         self.session = None
 
 
-def click_job(holder: _ClickHolder, op: str, args: tuple, *, progress, cancel):
+@dataclass
+class ClickResult:
+    mask: np.ndarray  # in the dtype of the mask it edits (bool for a new mask)
+    before: np.ndarray | None  # the edited layer's mask when the click was made
+    diff: MaskDiff | None  # before → mask (None: equal), when ``diffed``
+    diffed: bool
+
+
+def click_job(holder: _ClickHolder, op: str, args: tuple, before, *, progress, cancel):
     """Worker-side: one SAM2 decoder call on the cached embedding (the first click of an image
-    also computes the embedding). A cancelled click is taken back, so nothing changes."""
+    also computes the embedding), and the full-size work on its mask (dtype, difference from
+    ``before``) so the UI thread only swaps it in. A cancelled click is taken back."""
     progress.stage("click correction")
     if holder.session is None:
         holder.session = holder.make_session()
     cancel.check()
-    mask = getattr(holder.session, op)(*args)
+    mask = np.asarray(getattr(holder.session, op)(*args)).astype(bool, copy=False)
     if cancel.cancelled:
         holder.session.undo()
         cancel.check()
-    return mask
+    if before is not None and before.dtype != np.bool_:
+        mask = mask.astype(np.uint8) * np.uint8(255)
+    diffed = before is not None and before.shape == mask.shape and before.dtype == mask.dtype
+    return ClickResult(mask, before, mask_diff(before, mask) if diffed else None, diffed)
 
 
 class ToolController(QObject):
@@ -58,13 +83,15 @@ class ToolController(QObject):
 
     tool_changed = Signal(str)
     brush_size_changed = Signal(int)
+    legend_changed = Signal(str)
 
     def __init__(self, context: EditorContext, canvas: Canvas, parent=None) -> None:
         super().__init__(parent)
         self.context, self.canvas = context, canvas
-        self.tool = "positive"
+        self.tool = DEFAULT_TOOL
         self.brush_radius = 12
         self._stroke: tuple[MaskLayer, np.ndarray, tuple[int, int]] | None = None
+        self._stroke_box: tuple[int, int, int, int] | None = None
         self._box_start: QPointF | None = None
         self._points: list[tuple[float, float, bool]] = []
         self._box: tuple[float, float, float, float] | None = None
@@ -75,6 +102,8 @@ class ToolController(QObject):
         canvas.moved.connect(self._moved)
         canvas.released.connect(self._released)
         canvas.hovered.connect(self._hovered)
+        canvas.clicked.connect(self.select_at)
+        canvas.set_left_pans(self.tool == "pan")
         context.document_changed.connect(self._reset_prompts)
         context.document_changed.connect(self._watch)
         context.undo_stack.indexChanged.connect(self._undo_moved)
@@ -94,7 +123,35 @@ class ToolController(QObject):
         self.tool = tool
         if tool not in ("brush", "eraser"):
             self.canvas.set_brush_cursor(None)
+        self.canvas.set_left_pans(tool == "pan")
         self.tool_changed.emit(tool)
+        self.legend_changed.emit(self.legend())
+
+    def legend(self) -> str:
+        """The status bar's line for the active tool, with the mask it will act on."""
+        text = TOOL_LEGEND[self.tool]
+        if self.doc is None or self.tool == "pan":
+            return text
+        layer = self.target_layer()
+        if layer is not None:
+            return f"{text}  →  mask “{layer.name}”"
+        if self.tool == "eraser":
+            return f"{text}  →  no mask selected: select one to erase from"
+        return f"{text}  →  no mask selected: a new mask will be made"
+
+    def select_at(self, pos: QPointF) -> MaskLayer | None:
+        """Select the topmost visible mask under ``pos`` (the Pan tool's click)."""
+        doc = self.doc
+        if doc is None:
+            return None
+        x, y = int(pos.x()), int(pos.y())
+        if not (0 <= x < doc.width and 0 <= y < doc.height):
+            return None
+        for layer in reversed(doc.layers.masks()):
+            if layer.visible and layer.binary[y, x]:
+                doc.layers.select(layer)
+                return layer
+        return None
 
     def set_brush_radius(self, radius: int) -> None:
         self.brush_radius = max(1, min(500, int(radius)))
@@ -112,7 +169,9 @@ class ToolController(QObject):
             if not (0 <= pos.x() < self.doc.width and 0 <= pos.y() < self.doc.height):
                 # a click on the grey around the image is no prompt; say so, not silence
                 self.context.banner.show_message(
-                    "That click is outside the image: click on the image to add a point.", "info"
+                    "That click is outside the image: click on the image to add a point.",
+                    "info",
+                    topic="click",
                 )
                 return
             if button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
@@ -158,12 +217,26 @@ class ToolController(QObject):
     # ------------------------------------------------------------------ brush and eraser
     def begin_stroke(self, x: float, y: float) -> bool:
         layer = self.target_layer()
+        if layer is None and self.tool == "eraser":
+            self.context.banner.show_message(
+                "No mask is selected, so there is nothing to erase: select a mask layer first.",
+                "warning",
+                topic="mask",
+            )
+            return False
         if layer is None:
             layer = self._new_target_layer()
+            if layer is not None:
+                self.context.banner.show_message(
+                    f"No mask was selected: painting into a new mask “{layer.name}”.",
+                    "info",
+                    topic="mask",
+                )
         if layer is None:
             return False
         working = layer.mask.copy()
         self._stroke = (layer, working, (int(round(x)), int(round(y))))
+        self._stroke_box = None
         self.continue_stroke(x, y)
         return True
 
@@ -185,6 +258,9 @@ class ToolController(QObject):
             min(h, max(last[1], point[1]) + r + 2),
         )
         self._stroke = (layer, working, point)
+        self._stroke_box = (
+            region if self._stroke_box is None else region_union(self._stroke_box, region)
+        )
         self.canvas.preview_mask(layer, working, region)
 
     def end_stroke(self) -> None:
@@ -192,13 +268,13 @@ class ToolController(QObject):
             return
         layer, working, _ = self._stroke
         self._stroke = None
-        command = MaskEditCommand(
-            self.doc, layer, working, "Eraser stroke" if self.tool == "eraser" else "Brush stroke"
-        )
-        if command.is_noop:
+        # only the stroke's box can differ: no full-size compare of a 24 MP mask
+        diff = mask_diff(layer.mask, working, self._stroke_box)
+        if diff is None:
             self.canvas.end_preview(layer)
             return
-        self.context.push(command)
+        text = "Eraser stroke" if self.tool == "eraser" else "Brush stroke"
+        self.context.push(MaskEditCommand(self.doc, layer, working, text, diff=diff))
 
     def _new_target_layer(self) -> MaskLayer | None:
         if self.doc is None:
@@ -206,32 +282,6 @@ class ToolController(QObject):
         layer = self.doc.new_mask_layer(self.doc.unique_name("mask"))
         self.context.push(AddLayersCommand(self.doc, [layer], "New mask"))
         return layer
-
-    # ------------------------------------------------------------------ mask operations
-    def apply_op(self, op: str, amount: int = 5) -> bool:
-        """grow / shrink / feather / invert / clear on the selected mask, one undo step."""
-        layer = self.target_layer()
-        if layer is None or self.doc is None:
-            self.context.banner.show_message("Select a mask layer first.", "warning")
-            return False
-        mask = layer.mask
-        if op == "grow":
-            after = mask_ops.grow(layer.binary, amount)
-        elif op == "shrink":
-            after = mask_ops.shrink(layer.binary, amount)
-        elif op == "feather":
-            after = np.rint(mask_ops.feather(layer.binary, amount) * 255).astype(np.uint8)
-        elif op == "invert":
-            after = ~mask if mask.dtype == np.bool_ else (255 - mask).astype(np.uint8)
-        elif op == "clear":
-            after = np.zeros_like(mask)
-        else:
-            raise ValueError(op)
-        command = MaskEditCommand(self.doc, layer, after, f"{op.capitalize()} {layer.name}")
-        if command.is_noop:
-            return False
-        self.context.push(command)
-        return True
 
     # ------------------------------------------------------------------ clicks and box
     def reset_prompts(self, *args) -> None:
@@ -246,6 +296,8 @@ class ToolController(QObject):
     def _layer_changed(self, layer, what: str, region) -> None:
         """A mask edited by anything but the click session itself invalidates the session:
         the next click starts again from the mask as it now is."""
+        if what == "name" and layer is self.target_layer():
+            self.legend_changed.emit(self.legend())
         if (
             self._click is not None
             and layer is self._click.layer
@@ -257,9 +309,15 @@ class ToolController(QObject):
     def _watch(self, doc: Document | None) -> None:
         if self._watched is not None:
             self._watched.layers.changed.disconnect(self._layer_changed)
+            self._watched.layers.selection_changed.disconnect(self._selection_changed)
         self._watched = doc
         if doc is not None:
             doc.layers.changed.connect(self._layer_changed)
+            doc.layers.selection_changed.connect(self._selection_changed)
+        self.legend_changed.emit(self.legend())
+
+    def _selection_changed(self, layer) -> None:
+        self.legend_changed.emit(self.legend())
 
     def _click_holder(self) -> _ClickHolder | None:
         doc = self.doc
@@ -298,13 +356,15 @@ class ToolController(QObject):
         self._predict(holder, "set_box", (x0, y0, x1, y1), "Box")
 
     def _predict(self, holder: _ClickHolder, op: str, args: tuple, text: str) -> None:
+        before = holder.layer.mask if holder.layer is not None else None
         handle = self.context.run_job(
             click_job,
             holder,
             op,
             args,
+            before,
             title="Click correction",
-            on_done=lambda mask: self._apply_click(holder, mask, text),
+            on_done=lambda result: self._apply_click(holder, result, text),
             on_failed=lambda: self._click_failed(holder),
         )
         if handle is None:  # busy: the click was not taken
@@ -315,20 +375,23 @@ class ToolController(QObject):
         if self._click is holder:
             self._reset_prompts()
 
-    def _apply_click(self, holder: _ClickHolder, mask, text: str) -> None:
+    def _apply_click(self, holder: _ClickHolder, result: ClickResult, text: str) -> None:
         doc = holder.doc
-        mask = np.asarray(mask).astype(bool)
         layer = holder.layer
         self._applying_click = True
         try:
             if layer is None or not any(item is layer for item in doc.layers):
+                mask = result.mask if result.mask.dtype == np.bool_ else result.mask >= 128
                 layer = doc.new_mask_layer(doc.unique_name("object"), mask)
                 self.context.push(AddLayersCommand(doc, [layer], f"{text}: new mask"))
                 holder.layer = layer
                 return
-            after = mask if layer.mask.dtype == np.bool_ else mask.astype(np.uint8) * 255
-            command = MaskEditCommand(doc, layer, after, text)
-            if not command.is_noop:
+            after = result.mask
+            if after.dtype != layer.mask.dtype:  # the layer changed type meanwhile
+                after = after >= 128 if layer.mask.dtype == np.bool_ else after.view(np.uint8) * 255
+            known = result.diffed and result.before is layer.mask and after is result.mask
+            command = mask_edit(doc, layer, after, text, result.diff if known else None, known)
+            if command is not None:
                 self.context.push(command)
         finally:
             self._applying_click = False

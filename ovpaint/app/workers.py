@@ -11,6 +11,7 @@ the function happened to finish, and ``on_cancelled`` is called instead of ``on_
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -25,13 +26,14 @@ from ovpaint.core.jobs import CancelToken, Progress, ProgressEvent
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.05  # progress events are thinned to at most ~20 per second
+PREVIEW_INTERVAL_S = 0.25  # and those carrying a preview image to 4 per second
 
 
 def error_message(exc: BaseException) -> str:
     """A message fit for a dialog or status bar: our typed errors speak for themselves; anything
     else is named plainly (the traceback goes to the log, not to the user)."""
     if isinstance(exc, OvpaintError):
-        return str(exc)
+        return exc.app_message or str(exc)  # menus, not terminal commands
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return str(
             OutOfMemory(
@@ -41,6 +43,16 @@ def error_message(exc: BaseException) -> str:
         )
     text = str(exc) or type(exc).__name__
     return f"Unexpected error ({type(exc).__name__}): {text}"
+
+
+def error_details(exc: BaseException) -> str:
+    """What a bug report needs: the exception's traceback and where the log file is."""
+    from ovpaint.core.logs import log_path
+
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    where = log_path()
+    tail = f"\nLog file: {where}" if where is not None else ""
+    return "".join(lines).rstrip() + tail
 
 
 class _Emitter(QObject):
@@ -144,16 +156,21 @@ class _Runnable(QRunnable):
             handle.elapsed = 0.0
             emitter.cancelled.emit()
             return
-        last = [0.0, ""]
+        last = [0.0, "", -PREVIEW_INTERVAL_S]
 
         def forward(event: ProgressEvent) -> None:
             now = time.perf_counter()
-            if (
+            if event.preview is not None and now - last[2] >= PREVIEW_INTERVAL_S:
+                last[0], last[1], last[2] = now, event.stage, now
+                emitter.progressed.emit(event)
+            elif (
                 event.stage != last[1]
                 or now - last[0] >= PROGRESS_INTERVAL_S
                 or (event.total is not None and event.done >= event.total)
             ):
                 last[0], last[1] = now, event.stage
+                if event.preview is not None:  # a preview too soon after the last: text only
+                    event = dataclasses.replace(event, preview=None)
                 emitter.progressed.emit(event)
 
         progress = Progress()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from ovpaint.core.jobs import CancelToken, Progress, ProgressEvent
 
@@ -33,18 +34,30 @@ def manager_for(args: argparse.Namespace):
     return manager
 
 
-def tqdm_progress(desc: str = "", disable: bool | None = None) -> tuple[Progress, callable]:
-    """A Progress rendered by tqdm on stderr; returns (progress, close)."""
+def tqdm_progress(
+    desc: str = "", disable: bool | None = None, stream=None
+) -> tuple[Progress, callable]:
+    """A Progress rendered on stderr: a tqdm bar on a terminal, plain lines otherwise (a log
+    or a pipe gets "segment: windows 5/9", not carriage returns). Returns (progress, close)."""
+    stream = sys.stderr if stream is None else stream
+    progress = Progress()
+    if disable:
+        return progress, lambda: None
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        return _tqdm_bar(progress, desc, stream)
+    return _plain_lines(progress, desc, stream)
+
+
+def _tqdm_bar(progress: Progress, desc: str, stream) -> tuple[Progress, callable]:
     from tqdm import tqdm
 
-    bar = tqdm(
-        total=None, desc=desc, disable=disable, file=sys.stderr, leave=False, dynamic_ncols=True
-    )
-    progress = Progress()
+    bar = tqdm(total=None, desc=desc, file=stream, leave=False, dynamic_ncols=True)
 
     def on_event(event: ProgressEvent) -> None:
         if event.total is not None and bar.total != event.total:
             bar.reset(total=event.total)
+        bar.unit = event.unit or "it"
         bar.set_description(event.stage or desc, refresh=False)
         if event.message:  # e.g. the file just done, or the running mIoU
             bar.set_postfix_str(event.message[-60:], refresh=False)
@@ -53,6 +66,30 @@ def tqdm_progress(desc: str = "", disable: bool | None = None) -> tuple[Progress
 
     progress.subscribe(on_event)
     return progress, bar.close
+
+
+PLAIN_INTERVAL_S = 2.0  # plain lines: at most one per stage every 2 s, plus its first and last
+
+
+def _plain_lines(progress: Progress, desc: str, stream) -> tuple[Progress, callable]:
+    state = {"stage": None, "at": 0.0}
+
+    def on_event(event: ProgressEvent) -> None:
+        now = time.monotonic()
+        new_stage = event.stage != state["stage"]
+        finished = event.total is not None and event.done >= event.total
+        if not (new_stage or finished or now - state["at"] >= PLAIN_INTERVAL_S):
+            return
+        if not new_stage and finished and state.get("finished") == event.stage:
+            return
+        state.update(stage=event.stage, at=now, finished=event.stage if finished else None)
+        line = event.describe() or desc
+        if event.message:
+            line += f" — {event.message[-80:]}"
+        print(f"{desc}: {line}" if desc else line, file=stream, flush=True)
+
+    progress.subscribe(on_event)
+    return progress, lambda: None
 
 
 def print_json(data) -> None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 
 class OvpaintError(Exception):
-    """Base of every error a user may see. ``str(err)`` is the whole message."""
+    """Base of every error a user may see. ``str(err)`` is the whole message; ``app_message``
+    says the same to a user of the desktop app, who has no terminal (menus, not commands)."""
 
     exit_code = 1
+
+    def __init__(self, *args: object, app_message: str | None = None) -> None:
+        super().__init__(*args)
+        self.app_message = app_message
 
 
 class BadInput(OvpaintError):

@@ -153,6 +153,18 @@ def feather(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+def adjust(mask: np.ndarray, grow_px: int = 0, feather_px: int = 0) -> np.ndarray:
+    """A mask layer's selection grown (``grow_px`` > 0) or shrunk (< 0), then feathered: bool
+    when ``feather_px`` is 0, else uint8 (255 = fully selected) ramping up inside the edge.
+    With both 0 the mask is returned unchanged (no copy)."""
+    if not grow_px and not feather_px:
+        return mask
+    selected = grow(binary(mask), int(grow_px)) if grow_px else binary(mask)
+    if not feather_px:
+        return selected
+    return np.rint(feather(selected, int(feather_px)) * 255).astype(np.uint8)
+
+
 def invert(mask: np.ndarray) -> np.ndarray:
     return ~np.asarray(mask, dtype=bool)
 

@@ -132,6 +132,17 @@ SETTINGS: tuple[Setting, ...] = (
         hi=86400,
     ),
     Setting("local_model_paths", {}, "Model id → local file or folder chosen by the user."),
+    Setting(
+        "method_seconds",
+        {},
+        "Seconds the last segmentation of each method took on this machine (the method list "
+        "shows them as the time to expect).",
+    ),
+    Setting(
+        "models_assistant_at_start",
+        True,
+        "Open the model assistant when the app starts and a model it needs is missing.",
+    ),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 

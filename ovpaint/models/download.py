@@ -34,6 +34,7 @@ from ovpaint.core.errors import BadInput, DiskFull, ModelUnavailable
 from ovpaint.core.fileio import atomic_write_text
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.settings import Settings
+from ovpaint.models.fixes import unavailable
 from ovpaint.models.registry import ModelSpec, family
 from ovpaint.models.store import ModelStore
 from ovpaint.models.weights_check import check_weights
@@ -85,8 +86,7 @@ def offline_mode() -> bool:
 def offline_message(spec: ModelSpec) -> str:
     return (
         f"Cannot download '{spec.title}' ({spec.id}): offline mode is on (HF_HUB_OFFLINE). "
-        f"Unset HF_HUB_OFFLINE to download it, or use a copy you already have with "
-        f"`ovpaint models import {spec.id} PATH`."
+        "Unset HF_HUB_OFFLINE to download it, or $local."
     )
 
 
@@ -117,7 +117,7 @@ class HubSource:
 
     def resolve(self, spec: ModelSpec) -> Resolved:
         if offline_mode():
-            raise ModelUnavailable(offline_message(spec))
+            raise unavailable(offline_message(spec), spec.id)
         from huggingface_hub import HfApi, hf_hub_url
 
         token = self.token()
@@ -126,7 +126,7 @@ class HubSource:
                 spec.repo, revision=spec.revision, files_metadata=True, token=token or False
             )
         except Exception as exc:  # noqa: BLE001 - every hub failure becomes one clear message
-            raise ModelUnavailable(_hub_error_message(spec, exc, self.endpoint)) from exc
+            raise unavailable(_hub_error_message(spec, exc, self.endpoint), spec.id) from exc
         listing: dict[str, tuple[int | None, str | None]] = {}
         for sibling in info.siblings or []:
             lfs = sibling.lfs
@@ -142,23 +142,24 @@ class HubSource:
 
 
 def _hub_error_message(spec: ModelSpec, exc: Exception, endpoint: str) -> str:
+    """The message, with ``$`` fixes for :func:`~ovpaint.models.fixes.unavailable`."""
     name = type(exc).__name__
-    fix = f"or use a copy you already have with `ovpaint models import {spec.id} PATH`."
     if "Gated" in name:
         return (
             f"'{spec.title}' ({spec.repo}) needs a Hugging Face account that accepted its "
-            f"license: accept it on the model page, run `hf auth login`, then retry; {fix}"
+            "license: accept it on the model page, give $login, then retry; or $local."
         )
     if "RepositoryNotFound" in name or "RevisionNotFound" in name:
         return (
             f"The repository {spec.repo} (revision {spec.revision}) was not found on "
-            f"{endpoint}; it may have moved. {fix[0].upper() + fix[1:]}"
+            f"{endpoint}; it may have moved. You can $local."
         )
     if "Offline" in name:
         return offline_message(spec)
+    detail = str(exc).replace("$", "$$")
     return (
         f"Could not reach {endpoint} to download '{spec.title}' ({spec.id}): {name}: "
-        f"{exc}. Check the network (or HF_ENDPOINT), then run the same command again, {fix}"
+        f"{detail}. Check the network (or HF_ENDPOINT), then $again; or $local."
     )
 
 
@@ -176,17 +177,19 @@ def select_files(
                 chosen.append((path, *listing[path]))
         names = [p for p, _, _ in chosen]
         if "model_index.json" not in names or not any(n.endswith(".safetensors") for n in names):
-            raise ModelUnavailable(
+            raise unavailable(
                 f"The repository {spec.repo} does not offer '{spec.title}' as a diffusers "
-                "folder with safetensors weights; it cannot be downloaded safely. "
-                f"Use a local copy with `ovpaint models import {spec.id} PATH`."
+                "folder with safetensors weights; it cannot be downloaded safely. You can "
+                "$local.",
+                spec.id,
             )
         return chosen
     for pinned in spec.files:
         if pinned.path not in listing:
-            raise ModelUnavailable(
+            raise unavailable(
                 f"The repository {spec.repo} has no file {pinned.path} for '{spec.title}'. "
-                f"Use a local copy with `ovpaint models import {spec.id} PATH`."
+                "You can $local.",
+                spec.id,
             )
         size, sha = listing[pinned.path]
         chosen.append((pinned.path, pinned.size or size, pinned.sha256 or sha))
@@ -324,10 +327,10 @@ def fetch_file(
         ) as exc:
             attempt += 1
             if attempt > retries:
-                raise ModelUnavailable(
+                raise unavailable(
                     f"The download of {remote.path} broke off ({type(exc).__name__}); "
-                    f"{_fmt_bytes(part.stat().st_size if part.exists() else 0)} are kept. Run the "
-                    "same command again to resume where it stopped."
+                    f"{_fmt_bytes(part.stat().st_size if part.exists() else 0)} are kept. "
+                    "$again to resume where it stopped."
                 ) from exc
             time.sleep(min(2.0 ** (attempt - 1), 10.0) * 0.5)
         except requests.RequestException as exc:
@@ -370,9 +373,9 @@ def _download_into(
             part.unlink(missing_ok=True)
             return _download_into(remote, part, 0, headers, meter, cancel, session, timeout)
         if resp.status_code in (401, 403):
-            raise ModelUnavailable(
+            raise unavailable(
                 f"The server refused {remote.path} (HTTP {resp.status_code}). The model may "
-                "need a Hugging Face login (`hf auth login`) and an accepted license."
+                "need $login and an accepted license."
             )
         if resp.status_code >= 500 or resp.status_code == 429:
             import requests
@@ -430,10 +433,9 @@ def _verify_part(remote: RemoteFile, part: Path, digest: str) -> None:
         problem = f"sha256 {digest[:12]}… instead of {remote.sha256[:12]}…"
     if problem:
         part.unlink(missing_ok=True)
-        raise ModelUnavailable(
+        raise unavailable(
             f"The downloaded file {remote.path} is corrupt ({problem}) and was deleted. "
-            "Run the same command again; if it keeps failing, the mirror may serve a "
-            "different file."
+            "$again; if it keeps failing, the mirror may serve a different file."
         )
 
 
@@ -469,7 +471,7 @@ def download(
     if force:
         store.manifest_path(spec).unlink(missing_ok=True)
     if source is None and offline_mode():
-        raise ModelUnavailable(offline_message(spec))
+        raise unavailable(offline_message(spec), spec.id)
     source = source or HubSource()
     resolved = source.resolve(spec)
     folder = store.folder(spec)

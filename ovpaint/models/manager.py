@@ -24,6 +24,7 @@ import torch
 from ovpaint.core.errors import BadInput, ModelUnavailable, OutOfMemory
 from ovpaint.core.settings import Settings
 from ovpaint.models import device as devices
+from ovpaint.models.fixes import unavailable
 from ovpaint.models.protocols import Bundle
 from ovpaint.models.registry import FAMILIES, ModelSpec, family, get_spec, roles
 from ovpaint.models.store import ModelStore
@@ -164,9 +165,11 @@ class ModelManager:
         except (ModelUnavailable, BadInput):
             raise
         except Exception as exc:  # noqa: BLE001 - a broken file must not become a traceback
-            raise ModelUnavailable(
-                f"Could not load '{spec.title}' from {path}: {exc}. The file may be corrupt or "
-                f"of another model; check it with `ovpaint models verify {spec.id}`."
+            detail = str(exc).replace("$", "$$")
+            raise unavailable(
+                f"Could not load '{spec.title}' from {path}: {detail}. The file may be corrupt "
+                "or of another model; $verify.",
+                spec.id,
             ) from exc
         self._tune(role, loader, bundle)
         return _Slot(role, spec.id, bundle, dtype)

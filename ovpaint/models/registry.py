@@ -88,6 +88,7 @@ class ModelFamily:
     loader: Callable[[], Loader]
     weight_suffixes: tuple[str, ...] = (".safetensors",)  # single weight files accepted
     cpu_tuning: str | None = None
+    purpose: str = ""  # what a user gets from it, for the model assistant (else the title)
 
     @property
     def setting(self) -> str:
@@ -198,6 +199,7 @@ register_family(
         default_cpu="clip-vit-b16",
         default_gpu="clip-vit-b16",
         loader=_clip_loader,
+        purpose="Finds what you type (“sky, dog”): Segment",
     )
 )
 register_family(
@@ -249,7 +251,8 @@ register_family(
         default_cpu="sam2.1-tiny",
         default_gpu="sam2.1-base-plus",
         loader=_sam2_loader,
-        weight_suffixes=(".safetensors", ".pt"),  # sam2 checkpoints, read with weights_only
+        weight_suffixes=(".safetensors", ".pt"),  # sam2 checkpoints, read with weights_only,
+        purpose="Sharp edges; click and box corrections",
     )
 )
 register_family(
@@ -293,6 +296,7 @@ register_family(
         default_gpu="sd2-inpaint",
         loader=_inpaint_loader,
         cpu_tuning="cpu_bf16_unet",
+        purpose="Replaces or restyles a region from a prompt: Inpaint",
     )
 )
 register_family(
@@ -320,5 +324,6 @@ register_family(
         loader=_lama_loader,
         # LaMa's plain tensor dicts are read with torch.load(weights_only=True)
         weight_suffixes=(".safetensors", ".pt"),
+        purpose="Removes objects quickly and cleanly: Inpaint → remove",
     )
 )

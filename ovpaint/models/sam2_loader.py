@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ovpaint.core.errors import ModelUnavailable
+from ovpaint.models.fixes import unavailable
 from ovpaint.models.protocols import Derived
 
 TINY_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
@@ -68,9 +69,11 @@ def load_real(spec, weights: Path, device: torch.device, dtype: torch.dtype) -> 
     try:
         checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
-        raise ModelUnavailable(
-            f"The SAM2 checkpoint {weights} could not be read ({exc}). It may be corrupt: "
-            f"run `ovpaint models verify {spec.id}` or download it again."
+        detail = str(exc).replace("$", "$$")
+        raise unavailable(
+            f"The SAM2 checkpoint {weights} could not be read ({detail}). It may be corrupt: "
+            "$verify.",
+            spec.id,
         ) from exc
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):

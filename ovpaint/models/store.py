@@ -13,20 +13,21 @@ from pathlib import Path
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.paths import ensure_folder, model_dir
 from ovpaint.core.safeio import read_json_file, under_root
+from ovpaint.models.fixes import both, unavailable
 from ovpaint.models.registry import ModelSpec
 
 MANIFEST = "ovpaint-manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
 
 
-def missing_message(spec: ModelSpec) -> str:
-    size_gb = spec.approx_bytes / 1e9
-    return (
-        f"The model '{spec.title}' ({spec.id}, about {size_gb:.1f} GB) is not installed. "
-        f"Download it with `ovpaint models download {spec.id}` or Models → Download in the app, "
-        f"or use a copy you already have with `ovpaint models import {spec.id} PATH`. "
-        "To try the program without any weights, use `--models tiny`."
-    )
+MISSING = (
+    "The model '{title}' ({id}, about {gb:.1f} GB) is not installed. $download, or $local.$tiny"
+)
+
+
+def missing_message(spec: ModelSpec, app: bool = False) -> str:
+    text = MISSING.format(title=spec.title, id=spec.id, gb=spec.approx_bytes / 1e9)
+    return both(text, spec.id)[1 if app else 0]
 
 
 class ModelStore:
@@ -105,13 +106,14 @@ class ModelStore:
     def require(self, spec: ModelSpec) -> Path:
         override = self.override_path(spec)
         if override is not None and not override.exists():
-            raise ModelUnavailable(
+            raise unavailable(
                 f"The local path chosen for '{spec.title}' ({spec.id}) no longer exists: "
-                f"{override}. Choose another with `ovpaint models import {spec.id} PATH`."
+                f"{override}. $download, or $local.",
+                spec.id,
             )
         path = self.installed_path(spec)
         if path is None:
-            raise ModelUnavailable(missing_message(spec))
+            raise ModelUnavailable(missing_message(spec), app_message=missing_message(spec, True))
         return path
 
     @staticmethod

@@ -32,6 +32,7 @@ STAGE_MODULES = (
     "ovpaint.perf.inpaint",
     "ovpaint.perf.lama",
     "ovpaint.perf.batch",
+    "ovpaint.perf.ui",
 )
 
 
@@ -48,6 +49,9 @@ class Stage:
     # timed alternately with its baseline (baseline, stage, baseline, ...) and compared with
     # those baseline runs: load changes on a shared machine then hit both sides alike
     paired: bool = False
+    # run() returns the seconds to record (e.g. the longest UI stall it measured inside)
+    # instead of being timed itself
+    measured: bool = False
 
 
 @dataclass
@@ -111,21 +115,24 @@ def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
             k for k in keys if not any(k in s.group.lower() or k in s.name.lower() for s in stages)
         ]
         if unknown or not keys:
-            groups = ", ".join(sorted({s.group for s in stages}))
+            names = ", ".join(sorted({s.group for s in stages}))
             raise BadInput(
                 f"--only {only!r} matches no stage ({', '.join(unknown) or 'empty'}); "
-                f"groups: {groups}. See `ovpaint perf --list`."
+                f"groups: {names}. See `ovpaint perf --list`."
             )
+        groups = {s.group.lower() for s in stages}
+
+        def wanted(s: Stage) -> bool:
+            # a word that names a group selects that group ("ui" is not "build tiny CLIP")
+            return any(
+                s.group.lower() == k if k in groups else k in s.group.lower() + s.name.lower()
+                for k in keys
+            )
+
         stages = [
             s
             for s in stages
-            if any(k in s.group.lower() or k in s.name.lower() for k in keys)
-            or any(
-                k in (s2.group.lower() + s2.name.lower())
-                for k in keys
-                for s2 in stages
-                if s2.baseline == s.name
-            )
+            if wanted(s) or any(wanted(s2) for s2 in stages if s2.baseline == s.name)
         ]
     return stages
 
@@ -139,8 +146,8 @@ def time_stage(stage: Stage) -> StageResult:
         times = []
         for _ in range(max(1, stage.repeats)):
             t0 = time.perf_counter()
-            stage.run()
-            times.append(time.perf_counter() - t0)
+            value = stage.run()
+            times.append(float(value) if stage.measured else time.perf_counter() - t0)
         return StageResult(
             stage.group,
             stage.name,

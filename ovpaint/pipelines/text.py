@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_write_bytes
+from ovpaint.core.jobs import Progress
 from ovpaint.models.clip_loader import ClipBundle
 from ovpaint.models.protocols import Models
 from ovpaint.pipelines.segmentation.settings import check_templates
@@ -181,7 +182,9 @@ class TextEncoder:
         return name in self._memory
 
     # ------------------------------------------------------------------ encoding
-    def encode(self, names: Sequence[str], *, truncate: bool = True) -> torch.Tensor:
+    def encode(
+        self, names: Sequence[str], *, truncate: bool = True, progress: Progress | None = None
+    ) -> torch.Tensor:
         """N×D float32 CPU tensor: for each name the mean of its L2-normalised template
         embeddings, re-normalised. Names are used as given (callers trim and fold them)."""
         names = [str(n) for n in names]
@@ -195,8 +198,18 @@ class TextEncoder:
                     missing.append(name)
                 else:
                     self._memory[name] = vector
+        unique = len(dict.fromkeys(names))
+        if progress:
+            progress.stage("text", unique, unit="names")
+            progress.update(unique - len(missing))
         if missing:
-            computed = self._compute(missing, truncate=truncate)
+            computed = self._compute(
+                missing,
+                truncate=truncate,
+                on_names=(lambda k: progress.update(unique - len(missing) + k))
+                if progress
+                else None,
+            )
             with self._lock:
                 for name, vector in zip(missing, computed, strict=True):
                     self._memory[name] = vector
@@ -206,7 +219,13 @@ class TextEncoder:
             return torch.zeros((0, dim), dtype=torch.float32)
         return torch.from_numpy(np.stack([self._memory[n] for n in names]))
 
-    def _compute(self, names: list[str], truncate: bool = True) -> list[np.ndarray]:
+    def _compute(
+        self,
+        names: list[str],
+        truncate: bool = True,
+        on_names: Callable[[int], None] | None = None,
+    ) -> list[np.ndarray]:
+        """The embeddings of ``names``; ``on_names(k)`` after about k names' prompts ran."""
         prompts = [t.format(n) for n in names for t in self.templates]
         per_name = len(self.templates)
         out: list[np.ndarray] = []
@@ -226,6 +245,8 @@ class TextEncoder:
                 parts.append(
                     encode_tokens(clip.model, tokens[idx].to(device), truncate).float().cpu()
                 )
+                if on_names is not None:
+                    on_names(min(len(names), (start + len(idx)) // per_name))
             feats = torch.empty((len(prompts), parts[0].shape[1]))
             feats[order] = torch.cat(parts)
             emb = F.normalize(feats, dim=-1).view(len(names), per_name, -1)

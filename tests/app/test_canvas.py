@@ -102,7 +102,7 @@ def test_drop_a_file_opens_it(qtbot, window, image_file):
     qtbot.waitUntil(lambda: window.context.document is not None, timeout=20_000)
     assert window.context.document.path == str(image_file)
     assert window.files.recent()[0] == str(image_file)
-    assert window.recent_menu.actions()[0].text() == image_file.name
+    assert window.recent_menu.actions()[0].text() == "&1 " + image_file.name
 
 
 def test_tool_shortcuts_do_not_steal_typing(qtbot, window, image_file):

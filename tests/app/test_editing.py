@@ -37,24 +37,6 @@ def test_open_brush_erase_undo_restores_exact_bytes(qtbot, window, image_file):
     assert np.array_equal(layer.mask, after_brush)
 
 
-def test_mask_ops_are_undoable(qtbot, window, image_file):
-    doc = open_in(qtbot, window, image_file)
-    layer = window.layers.new_mask()
-    window.tools.set_tool("brush")
-    window.tools.set_brush_radius(10)
-    drag(window.canvas, [(80, 60)])
-    before = layer.mask.copy()
-    for op in ("grow", "shrink", "invert", "feather", "clear"):
-        snapshot = layer.mask.copy()
-        assert window.tools.apply_op(op, 3)
-        assert not np.array_equal(layer.mask, snapshot) or layer.mask.dtype != snapshot.dtype
-    assert not np.asarray(layer.mask).any()
-    for _ in range(5):
-        window.undo_action.trigger()
-    assert layer.mask.dtype == before.dtype and np.array_equal(layer.mask, before)
-    assert doc.layers.selected is layer
-
-
 def test_layer_panel_edits_go_through_undo(qtbot, window, image_file):
     doc = open_in(qtbot, window, image_file)
     a = window.layers.new_mask()

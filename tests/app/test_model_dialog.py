@@ -18,10 +18,14 @@ def test_states_local_copy_and_offline_download(qtbot, tmp_path):
     dialog = ModelDialog(manager, settings, workers)
     qtbot.addWidget(dialog)
     table = dialog.table
-    roles = [table.item(r, 0).text() for r in range(table.rowCount())]
-    assert roles == ["clip", "sam2", "inpaint", "lama"]
-    states = [table.item(r, 2).text() for r in range(table.rowCount())]
-    assert all(s == "missing" for s in states)
+    purposes = [table.item(r, 0).text() for r in range(table.rowCount())]
+    assert "Segment" in purposes[0] and "click" in purposes[1] and "Inpaint" in purposes[2]
+    assert "remove" in purposes[3]
+    assert table.item(0, 3).text() == "MIT" and table.item(0, 2).text().endswith("MB")
+    states = [table.item(r, 4).text() for r in range(table.rowCount())]
+    assert all(s == "not installed" for s in states)
+    assert "4 model(s) are not installed" in dialog.intro.text()
+    assert dialog.all_button.isEnabled()
 
     table.selectRow(0)
     spec = manager.spec("clip")
@@ -37,13 +41,15 @@ def test_states_local_copy_and_offline_download(qtbot, tmp_path):
     spec = manager.spec("inpaint")
     weights = inpaint_folder(tmp_path / "my-sd")
     assert dialog.use_local(spec, str(weights))
-    assert table.item(2, 2).text() == "installed"
+    assert table.item(2, 4).text() == "installed"
     assert settings["local_model_paths"][spec.id] == str(weights.resolve())
 
     table.selectRow(1)
     dialog.download_selected()  # the tests run offline: a clear message, not a hang
     qtbot.waitUntil(lambda: dialog.job is None, timeout=20_000)
     assert "offline" in dialog.status.text().lower()
+    assert "ovpaint models" not in dialog.status.text()  # menus, not terminal commands
+    assert "Get Models" in dialog.status.text()
     assert not dialog.cancel_button.isEnabled()
     dialog.done(0)
     assert (tmp_path / "settings.json").exists()

@@ -139,3 +139,21 @@ def test_unique_name():
     doc.layers.append(doc.new_mask_layer("sky"))
     assert doc.unique_name("sky") == "sky (2)"
     assert doc.unique_name("dog") == "dog"
+
+
+def test_class_colours_are_fixed_distinct_and_follow_colour_words():
+    from ovpaint.core.document import OVERLAY_COLORS, class_color, class_key
+
+    assert class_color("sky") == class_color("Sky ") == class_color("sky (2)")
+    assert class_key("  Red   Car (3)") == "red car"
+    assert class_color("red car") == (230, 25, 75) and class_color("a blue door") == (0, 130, 200)
+    taken = [class_color("sky")]
+    other = class_color("sky", taken)  # the slot is taken: the next free one
+    assert other != taken[0] and other in OVERLAY_COLORS
+    names = ["sky", "dog", "person", "tree", "road", "car", "grass", "cat"]
+    chosen = []
+    for name in names:
+        chosen.append(class_color(name, chosen))
+    assert len(set(chosen)) == len(names)
+    every = list(OVERLAY_COLORS)
+    assert class_color("anything", every) in OVERLAY_COLORS  # full: still a colour

@@ -197,3 +197,29 @@ def test_the_manager_loads_released_big_lama_layout_from_a_local_copy(tmp_path):
     with pytest.raises(ModelUnavailable, match="broken.safetensors"):
         fresh.get("lama")
     assert fresh.device_of("lama") is None
+
+
+def test_big_lama_downloads_like_the_other_models_and_is_checked_when_loaded(
+    tmp_path, make_hub, monkeypatch
+):
+    """The registered entry through the downloader (a local fake hub: size and sha256 from
+    its LFS metadata), then the manager: a file of another width is refused by name."""
+    from huggingface_hub import constants
+
+    from ovpaint.models import download as dl
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    spec = get_spec("big-lama")
+    payload = tmp_path / "payload.safetensors"
+    save_file({f"generator.{k}": v for k, v in _weights().items()}, str(payload))
+    (pinned,) = spec.files
+    hub = make_hub(spec.repo, {pinned.path: payload.read_bytes()}, lfs={pinned.path})
+    store = ModelStore(tmp_path / "models")
+    result = dl.download(spec, store, source=dl.HubSource(endpoint=hub.url, token=""))
+    assert result.path == store.folder(spec) / pinned.path
+    assert dl.verify(spec, store).state == "ok"
+    manager = ModelManager(profile="real", device="cpu", settings=Settings(), store=store)
+    manager.check_available("lama")
+    with pytest.raises(ModelUnavailable, match="big-lama.safetensors does not match"):
+        manager.get("lama")

@@ -96,9 +96,10 @@ def generate(
     prompt: str,
     negative: str,
     seed: int,
-    on_step: Callable[[int], None],
+    on_step: Callable[..., None],
 ) -> np.ndarray:
-    """One crop through the pipeline at the model's resolution, scaled back to its size."""
+    """One crop through the pipeline at the model's resolution, scaled back to its size.
+    ``on_step(step, latents)`` after each denoising step."""
     import torch
 
     w, h = model_size(Crop(0, 0, rgb.shape[1], rgb.shape[0]), bundle.resolution)
@@ -109,7 +110,7 @@ def generate(
     generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def callback(pipe, step, timestep, kwargs):
-        on_step(step + 1)
+        on_step(step + 1, kwargs.get("latents"))  # the latents: for a preview
         return kwargs
 
     with torch.no_grad():

@@ -12,6 +12,9 @@ from ovpaint.core.jobs import Progress
 
 
 class Filler(Protocol):
+    """``fill`` calls ``on_unit(unit)`` after each unit of work; a diffusion filler passes
+    its latents too, ``on_unit(step, latents)``, for a preview of the unfinished result."""
+
     units: int  # progress units per fill call
     unit_name: str  # "step", "layer", ...
     uses_seed: bool  # whether seeds (and so variants) change the result

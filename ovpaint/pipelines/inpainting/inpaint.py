@@ -20,10 +20,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ovpaint.core.errors import BadInput, Cancelled
-from ovpaint.core.jobs import CancelToken, Progress
+from ovpaint.core.jobs import CancelToken, Preview, Progress
 from ovpaint.core.masks import grow
 from ovpaint.pipelines.inpainting.diffusion import run_with_memory_fallbacks
 from ovpaint.pipelines.inpainting.engines import (
@@ -46,6 +47,7 @@ from ovpaint.pipelines.inpainting.geometry import (
     paste_alpha,
     plan_regions,
 )
+from ovpaint.pipelines.inpainting.preview import PREVIEW_EVERY_STEPS, latents_to_rgb
 from ovpaint.pipelines.inpainting.settings import (
     DEFAULT_STRENGTH,
     MODES,
@@ -145,7 +147,8 @@ def _prompts(settings: InpaintSettings, engine: InpaintEngine) -> tuple[str, str
 
 
 class _Meter:
-    """Progress over all model calls of a job: units done, with a message naming the unit."""
+    """Progress over all model calls of a job: units done ("step 14/50"), a message naming
+    the engine and region, and every few denoising steps a preview of the crop."""
 
     def __init__(self, progress: Progress | None, engine: InpaintEngine, filler: Filler, calls):
         self.progress = progress
@@ -155,22 +158,35 @@ class _Meter:
         self.done = 0
         self.title = engine.title
         if progress:
-            progress.stage(engine.name, total=self.total, message=engine.title)
+            progress.stage(filler.unit_name, total=self.total, message=engine.title)
 
-    def on_unit(self, call: int, cancel: CancelToken):
+    def on_unit(self, call: int, cancel: CancelToken, crop: Crop, alpha: np.ndarray):
         base = call * self.filler.units
 
-        def report(unit: int) -> None:
+        def report(unit: int, latents=None) -> None:
             if self.progress:
                 where = f" · region {call + 1}/{self.calls}" if self.calls > 1 else ""
+                preview = None
+                if latents is not None and unit % PREVIEW_EVERY_STEPS == 0:
+                    preview = crop_preview(latents, crop, alpha)
                 self.progress.update(
                     min(self.total, base + unit),
                     self.total,
                     f"{self.title}: {self.filler.unit_name} {unit}/{self.filler.units}{where}",
+                    preview=preview,
                 )
             cancel.check()  # raising here stops a denoising loop or a network pass at once
 
         return report
+
+
+def crop_preview(latents, crop: Crop, alpha: np.ndarray) -> Preview:
+    """The unfinished result of ``crop`` from its latents, shown through the paste alpha."""
+    rgb = latents_to_rgb(latents)
+    ys, xs = crop.slice()
+    small = cv2.resize(alpha[ys, xs], (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+    alpha8 = np.rint(np.asarray(small, np.float32) * 255).astype(np.uint8)
+    return Preview(rgb, (crop.x0, crop.y0, crop.x1, crop.y1), alpha8)
 
 
 def _fill_all(
@@ -192,7 +208,8 @@ def _fill_all(
             cancel.check()
             ys, xs = plan.crop.slice()
             crop_rgb, crop_region = image[ys, xs], region[ys, xs]
-            filled = filler.fill(crop_rgb, crop_region, seed, meter.on_unit(call, cancel))
+            on_unit = meter.on_unit(call, cancel, plan.crop, alpha)
+            filled = filler.fill(crop_rgb, crop_region, seed, on_unit)
             call += 1
             if settings.color_match:
                 filled = match_colors(filled, crop_rgb, crop_region, settings.ring_px)

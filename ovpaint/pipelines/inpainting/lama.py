@@ -85,7 +85,9 @@ class LamaFiller:
         filled = lama_fill(self.bundle, rgb, hole, self.max_side, on_unit)
         if self.refine is None:
             return filled
-        return self.refine.fill(filled, hole, seed, lambda step: on_unit(self.layers + step))
+        return self.refine.fill(
+            filled, hole, seed, lambda step, latents=None: on_unit(self.layers + step, latents)
+        )
 
 
 @contextmanager

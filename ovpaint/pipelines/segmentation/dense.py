@@ -239,7 +239,7 @@ def window_features(
     # model already holds its weights in the chosen half precision.
     low = low_weights(clip, dtype) if dtype != model_dtype and device.type == "cpu" else None
     if progress:
-        progress.stage("dense features", len(boxes))
+        progress.stage("windows", len(boxes))
     with torch.no_grad():
         for start in range(0, len(boxes), settings.batch_size):
             if cancel:
@@ -464,7 +464,7 @@ def dense_probabilities(
     if not names:
         raise BadInput("Nothing to segment: no class names were given.")
     t0 = time.perf_counter()
-    text = text_encoder_for(manager, settings.templates).encode(names)
+    text = text_encoder_for(manager, settings.templates).encode(names, progress=progress)
     timings["text"] = time.perf_counter() - t0
     if cancel:
         cancel.check()

@@ -113,6 +113,7 @@ def decode_points(
     prompts_per_call: int | None = None,
     dtype: torch.dtype | None = None,
     derived: Derived | None = None,
+    progress: Progress | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-resolution mask logits (B×3×256×256) and predicted IoUs (B×3) of B single-point
     prompts (image pixel coordinates), as ``predictor.predict`` gives for each point alone.
@@ -136,10 +137,14 @@ def decode_points(
             )
         calls = max(1, min(n // 2, math.ceil(n / max(2, int(prompts_per_call)))))
         ious, masks = [], []
+        if progress:
+            progress.stage("SAM2 points", n)
         for index in torch.arange(n).tensor_split(calls):
             iou, state = decoder.iou_and_state(coords[index], labels[index])
             ious.append(iou)
             masks.append(decoder.masks_for(state, torch.arange(len(index))))
+            if progress:
+                progress.update(int(index[-1]) + 1)
     return torch.cat(masks).float(), torch.cat(ious).float()
 
 
@@ -245,7 +250,9 @@ def refine_labels(
         t0 = time.perf_counter()
         xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points], np.float32)
         dtype = decoder_dtype(s.compute_dtype, sam)
-        low_res, _ = decode_points(predictor, xy, dtype=dtype, derived=sam.derived)
+        low_res, _ = decode_points(
+            predictor, xy, dtype=dtype, derived=sam.derived, progress=progress
+        )
     timings["decoder"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     claimed = vote(low_res.cpu(), points, labels, n_classes, s)

@@ -201,7 +201,8 @@ def test_progress_counts_network_layers_and_cancel_stops_inside_a_pass(tiny_mana
     progress = Progress()
     progress.subscribe(events.append)
     inpaint(image, mask, InpaintSettings(engine="lama"), manager=tiny_manager, progress=progress)
-    assert events[0].stage == "lama" and events[0].total == layers
+    assert events[0].stage == "layer" and events[0].total == layers
+    assert events[0].message == "LaMa"
     done = [e.done for e in events[1:]]
     assert done == list(range(1, layers + 1))
     assert events[-1].message == f"LaMa: layer {layers}/{layers}"

@@ -62,7 +62,7 @@ from ovpaint.pipelines.segmentation.proposals.selection import (
     select_masks,
     size_penalty,
 )
-from ovpaint.pipelines.segmentation.settings import ProposalSettings
+from ovpaint.pipelines.segmentation.settings import CPU_GRID, THESIS_GRID, ProposalSettings
 from ovpaint.pipelines.session import ImageSession, sam2_autocast
 
 __all__ = [
@@ -95,12 +95,12 @@ def work_size(h: int, w: int, s: ProposalSettings) -> tuple[int, int]:
     return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
 
 
-def _amg_key(model_id: str, s: ProposalSettings) -> tuple:
+def _amg_key(model_id: str, s: ProposalSettings, device_type: str = "cpu") -> tuple:
     return (
         "proposal_masks",
         model_id,
         s.max_side,
-        s.points_per_side,
+        s.grid(device_type),
         s.points_per_batch,
         s.pred_iou_thresh,
         s.stability_score_thresh,
@@ -121,7 +121,7 @@ def session_masks(
 ) -> AutoMasks:
     """The image's automatic masks, generated once per image, SAM2 model and AMG settings."""
     with manager.use("sam2") as sam:
-        key = _amg_key(sam.model_id, settings)
+        key = _amg_key(sam.model_id, settings, sam.device.type)
         cached = session.get(key)
         if cached is not None:
             return cached
@@ -153,6 +153,7 @@ def session_mask_features(
             "proposal_features",
             clip.model_id,
             _amg_key(manager.model_id("sam2"), settings),
+            masks.grid,
             settings.scales,
             settings.crop_margin,
             settings.min_area_ratio,
@@ -200,6 +201,12 @@ def segment_proposals(
     big = auto.areas >= s.min_area_ratio * h * w
     candidates = auto.select(np.nonzero(big)[0])
     messages: list[str] = []
+    if s.points_per_side is None and auto.grid == CPU_GRID:
+        messages.append(
+            f"Proposals came from a {CPU_GRID}×{CPU_GRID} point grid, the default on a CPU "
+            f"(about 4× faster than the {THESIS_GRID}×{THESIS_GRID} the benchmark uses; "
+            f"proposal.points_per_side={THESIS_GRID} asks for it)."
+        )
     if len(candidates) == 0:
         messages.append(
             f"SAM2 proposed no mask large enough to score ({len(auto)} masks "

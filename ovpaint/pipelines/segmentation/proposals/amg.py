@@ -29,6 +29,7 @@ class AutoMasks:
     stability_score: np.ndarray  # N float32
     points: np.ndarray  # N×2 float32, the grid point that produced each mask
     timings: dict[str, float] = field(default_factory=dict)
+    grid: int = 0  # points per side of the grid they were made from
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
@@ -45,6 +46,7 @@ class AutoMasks:
             self.stability_score[keep],
             self.points[keep],
             dict(self.timings),
+            self.grid,
         )
 
 
@@ -94,7 +96,8 @@ def generate_masks(
     t0 = time.perf_counter()
     h, w = out_hw or sam2_adapter.image_hw(predictor)
     device = predictor.device
-    grid = _grid_points(s.points_per_side, h, w)
+    per_side = s.grid(device.type)
+    grid = _grid_points(per_side, h, w)
     decoder = PromptDecoder(predictor)
     chunk = max(2, s.decoder_chunk)
     crop_box, orig_box = [0, 0, w, h], [0, 0, w, h]
@@ -103,7 +106,7 @@ def generate_masks(
     kept_boxes, kept_iou, kept_stab, kept_points = [], [], [], []
     total = len(grid)
     if progress:
-        progress.stage("automatic masks", total=total)
+        progress.stage("SAM2 points", total=total)
 
     def finish(
         points: torch.Tensor, iou: torch.Tensor, low: torch.Tensor, full: torch.Tensor | None = None
@@ -177,6 +180,7 @@ def generate_masks(
             np.zeros((0, 2), np.float32),
         )
         empty.timings = {"amg_decode": t_decode, "amg_total": time.perf_counter() - t0}
+        empty.grid = per_side
         return empty
     boxes = torch.cat(kept_boxes)
     iou = torch.cat(kept_iou)
@@ -194,6 +198,7 @@ def generate_masks(
         points=torch.cat(kept_points)[keep].float().cpu().numpy(),
     )
     result.timings = {"amg_decode": t_decode, "amg_total": time.perf_counter() - t0}
+    result.grid = per_side
     return result
 
 

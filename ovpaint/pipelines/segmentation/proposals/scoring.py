@@ -97,7 +97,7 @@ def mask_features(
     squares = [mask_crop(image, mask_arr[i], boxes[i], s.crop_margin, fill) for i in range(n)]
     out: list[np.ndarray] = []
     if progress:
-        progress.stage("scoring masks", total=n * len(s.scales))
+        progress.stage("scoring", total=n * len(s.scales), unit="masks")
     done = 0
     # no_grad, not inference_mode: autocast caches its low-precision weight copies only
     # outside inference mode (bf16 under inference_mode was 4× slower than fp32 on a CPU)

@@ -1,0 +1,51 @@
+"""The method list says what to expect on this machine (the last run, or an estimate from
+another method's last run by the cost hints), and the proposal grid is 16×16 on a CPU."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from ovpaint.pipelines.segmentation.methods import METHODS
+from tests.app import scripted
+from tests.app.conftest import open_in, wait_idle
+
+
+def _item(window, name):
+    combo = window.prompt.method
+    index = combo.findData(name)
+    return combo.itemText(index), combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+
+
+def test_expected_times_from_the_last_run(qtbot, window, image_file, monkeypatch):
+    text, tip = _item(window, "refined")
+    assert text == "refined" and "known after its first run" in tip
+    open_in(qtbot, window, image_file)
+    scripted.install(monkeypatch, window)
+    monkeypatch.setitem(scripted.STATE, "delay", 0.6)  # one class: about 0.6 s
+    window.prompt._fill_methods()  # the scripted method into the list the app builds
+    window.prompt.method.setCurrentIndex(window.prompt.method.findData(scripted.NAME))
+    window.prompt.prompt.setText("sky")
+    qtbot.mouseClick(window.prompt.button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    seconds = window.settings["method_seconds"][scripted.NAME]
+    assert 0.6 <= seconds < 30
+    text, tip = _item(window, scripted.NAME)
+    assert text.startswith(f"{scripted.NAME}  —  ~") and "its last run here" in tip
+    # another method: scaled by the cost hints (refined ≈ 5× the scripted method's 1×)
+    text, tip = _item(window, "refined")
+    assert "estimated from scripted's last run" in tip
+    assert METHODS["refined"].cost == 5.0
+    assert window.prompt.method.currentData() == scripted.NAME  # the choice survived
+
+
+def test_proposal_grid_is_cheaper_on_a_cpu_and_says_so(qtbot, window):
+    panel = window.prompt
+    panel.method.setCurrentIndex(panel.method.findData("dense"))
+    assert not panel.grid.isVisible()
+    assert panel.method_settings("dense") is None
+    panel.method.setCurrentIndex(panel.method.findData("proposal"))
+    assert panel.grid.isVisible() and panel.grid.currentData() == 16
+    assert "32×32 the benchmark keeps" in panel.grid.toolTip()
+    assert panel.method_settings("proposal") == {"proposal": {"points_per_side": 16}}
+    panel.grid.setCurrentIndex(panel.grid.findData(32))
+    assert panel.method_settings("hybrid") == {"proposal": {"points_per_side": 32}}
