@@ -13,10 +13,10 @@ from PIL import Image
 import ovpaint.eval.runner as runner_module
 import ovpaint.pipelines.inpainting.inpaint as inpaint_module
 import ovpaint.pipelines.segmentation.segment as segment_module
-from ovpaint.cli import main
 from ovpaint.core.errors import BadInput
 from ovpaint.eval.synthetic import make_synthetic
 from ovpaint.pipelines.segmentation import settings as seg_settings
+from tests.cli.conftest import one_line, run
 
 
 @pytest.fixture
@@ -42,20 +42,6 @@ def started(monkeypatch):
     monkeypatch.setattr(inpaint_module, "inpaint", refuse("inpaint"))
     monkeypatch.setattr(runner_module, "run_benchmark", refuse("benchmark"))
     return calls
-
-
-def run(*argv):
-    try:
-        return main(["--models", "tiny", *map(str, argv)])
-    except SystemExit as exc:  # argparse refused an option
-        return exc.code
-
-
-def one_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 DEEP = "[" * 100_000 + "]" * 100_000

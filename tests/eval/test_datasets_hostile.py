@@ -50,29 +50,24 @@ def test_ids_of_the_split_file_stay_inside_the_dataset(tmp_path, entry):
     assert "\n" not in str(err.value)
 
 
-def test_images_and_annotations_linked_out_of_the_dataset_are_refused(tmp_path):
-    root, info, split = _voc(tmp_path)
+@pytest.mark.parametrize(
+    "layout, member",
+    [
+        ("voc", "JPEGImages/{id}.jpg"),  # named by the split file
+        ("voc", "SegmentationClass/{id}.png"),
+        ("cocostuff", "annotations/val2017/{id}.png"),  # found by a sorted listing
+        ("ade20k", "ADEChallengeData2016/images/validation/{id}.jpg"),
+    ],
+)
+def test_images_and_annotations_linked_out_of_the_dataset_are_refused(tmp_path, layout, member):
+    root = tmp_path / layout
+    ids = make_synthetic(layout, root, n_images=2).ids
     secret = _outside(tmp_path)
-    image = root / "JPEGImages" / f"{info.ids[1]}.jpg"
-    image.unlink()
-    image.symlink_to(secret / "x.jpg")
+    link = root / member.format(id=ids[1])
+    link.unlink()
+    link.symlink_to(secret / ("x" + link.suffix))
     with pytest.raises(BadInput, match="outside"):
-        open_dataset("voc", root)
-    # the same through a sorted listing (COCO-Stuff, ADE20K): image and annotation alike
-    coco = tmp_path / "coco"
-    ids = make_synthetic("cocostuff", coco, n_images=2).ids
-    label = coco / "annotations" / "val2017" / f"{ids[0]}.png"
-    label.unlink()
-    label.symlink_to(secret / "x.png")
-    with pytest.raises(BadInput, match="outside"):
-        open_dataset("cocostuff", coco)
-    ade = tmp_path / "ade"
-    ids = make_synthetic("ade20k", ade, n_images=2).ids
-    image = ade / "ADEChallengeData2016" / "images" / "validation" / f"{ids[0]}.jpg"
-    image.unlink()
-    image.symlink_to(secret / "x.jpg")
-    with pytest.raises(BadInput, match="outside"):
-        open_dataset("ade20k", ade)
+        open_dataset(layout, root)
 
 
 def test_a_linked_dataset_folder_still_opens(tmp_path):
