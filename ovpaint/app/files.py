@@ -263,7 +263,7 @@ class FileController(QObject):
             if not ok:
                 return False
         try:  # said now, while the user still has the dialog in mind, not after the blend
-            check_output_file(path, what="The export")
+            check_output_file(path)
         except BadInput as exc:
             self._refused(exc)
             return False
@@ -302,7 +302,7 @@ class FileController(QObject):
         layers = mode != "labels"
         paths = mask_set_paths(folder / stem, names, with_labels=not layers, with_masks=layers)
         try:  # every file of the set, before the job (see export_masks_job)
-            check_output_dir(folder, what="The mask folder")
+            check_output_dir(folder)
             check_mask_set(paths, inputs=[doc.path] if doc.path else [])
         except BadInput as exc:
             self._refused(exc)
