@@ -107,13 +107,16 @@ def test_toy_method_is_in_the_app_method_lists(toy_method, qtbot, tiny_manager):
     qtbot.addWidget(window)
     window.open_batch_dialog()
     panel, dialog = window.prompt, window._batch_dialog
-    for combo in (panel.method, dialog.batch_method, dialog.bench_method):
+    for combo in (panel.method, dialog.batch_method):
         index = combo.findData("bright")
         assert index >= 0
         tip = combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
         assert tip.startswith("Brightness: pixels above a brightness level")
+    items = [dialog.bench_methods.item(i) for i in range(dialog.bench_methods.count())]
+    (bright,) = [i for i in items if i.data(Qt.ItemDataRole.UserRole) == "bright"]
+    assert bright.toolTip().startswith("Brightness: pixels above a brightness level")
     assert panel.method.currentData() == methods.DEFAULT_METHOD
-    assert dialog.bench_method.currentData() == methods.DEFAULT_BENCHMARK_METHOD
+    assert dialog.benchmark_methods() == [methods.DEFAULT_BENCHMARK_METHOD]
 
 
 def test_registration_refuses_a_clash_and_a_bad_record(toy_method):
@@ -339,7 +342,7 @@ def test_toy_dataset_is_in_the_benchmark_dialog_and_runs_there(
     assert dialog.dataset_combo.itemText(index) == "Toy shapes (all images)"
     dialog.tabs.setCurrentIndex(1)
     dialog.dataset_combo.setCurrentIndex(index)
-    dialog.bench_method.setCurrentIndex(dialog.bench_method.findData("bright"))
+    dialog.set_benchmark_methods(["bright"])
     dialog.root_edit.setText(str(toy_dataset))
     dialog.report_edit.setText(str(tmp_path / "dialog.json"))
     dialog.start_button.click()

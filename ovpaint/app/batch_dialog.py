@@ -6,8 +6,11 @@ window stays usable while a folder or a benchmark runs. One dialog, two tabs:
 
 - **Batch**: input and output folders, prompt, method, optional inpainting, overwrite; a live
   table of files (status, classes found, seconds) while it runs.
-- **Benchmark**: dataset type, root folder, method, limit, report file; the running mIoU while
-  it runs, and at the end the per-class table, the IoU bar chart and the confusion matrix.
+- **Benchmark**: dataset type, root folder, one or more methods, limit, report file; the
+  running mIoU while it runs, and at the end the per-class table, the IoU bar chart and the
+  confusion matrix. With several methods they run one after the other over the same images
+  and the results come side by side: a comparison table and chart (mIoU, pixel accuracy,
+  mean F1, boundary F1, seconds per image) and a per-class IoU column and heat map per method.
 
 Both show progress with rate and ETA, can be cancelled (a cancelled run resumes next time),
 and end with buttons that open the output folder and the report.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,6 +33,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -49,10 +54,11 @@ from ovpaint.eval.datasets import DATASETS
 from ovpaint.pipelines.inpainting.settings import CPU_STEPS as INPAINT_CPU_STEPS
 from ovpaint.pipelines.inpainting.settings import GPU_STEPS as INPAINT_GPU_STEPS
 from ovpaint.pipelines.inpainting.settings import MODES as INPAINT_MODES
-from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD
+from ovpaint.pipelines.segmentation.methods import DEFAULT_BENCHMARK_METHOD, METHODS, method_names
 
 FILE_COLUMNS = ("File", "Status", "Classes found", "Seconds", "Error")
 CLASS_COLUMNS = ("Class", "IoU %", "F1 %", "Boundary F1 %", "GT pixels")
+COMPARISON_COLUMNS = ("Method", "mIoU %", "Pixel acc. %", "Mean F1 %", "Boundary F1 %", "s / image")
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -88,6 +94,39 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str, file: bool = False
     return row
 
 
+class FitImage(QLabel):
+    """An image scaled to the label's size, aspect kept (a chart that fits its tab)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._original = QPixmap()
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(200, 120)
+
+    def set_image(self, pixmap: QPixmap) -> None:
+        self._original = pixmap
+        self._rescale()
+
+    def image(self) -> QPixmap:
+        return self._original
+
+    def _rescale(self) -> None:
+        if self._original.isNull():
+            self.clear()
+            return
+        self.setPixmap(
+            self._original.scaled(
+                self.size(),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._rescale()
+
+
 def _benchmark_job(
     dataset: str,
     root: str,
@@ -119,6 +158,38 @@ def _benchmark_job(
     )
     paths = write_report(result, out_path, manager=manager)
     return result, paths
+
+
+def _comparison_job(
+    dataset: str,
+    root: str,
+    methods: list[str],
+    manager,
+    *,
+    limit,
+    seed,
+    out_path: str,
+    segment_fn,
+    progress=None,
+    cancel=None,
+):
+    """Every method over the same images, then the reports, off the UI thread."""
+    from ovpaint.eval.compare import run_comparison, write_comparison
+
+    comparison = run_comparison(
+        dataset,
+        root,
+        methods,
+        manager,
+        out_path=out_path,
+        segment_fns=None if segment_fn is None else {m: segment_fn for m in methods},
+        progress=progress,
+        cancel=cancel,
+        limit=limit,
+        seed=seed,
+    )
+    paths = write_comparison(comparison, out_path, manager=manager)
+    return comparison, paths
 
 
 class BatchDialog(QDialog):
@@ -188,7 +259,18 @@ class BatchDialog(QDialog):
         self.iou_chart.setObjectName("iouChart")
         self.confusion_chart = QLabel()
         self.confusion_chart.setObjectName("confusionChart")
+        self.comparison_table = QTableWidget(0, len(COMPARISON_COLUMNS))
+        self.comparison_table.setObjectName("comparisonTable")
+        self._setup_table(self.comparison_table, COMPARISON_COLUMNS)
+        self.comparison_chart = FitImage()
+        self.comparison_chart.setObjectName("comparisonChart")
+        self.comparison_tab = QWidget()
+        compare_layout = QVBoxLayout(self.comparison_tab)
+        compare_layout.setContentsMargins(0, 0, 0, 0)
+        compare_layout.addWidget(self.comparison_table)
+        compare_layout.addWidget(self.comparison_chart, 1)
         self.results.addTab(self.table, "Files")
+        self.results.addTab(self.comparison_tab, "Comparison")
         self.results.addTab(self.class_table, "Per class")
         self.results.addTab(self._scroll(self.iou_chart), "IoU chart")
         self.results.addTab(self._scroll(self.confusion_chart), "Confusion matrix")
@@ -292,7 +374,20 @@ class BatchDialog(QDialog):
             self.dataset_combo.addItem(spec.label, spec.key)
         self.root_edit = QLineEdit()
         self.root_edit.setObjectName("datasetRoot")
-        self.bench_method = self._method_combo("benchmarkMethod", DEFAULT_BENCHMARK_METHOD)
+        self.bench_methods = QListWidget()
+        self.bench_methods.setObjectName("benchmarkMethods")
+        self.bench_methods.setToolTip(
+            "Tick one method, or several to compare them on the same images"
+        )
+        for name in method_names():
+            item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(f"{METHODS[name].title}: {METHODS[name].describe()}")
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.bench_methods.addItem(item)
+        self.set_benchmark_methods([DEFAULT_BENCHMARK_METHOD])
+        rows = min(self.bench_methods.count(), 6)
+        self.bench_methods.setMaximumHeight(rows * self.bench_methods.sizeHintForRow(0) + 6)
         self.limit_spin = QSpinBox()
         self.limit_spin.setObjectName("limitSpin")
         self.limit_spin.setRange(0, 100_000)
@@ -304,11 +399,26 @@ class BatchDialog(QDialog):
         self.report_edit.setPlaceholderText("report .json (default: beside the dataset)")
         form.addRow("Dataset", self.dataset_combo)
         form.addRow("Root folder", _folder_row(self.root_edit, self, "Dataset folder"))
-        form.addRow("Method", self.bench_method)
+        form.addRow("Methods", self.bench_methods)
         form.addRow("Limit", self.limit_spin)
         form.addRow("Seed", self.seed_spin)
         form.addRow("Report", _folder_row(self.report_edit, self, "Report file", file=True))
         return tab
+
+    def benchmark_methods(self) -> list[str]:
+        """The ticked methods, in list order."""
+        items = (self.bench_methods.item(i) for i in range(self.bench_methods.count()))
+        return [
+            item.data(Qt.ItemDataRole.UserRole)
+            for item in items
+            if item.checkState() == Qt.CheckState.Checked
+        ]
+
+    def set_benchmark_methods(self, names) -> None:
+        for i in range(self.bench_methods.count()):
+            item = self.bench_methods.item(i)
+            checked = item.data(Qt.ItemDataRole.UserRole) in set(names)
+            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
     # ------------------------------------------------------------------ running
     @property
@@ -390,27 +500,32 @@ class BatchDialog(QDialog):
             Path(root).expanduser().resolve().parent / f"ovpaint-benchmark-{dataset}.json"
         )
         self.report_edit.setText(report)
+        methods = self.benchmark_methods()
+        if not methods:
+            self.status.setText("Tick at least one method.")
+            return
         self.report_file = Path(report)
         self.output_folder = Path(report).parent
         self.class_table.setRowCount(0)
-        limit = self.limit_spin.value() or None
+        self.comparison_table.setRowCount(0)
+        several = len(methods) > 1
         handle = self.workers.submit(
-            _benchmark_job,
+            _comparison_job if several else _benchmark_job,
             dataset,
             root,
-            self.bench_method.currentData(),
+            methods if several else methods[0],
             self.manager,
-            limit=limit,
+            limit=self.limit_spin.value() or None,
             seed=self.seed_spin.value(),
             out_path=report,
             segment_fn=self.segment_fn,
             on_progress=self._on_progress,
-            on_done=self._benchmark_done,
+            on_done=self._comparison_done if several else self._benchmark_done,
             on_error=self._on_error,
             on_cancelled=self._on_cancelled,
             name="benchmark",
         )
-        self._begin(handle, "Running benchmark")
+        self._begin(handle, f"Comparing {len(methods)} methods" if several else "Running benchmark")
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -452,18 +567,24 @@ class BatchDialog(QDialog):
         extra = (" " + " ".join(report.messages)) if report.messages else ""
         self._end(f"Finished: {report.summary()}.{extra}")
 
+    @staticmethod
+    def _fill(table: QTableWidget, columns, rows) -> None:
+        table.setColumnCount(len(columns))
+        table.setHorizontalHeaderLabels(list(columns))
+        table.setRowCount(0)
+        for values in rows:
+            row = table.rowCount()
+            table.insertRow(row)
+            for col, value in enumerate(values):
+                table.setItem(row, col, QTableWidgetItem(value))
+
     def _benchmark_done(self, outcome) -> None:
         result, paths = outcome
-        self.last_result = outcome
-        self.report_file = paths["json"]
         s = result.scores
-        self.class_table.setRowCount(0)
-        for c in s.as_dict()["per_class"]:
-            if c["iou"] is None:
-                continue
-            row = self.class_table.rowCount()
-            self.class_table.insertRow(row)
-            for col, value in enumerate(
+        self._fill(
+            self.class_table,
+            CLASS_COLUMNS,
+            [
                 (
                     c["name"],
                     _pct(c["iou"]),
@@ -471,19 +592,79 @@ class BatchDialog(QDialog):
                     _pct(c["boundary_f1"]),
                     str(c["gt_pixels"]),
                 )
-            ):
-                self.class_table.setItem(row, col, QTableWidgetItem(value))
+                for c in s.as_dict()["per_class"]
+                if c["iou"] is not None
+            ],
+        )
         self.iou_chart.setPixmap(QPixmap(str(paths["iou"])))
         self.confusion_chart.setPixmap(QPixmap(str(paths["confusion"])))
-        self.results.setCurrentWidget(self.class_table)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
         spi = result.seconds_per_image.get("total")
-        self._end(
+        self._finished(
+            outcome,
+            self.class_table,
             f"{result.dataset_title} · {result.method} · {s.images} images: mIoU "
             f"{s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}"
-            + (f", {spi:.2f} s per image" if spi is not None else "")
-            + f". Report: {paths['json']}"
+            + (f", {spi:.2f} s per image" if spi is not None else ""),
+        )
+
+    def _finished(self, outcome, shown: QWidget, text: str) -> None:
+        """A benchmark or comparison is done: its report is the one to open."""
+        self.last_result = outcome
+        self.report_file = outcome[1]["json"]
+        self.results.setCurrentWidget(shown)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self._end(f"{text}. Report: {self.report_file}")
+
+    def _comparison_done(self, outcome) -> None:
+        from ovpaint.eval.compare import comparison_dict, method_out_path
+        from ovpaint.eval.report import report_paths
+
+        comparison, paths = outcome
+        data = comparison_dict(comparison)
+        methods = data["methods"]
+
+        def seconds(row) -> str:
+            return "" if row["seconds_per_image"] is None else f"{row['seconds_per_image']:.2f}"
+
+        self._fill(
+            self.comparison_table,
+            COMPARISON_COLUMNS,
+            [
+                (
+                    row["method"],
+                    _pct(row["mIoU"]),
+                    _pct(row["pixel_accuracy"]),
+                    _pct(row["mean_f1"]),
+                    _pct(row["mean_boundary_f1"]),
+                    seconds(row),
+                )
+                for row in data["summary"]
+            ],
+        )
+        self._fill(
+            self.class_table,
+            ["Class"] + [f"{m} IoU %" for m in methods],
+            [[c["name"]] + [_pct(c["iou"][m]) for m in methods] for c in data["per_class"]],
+        )
+        table = self.comparison_table
+        table.resizeColumnsToContents()
+        table.resizeRowsToContents()
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
+        table.setFixedHeight(
+            table.horizontalHeader().height() + rows_height + 2 * table.frameWidth()
+        )
+        self.comparison_chart.set_image(QPixmap(str(paths["chart"])))
+        self.iou_chart.setPixmap(QPixmap(str(paths["per_class"])))
+        first = report_paths(method_out_path(paths["json"], methods[0]))
+        self.confusion_chart.setPixmap(QPixmap(str(first["confusion"])))
+        best = max(data["summary"], key=lambda r: -1.0 if r["mIoU"] is None else r["mIoU"])
+        self._finished(
+            outcome,
+            self.comparison_tab,
+            f"{data['dataset_title']} · {len(methods)} methods · {data['images']} images: "
+            f"best mIoU {best['method']} {_pct(best['mIoU'])}",
         )
 
     def _on_error(self, exc: BaseException) -> None:

@@ -133,8 +133,11 @@ class cancel_on_interrupt:  # noqa: N801 - used as a context manager, reads like
             signal.signal(signal.SIGINT, self._previous)
 
 
-def add_method_option(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """``--method``: choices, default and help generated from the method registry."""
+def add_method_option(
+    parser: argparse.ArgumentParser, default: str | None = None, *, several: bool = False
+) -> None:
+    """``--method``: choices, default and help generated from the method registry. With
+    ``several`` it takes a comma-separated list (checked by :func:`methods_from_args`)."""
     from ovpaint.pipelines.segmentation.methods import DEFAULT_METHOD, METHODS, method_names
 
     default = default or DEFAULT_METHOD
@@ -142,12 +145,29 @@ def add_method_option(parser: argparse.ArgumentParser, default: str | None = Non
         f"{name}{' (default)' if name == default else ''}: {METHODS[name].describe()}"
         for name in method_names()
     )
-    parser.add_argument(
-        "--method",
-        choices=method_names(),
-        default=default,
-        help="segmentation method. " + described.replace("%", "%%"),
-    )
+    if several:
+        parser.add_argument(
+            "--method",
+            default=default,
+            metavar="METHOD[,METHOD...]",
+            help="segmentation method, or several separated by commas to compare them on the "
+            "same images. " + described.replace("%", "%%"),
+        )
+    else:
+        parser.add_argument(
+            "--method",
+            choices=method_names(),
+            default=default,
+            help="segmentation method. " + described.replace("%", "%%"),
+        )
+
+
+def methods_from_args(args: argparse.Namespace) -> list[str]:
+    """The methods of a ``--method`` taking several: known, in order, each once."""
+    from ovpaint.eval.compare import parse_methods
+    from ovpaint.pipelines.segmentation.methods import method_names
+
+    return parse_methods(args.method, method_names())
 
 
 def add_settings_option(parser: argparse.ArgumentParser) -> None:

@@ -48,7 +48,8 @@ def register(sub) -> argparse.ArgumentParser:
         "--preset",
         choices=("default", "voc"),
         default=None,
-        help="dense post-processing preset (voc: scale 65, prob/area thresholds)",
+        help="the method's PASCAL VOC preset (dense: scale 65, prob/area thresholds; naclip: "
+        "the whole image at once, prob threshold)",
     )
     p.add_argument(
         "--short-side",
@@ -80,10 +81,14 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    from ovpaint.pipelines.segmentation.settings import VOC_DENSE
+    from ovpaint.pipelines.segmentation.settings import VOC_DENSE, VOC_NACLIP
 
-    preset = {"dense": dict(VOC_DENSE)} if args.preset == "voc" else None
-    short_side = {"dense.short_side": args.short_side} if args.short_side is not None else None
+    preset = {"dense": VOC_DENSE, "naclip": VOC_NACLIP} if args.preset == "voc" else None
+    short_side = (
+        {"dense.short_side": args.short_side, "naclip.short_side": args.short_side}
+        if args.short_side is not None
+        else None
+    )
     return settings_from_args(args, preset, short_side)
 
 

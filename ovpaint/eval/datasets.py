@@ -33,7 +33,7 @@ from ovpaint.core.masks import load_label_png
 from ovpaint.core.paths import resource
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.core.safeio import read_regular, safe_name, under_root
-from ovpaint.pipelines.segmentation.settings import THESIS_GRID, VOC_DENSE
+from ovpaint.pipelines.segmentation.settings import THESIS_GRID, VOC_DENSE, VOC_NACLIP
 
 IGNORE = 255
 MAX_LIST_BYTES = 16 << 20  # an id list (VOC's val: 17 KB, trainaug: 127 KB); class lists too
@@ -418,7 +418,7 @@ register_dataset(
         VOCDataset,
         "val",
         aliases=("voc21", "voc2012", "pascal"),
-        presets={"*": {"dense": dict(VOC_DENSE), **THESIS_PROPOSALS}},
+        presets={"*": {"dense": dict(VOC_DENSE), "naclip": dict(VOC_NACLIP), **THESIS_PROPOSALS}},
         report_key="voc21",
     )
 )

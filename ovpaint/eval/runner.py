@@ -160,13 +160,19 @@ def run_benchmark(
     settings: dict[str, Any] | None = None,
     segment_fn: SegmentFn | None = None,
     boundary: bool = True,
+    stage: str = "benchmark",
+    warm_up: bool = False,
 ) -> BenchmarkResult:
     """Segment each selected image and score the run; see the module docstring.
 
     ``out_path`` is where the caller will write the report; the state file lives beside it
     (``<out>.state.jsonl``) and is what makes the run resumable. ``segment_fn`` replaces the
-    product's segmentation (tests inject a known segmenter). Raises :class:`Cancelled` when
-    ``cancel`` fires; everything finished so far stays in the state file.
+    product's segmentation (tests inject a known segmenter). ``stage`` names the progress
+    stage. ``warm_up``: segment the first image still to do once, untimed and unscored, before
+    the timed run, so its seconds per image leave out what a run pays once (loading the
+    models, encoding the class names). Raises :class:`Cancelled` when ``cancel`` fires;
+    everything finished so far stays in
+    the state file.
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, root)
     samples = select_samples(ds, limit, seed)
@@ -190,11 +196,17 @@ def run_benchmark(
             state_path.write_text(json.dumps({"config": config}, default=str) + "\n", "utf-8")
         records = {k: v for k, v in records.items() if k in set(ids)}
 
+    if warm_up:
+        todo = next((s for s in samples if s.id not in records), None)
+        if todo is not None:
+            if cancel:
+                cancel.check()
+            segment_fn(ds.load(todo).image.rgb, queries)
     acc = ConfusionAccumulator(ds.num_classes)
     totals: dict[str, float] = {}
     resumed = 0
     if progress:
-        progress.stage("benchmark", total=len(samples), message=ds.title)
+        progress.stage(stage, total=len(samples), message=ds.title)
     for n, sample in enumerate(samples):
         if cancel:
             cancel.check()

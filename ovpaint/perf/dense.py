@@ -1,5 +1,6 @@
 """Dense path stages: text encoding, SCLIP sliding-window pass, cached re-query, SAM2 embedding
-and prompted refinement, each beside the plain baseline it improves on.
+and prompted refinement, each beside the plain baseline it improves on; NACLIP's pass beside
+SCLIP's, its PAMR beside the pass, and its re-queries.
 
 Full-size architectures with random weights (ViT-B/16 quickgelu, SAM2.1 hiera-tiny at 1024 px);
 ``--models tiny`` uses the tiny models, ``quick`` smaller inputs.
@@ -50,6 +51,7 @@ class DenseBench:
         self.h, self.w = (188, 250) if ctx.quick or ctx.tiny else (375, 500)
         self.models = FixedModels(clip=self.clip, sam2=self.sam)
         self.names = itertools.count()  # a new name per call: never a cached text
+        self._kept: dict = {}
 
     def clip(self):
         return clip_bundle(self.ctx)
@@ -116,15 +118,58 @@ class DenseBench:
     def new_name(self):
         return self.encoder.encode([f"thing {next(self.names)}"])
 
-    def dense_pass(self, dtype: str):
-        from ovpaint.pipelines.segmentation.dense import (
-            DenseSettings,
-            slide_logits,
-            window_features,
-        )
+    def dense_pass(self, dtype: str, method: str = "dense"):
+        from ovpaint.pipelines.segmentation.dense import slide_logits, window_features
+        from ovpaint.pipelines.segmentation.settings import DenseSettings, NaclipSettings
 
-        feats = window_features(self.clip(), self.net_input, DenseSettings(compute_dtype=dtype))
+        settings = (NaclipSettings if method == "naclip" else DenseSettings)(compute_dtype=dtype)
+        feats = window_features(self.clip(), self.net_input, settings)
         return slide_logits(feats, self.text)
+
+    def pamr_inputs(self, n_names: int):
+        """(logits at the image size for the first ``n_names`` names of a one-word query with
+        the implicit background, the guide), as the pipeline has them."""
+        key = ("pamr", n_names)
+        if key not in self._kept:
+            import torch
+
+            from ovpaint.core.prompt import parse_prompt
+            from ovpaint.pipelines.segmentation import dense as D
+            from ovpaint.pipelines.segmentation.settings import NaclipSettings
+
+            names = D.class_names(parse_prompt("dog, sky"))[0][:n_names]
+            settings = NaclipSettings(compute_dtype="bf16")
+            feats = D.window_features(self.clip(), self.net_input, settings)
+            logits = D.fast_final_logits(feats, self.encoder.encode(names) * 40.0, (self.h, self.w))
+            guide = torch.nn.functional.interpolate(
+                self.net_input.float().cpu(),
+                size=(self.h, self.w),
+                mode="bilinear",
+                align_corners=False,
+            )[0]
+            self._kept[key] = (logits, guide)
+        return self._kept[key]
+
+    def pamr(self, n_names: int):
+        from ovpaint.pipelines.segmentation.pamr import pamr
+
+        return pamr(*self.pamr_inputs(n_names))
+
+    def naclip_requery(self, words: str):
+        from ovpaint.core.prompt import parse_prompt
+        from ovpaint.pipelines.segmentation.dense import dense_probabilities
+        from ovpaint.pipelines.segmentation.settings import NaclipSettings
+
+        settings = NaclipSettings(compute_dtype="bf16")
+        return dense_probabilities(self.session, parse_prompt(words), self.models, settings)
+
+    def naclip_requery_new_name(self):
+        """A cached image and text, and a name PAMR has not refined yet."""
+        return self.naclip_requery(f"dog, thing {next(self.names)}")
+
+    def naclip_requery_setup(self):
+        self.encoder.encode([f"thing {i}" for i in range(1000)])  # text cached, PAMR not
+        self.naclip_requery("dog, sky")
 
     def requery(self):
         from ovpaint.core.prompt import parse_prompt
@@ -224,6 +269,58 @@ def dense_pass_stages(b: DenseBench) -> list[Stage]:
     ]
 
 
+def naclip_stages(b: DenseBench) -> list[Stage]:
+    rep = b.ctx.repeats
+    size = f"{b.w}×{b.h}"
+    naclip_bf16 = f"dense {size}: NACLIP windows bf16"
+    stages = [
+        Stage(
+            "dense",
+            f"dense {size}: NACLIP windows {dtype}",
+            lambda dtype=dtype: b.dense_pass(dtype, "naclip"),
+            repeats=rep(3),
+            baseline=baseline,
+            paired=True,
+            note="target ≥ 0.91× (NACLIP within 1.1× of SCLIP)",
+        )
+        for dtype, baseline in (
+            ("fp32", f"dense {size}: batched windows fp32"),
+            ("bf16", f"dense {size}: batched windows bf16 (fastest)"),
+        )
+    ]
+    stages += [
+        Stage(
+            "dense",
+            f"PAMR {size}, {n} names (10 steps, dilations 8, 16)",
+            lambda n=n: b.pamr(n),
+            repeats=rep(3),
+            baseline=naclip_bf16,
+            paired=True,
+            setup=lambda n=n: b.pamr_inputs(n),
+            note="target ≥ 4× (PAMR ≤ 25 % of the dense pass)",
+        )
+        for n in (5, 27)
+    ]
+    return stages + [
+        Stage(
+            "dense",
+            f"NACLIP {size}: re-query of a cached image (27 names, PAMR on)",
+            lambda: b.naclip_requery("dog, sky"),
+            repeats=rep(10),
+            setup=b.naclip_requery_setup,
+            note="target < 50 ms",
+        ),
+        Stage(
+            "dense",
+            f"NACLIP {size}: re-query with one name PAMR has not seen",
+            b.naclip_requery_new_name,
+            repeats=rep(10),
+            setup=b.naclip_requery_setup,
+            note="the other 26 names' refined maps are kept",
+        ),
+    ]
+
+
 def refine_stages(b: DenseBench) -> list[Stage]:
     rep = b.ctx.repeats
     separate = "refine: 60 separate predict calls"
@@ -258,4 +355,6 @@ def refine_stages(b: DenseBench) -> list[Stage]:
 
 def stages(ctx: PerfContext) -> list[Stage]:
     bench = DenseBench(ctx)
-    return text_stages(bench) + dense_pass_stages(bench) + refine_stages(bench)
+    return (
+        text_stages(bench) + dense_pass_stages(bench) + naclip_stages(bench) + refine_stages(bench)
+    )

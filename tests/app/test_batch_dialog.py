@@ -120,6 +120,44 @@ def test_benchmark_tab_shows_per_class_table_and_charts(qtbot, dialog, tmp_path,
     assert opened == [str(tmp_path / "rep" / "ade.json")]
 
 
+def test_benchmark_tab_compares_ticked_methods(qtbot, dialog, tmp_path, opened):
+    info = make_synthetic("voc", tmp_path / "voc", n_images=2)
+    oracle = color_oracle(info.colors)
+    dialog.segment_fn = lambda rgb, queries: SegmentationResult(
+        oracle(rgb) + 1, ["background"] + [q.name for q in queries]
+    )
+    dialog.tabs.setCurrentIndex(1)
+    dialog.dataset_combo.setCurrentIndex(0)
+    dialog.root_edit.setText(str(tmp_path / "voc"))
+    dialog.report_edit.setText(str(tmp_path / "rep" / "cmp.json"))
+    dialog.set_benchmark_methods([])
+    dialog.start_button.click()
+    assert not dialog.running and "at least one method" in dialog.status.text()
+    dialog.set_benchmark_methods(["dense", "refined"])
+    assert dialog.benchmark_methods() == ["refined", "dense"]  # in the list's order
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60_000)
+    assert "2 methods" in dialog.status.text(), dialog.status.text()
+    table = dialog.comparison_table
+    assert dialog.results.currentWidget() is dialog.comparison_tab
+    assert [table.item(r, 0).text() for r in range(table.rowCount())] == ["refined", "dense"]
+    assert table.item(0, 1).text() == "100.00"
+    headers = [
+        dialog.class_table.horizontalHeaderItem(c).text()
+        for c in range(dialog.class_table.columnCount())
+    ]
+    assert headers == ["Class", "refined IoU %", "dense IoU %"]
+    assert not dialog.comparison_chart.image().isNull()
+    assert not dialog.comparison_chart.pixmap().isNull()
+    assert not dialog.iou_chart.pixmap().isNull()
+    dialog.open_report_button.click()
+    assert opened == [str(tmp_path / "rep" / "cmp.json")]
+    assert json.loads((tmp_path / "rep" / "cmp.json").read_text())["methods"] == [
+        "refined",
+        "dense",
+    ]
+
+
 def test_benchmark_error_is_shown_not_raised(qtbot, dialog, tmp_path):
     (tmp_path / "empty").mkdir()
     dialog.tabs.setCurrentIndex(1)
@@ -143,3 +181,34 @@ def test_main_window_stays_usable(qtbot, window, tiny_manager, tmp_path):
     assert window.isEnabled()
     qtbot.waitUntil(lambda: not dlg.running, timeout=30_000)
     assert "3 done" in dlg.status.text()
+
+
+@pytest.mark.slow
+def test_benchmark_tab_compares_the_dense_methods_with_the_tiny_models(qtbot, dialog, tmp_path):
+    """SCLIP's and NACLIP's dense methods, each alone and refined by SAM2, in one run through
+    the product's segmentation (tiny random models: the numbers mean nothing, the flow does)."""
+    make_synthetic("voc", tmp_path / "voc", n_images=1)
+    dialog.segment_fn = None
+    dialog.tabs.setCurrentIndex(1)
+    dialog.dataset_combo.setCurrentIndex(dialog.dataset_combo.findData("voc"))
+    dialog.root_edit.setText(str(tmp_path / "voc"))
+    dialog.report_edit.setText(str(tmp_path / "rep" / "four.json"))
+    methods = ["dense", "refined", "naclip", "naclip-refined"]
+    dialog.set_benchmark_methods(methods)
+    assert sorted(dialog.benchmark_methods()) == sorted(methods)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=240_000)
+    assert "4 methods" in dialog.status.text(), dialog.status.text()
+    table = dialog.comparison_table
+    rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
+    assert sorted(rows) == sorted(methods)
+    for r in rows.values():
+        assert 0.0 <= float(table.item(r, 1).text()) <= 100.0  # mIoU
+        assert float(table.item(r, 5).text()) > 0.0  # seconds per image
+    data = json.loads((tmp_path / "rep" / "four.json").read_text())
+    assert sorted(data["methods"]) == sorted(methods) and data["images"] == 1
+    # each method ran with its own VOC preset
+    assert data["runs"]["naclip"]["settings"]["naclip"] == {"whole_image": True, "prob_thd": 0.1}
+    assert data["runs"]["naclip-refined"]["settings"]["naclip"]["whole_image"]
+    assert data["runs"]["dense"]["settings"]["dense"]["logit_scale"] == 65.0
+    assert not dialog.comparison_chart.image().isNull()

@@ -171,6 +171,40 @@ def test_benchmark_cli_writes_report(tmp_path, capsys, fake_segmentation):
     assert len(list((tmp_path / "pred").glob("*.png"))) == 2
 
 
+def test_benchmark_cli_compares_methods(tmp_path, capsys, monkeypatch):
+    info = make_synthetic("voc", tmp_path / "voc", n_images=2)
+    oracle = color_oracle(info.colors)
+    asked = []
+
+    def factory(method, manager, settings):
+        asked.append(method)
+
+        def fn(rgb, queries):
+            ids = oracle(rgb)
+            if method == "refined":  # a worse method: cats become dogs
+                ids = np.where(ids == 8, 12, ids)
+            return SegmentationResult(ids + 1, ["background"] + [q.name for q in queries])
+
+        return fn
+
+    monkeypatch.setattr(runner, "_default_segment_fn", factory)
+    out = tmp_path / "rep" / "cmp.json"
+    args = ["--models", "tiny", "benchmark", "--dataset", "voc", "--root", str(tmp_path / "voc")]
+    code = main(args + ["--out", str(out), "--quiet", "--method", "dense,refined"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert asked == ["dense", "refined"]
+    lines = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:]}
+    assert lines["dense"][1] == "100.00" and float(lines["refined"][1]) < 100
+    data = json.loads(out.read_text())
+    assert data["methods"] == ["dense", "refined"] and data["images"] == 2
+    assert (tmp_path / "rep" / "cmp_comparison.png").exists()
+    assert json.loads((tmp_path / "rep" / "cmp.refined.json").read_text())["method"] == "refined"
+    # an unknown method is refused before any work
+    assert main(args + ["--out", str(out), "--quiet", "--method", "dense,nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
 def test_benchmark_cli_bad_dataset(tmp_path, capsys, fake_segmentation):
     make_synthetic("voc", tmp_path / "voc", n_images=1)
     (tmp_path / "voc" / "ImageSets" / "Segmentation" / "val.txt").unlink()

@@ -21,7 +21,8 @@ def photo(tmp_path):
     return path
 
 
-def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys):
+@pytest.mark.parametrize("method", ["dense", "naclip", "naclip-refined"])
+def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys, method):
     out = tmp_path / "labels.png"
     masks = tmp_path / "masks"
     before = photo.read_bytes()
@@ -34,7 +35,7 @@ def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys):
             "--prompt",
             "dog, sky",
             "--method",
-            "dense",
+            method,
             "--out",
             str(out),
             "--masks-dir",
@@ -45,6 +46,7 @@ def test_segment_writes_labels_masks_and_json(photo, tmp_path, capsys):
     )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == method
     assert [c["name"] for c in summary["classes"]] == ["dog", "sky"]
     labels = load_label_png(out)
     assert labels.shape == (60, 80)

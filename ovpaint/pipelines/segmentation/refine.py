@@ -270,8 +270,10 @@ def segment_refined(
     *,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    name: str = "refined",
 ) -> SegmentationResult:
-    """The refined method: the dense SCLIP map, refined by SAM2 prompts."""
+    """A refined method: the dense map (SCLIP's, or NACLIP's with its settings), refined by
+    SAM2 prompts; ``name`` is what the result says."""
     from ovpaint.pipelines.segmentation.dense import dense_probabilities, to_full_size
 
     ds = dense_settings or DenseSettings()
@@ -296,5 +298,5 @@ def segment_refined(
     )
     timings["total"] = time.perf_counter() - t0
     return SegmentationResult(
-        full, classes, scores, "refined", timings, messages + more, {"points": info["points"]}
+        full, classes, scores, name, timings, messages + more, {"points": info["points"]}
     )

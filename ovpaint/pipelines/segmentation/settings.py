@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.limits import MAX_CLICKS, MAX_DILATE_PX, MAX_SHORT_SIDE, float_in, int_in, text_in
@@ -44,9 +44,40 @@ def _require(ok: bool, message: str) -> None:
 VOC_DENSE = {"logit_scale": 65.0, "prob_thd": 0.1, "area_thd": 0.1}
 
 
+#: NACLIP's preset for PASCAL VOC (its ``cfg_voc21``): the whole image in one pass, PAMR,
+#: prob_thd 0.1, no area threshold, scale 40 (``fixtures/README_naclip.md``).
+VOC_NACLIP = {"whole_image": True, "prob_thd": 0.1}
+
+LAST_BLOCKS = ("csa", "naclip")  # SCLIP's Correlative Self-Attention, NACLIP's reduced block
+POS_INTERPOLATIONS = ("size", "offset")  # exact grid; NACLIP's "+0.1" scale factors
+MAX_PAMR_STEPS = 100
+MAX_PAMR_DILATION = 512
+
+
+def check_pamr(steps: int, dilations: tuple[int, ...], section: str = "") -> None:
+    """PAMR's step count and dilations: in range, the dilations distinct."""
+    where = f"{section}." if section else ""
+    _require(
+        0 <= int(steps) <= MAX_PAMR_STEPS,
+        f"{where}pamr_steps must be between 0 and {MAX_PAMR_STEPS}.",
+    )
+    _require(
+        bool(dilations)
+        and all(1 <= int(d) <= MAX_PAMR_DILATION for d in dilations)
+        and len(set(dilations)) == len(dilations),
+        f"{where}pamr_dilations must be one or more distinct integers from 1 to "
+        f"{MAX_PAMR_DILATION}.",
+    )
+
+
 @dataclass
 class DenseSettings:
-    """Every parameter of the dense path (METHOD.md §1); defaults are SCLIP's."""
+    """Every parameter of the dense path (METHOD.md §1); defaults are SCLIP's.
+
+    The same pipeline runs NACLIP (:class:`NaclipSettings`): ``whole_image`` to
+    ``pamr_cache_bytes`` are where the two methods differ."""
+
+    SECTION: ClassVar[str] = "dense"
 
     short_side: int = 336  # 448 for stuff-heavy scenes (COCO-Stuff, ADE20K)
     max_long_side: int = 2048
@@ -64,6 +95,16 @@ class DenseSettings:
     max_work_pixels: int = 4_000_000  # cap on the size at which class maps are computed
     max_map_bytes: int = 1_000_000_000  # cap on names × work pixels × 4 bytes
     max_score_bytes: int = 768_000_000  # full-size scores returned only under this
+    whole_image: bool = False  # one pass over the whole resized image instead of windows
+    last_block: str = "csa"  # csa (SCLIP) | naclip (reduced block, neighbourhood bias)
+    gaussian_std: float = 5.0  # of NACLIP's neighbourhood bias, in patches
+    pos_interp: str = "size"  # positional embedding off its grid: size | offset (NACLIP)
+    renormalize: bool = False  # class probabilities divided by their sum (NACLIP)
+    pamr: bool = False  # edge-aware refinement of the logits by the image (NACLIP)
+    pamr_steps: int = 10
+    pamr_dilations: tuple[int, ...] = (8, 16)  # in original-image pixels
+    pamr_max_pixels: int = 1_000_000  # PAMR runs at most at this size, then is resized up
+    pamr_cache_bytes: int = 256_000_000  # per image: PAMR's step matrix and refined maps kept
 
     @classmethod
     def voc(cls, **overrides: Any) -> DenseSettings:
@@ -71,31 +112,74 @@ class DenseSettings:
         return cls(**{**VOC_DENSE, **overrides})
 
     def __post_init__(self) -> None:
+        s = self.SECTION
         _require(
             self.short_side >= 16 and self.max_long_side >= self.short_side,
-            "dense.short_side must be ≥ 16 and dense.max_long_side ≥ short_side.",
+            f"{s}.short_side must be ≥ 16 and {s}.max_long_side ≥ short_side.",
+        )
+        _require(
+            self.short_side <= MAX_SHORT_SIDE and self.max_long_side <= 16384,
+            f"{s}.short_side must be ≤ {MAX_SHORT_SIDE} and {s}.max_long_side ≤ 16384.",
         )
         _require(
             self.crop >= 16 and 0 < self.stride <= self.crop,
-            "dense.crop must be ≥ 16 and 0 < dense.stride ≤ crop.",
+            f"{s}.crop must be ≥ 16 and 0 < {s}.stride ≤ crop.",
         )
-        check_compute_dtype(self.compute_dtype, "dense")
+        check_compute_dtype(self.compute_dtype, s)
         _require(
             self.layer_weights is None
             or self.layers is None
             or len(self.layer_weights) == len(self.layers),
-            "dense.layer_weights needs one weight per entry of dense.layers.",
+            f"{s}.layer_weights needs one weight per entry of {s}.layers.",
         )
         _require(
             self.batch_size >= 1 and self.max_work_pixels >= 1,
-            "dense.batch_size and dense.max_work_pixels must be positive.",
+            f"{s}.batch_size and {s}.max_work_pixels must be positive.",
         )
-        _require(0.0 < self.logit_scale <= 1000.0, "dense.logit_scale must be in (0, 1000].")
-        _require(0.0 <= self.prob_thd <= 1.0, "dense.prob_thd must be in [0, 1].")
+        _require(0.0 < self.logit_scale <= 1000.0, f"{s}.logit_scale must be in (0, 1000].")
+        _require(0.0 <= self.prob_thd <= 1.0, f"{s}.prob_thd must be in [0, 1].")
         _require(
             self.area_thd is None or 0.0 <= self.area_thd <= 1.0,
-            "dense.area_thd must be in [0, 1] or null.",
+            f"{s}.area_thd must be in [0, 1] or null.",
         )
+        _require(
+            self.last_block in LAST_BLOCKS,
+            f"{s}.last_block must be one of {', '.join(LAST_BLOCKS)}.",
+        )
+        _require(
+            self.pos_interp in POS_INTERPOLATIONS,
+            f"{s}.pos_interp must be one of {', '.join(POS_INTERPOLATIONS)}.",
+        )
+        _require(
+            0.1 <= self.gaussian_std <= 1000.0,
+            f"{s}.gaussian_std must be in [0.1, 1000] (patches).",
+        )
+        check_pamr(self.pamr_steps, self.pamr_dilations, s)
+        _require(
+            self.pamr_max_pixels >= 1 and self.pamr_cache_bytes >= 0,
+            f"{s}.pamr_max_pixels must be ≥ 1 and {s}.pamr_cache_bytes ≥ 0.",
+        )
+
+
+@dataclass
+class NaclipSettings(DenseSettings):
+    """NACLIP (Hajimiri et al., WACV 2025) on the dense pipeline: the reduced last block with
+    key-key attention and a Gaussian neighbourhood bias, the "+0.1" positional-embedding
+    interpolation, renormalised class probabilities and PAMR on the logits; every parameter as
+    in ``fixtures/README_naclip.md``. No area threshold and scale 40 everywhere; its VOC preset
+    (:data:`VOC_NACLIP`) runs the whole image; the stuff datasets keep short side 336."""
+
+    SECTION: ClassVar[str] = "naclip"
+
+    last_block: str = "naclip"
+    pos_interp: str = "offset"
+    renormalize: bool = True
+    pamr: bool = True
+
+    @classmethod
+    def voc(cls, **overrides: Any) -> NaclipSettings:
+        """NACLIP's PASCAL VOC (``cfg_voc21``) preset."""
+        return cls(**{**VOC_NACLIP, **overrides})
 
 
 @dataclass
@@ -291,6 +375,11 @@ declare_ranges(
     max_work_pixels=(1, 256_000_000),
     max_map_bytes=(1, 64 * _GIB),
     max_score_bytes=(0, 64 * _GIB),
+    gaussian_std=(0.1, 1000.0),
+    pamr_steps=(0, MAX_PAMR_STEPS),
+    pamr_dilations=(1, MAX_PAMR_DILATION),
+    pamr_max_pixels=(1, 256_000_000),
+    pamr_cache_bytes=(0, 64 * _GIB),
 )
 declare_ranges(
     RefineSettings,

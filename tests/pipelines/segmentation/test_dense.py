@@ -36,7 +36,7 @@ def test_window_boxes_cover_and_stay_inside():
 def test_resized_size_caps_long_side():
     assert D.resized_size(300, 400, 336, 2048) == (336, 448)
     h, w = D.resized_size(100, 10_000, 336, 2048)
-    assert w == 2048 and h < 336
+    assert w == 2048 and 16 <= h < 336
 
 
 def test_small_input_interpolates_positional_embedding(tiny_manager):
@@ -165,6 +165,25 @@ def test_odd_prompts(tiny_manager, image):
         segment(image, "x" * 10_000, method="dense", manager=tiny_manager)
     with pytest.raises(BadInput):
         segment(image, "dog", method="nonsense", manager=tiny_manager)
+
+
+@pytest.mark.parametrize("shape", [(3, 300, 3), (300, 3, 3)])
+def test_strip_at_the_aspect_limit_is_segmented(tiny_manager, shape):
+    r = segment(np.full(shape, 90, np.uint8), "dog", method="dense", manager=tiny_manager)
+    assert r.labels.shape == shape[:2] and r.scores.shape == (2, *shape[:2])
+
+
+@pytest.mark.parametrize("shape", [(3, 900, 3), (900, 2, 3)])
+def test_strip_past_the_aspect_limit_is_refused(tiny_manager, shape):
+    with pytest.raises(BadInput, match="times the short one"):
+        segment(np.full(shape, 90, np.uint8), "dog", method="naclip", manager=tiny_manager)
+
+
+def test_network_input_never_under_a_patch():
+    """Callers of the pipeline below segment() get no side under one patch for a strip
+    past the 1:128 ratio at the 2048 long-side cap: it is stretched across."""
+    assert D.resized_size(3, 900, 336, 2048) == (D.MIN_INPUT_SIDE, 2048)
+    assert D.resized_size(900, 2, 336, 2048) == (2048, D.MIN_INPUT_SIDE)
 
 
 @pytest.mark.parametrize("method", ["dense", "refined"])

@@ -7,24 +7,15 @@ so the same test runs unchanged on another fixture of this format.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from ovpaint.models.clip_loader import ClipBundle, build_clip_from_openai_config, tokenizer
 from ovpaint.pipelines.segmentation import dense as D
 from ovpaint.pipelines.text import TextEncoder
+from tests.pipelines.segmentation.parity_fixture import fixture_path, load_parity_fixture
 
-REPO = Path(__file__).resolve().parents[3]
-FIXTURE = Path(
-    os.environ.get(
-        "SCLIP_PARITY_FIXTURE", REPO.parent / "shared" / "fixtures" / "sclip_parity_tiny.npz"
-    )
-)
+FIXTURE = fixture_path("SCLIP_PARITY_FIXTURE", "sclip_parity_tiny.npz")
 
 pytestmark = pytest.mark.skipif(
     not FIXTURE.exists(), reason=f"SCLIP parity fixture not found at {FIXTURE}"
@@ -33,28 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def fx():
-    z = np.load(FIXTURE, allow_pickle=False)
-    cfg = json.loads(FIXTURE.with_suffix(".json").read_text("utf-8"))
-    model = build_clip_from_openai_config(cfg["clip_config_openai_style"])
-    state = {
-        k[len("weight/") :]: torch.from_numpy(z[k].astype(np.float32))
-        for k in z.files
-        if k.startswith("weight/")
-    }
-    model.load_state_dict(state, strict=True)
-    model.eval()
-    pre = cfg["preprocess"]
-    mean = tuple(v / 255.0 for v in pre["mean_0_255"])
-    std = tuple(v / 255.0 for v in pre["std_0_255"])
-    bundle = ClipBundle(
-        model,
-        tokenizer(cfg["clip_config_openai_style"]["context_length"]),
-        "parity-fixture",
-        mean,
-        std,
-    )
-    arrays = {k: z[k] for k in z.files if not k.startswith("weight/")}
-    return cfg, bundle, arrays
+    return load_parity_fixture(FIXTURE, "parity-fixture")
 
 
 def _names(cfg):
