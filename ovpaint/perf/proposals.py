@@ -7,10 +7,12 @@ Real architectures (SAM2.1 hiera-tiny at 1024 px, CLIP ViT-B/16) with random wei
 predicted IoUs sit near 0.5, so at the thesis's thresholds (0.88/0.95) no mask survives in
 either generator; the second AMG pair lowers the thresholds to 0 so every mask is kept — the
 fast path's worst case — and each stage's note says how many masks both produced and whether
-they were identical.
+they were equal (the same masks in the same order, scores within 1e-6 relative).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -80,11 +82,13 @@ def _equality_note(out: dict) -> str:
         rles = mask_to_rle_pytorch(torch.as_tensor(mine.masks))
         same = all(
             a["counts"] == r["segmentation"]["counts"]
-            and float(mine.predicted_iou[i]) == r["predicted_iou"]
-            and float(mine.stability_score[i]) == r["stability_score"]
+            and math.isclose(float(mine.predicted_iou[i]), r["predicted_iou"], rel_tol=1e-6)
+            and math.isclose(float(mine.stability_score[i]), r["stability_score"], rel_tol=1e-6)
             for i, (a, r) in enumerate(zip(rles, ref, strict=True))
         )
-    return f"{len(mine)} masks (sam2: {len(ref)}); identical to sam2's: {'yes' if same else 'NO'}"
+    # masks and their order identical, scores within 1e-6 relative: the last float bit may
+    # differ from sam2's on another CPU's kernels
+    return f"{len(mine)} masks (sam2: {len(ref)}); equal to sam2's: {'yes' if same else 'NO'}"
 
 
 def _scoring_stages(ctx: PerfContext) -> list[Stage]:
