@@ -55,6 +55,7 @@ def restored():
 def toy_method(restored):
     """The toy method, registered with one call and unregistered after the test."""
     restored(methods.METHODS, settings.SECTIONS)
+    settings.declare_ranges(BrightSettings, level=(0, 255))
     return methods.register_method(
         methods.Method(
             "bright",
@@ -91,6 +92,8 @@ def test_toy_method_is_in_the_cli_help_and_runs_with_its_settings(
     assert (load_label_png(out) == (image.mean(-1) >= 200)).all()
     assert main([*argv, "--out", str(out), "--set", "bright.levle=1"]) == 2
     assert "bright.levle" in capsys.readouterr().err
+    assert main([*argv, "--out", str(out), "--set", "bright.level=300"]) == 2
+    assert "bright.level must be from 0 to 255" in capsys.readouterr().err
 
 
 def test_toy_method_is_in_the_app_method_lists(toy_method, qtbot, tiny_manager):

@@ -15,8 +15,9 @@ from ovpaint.app.workers import error_message
 from ovpaint.core import project
 from ovpaint.core.document import Document, composite, label_map
 from ovpaint.core.errors import BadInput
+from ovpaint.core.fileio import check_output_dir, check_output_file
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
-from ovpaint.core.mask_export import write_mask_set
+from ovpaint.core.mask_export import check_mask_set, mask_set_paths, write_mask_set
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ")"
 PROJECT_FILTER = f"ovpaint projects (*{project.SUFFIX} *.zip project.json)"
@@ -261,6 +262,11 @@ class FileController(QObject):
                 )
             if not ok:
                 return False
+        try:  # said now, while the user still has the dialog in mind, not after the blend
+            check_output_file(path)
+        except BadInput as exc:
+            self._refused(exc)
+            return False
         base, paint, alpha = doc.rgb, doc.paint_layers(), doc.alpha  # blended in the worker
 
         def job(*, progress, cancel):
@@ -283,13 +289,24 @@ class FileController(QObject):
         if folder:
             self.export_masks(Path(folder), mode)
 
-    def export_masks(self, folder: Path, mode: str = "layers") -> None:
+    def export_masks(self, folder: Path, mode: str = "layers") -> bool:
+        """Export the mask set to ``folder`` on the worker; False when nothing was started
+        (no masks, or an output that cannot be written: said in the banner)."""
         doc = self.context.document
         masks = [(layer.name, layer.mask) for layer in doc.layers.masks()]
         if not masks:
             self.context.banner.show_message("There are no mask layers to export.", "warning")
-            return
+            return False
         stem = Path(doc.path).stem if doc.path else "image"
+        names = ["background"] + [name for name, _ in masks]  # the mask files' names
+        layers = mode != "labels"
+        paths = mask_set_paths(folder / stem, names, with_labels=not layers, with_masks=layers)
+        try:  # every file of the set, before the job (see export_masks_job)
+            check_output_dir(folder)
+            check_mask_set(paths, inputs=[doc.path] if doc.path else [])
+        except BadInput as exc:
+            self._refused(exc)
+            return False
         self.context.run_job(
             export_masks_job,
             masks,
@@ -301,9 +318,13 @@ class FileController(QObject):
             title="Export masks",
             on_done=lambda files: self._status(f"Wrote {len(files)} file(s) to {folder}"),
         )
+        return True
 
     def _status(self, text: str) -> None:
         self.context.banner.show_message(text, "info")
+
+    def _refused(self, exc: BadInput) -> None:
+        self.context.banner.show_message(error_message(exc), "error", topic="export")
 
     # ------------------------------------------------------------------ autosave / recovery
     def autosave(self) -> None:

@@ -185,6 +185,33 @@ def add_settings_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_SET_CHARS = 16_384  # one --set value: a list of numbers or a few words
+MAX_SET_DEPTH = 2  # a list, or a list of lists
+
+
+def _set_value(key: str, text: str):
+    """A ``--set`` value: JSON when it parses (``0.2``, ``[3, 6]``, ``"four"``, ``NaN`` for
+    the range check to refuse by name), else the text itself; bounded in length and depth."""
+    from ovpaint.core.errors import BadInput
+    from ovpaint.core.safeio import depth
+
+    if len(text) > MAX_SET_CHARS:
+        raise BadInput(
+            f"--set {key[:60]}: the value is {len(text)} characters long; "
+            f"at most {MAX_SET_CHARS} are allowed."
+        )
+    deep = BadInput(f"--set {key[:60]}: the value is nested too deeply.")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise deep from None
+    except ValueError:
+        return text
+    if depth(value) > MAX_SET_DEPTH:
+        raise deep
+    return value
+
+
 def settings_from_args(args: argparse.Namespace, *presets: dict | None) -> dict:
     """The nested settings of ``presets`` and ``--set`` (which wins), checked now: a bad key
     or value stops the command (exit 2) before any image or model loads."""
@@ -195,11 +222,8 @@ def settings_from_args(args: argparse.Namespace, *presets: dict | None) -> dict:
     for pair in getattr(args, "settings", None) or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise BadInput(f"--set expects SECTION.KEY=VALUE, got '{pair}'.")
-        try:
-            pairs[key.strip()] = json.loads(value)
-        except ValueError:
-            pairs[key.strip()] = value
+            raise BadInput(f"--set expects SECTION.KEY=VALUE, got '{pair[:60]}'.")
+        pairs[key.strip()] = _set_value(key.strip(), value)
     merged = merge_settings(*presets, pairs)
     parse_settings(merged)
     return merged

@@ -177,12 +177,10 @@ def run(args: argparse.Namespace) -> int:
         lama_max_side=args.lama_max_side,
     ).validated()  # bad settings fail before anything loads
     image = load_image(image_path)
-    mask = load_mask(args.mask, args.class_index)
-    if mask.shape != image.rgb.shape[:2]:
-        raise BadInput(
-            f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
-            f"{image.width}×{image.height}."
-        )
+    # a mask of another size is refused from its header, before it is decoded
+    mask = load_mask(
+        args.mask, args.class_index, size=(image.width, image.height), what="The image"
+    )
     engine = ENGINES.get(settings.engine)  # None for auto
     manager = None if engine is not None and engine.model_role is None else manager_for(args)
     progress, close = tqdm_progress("inpaint", disable=True if args.quiet else None)

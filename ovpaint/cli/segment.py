@@ -142,7 +142,7 @@ def write_outputs(result, out: Path, masks_dir: Path | None, image_path: Path) -
 def run(args: argparse.Namespace) -> int:
     from ovpaint.cli.common import manager_for
     from ovpaint.core.image_io import load_image
-    from ovpaint.core.prompt import parse_prompt
+    from ovpaint.core.prompt import parse_class_name, parse_prompt
     from ovpaint.pipelines.segmentation.interactive import (
         check_prompts,
         parse_box,
@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--out must be a .png file, got {out}.")
     settings = _settings(args)
     clicks, box = parse_points(args.points), parse_box(args.box)
+    if args.class_name is not None:
+        args.class_name = parse_class_name(args.class_name)
     if args.prompt is None and not clicks and box is None:
         raise BadInput("Give --prompt, or --points/--box to segment one object by clicks.")
     # bad prompts, clicks and outputs fail before any model loads

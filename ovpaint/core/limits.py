@@ -21,6 +21,9 @@ MAX_STEPS = 500
 MAX_VARIANTS = 16
 MAX_SHORT_SIDE = 2048
 MAX_OFFSET = 1 << 20  # layer positions (Qt draws in 32-bit integer device coordinates)
+MAX_COORD = 1 << 20  # click and box coordinates: beyond the long side of any image we decode
+MAX_CLICKS = 1000  # clicks of one correction: each one runs the mask decoder
+MAX_PROMPT_CHARS = 2000  # inpainting prompts: the text encoder reads the first 77 tokens
 
 
 def _fmt(value: float) -> str:
@@ -71,6 +74,18 @@ def float_in(value: Any, name: str, lo: float, hi: float) -> float:
     if not lo <= number <= hi:
         raise BadInput(f"{name} must be from {_fmt(lo)} to {_fmt(hi)} (got {_short(value)}).")
     return number
+
+
+def text_in(value: Any, name: str, max_chars: int, *, optional: bool = False) -> str | None:
+    """``value`` as a text of at most ``max_chars`` characters (None too when ``optional``),
+    or a BadInput naming ``name``; a longer text is refused, not cut."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise BadInput(f"{name} must be a text (got {_short(value)}).")
+    if len(value) > max_chars:
+        raise BadInput(f"{name} is {len(value)} characters long; at most {max_chars} are allowed.")
+    return value
 
 
 def _arg_type(check: Callable[..., Any], lo: float, hi: float, label: str) -> Callable[[str], Any]:

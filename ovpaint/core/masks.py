@@ -66,12 +66,21 @@ def save_mask_png(path: str | os.PathLike, mask: np.ndarray, *, overwrite: bool 
     return atomic_save(path, lambda tmp: img.save(tmp, format="PNG"), overwrite=overwrite)
 
 
-def load_label_png(path: str | os.PathLike) -> np.ndarray:
-    """Read a label map: palette indices for 'P' images, the gray value otherwise."""
+def load_label_png(
+    path: str | os.PathLike, *, size: tuple[int, int] | None = None, what: str = ""
+) -> np.ndarray:
+    """Read a label map: palette indices for 'P' images, the gray value otherwise. With
+    ``size`` (width, height: the image it annotates) a map of another size is refused from
+    its header, before a pixel is decoded: a small file can declare a huge map."""
     path = Path(path)
     require_regular_file(path, "Mask file")
     try:
         with open_limited(path, path.name) as img:
+            if size is not None and tuple(img.size) != tuple(size):
+                raise BadInput(
+                    f"{what or 'The image'} is {size[0]}×{size[1]} but {path} is "
+                    f"{img.size[0]}×{img.size[1]}."
+                )
             img.load()
             if img.mode == "P":
                 return np.asarray(img, dtype=np.uint8).copy()
@@ -84,9 +93,16 @@ def load_label_png(path: str | os.PathLike) -> np.ndarray:
         raise BadInput(f"{path.name} is not a readable mask image: {exc}") from exc
 
 
-def load_mask(path: str | os.PathLike, class_index: int | None = None) -> np.ndarray:
-    """A boolean mask from any grayscale or palette PNG: non-zero is masked, or ``== class``."""
-    labels = load_label_png(path)
+def load_mask(
+    path: str | os.PathLike,
+    class_index: int | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    what: str = "",
+) -> np.ndarray:
+    """A boolean mask from any grayscale or palette PNG: non-zero is masked, or ``== class``;
+    ``size`` as for :func:`load_label_png`."""
+    labels = load_label_png(path, size=size, what=what)
     if class_index is not None:
         if not (labels == class_index).any():
             present = sorted(int(v) for v in np.unique(labels))

@@ -53,3 +53,20 @@ def parse_prompt(text: str | None) -> list[ClassQuery]:
     if len(classes) > MAX_CLASSES:
         raise BadInput(f"{len(classes)} classes given; at most {MAX_CLASSES} are supported.")
     return classes
+
+
+def parse_class_name(text: str, what: str = "--class") -> str:
+    """One class name given on its own (the class clicks correct, the name of a clicked
+    object): whitespace folded as in a prompt; separators, control characters (a name is one
+    line of the class file) and over-long names refused."""
+    if any(ch in ",;|" or not (ch.isprintable() or ch == " ") for ch in text):
+        raise BadInput(
+            f"{what} must be one class name, without ',', ';', '|', line breaks or "
+            "control characters."
+        )
+    name = " ".join(text.split())
+    if not name:
+        raise BadInput(f"{what} is empty: give a class name.")
+    if len(name) > MAX_NAME_CHARS:
+        raise BadInput(f"{what} is {len(name)} characters long; the limit is {MAX_NAME_CHARS}.")
+    return name

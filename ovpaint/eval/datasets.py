@@ -5,7 +5,10 @@ Every reader turns its dataset's label convention into the one the metrics use: 
 ``resources/classes/`` (one class per line; ``label`` or ``label: name1|name2``).
 
 Errors name the file: a missing split file, a missing image or annotation, an image whose size
-differs from its annotation's.
+differs from its annotation's. A dataset folder is input from outside: an id list is read up to
+:data:`MAX_LIST_BYTES`, each id must be one file name, listed once, and every image and
+annotation (an entry that is a link included) must lie in its folder; an annotation of another
+size than its image is refused from its header, before it is decoded.
 
 Each dataset is one reader class plus one :class:`DatasetSpec` registered once
 (:func:`register_dataset`): its aliases, the split it reads, the settings preset per method
@@ -29,9 +32,11 @@ from ovpaint.core.image_io import LoadedImage, load_image
 from ovpaint.core.masks import load_label_png
 from ovpaint.core.paths import resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.core.safeio import read_regular, safe_name, under_root
 from ovpaint.pipelines.segmentation.settings import THESIS_GRID, VOC_DENSE, VOC_NACLIP
 
 IGNORE = 255
+MAX_LIST_BYTES = 16 << 20  # an id list (VOC's val: 17 KB, trainaug: 127 KB); class lists too
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class LoadedSample:
 def read_class_file(path: str | os.PathLike) -> list[DatasetClass]:
     """Parse a class list: one class per line, ``#`` comments, ``label[: q1|q2]``."""
     classes = []
-    for line_no, raw in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
+    for line_no, raw in enumerate(_read_lines(Path(path), "The class list"), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -71,6 +76,35 @@ def read_class_file(path: str | os.PathLike) -> list[DatasetClass]:
             raise BadInput(f"{path}, line {line_no}: expected 'label' or 'label: name1|name2'.")
         classes.append(DatasetClass(label, queries))
     return classes
+
+
+def _read_lines(path: Path, what: str) -> list[str]:
+    """The lines of a text file of the dataset, bounded by :data:`MAX_LIST_BYTES`."""
+    data = read_regular(path, MAX_LIST_BYTES, f"{what} {path}")
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{what} {path} is not UTF-8 text: {exc.reason}.") from None
+
+
+def read_id_list(path: Path) -> list[str]:
+    """The sample ids of a split file (the first word of each line): each one file name
+    (no folder, no ``..``), listed once; bounded as :func:`_read_lines`."""
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for line_no, line in enumerate(_read_lines(path, "The split file"), start=1):
+        words = line.split()
+        if not words:
+            continue
+        where = f"{path.name}, line {line_no}"
+        sid = words[0]
+        if len(safe_name(sid, where).parts) != 1:
+            raise BadInput(f"{where}: the id {sid[:80]!r} names a folder; ids are file names.")
+        if sid in seen:
+            raise BadInput(f"{where}: the id {sid} is listed twice (also line {seen[sid]}).")
+        seen[sid] = line_no
+        ids.append(sid)
+    return ids
 
 
 class Dataset:
@@ -123,13 +157,11 @@ class Dataset:
             raise BadInput(
                 f"Annotation missing for image {sample.image_path.name}: {sample.label_path}"
             )
-        raw = load_label_png(sample.label_path)
-        if raw.shape[:2] != (image.height, image.width):
-            raise BadInput(
-                f"Image and annotation sizes differ: {sample.image_path} is "
-                f"{image.width}×{image.height}, {sample.label_path} is "
-                f"{raw.shape[1]}×{raw.shape[0]}."
-            )
+        raw = load_label_png(
+            sample.label_path,
+            size=(image.width, image.height),
+            what=f"Image and annotation sizes differ: {sample.image_path}",
+        )
         gt = self._convert_labels(np.asarray(raw).astype(np.int32), sample)
         bad = (gt != IGNORE) & ((gt < 0) | (gt >= self.num_classes))
         if bad.any():
@@ -160,15 +192,17 @@ def _first_existing(candidates: list[Path], marker: str) -> Path | None:
 
 def _pair_by_stem(images_dir: Path, labels_dir: Path, label_for) -> list[Sample]:
     samples = []
-    for img in sorted(images_dir.iterdir()):
-        if img.suffix.lower() not in (".jpg", ".jpeg", ".png") or img.name.startswith("."):
+    for entry in sorted(images_dir.iterdir()):
+        if entry.suffix.lower() not in (".jpg", ".jpeg", ".png") or entry.name.startswith("."):
             continue
-        label = label_for(img.stem)
+        img = under_root(images_dir, entry.name, f"The image {entry}")
+        label = label_for(entry.stem)
         if label is None:
             raise BadInput(
-                f"Annotation missing for image {img}: expected {labels_dir / (img.stem + '.png')}"
+                f"Annotation missing for image {entry}: "
+                f"expected {labels_dir / (entry.stem + '.png')}"
             )
-        samples.append(Sample(img.stem, img, label))
+        samples.append(Sample(entry.stem, img, under_root(labels_dir, label.name, f"{label}")))
     return samples
 
 
@@ -198,19 +232,19 @@ class VOCDataset(Dataset):
         images = _require_dir(base / "JPEGImages", "VOC images (JPEGImages)")
         labels = _require_dir(base / "SegmentationClass", "VOC annotations (SegmentationClass)")
         split_file = base / "ImageSets" / "Segmentation" / f"{self.split}.txt"
-        if not split_file.is_file():
+        if not split_file.exists():
             raise BadInput(f"VOC split file missing: {split_file}")
         samples = []
-        for line in split_file.read_text("utf-8").splitlines():
-            sid = line.strip().split()[0] if line.strip() else ""
-            if not sid:
-                continue
-            img = images / f"{sid}.jpg"
+        for sid in read_id_list(split_file):
+            listed = f"Listed in {split_file.name}, {sid}"
+            img = under_root(images, f"{sid}.jpg", listed)
             if not img.exists():
-                raise BadInput(f"Image listed in {split_file.name} is missing: {img}")
-            lab = labels / f"{sid}.png"
+                raise BadInput(f"Image listed in {split_file.name} is missing: {images / sid}.jpg")
+            lab = under_root(labels, f"{sid}.png", listed)
             if not lab.exists():
-                raise BadInput(f"Annotation listed in {split_file.name} is missing: {lab}")
+                raise BadInput(
+                    f"Annotation listed in {split_file.name} is missing: {labels / sid}.png"
+                )
             samples.append(Sample(sid, img, lab))
         return samples
 

@@ -36,7 +36,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ovpaint.core.errors import BadInput
+from ovpaint.core.limits import int_in
+
 IGNORE_INDEX = 255
+MAX_SCORED_CLASSES = 4096  # a saved image's k: its k×k int64 matrix is then 128 MB
+MAX_PIXEL_COUNT = 1 << 40  # one image's count of anything
 BOUNDARY_TOLERANCE_FRACTION = 0.0075
 
 
@@ -259,18 +264,49 @@ class ImageCounts:
 
     @classmethod
     def from_json(cls, data: dict) -> ImageCounts:
-        k = int(data["k"])
+        """The counts :meth:`to_json` wrote, read as input from outside (a state file): k
+        bounded, every index an int in range (a negative one would wrap around), listed
+        once, every count a whole number in 0..2^40; anything else is a BadInput."""
+        if not isinstance(data, dict):
+            raise BadInput("The saved counts are not a record.")
+        k = int_in(data.get("k"), "The saved class count", 1, MAX_SCORED_CLASSES)
         matrix = np.zeros(k * k, dtype=np.int64)
-        idx, vals = data["cm"]
-        matrix[np.asarray(idx, dtype=np.int64)] = np.asarray(vals, dtype=np.int64)
+        idx, vals = _sparse(data, "cm", k * k)
+        matrix[idx] = vals
         unassigned = np.zeros(k, dtype=np.int64)
-        idx, vals = data["un"]
-        unassigned[np.asarray(idx, dtype=np.int64)] = np.asarray(vals, dtype=np.int64)
+        idx, vals = _sparse(data, "un", k)
+        unassigned[idx] = vals
         boundary = np.zeros((k, 4), dtype=np.int64)
-        idx, vals = data["bd"]
-        if idx:
-            boundary[np.asarray(idx, dtype=np.int64)] = np.asarray(vals, dtype=np.int64)
+        idx, vals = _sparse(data, "bd", k, width=4)
+        boundary[idx] = vals
         return cls(matrix.reshape(k, k), unassigned, boundary)
+
+
+def _whole_numbers(values: object, lo: int, hi: int, what: str) -> list[int]:
+    if not isinstance(values, list) or not all(type(v) is int and lo <= v <= hi for v in values):
+        raise BadInput(f"{what} must be whole numbers from {lo} to {hi}.")
+    return values
+
+
+def _sparse(data: dict, key: str, size: int, width: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (distinct, in ``0..size-1``) and counts of one sparse entry of the counts;
+    with ``width``, each index has a row of that many counts."""
+    entry = data.get(key)
+    what = f"The saved counts' {key!r}"
+    if not isinstance(entry, list) or len(entry) != 2:
+        raise BadInput(f"{what} must be a pair of lists.")
+    idx = _whole_numbers(entry[0], 0, size - 1, f"{what} indices")
+    rows = entry[1]
+    if not isinstance(rows, list) or len(rows) != len(idx) or len(set(idx)) != len(idx):
+        raise BadInput(f"{what} needs one count per index, each index once.")
+    if width:
+        if not all(isinstance(row, list) and len(row) == width for row in rows):
+            raise BadInput(f"{what} needs {width} counts per index.")
+        flat = _whole_numbers([v for row in rows for v in row], 0, MAX_PIXEL_COUNT, what)
+        values = np.asarray(flat, dtype=np.int64).reshape(len(idx), width)
+    else:
+        values = np.asarray(_whole_numbers(rows, 0, MAX_PIXEL_COUNT, what), dtype=np.int64)
+    return np.asarray(idx, dtype=np.int64), values
 
 
 def scores_from_counts(

@@ -29,6 +29,7 @@ from ovpaint.core.fileio import atomic_write_bytes
 from ovpaint.core.jobs import Progress
 from ovpaint.models.clip_loader import ClipBundle
 from ovpaint.models.protocols import Models
+from ovpaint.pipelines.segmentation.settings import check_templates
 
 #: The four templates of the proposal path (the thesis found 4 better than 20 there). All four
 #: are among the 80 OpenAI ImageNet templates: the plain photo, and the quality and size
@@ -54,13 +55,12 @@ def template_set(templates: Sequence[str] | str) -> tuple[str, tuple[str, ...]]:
             return "openai80", tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
         if templates == "four":
             return "four", FOUR_TEMPLATES
-        if "{}" in templates:
-            templates = [templates]
-        else:
-            raise BadInput(f"Unknown template set '{templates}'. Use 'openai80' or 'four'.")
+        templates = [templates]
     items = tuple(str(t) for t in templates)
-    if not items or any("{}" not in t for t in items):
+    if not items:
         raise BadInput("Every prompt template needs one '{}' where the class name goes.")
+    for item in items:
+        check_templates(item, "A prompt template", named=False)
     digest = hashlib.blake2b("\n".join(items).encode(), digest_size=8).hexdigest()
     return f"custom-{digest}", items
 

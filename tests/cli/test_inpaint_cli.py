@@ -281,3 +281,26 @@ def test_engine_lama_explicit_and_its_options(files, capsys):
     assert region[y0:y1, x0:x1].any() and not region[:y0].any() and not region[y1:].any()
     bad = main(argv + ["--mode", "replace", "--prompt", "a cat", "--overwrite", "--quiet"])
     assert bad == 2 and "cannot replace" in capsys.readouterr().err
+
+
+def test_a_mask_of_another_size_is_refused_before_it_is_decoded(files, capsys):
+    """A mask PNG of a few KB can declare millions of pixels: its size is compared with the
+    image's from its header."""
+    import tracemalloc
+
+    from PIL import Image
+
+    tmp, image, _palette, _gray, _rgb, _labels = files
+    big = tmp / "big.png"
+    Image.new("L", (6000, 4000)).save(big)
+    out = tmp / "out.png"
+    tracemalloc.start()
+    try:
+        code = main(["inpaint", str(image), "--mask", str(big), "--out", str(out)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("The image is 90×70 but " + str(big) + " is 6000×4000.")
+    assert peak < 16_000_000  # decoded, it would be 24 MB, 96 MB as int32

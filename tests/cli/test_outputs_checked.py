@@ -12,8 +12,8 @@ from PIL import Image
 
 import ovpaint.pipelines.inpainting.inpaint as inpaint_module
 import ovpaint.pipelines.segmentation.segment as segment_module
-from ovpaint.cli import main
 from ovpaint.core import fileio
+from tests.cli.conftest import one_line, run
 
 
 @pytest.fixture
@@ -50,20 +50,6 @@ def work(monkeypatch):
     monkeypatch.setattr(segment_module, "segment", segment)
     monkeypatch.setattr(inpaint_module, "inpaint", inpaint)
     return started
-
-
-def run(*argv):
-    try:
-        return main(["--models", "tiny", *map(str, argv)])
-    except SystemExit as exc:  # argparse refused an option
-        return exc.code
-
-
-def one_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 def _segment(image, out, *extra):

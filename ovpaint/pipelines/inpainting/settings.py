@@ -7,7 +7,16 @@ import random
 from dataclasses import dataclass, fields, replace
 
 from ovpaint.core.errors import BadInput
-from ovpaint.core.limits import MAX_DILATE_PX, MAX_STEPS, MAX_VARIANTS, SEED_MAX, float_in, int_in
+from ovpaint.core.limits import (
+    MAX_DILATE_PX,
+    MAX_PROMPT_CHARS,
+    MAX_STEPS,
+    MAX_VARIANTS,
+    SEED_MAX,
+    float_in,
+    int_in,
+    text_in,
+)
 
 MODES = ("remove", "replace", "restyle")
 DEFAULT_STRENGTH = {"remove": 1.0, "replace": 1.0, "restyle": 0.7}
@@ -28,6 +37,14 @@ GPU_LAMA_MAX_SIDE = 2048
 # What "remove" leaves behind is the object's rim and its shadow: its mask is grown this much
 # before the fill (on top of the soft paste band), replace and restyle keep the mask as drawn.
 REMOVE_GROW_PX = 6
+
+
+#: The texts of the settings, as the messages name them (the app shows the same fields).
+_TEXTS = (
+    ("prompt", "The prompt (--prompt)"),
+    ("negative_prompt", "The negative prompt (--negative)"),
+    ("removed_class", "The removed class (--removed-class)"),
+)
 
 
 @dataclass
@@ -99,6 +116,8 @@ class InpaintSettings:
             int_in(self.lama_max_side, "LaMa's largest side", 64, 8192)
         if self.seed is not None:
             int_in(self.seed, "The seed (--seed)", 0, SEED_MAX)
+        for name, label in _TEXTS:
+            text_in(getattr(self, name), label, MAX_PROMPT_CHARS, optional=True)
         if self.mode in ("replace", "restyle") and not self.prompt.strip():
             raise BadInput(f"Mode '{self.mode}' needs a prompt saying what to paint.")
         seed = self.seed if self.seed is not None else random.randrange(2**31)

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from ovpaint.core.errors import BadInput
+from ovpaint.core.limits import MAX_CLICKS, MAX_COORD
 from ovpaint.core.masks import component_distance
 from ovpaint.models.protocols import Models
 from ovpaint.pipelines.session import ImageSession, sam2_autocast
@@ -262,28 +263,44 @@ class ClickSession:
 Click = tuple[float, float, bool]
 
 
+def _coordinates(parts: list[str]) -> tuple[float, ...] | None:
+    """The numbers of a point or box, or None when one is not a finite number within
+    ±MAX_COORD (NaN, ``inf`` and ``1e30`` included)."""
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        return None
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORD for v in values):
+        return None
+    return values
+
+
 def parse_points(text: str | None) -> list[Click]:
-    """``"x,y,+;x,y,-"`` → [(x, y, positive), ...]. The sign may be omitted (positive)."""
+    """``"x,y,+;x,y,-"`` → [(x, y, positive), ...]. The sign may be omitted (positive).
+    At most :data:`MAX_CLICKS` points; coordinates are finite numbers within ±MAX_COORD."""
     if text is None or not text.strip():
         return []
+    chunks = [chunk.strip() for chunk in text.split(";") if chunk.strip()]
+    if len(chunks) > MAX_CLICKS:
+        raise BadInput(f"{len(chunks)} clicks given; at most {MAX_CLICKS} are allowed.")
     clicks: list[Click] = []
-    for chunk in text.split(";"):
-        chunk = chunk.strip()
-        if not chunk:
-            continue
+    for chunk in chunks:
         parts = [p.strip() for p in chunk.split(",")]
         sign = "+"
         if len(parts) == 3:
             sign = parts.pop()
         if len(parts) != 2 or sign not in ("+", "-", "1", "0", "pos", "neg"):
             raise BadInput(
-                f"Cannot read the point '{chunk}': write x,y,+ or x,y,- (points separated by ';')."
+                f"Cannot read the point '{chunk[:40]}': write x,y,+ or x,y,- "
+                "(points separated by ';')."
             )
-        try:
-            x, y = float(parts[0]), float(parts[1])
-        except ValueError as exc:
-            raise BadInput(f"Cannot read the point '{chunk}': x and y must be numbers.") from exc
-        clicks.append((x, y, sign in ("+", "1", "pos")))
+        xy = _coordinates(parts)
+        if xy is None:
+            raise BadInput(
+                f"Cannot read the point '{chunk[:40]}': x and y must be numbers "
+                f"from -{MAX_COORD} to {MAX_COORD}."
+            )
+        clicks.append((xy[0], xy[1], sign in ("+", "1", "pos")))
     return clicks
 
 
@@ -292,12 +309,14 @@ def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None or not text.strip():
         return None
     parts = [p.strip() for p in text.split(",")]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError as exc:
-        raise BadInput(f"Cannot read the box '{text}': write x0,y0,x1,y1.") from exc
-    if len(values) != 4:
-        raise BadInput(f"Cannot read the box '{text}': it needs four numbers, x0,y0,x1,y1.")
+    if len(parts) != 4:
+        raise BadInput(f"Cannot read the box '{text[:60]}': it needs four numbers, x0,y0,x1,y1.")
+    values = _coordinates(parts)
+    if values is None:
+        raise BadInput(
+            f"Cannot read the box '{text[:60]}': write x0,y0,x1,y1, numbers "
+            f"from -{MAX_COORD} to {MAX_COORD}."
+        )
     return values  # type: ignore[return-value]
 
 

@@ -22,6 +22,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
 from ovpaint.core.errors import BadInput
+from ovpaint.core.limits import MAX_CLICKS, MAX_DILATE_PX, MAX_SHORT_SIDE, float_in, int_in, text_in
 
 COMPUTE_DTYPES = ("auto", "fp32", "bf16", "fp16")
 
@@ -117,8 +118,8 @@ class DenseSettings:
             f"{s}.short_side must be ≥ 16 and {s}.max_long_side ≥ short_side.",
         )
         _require(
-            self.short_side <= 4096 and self.max_long_side <= 16384,
-            f"{s}.short_side must be ≤ 4096 and {s}.max_long_side ≤ 16384.",
+            self.short_side <= MAX_SHORT_SIDE and self.max_long_side <= 16384,
+            f"{s}.short_side must be ≤ {MAX_SHORT_SIDE} and {s}.max_long_side ≤ 16384.",
         )
         _require(
             self.crop >= 16 and 0 < self.stride <= self.crop,
@@ -313,6 +314,120 @@ class HybridSettings:
         )
 
 
+# --------------------------------------------------------------------------- ranges
+#: The named prompt-template sets (``templates`` settings); anything else is one template.
+TEMPLATE_SETS = ("openai80", "four")
+
+
+def check_templates(value: str, where: str = "templates", *, named: bool = True) -> None:
+    """A ``templates`` value: a named set (when ``named``), or one template with one ``{}``
+    where the class name goes (``"a photo of a {}."``) that formats with a name alone."""
+    if named and value in TEMPLATE_SETS:
+        return
+    try:
+        ok = value.count("{}") == 1 and bool(value.format("x"))
+    except (IndexError, KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise BadInput(
+            f"{where} must be {' or '.join(TEMPLATE_SETS) + ', or ' if named else ''}one "
+            f"template with one '{{}}' where the class name goes (got {_shown(value)})."
+        )
+
+
+#: Most entries of a list setting, and characters of a text setting (a template, a word).
+MAX_SETTING_ITEMS = 64
+MAX_SETTING_TEXT = 300
+#: The bound of a number whose section declares no range (a method's section added later).
+_ANY_NUMBER = (-(2**31), 2**31 - 1)
+_GIB = 1 << 30
+
+#: Section class → field → (lo, hi): the range of each number (each entry, for lists).
+_RANGES: dict[type, dict[str, tuple[float, float]]] = {}
+
+
+def declare_ranges(cls: type, **ranges: tuple[float, float]) -> None:
+    """The range of each number of section ``cls``; a subclass inherits its base's ranges.
+    A method bringing its own section declares them next to it."""
+    _RANGES.setdefault(cls, {}).update(ranges)
+
+
+def ranges_of(cls: type) -> dict[str, tuple[float, float]]:
+    """Field → (lo, hi) for every number ``cls`` (or one of its bases) declares."""
+    merged: dict[str, tuple[float, float]] = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(_RANGES.get(klass, {}))
+    return merged
+
+
+declare_ranges(
+    DenseSettings,
+    short_side=(16, MAX_SHORT_SIDE),
+    max_long_side=(16, 16384),
+    crop=(16, MAX_SHORT_SIDE),
+    stride=(1, MAX_SHORT_SIDE),
+    logit_scale=(0.0, 1000.0),
+    prob_thd=(0.0, 1.0),
+    area_thd=(0.0, 1.0),
+    batch_size=(1, 1024),
+    layers=(0, 64),  # transformer blocks: ViT-L/14 has 24
+    layer_weights=(0.0, 1000.0),
+    max_work_pixels=(1, 256_000_000),
+    max_map_bytes=(1, 64 * _GIB),
+    max_score_bytes=(0, 64 * _GIB),
+    gaussian_std=(0.1, 1000.0),
+    pamr_steps=(0, MAX_PAMR_STEPS),
+    pamr_dilations=(1, MAX_PAMR_DILATION),
+    pamr_max_pixels=(1, 256_000_000),
+    pamr_cache_bytes=(0, 64 * _GIB),
+)
+declare_ranges(
+    RefineSettings,
+    opening_px=(0, MAX_DILATE_PX),
+    min_area_frac=(0.0, 1.0),
+    min_area_px=(0, 1_000_000_000),
+    min_point_distance=(0, 1 << 20),
+    large_area_frac=(0.0, 1.0),
+    max_points_per_class=(0, MAX_CLICKS),
+    max_points=(0, MAX_CLICKS),  # each point is one run of the mask decoder
+    vote_threshold=(0.0, 1.0),
+    decoder_chunk=(1, 1024),
+)
+declare_ranges(
+    ProposalSettings,
+    points_per_side=(1, 256),
+    points_per_batch=(1, 4096),
+    pred_iou_thresh=(0.0, 1.0),
+    stability_score_thresh=(0.0, 1.0),
+    stability_score_offset=(0.0, 100.0),
+    mask_threshold=(-100.0, 100.0),
+    box_nms_thresh=(0.0, 1.0),
+    min_mask_region_area=(0, 1_000_000_000),
+    decoder_chunk=(1, 4096),
+    max_side=(0, 16384),
+    max_score_bytes=(0, 64 * _GIB),
+    scales=(16, MAX_SHORT_SIDE),
+    scale_weights=(0.0, 1000.0),
+    crop_margin=(0.0, 10.0),
+    clip_batch=(1, 1024),
+    clip_batch_tokens=(1, 1_000_000),
+    background_weight=(0.0, 100.0),
+    min_area_ratio=(0.0, 1.0),
+    small_mask_ratio=(0.0, 1.0),
+    threshold_large=(-1.0, 1.0),
+    threshold_small=(-1.0, 1.0),
+    mask_nms_iou=(0.0, 1.0),
+    many_class_from=(1, 1000),
+    temperature=(0.0, 1000.0),
+    denoise_floor=(0.0, 1.0),
+    size_penalty_start=(0.0, 1.0),
+    size_penalty_span=(0.0, 1.0),
+    size_penalty_max=(0.0, 1.0),
+    top_k=(1, 1000),
+)
+declare_ranges(HybridSettings, embedding_margin=(-2.0, 2.0))
+
+
 # --------------------------------------------------------------------------- the registry
 #: Section name → its settings dataclass: the stages below, and those a registered method
 #: brings (``register_method``).
@@ -408,9 +523,10 @@ def _suggest(name: str, known: list[str]) -> str:
 _SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-def _coerce(section: str, f: Any, value: Any) -> Any:
-    """``value`` as field ``f`` wants it: JSON lists become tuples, ints are floats where a
-    float is wanted; a value of another type is refused with its name."""
+def _coerce(section: str, f: Any, value: Any, bounds: tuple[float, float] | None = None) -> Any:
+    """``value`` as field ``f`` wants it, in its range (``bounds``; each entry's for a list):
+    JSON lists become tuples, ints are floats where a float is wanted; a value of another
+    type, out of range, too long or with too many entries is refused with its name."""
     kind = str(f.type).replace(" ", "")
     optional = kind.endswith("|None")
     base = kind[: -len("|None")] if optional else kind
@@ -421,17 +537,33 @@ def _coerce(section: str, f: Any, value: Any) -> Any:
         raise BadInput(f"{where} cannot be null.")
     if base.startswith("tuple["):
         if not isinstance(value, (list, tuple)):
-            raise BadInput(f"{where} must be a list, got {value!r}.")
+            raise BadInput(f"{where} must be a list, got {_shown(value)}.")
+        if len(value) > MAX_SETTING_ITEMS:
+            raise BadInput(
+                f"{where} has {len(value)} entries; at most {MAX_SETTING_ITEMS} are allowed."
+            )
         item = base[len("tuple[") :].split(",")[0].rstrip("]")
-        return tuple(_coerce(section, _Item(f.name, item), v) for v in value)
+        return tuple(_coerce(section, _Item(f.name, item), v, bounds) for v in value)
     want = _SCALARS.get(base)
     if want is None:
         return value
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if want is float and numeric:
+        return float_in(value, where, *(bounds or _ANY_NUMBER))
     if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise BadInput(f"{where} must be of type {base}, got {value!r}.")
+        raise BadInput(f"{where} must be of type {base}, got {_shown(value)}.")
+    if want is int:
+        return int_in(value, where, *(bounds or _ANY_NUMBER))
+    if want is str:
+        text_in(value, where, MAX_SETTING_TEXT)
+        if f.name == "templates":
+            check_templates(value, where)
     return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "…"
 
 
 @dataclass(frozen=True)
@@ -449,6 +581,7 @@ def section_from_dict(name: str, values: Mapping[str, Any] | None) -> Any:
         )
     cls = SECTIONS[name]
     by_name = {f.name: f for f in fields(cls)}
+    ranges = ranges_of(cls)
     picked = {}
     for key, value in (values or {}).items():
         f = by_name.get(key)
@@ -457,7 +590,7 @@ def section_from_dict(name: str, values: Mapping[str, Any] | None) -> Any:
                 f"Unknown setting '{name}.{key}'.{_suggest(key, list(by_name))} "
                 f"The {name} settings are: {', '.join(by_name)}."
             )
-        picked[key] = _coerce(name, f, value)
+        picked[key] = _coerce(name, f, value, ranges.get(key))
     return cls(**picked)
 
 

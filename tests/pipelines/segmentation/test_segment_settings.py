@@ -50,7 +50,7 @@ def test_each_stage_has_its_own_precision():
         ({"dense": {"short_side": True}}, "dense.short_side"),
         ({"dense": {"layers": 3}}, "dense.layers must be a list"),
         ({"dense": {"logit_scale": None}}, "dense.logit_scale cannot be null"),
-        ({"refine": {"vote_threshold": 2.0}}, r"refine.vote_threshold must be in \[0, 1\]"),
+        ({"refine": {"vote_threshold": 2.0}}, "refine.vote_threshold must be from 0 to 1"),
         ({"proposal": {"scales": [224, 336]}}, "same length"),
         ({"dense.": 1}, "no key"),
     ],
