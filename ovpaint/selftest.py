@@ -290,10 +290,12 @@ def run_engine_checks(test: SelfTest, manager, folder: Path) -> None:
 
 
 def tiny_manager(device: str | None = None, dtype: str | None = None):
+    """The tiny models in fp32 unless a dtype is named: the outputs' digests must not depend
+    on which precision this machine measured fastest (nor the check spend time measuring)."""
     from ovpaint.core.settings import Settings
     from ovpaint.models.manager import manager_from_options
 
-    return manager_from_options("tiny", device, dtype, Settings.load())
+    return manager_from_options("tiny", device, dtype or "fp32", Settings.load())
 
 
 def format_check(check: Check) -> str:

@@ -17,10 +17,13 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_manager():
-    """One tiny-profile ModelManager for the whole session (models build once)."""
+    """One tiny-profile ModelManager for the whole session (models build once), computing in
+    fp32 as the self-test's tiny models do: what a test sees must not depend on the precision
+    this machine measured fastest (the measured choice's wiring is tested with
+    ``fixed_precision``)."""
     from ovpaint.models.manager import ModelManager
 
-    return ModelManager(profile="tiny", device="cpu")
+    return ModelManager(profile="tiny", device="cpu", dtype="fp32")
 
 
 def pytest_collection_modifyitems(config, items):

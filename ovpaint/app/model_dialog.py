@@ -1,7 +1,9 @@
 """The model assistant: what each model is for, its size and licence, whether it is here;
 download with progress, cancel and resume, or point at files already on disk; device,
-precision and GPU memory budget. Opened at the first start while a model is missing, from
-Models → Get Models…, and from any "model missing" message. Downloads run on the worker pool.
+precision and GPU memory budget, and the precision measured fastest on this machine for each
+workload (measured again on request). Opened at the first start while a model is missing, from
+Models → Get Models…, and from any "model missing" message. Downloads and measurements run
+on the worker pool.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.options import DEVICES, DTYPES
 from ovpaint.core.settings import Settings
 
+PRECISION_COLUMNS = ("Workload", "Runs in", "Speed vs fp32 (measured here)")
 COLUMNS = ("Used for", "Model", "Size", "Licence", "State", "Device", "Precision", "Memory")
 STATE_TEXT = {
     "missing": "not installed",
@@ -59,7 +62,7 @@ class ModelDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("modelDialog")
-        self.resize(980, 460)
+        self.resize(980, 640)
         self.manager, self.settings, self.workers = manager, settings, workers
         self.job: JobHandle | None = None
         self._queue: list = []
@@ -122,6 +125,33 @@ class ModelDialog(QDialog):
         self.budget.setSuffix(" GB")
         self.budget.setSpecialValueText("automatic")
         self.budget.setValue(float(settings["gpu_memory_budget_gb"]))
+        self.precision_table = QTableWidget(0, len(PRECISION_COLUMNS))
+        self.precision_table.setObjectName("precisionTable")
+        self.precision_table.setHorizontalHeaderLabels(PRECISION_COLUMNS)
+        self.precision_table.horizontalHeader().setSectionResizeMode(
+            2, QHeaderView.ResizeMode.Stretch
+        )
+        self.precision_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.precision_table.verticalHeader().setVisible(False)
+        self.precision_table.setMaximumHeight(150)
+        self.measure_button = QPushButton("Measure Again")
+        self.measure_button.setObjectName("measurePrecisionButton")
+        self.measure_button.setToolTip(
+            "Time each workload in each precision on this machine (a few seconds) and use the "
+            "fastest; done once automatically."
+        )
+        self.measure_button.clicked.connect(self.measure_precision)
+        self.int8 = QCheckBox("Also try int8 for CLIP's ViT blocks (experimental)")
+        self.int8.setObjectName("int8Check")
+        self.int8.setChecked(bool(settings["int8_vit"]))
+        self.int8.toggled.connect(self._int8_toggled)
+        self.precision_note = QLabel()
+        self.precision_note.setObjectName("precisionNote")
+        self.precision_note.setWordWrap(True)
+        measure_row = QHBoxLayout()
+        measure_row.addWidget(self.measure_button)
+        measure_row.addWidget(self.int8)
+        measure_row.addStretch(1)
         self.at_start = QCheckBox("Show this window at start while a model is missing")
         self.at_start.setObjectName("assistantAtStart")
         self.at_start.setChecked(bool(settings["models_assistant_at_start"]))
@@ -143,8 +173,12 @@ class ModelDialog(QDialog):
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addLayout(form)
+        layout.addWidget(self.precision_note)
+        layout.addWidget(self.precision_table)
+        layout.addLayout(measure_row)
         layout.addWidget(box)
         self.refresh()
+        self.refresh_precision()
         if self.table.rowCount():
             self.table.selectRow(self._first_missing_row())
 
@@ -206,6 +240,68 @@ class ModelDialog(QDialog):
                 return row
         return 0
 
+    def refresh_precision(self) -> None:
+        """The stored measurement of this machine (nothing is measured here)."""
+        from ovpaint.models.calibration import ratio_text, workloads
+
+        calibrator = self.manager.calibrator
+        calibration = calibrator.stored(self.manager.device)
+        rows = sorted(workloads().items())
+        self.precision_table.setRowCount(len(rows))
+        for row, (name, workload) in enumerate(rows):
+            result = calibrator.valid_result(calibration, workload, self.manager.device)
+            if result is None:
+                values = (workload.title, "not measured yet", "measured on first use")
+            else:
+                ratios = ratio_text(result.ratios())
+                values = (workload.title, result.choice, ratios or "nothing else to time")
+            for col, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setToolTip(f"{name}: {value}")
+                self.precision_table.setItem(row, col, item)
+        self.precision_table.resizeColumnToContents(0)
+        signature = calibration.signature if calibration else None
+        where = ""
+        if signature:
+            where = signature.get("gpu") or (f"{signature['cpu']}, {signature['threads']} threads")
+            where = f" on {where} (measured in {calibration.seconds:.1f} s)"
+        override = self.manager.requested_dtype
+        note = f"Precision chosen per workload by measuring{where}."
+        if override != "auto":
+            note += f" The precision setting '{override}' overrides it."
+        self.precision_note.setText(note)
+
+    def _int8_toggled(self, checked: bool) -> None:
+        self.settings["int8_vit"] = checked
+        self.manager.calibrator.allow_int8 = checked
+        self.refresh_precision()
+
+    def measure_precision(self) -> None:
+        if self.job is not None:
+            return
+
+        def measure(progress, cancel):
+            return self.manager.calibrator.calibrate(
+                self.manager.device, force=True, progress=progress, cancel=cancel
+            )
+
+        self.measure_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Measuring each workload's precisions…")
+        self.job = self.workers.submit(
+            measure,
+            name="Measure precision",
+            on_progress=self._on_progress,
+            on_done=self._on_measured,
+            on_error=self._on_error,
+            on_cancelled=lambda: self._finish("Measurement cancelled; the last one is kept."),
+        )
+        self.refresh()
+
+    def _on_measured(self, calibration) -> None:
+        self._finish(f"Measured in {calibration.seconds:.1f} s.")
+
     def _selected_spec(self):
         row = self.table.currentRow()
         if row < 0 or self.manager.is_tiny:
@@ -256,11 +352,13 @@ class ModelDialog(QDialog):
     def _finish(self, text: str) -> None:
         self.job = None
         self.cancel_button.setEnabled(False)
+        self.measure_button.setEnabled(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("")
         self.status.setText(text)
         self.refresh()
+        self.refresh_precision()
 
     def _on_done(self, result) -> None:
         self._finish(f"Installed {result.model_id} at {result.path}.")
@@ -312,6 +410,7 @@ class ModelDialog(QDialog):
         self.settings["device"] = self.device.currentText()
         self.settings["dtype"] = self.dtype.currentText()
         self.settings["gpu_memory_budget_gb"] = self.budget.value()
+        self.settings["int8_vit"] = self.int8.isChecked()
         self.settings["models_assistant_at_start"] = self.at_start.isChecked()
         self.settings.save()
         super().done(result)

@@ -31,6 +31,7 @@ def manager_for(args: argparse.Namespace):
     )
     if manager.is_tiny or manager.choice.note:
         print(f"ovpaint: {manager.banner()}", file=sys.stderr)
+    manager.calibrator.announce = lambda line: print(f"ovpaint: {line}", file=sys.stderr)
     return manager
 
 

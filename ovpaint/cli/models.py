@@ -1,4 +1,5 @@
-"""`ovpaint models list|download|import|verify`: see, fetch and check the model weights.
+"""`ovpaint models list|download|import|verify|calibrate`: see, fetch and check the model
+weights, and measure which compute precision is fastest on this machine.
 
 Downloads resume: Ctrl-C keeps the part already fetched (exit 130) and the same command later
 continues from it. A model that cannot be had exits 3 with one line saying what to do.
@@ -41,7 +42,13 @@ def register(sub) -> argparse.ArgumentParser:
     im.add_argument("path", metavar="PATH")
     ve = actions.add_parser("verify", help="recompute the checksums of installed models")
     ve.add_argument("ids", nargs="*", metavar="ID", help="default: every installed model")
-    for action_parser in (ls, dl, im, ve):  # global options also after the action
+    ca = actions.add_parser(
+        "calibrate",
+        help="measure which precision is fastest here for each workload (done once "
+        "automatically; run again after changing hardware)",
+    )
+    ca.add_argument("--json", action="store_true", help="machine-readable output")
+    for action_parser in (ls, dl, im, ve, ca):  # global options also after the action
         add_global_options(action_parser, suppress=True)
     return p
 
@@ -49,10 +56,15 @@ def register(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "models_action", None)
     if action is None:
-        raise BadInput("Say what to do: ovpaint models list|download|import|verify")
-    return {"list": _list, "download": _download, "import": _import, "verify": _verify}[action](
-        args
-    )
+        raise BadInput("Say what to do: ovpaint models list|download|import|verify|calibrate")
+    actions = {
+        "list": _list,
+        "download": _download,
+        "import": _import,
+        "verify": _verify,
+        "calibrate": _calibrate,
+    }
+    return actions[action](args)
 
 
 def _context(args: argparse.Namespace):
@@ -102,8 +114,16 @@ def _list(args: argparse.Namespace) -> int:
                 "default": default,
             }
         )
+    calibration = _stored_calibration(settings, device_type)
     if args.json:
-        print_json({"device": device_type, "model_dir": str(store.root), "models": rows})
+        print_json(
+            {
+                "device": device_type,
+                "model_dir": str(store.root),
+                "models": rows,
+                "precision": calibration,
+            }
+        )
         return 0
     print(f"Models in {store.root} (default for {device_type} marked *):")
     for r in rows:
@@ -114,6 +134,82 @@ def _list(args: argparse.Namespace) -> int:
             f"{mark} {r['id']:18s} {r['role']:8s} {r['size_bytes'] / 1e9:6.2f} GB  "
             f"{state:10s} {r['title']}{where}"
         )
+    _print_precision(calibration, device_type)
+    return 0
+
+
+def _calibrator(settings):
+    from ovpaint.models.calibration import Calibrator
+
+    return Calibrator(allow_int8=bool(settings["int8_vit"]))
+
+
+def _precision_rows(calibrator, calibration, device) -> dict:
+    from ovpaint.models.calibration import workloads
+
+    rows = {}
+    for name, workload in sorted(workloads().items()):
+        result = calibrator.valid_result(calibration, workload, device)
+        rows[name] = {
+            "title": workload.title,
+            "choice": result.choice if result else None,
+            "seconds": result.times if result else None,
+            "speed_vs_fp32": result.ratios() if result else None,
+        }
+    return rows
+
+
+def _stored_calibration(settings, device_type: str) -> dict:
+    """This machine's stored precision choices (nothing is measured here)."""
+    import torch
+
+    from ovpaint.models.calibration import machine_signature
+
+    device = torch.device(device_type)
+    calibrator = _calibrator(settings)
+    calibration = calibrator.stored(device)
+    return {
+        "device": device.type,
+        "dtype_setting": settings["dtype"],
+        "signature": machine_signature(device),
+        "measured_in_s": round(calibration.seconds, 2) if calibration else None,
+        "workloads": _precision_rows(calibrator, calibration, device),
+    }
+
+
+def _print_precision(data: dict, device_type: str) -> None:
+    from ovpaint.models.calibration import ratio_text
+
+    sig = data["signature"]
+    where = sig.get("gpu") or f"{sig['cpu']}, {sig['cores']} cores, {sig['threads']} threads"
+    print(f"\nCompute precision on {where} (measured; `ovpaint models calibrate` to redo):")
+    for name, row in data["workloads"].items():
+        if row["choice"] is None:
+            text = "not measured yet (measured on first use)"
+        else:
+            ratios = ratio_text(row["speed_vs_fp32"])
+            text = row["choice"] + (f"  ({ratios} the speed of fp32)" if ratios else "")
+        print(f"  {name:8s} {text}  — {row['title']}")
+    if data["dtype_setting"] != "auto":
+        print(f"  (the dtype setting '{data['dtype_setting']}' overrides these choices)")
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import torch
+
+    from ovpaint.cli.common import print_json
+
+    settings, _store, device_type = _context(args)
+    device = torch.device(device_type)
+    calibrator = _calibrator(settings)
+    print(f"ovpaint: measuring each workload's precisions on {device.type}…", file=sys.stderr)
+    calibration = calibrator.calibrate(device, force=True)
+    data = _stored_calibration(settings, device_type)
+    if args.json:
+        print_json(data)
+        return 0
+    print(f"Measured in {calibration.seconds:.1f} s; stored in {calibrator.path}.")
+    _print_precision(data, device_type)
     return 0
 
 

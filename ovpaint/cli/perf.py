@@ -40,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
         tiny=getattr(args, "models", None) == "tiny",
         quick=args.quick,
     )
+    try:
+        return _run(args, perf, ctx)
+    finally:
+        ctx.close()  # the stages' temporary files
+
+
+def _run(args: argparse.Namespace, perf, ctx) -> int:
     stages = perf.collect(ctx, args.only)
     if args.list:
         for s in stages:

@@ -30,5 +30,6 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = Fals
         "--dtype",
         choices=DTYPES,
         default=default,
-        help="compute precision (default: fp16 on CUDA, fp32 on CPU)",
+        help="compute precision (default: auto = for each workload the precision measured "
+        "fastest on this machine, see `ovpaint models calibrate`)",
     )

@@ -105,8 +105,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "cpu_bf16_unet",
         True,
-        "On a CPU with native bf16 (AVX512-BF16 or AMX), run the "
-        "inpainting UNet in bf16 (about 1.6× faster per step); the rest stays fp32.",
+        "On the CPU, run the inpainting UNet in bf16 where that was measured faster on this "
+        "machine (`ovpaint models calibrate`); off: always fp32. The rest stays fp32.",
+    ),
+    Setting(
+        "int8_vit",
+        False,
+        "Also time dynamic int8 (per-channel weights) for CLIP's ordinary ViT blocks on the "
+        "CPU, and use it where it is measured fastest. Off until its labels are checked on "
+        "real weights.",
     ),
     Setting(
         "max_image_megapixels",

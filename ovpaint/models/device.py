@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -111,10 +112,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+def cpu_is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
 @lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """Native bf16 matrix units (AVX512-BF16 or AMX). Elsewhere bf16 on the CPU is emulated and
-    slower than fp32 (oneDNN's own bf16 flag is also true on plain AVX512, so it is not asked).
+    """bf16 instructions (AVX512-BF16 or AMX). Without them an x86 CPU emulates bf16, so it is
+    not worth timing; with them it may still be slower than fp32 (0.6× on one Intel Xeon), so
+    this only decides which precisions the calibration times (``models/calibration.py``), never
+    which one runs. oneDNN's own bf16 flag is also true on plain AVX512, so it is not asked.
     Asked of torch's CPU feature probe, else of /proc/cpuinfo."""
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())

@@ -20,7 +20,6 @@ import torch
 
 from ovpaint.core.errors import ModelUnavailable
 from ovpaint.core.paths import cache_dir
-from ovpaint.models.device import cpu_has_fast_bf16
 from ovpaint.models.protocols import Derived
 
 TINY_RESOLUTION = 128
@@ -120,14 +119,14 @@ def _deliberate_cast():
         log.setLevel(level)
 
 
-def tune_for_cpu(bundle: InpaintBundle) -> bool:
-    """Run the UNet in bf16 with channels-last memory when the CPU computes bf16 natively
-    (``ovpaint perf --only inpaint``: 1.6× per step on a 2-core AVX512-BF16 machine). The
-    text encoder and VAE stay fp32; hooks cast the UNet's inputs in and its noise prediction
-    back to fp32, so the pipeline around it is unchanged. Returns whether the UNet is tuned."""
+def tune_for_cpu(bundle: InpaintBundle, precision: str) -> bool:
+    """Run the UNet in bf16 with channels-last memory when ``precision`` (the ``unet``
+    workload's measured choice, see ``models/calibration.py``) is bf16. The text encoder and
+    VAE stay fp32; hooks cast the UNet's inputs in and its noise prediction back to fp32, so the
+    pipeline around it is unchanged. Returns whether the UNet is tuned."""
     if bundle.unet_bf16:
         return True
-    if bundle.device.type != "cpu" or not cpu_has_fast_bf16():
+    if bundle.device.type != "cpu" or precision != "bf16":
         return False
     make_bf16_unet(bundle.pipe.unet)
     bundle.unet_bf16 = True
@@ -142,6 +141,41 @@ def make_bf16_unet(unet: Any) -> Any:
     unet.register_forward_pre_hook(_cast_unet_inputs, with_kwargs=True)
     unet.register_forward_hook(_cast_unet_output, with_kwargs=True)
     return unet
+
+
+def unet_block_probe(device: torch.device, precision: str):
+    """Calibration probe: the first down block of the SD2-inpainting UNet (one ResNet and one
+    cross-attention transformer over the 64×64 latent, 320 channels, 5 heads, text 77×1024)
+    for one classifier-free-guidance half (the product runs both halves as one batch of the
+    same per-sample shapes; one half keeps the calibration within its budget); in bf16 on a CPU
+    as :func:`make_bf16_unet` runs it (bf16 weights and channels-last activations)."""
+    from diffusers.models.unets.unet_2d_blocks import CrossAttnDownBlock2D
+
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    block = CrossAttnDownBlock2D(
+        in_channels=320,
+        out_channels=320,
+        temb_channels=1280,
+        num_layers=1,
+        num_attention_heads=5,
+        cross_attention_dim=1024,
+        use_linear_projection=True,
+        add_downsample=False,
+    ).eval()
+    sample = torch.randn(1, 320, 64, 64)
+    temb = torch.randn(1, 1280)
+    text = torch.randn(1, 77, 1024)
+    layout = torch.channels_last if device.type == "cpu" and dtype != torch.float32 else None
+    with _deliberate_cast():
+        block.to(device=device, dtype=dtype, memory_format=layout or torch.contiguous_format)
+    sample = sample.to(device, dtype).contiguous(memory_format=layout or torch.contiguous_format)
+    temb, text = temb.to(device, dtype), text.to(device, dtype)
+
+    def run():
+        with torch.no_grad():
+            return block(sample, temb, encoder_hidden_states=text)
+
+    return run
 
 
 def clip_tokenizer_files() -> Path:

@@ -2,7 +2,9 @@
 
 - Lazy: nothing loads until a pipeline asks for a role ("clip", "sam2", "inpaint", ...: the
   registered model families, :mod:`ovpaint.models.registry`).
-- Device and dtype: cuda > mps > cpu unless overridden; fp16 on CUDA, fp32 on CPU by default.
+- Device and dtype: cuda > mps > cpu unless overridden. Weights are fp32 on a CPU; each
+  workload's compute precision (and on CUDA a model's storage precision) is the one measured
+  fastest on this machine (``models/calibration.py``) unless ``--dtype``/settings say otherwise.
 - Serialised: ``with manager.use("sam2") as sam:`` holds that model's lock, so two worker
   threads never run one model at once; different models may run side by side.
 - Offload: on a GPU, before a model is placed, idle models are moved to the CPU until the
@@ -24,12 +26,20 @@ import torch
 from ovpaint.core.errors import BadInput, ModelUnavailable, OutOfMemory
 from ovpaint.core.settings import Settings
 from ovpaint.models import device as devices
+from ovpaint.models.calibration import Calibrator, Workload, workloads
 from ovpaint.models.fixes import unavailable
 from ovpaint.models.protocols import Bundle
 from ovpaint.models.registry import FAMILIES, ModelSpec, family, get_spec, roles
 from ovpaint.models.store import ModelStore
 
 PROFILES = ("real", "tiny")
+
+
+def _workload_of(role: str) -> Workload | None:
+    """The calibrated workload whose precision decides how a role's model computes."""
+    return next((w for w in workloads().values() if w.role == role), None)
+
+
 GPU_MARGIN_BYTES = 1_000_000_000  # left free for activations when the budget is automatic
 
 
@@ -68,12 +78,15 @@ class ModelManager:
         settings: Settings | None = None,
         store: ModelStore | None = None,
         seed: int = 0,
+        calibrator: Calibrator | None = None,
     ) -> None:
         if profile not in PROFILES:
             raise BadInput(f"Unknown model profile '{profile}'. Use 'real' or 'tiny'.")
         self.profile = profile
         self.settings = settings or Settings()
         self.choice = devices.choose(device, dtype)
+        self.requested_dtype = (dtype or "auto").lower()
+        self.calibrator = calibrator or Calibrator(allow_int8=bool(self.settings["int8_vit"]))
         self.store = store or ModelStore.from_settings(self.settings)
         self.seed = seed
         self._slots: dict[str, _Slot] = {}
@@ -98,8 +111,30 @@ class ModelManager:
         parts = []
         if self.is_tiny:
             parts.append("TINY TEST MODELS (random weights: results are meaningless)")
-        parts.append(self.choice.describe())
+        text = self.choice.describe()
+        if self.requested_dtype == "auto":  # the dtype is the weights'; compute is measured
+            name = self.choice.dtype_name
+            text = text.replace(f"/ {name}", "/ measured precision", 1)
+            text = text.replace(f"({name})", "(measured precision)", 1)
+        parts.append(text)
         return " · ".join(parts)
+
+    def precision(self, workload: str, *, progress: Any = None, cancel: Any = None) -> str:
+        """The compute precision of ``workload``: ``--dtype``/the dtype setting when given,
+        else the one measured fastest on this machine (measured now if it never was)."""
+        if self.requested_dtype != "auto":
+            return devices.DTYPE_NAMES[self.dtype]
+        return self.calibrator.choice(workload, self.device, progress=progress, cancel=cancel)
+
+    def storage_dtype(self, role: str) -> torch.dtype:
+        """The dtype a role's weights load in: on a GPU with ``auto``, the measured precision
+        of the workload that role's model computes (a GPU without fast fp16 keeps fp32)."""
+        if self.requested_dtype != "auto" or self.device.type != "cuda":
+            return self.dtype
+        owner = _workload_of(role)
+        if owner is None:
+            return self.dtype
+        return devices.DTYPES.get(self.precision(owner.name), self.dtype)
 
     def model_id(self, role: str) -> str:
         chosen = FAMILIES.get(role)
@@ -153,7 +188,7 @@ class ModelManager:
     # ----------------------------------------------------------------- loading
     def _load(self, role: str) -> _Slot:
         loader = family(role).loader()
-        dtype = self.dtype
+        dtype = self.storage_dtype(role)
         if self.is_tiny:
             bundle = loader.build_tiny(self.seed)  # on the CPU, in fp32
             self._tune(role, loader, bundle)
@@ -176,10 +211,11 @@ class ModelManager:
 
     def _tune(self, role: str, loader: Any, bundle: Bundle) -> None:
         """The family's speed-ups for computing on the CPU (the inpainting UNet in bf16), when
-        its setting turns them on."""
+        its setting allows them and its workload was measured faster in bf16 here."""
         setting = family(role).cpu_tuning
-        if setting and self.device.type == "cpu" and self.settings[setting]:
-            loader.tune_for_cpu(bundle)
+        owner = _workload_of(role)
+        if setting and owner and self.device.type == "cpu" and self.settings[setting]:
+            loader.tune_for_cpu(bundle, self.precision(owner.name))
 
     def _slot(self, role: str) -> _Slot:
         # Loading can take half a minute (SD from disk): hold only this role's load lock, so

@@ -6,6 +6,9 @@ input instead of 1024 px, so ``set_image`` takes a fraction of a second on a CPU
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,38 @@ import torch
 from ovpaint.core.errors import ModelUnavailable
 from ovpaint.models.fixes import unavailable
 from ovpaint.models.protocols import Derived
+
+
+class _DropSam2Info(logging.Filter):
+    """sam2 logs through the root logger at INFO on every ``set_image`` ("Computing image
+    embeddings…"); those records are dropped, its warnings and everyone else's records kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or record.name != "root":
+            return True
+        return f"{os.sep}sam2{os.sep}" not in record.pathname
+
+
+_SAM2_INFO_FILTER = _DropSam2Info()
+
+
+def quiet_sam2() -> None:
+    """Silence sam2's noise users see on every run: its per-call INFO lines and the
+    ``torch.jit.script`` FutureWarning its input transforms raise (idempotent). Our own
+    warnings and logs are untouched: the warning filter matches that message in torch's
+    module only, the log filter sam2's own root-logger records below WARNING."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`torch\.jit\.script` is deprecated",
+        category=FutureWarning,
+        module=r"torch\.jit\._script",
+    )
+    root = logging.getLogger()
+    if _SAM2_INFO_FILTER not in root.filters:
+        root.addFilter(_SAM2_INFO_FILTER)
+
+
+quiet_sam2()
 
 TINY_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 TINY_SAM2_IMAGE_SIZE = 256

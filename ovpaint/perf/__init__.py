@@ -16,10 +16,12 @@ from __future__ import annotations
 import importlib
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ovpaint.core.errors import BadInput
@@ -76,22 +78,59 @@ class PerfContext:
     tiny: bool = False
     quick: bool = False  # fewer repeats and smaller inputs (used by the test suite)
     cache: dict = field(default_factory=dict)  # shared between stage modules (built models)
+    calibrator: Any = None  # models.calibration.Calibrator: the product's precision choices
+    _temp: Any = None
 
     def repeats(self, n: int) -> int:
         return 1 if self.quick else n
 
+    def product_calibrator(self) -> Any:
+        """The calibrator the product uses here (the user's settings decide int8)."""
+        if self.calibrator is None:
+            from ovpaint.core.settings import Settings
+            from ovpaint.models.calibration import Calibrator
+
+            self.calibrator = Calibrator(allow_int8=bool(Settings.load()["int8_vit"]))
+        return self.calibrator
+
+    def precision(self, workload: str, **kwargs: Any) -> str:
+        """The precision the product chooses for ``workload`` here (measured if it never was,
+        or by the ``machine`` stage's fresh calibration earlier in the run)."""
+        return self.product_calibrator().choice(workload, self.device, **kwargs)
+
+    def temp_dir(self, name: str) -> Path:
+        """A folder for a stage's files, under one temporary folder that :meth:`close`
+        removes (every ``ovpaint perf`` run leaves the temp folder as it found it)."""
+        if self._temp is None:
+            self._temp = tempfile.TemporaryDirectory(prefix="ovpaint-perf-")
+        path = Path(self._temp.name) / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        if self._temp is not None:
+            self._temp.cleanup()
+            self._temp = None
+
 
 class FixedModels:
     """The pipelines' ``Models`` with fixed bundles by role, built on first use by the given
-    functions, always available."""
+    functions, always available; precision as the product chooses it (``ctx.precision``)
+    when a context is given."""
 
     is_tiny = False
 
-    def __init__(self, **bundle_of: Callable[[], Any]) -> None:
+    def __init__(self, ctx: PerfContext | None = None, **bundle_of: Callable[[], Any]) -> None:
+        self._ctx = ctx
         self._bundle_of = bundle_of
 
     def check_available(self, role: str) -> None:
         return None
+
+    def precision(self, workload: str, **kwargs: Any) -> str:
+        if self._ctx is None:
+            raise RuntimeError("FixedModels needs a PerfContext to choose a precision")
+        return self._ctx.precision(workload, **kwargs)
 
     @contextmanager
     def use(self, role: str):
@@ -102,6 +141,48 @@ class FixedModels:
 
     def model_id(self, role: str) -> str:
         return self._bundle_of[role]().model_id
+
+
+def product_default(
+    ctx: PerfContext, group: str, name: str, workload: str, run_in: Callable[[str], Any], **kw
+) -> Stage:
+    """The stage of the product's default path: ``run_in(precision)`` with the precision the
+    product resolves ``auto`` to for ``workload`` on this machine; its note says which."""
+    stage = Stage(group, name, lambda: None, **kw)
+
+    def run() -> Any:
+        precision = ctx.precision(workload)
+        stage.note = f"measured choice: {precision}" + (f"; {kw['note']}" if kw.get("note") else "")
+        return run_in(precision)
+
+    stage.run = run
+    return stage
+
+
+INT8_NOTE = "dynamic int8 ViT blocks (setting int8_vit; off by default)"
+
+
+def precision_modes(
+    ctx: PerfContext,
+    group: str,
+    workload: str,
+    run_in: Callable[[str], Any],
+    modes: dict[str, str],
+    name_of: Callable[[str], str],
+    **kw,
+) -> list[Stage]:
+    """One stage per precision mode (``modes``: precision → note; named ``name_of(precision)``)
+    and then the product default's (``name_of("product default")``), all sharing ``kw``
+    (repeats, baseline, pairing): the table shows the product's choice next to the modes it
+    chose among."""
+    stages = [
+        Stage(group, name_of(p), lambda p=p: run_in(p), note=note, **kw)
+        for p, note in modes.items()
+    ]
+    return [
+        *stages,
+        product_default(ctx, group, name_of("product default"), workload, run_in, **kw),
+    ]
 
 
 def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
@@ -137,7 +218,10 @@ def collect(ctx: PerfContext, only: str | None = None) -> list[Stage]:
     return stages
 
 
-def time_stage(stage: Stage) -> StageResult:
+Clock = Callable[[], float]
+
+
+def time_stage(stage: Stage, clock: Clock = time.perf_counter) -> StageResult:
     try:
         if stage.setup is not None:
             stage.setup()
@@ -145,9 +229,9 @@ def time_stage(stage: Stage) -> StageResult:
             stage.run()
         times = []
         for _ in range(max(1, stage.repeats)):
-            t0 = time.perf_counter()
+            t0 = clock()
             value = stage.run()
-            times.append(float(value) if stage.measured else time.perf_counter() - t0)
+            times.append(float(value) if stage.measured else clock() - t0)
         return StageResult(
             stage.group,
             stage.name,
@@ -168,7 +252,7 @@ def time_stage(stage: Stage) -> StageResult:
         )
 
 
-def time_paired(stage: Stage, baseline: Stage) -> StageResult:
+def time_paired(stage: Stage, baseline: Stage, clock: Clock = time.perf_counter) -> StageResult:
     """Time ``stage`` alternately with ``baseline``; the result carries both medians."""
     try:
         for part in (baseline, stage):
@@ -179,9 +263,9 @@ def time_paired(stage: Stage, baseline: Stage) -> StageResult:
         times, base_times = [], []
         for _ in range(max(1, stage.repeats)):
             for part, out in ((baseline, base_times), (stage, times)):
-                t0 = time.perf_counter()
+                t0 = clock()
                 part.run()
-                out.append(time.perf_counter() - t0)
+                out.append(clock() - t0)
         result = StageResult(
             stage.group,
             stage.name,
@@ -205,14 +289,16 @@ def time_paired(stage: Stage, baseline: Stage) -> StageResult:
 
 
 def run(
-    stages: list[Stage], on_result: Callable[[StageResult], None] | None = None
+    stages: list[Stage],
+    on_result: Callable[[StageResult], None] | None = None,
+    clock: Clock = time.perf_counter,
 ) -> list[StageResult]:
     results = []
     by_name: dict[str, StageResult] = {}
     stage_of = {stage.name: stage for stage in stages}
     for stage in stages:
         baseline = stage_of.get(stage.baseline) if stage.paired and stage.baseline else None
-        result = time_paired(stage, baseline) if baseline else time_stage(stage)
+        result = time_paired(stage, baseline, clock) if baseline else time_stage(stage, clock)
         by_name[stage.name] = result
         results.append(result)
         if on_result:

@@ -12,7 +12,6 @@ weight values.
 from __future__ import annotations
 
 import itertools
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +114,12 @@ class BatchBench:
         self.ctx = ctx
         self.w, self.h = (160, 120) if ctx.quick or ctx.tiny else (500, 375)
         self.count = ctx.repeats(3) + 1
-        self.tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-batch-"))
         self.label = "tiny" if ctx.tiny else "real archs, random weights"
         self.images: list[np.ndarray] = []
+
+    @property
+    def tmp(self) -> Path:
+        return self.ctx.temp_dir("batch")  # made on first use, removed with the run's folder
 
     def setup(self) -> None:
         from ovpaint.core.image_io import save_image

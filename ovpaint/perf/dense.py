@@ -9,13 +9,11 @@ Full-size architectures with random weights (ViT-B/16 quickgelu, SAM2.1 hiera-ti
 from __future__ import annotations
 
 import itertools
-import tempfile
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
-from ovpaint.perf import FixedModels, PerfContext, Stage
+from ovpaint.perf import INT8_NOTE, FixedModels, PerfContext, Stage, precision_modes
 from ovpaint.perf.bundles import clip_bundle, sam2_bundle, scene
 
 
@@ -49,7 +47,7 @@ class DenseBench:
     def __init__(self, ctx: PerfContext) -> None:
         self.ctx = ctx
         self.h, self.w = (188, 250) if ctx.quick or ctx.tiny else (375, 500)
-        self.models = FixedModels(clip=self.clip, sam2=self.sam)
+        self.models = FixedModels(ctx, clip=self.clip, sam2=self.sam)
         self.names = itertools.count()  # a new name per call: never a cached text
         self.unseen = itertools.count()
         self._kept: dict = {}
@@ -68,8 +66,7 @@ class DenseBench:
     def encoder(self):
         from ovpaint.pipelines.text import TextEncoder
 
-        tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-text-"))
-        return TextEncoder(self.clip(), "openai80", cache_dir=tmp)
+        return TextEncoder(self.clip(), "openai80", cache_dir=self.ctx.temp_dir("text-cache"))
 
     @cached_property
     def text(self):
@@ -182,7 +179,7 @@ class DenseBench:
         from ovpaint.core.prompt import parse_prompt
         from ovpaint.pipelines.segmentation.dense import DenseSettings, dense_probabilities
 
-        settings = DenseSettings(compute_dtype="bf16")
+        settings = DenseSettings()
         return dense_probabilities(self.session, parse_prompt("dog, sky"), self.models, settings)
 
     def refine_separate(self) -> None:
@@ -201,14 +198,6 @@ class DenseBench:
             R.PromptPoint(float(x), float(y), int(labels[int(y), int(x)]), 0) for x, y in pts
         ]
         R.vote(low, prompts, labels, 2, R.RefineSettings())
-
-    def product_precision(self) -> str:
-        """The refinement's ``auto`` precision here, without building the model (``--list``)."""
-        import torch
-
-        from ovpaint.pipelines.segmentation.dense import compute_dtype
-
-        return str(compute_dtype("auto", self.ctx.device, torch.float32)).replace("torch.", "")
 
 
 def text_stages(b: DenseBench) -> list[Stage]:
@@ -249,18 +238,15 @@ def dense_pass_stages(b: DenseBench) -> list[Stage]:
             repeats=rep(3),
             setup=lambda: (b.net_input, b.text),
         ),
-        Stage(
+        *precision_modes(
+            b.ctx,
             "dense",
-            f"dense {size}: batched windows fp32",
-            lambda: b.dense_pass("fp32"),
-            repeats=rep(3),
-            baseline=reference,
-            paired=True,
-        ),
-        Stage(
             "dense",
-            f"dense {size}: batched windows bf16 (fastest)",
-            lambda: b.dense_pass("bf16"),
+            b.dense_pass,
+            {"fp32": "", "bf16": "", "int8": INT8_NOTE},
+            lambda mode: (
+                f"dense {size}: " + (mode if "default" in mode else f"batched windows {mode}")
+            ),
             repeats=rep(3),
             baseline=reference,
             paired=True,
@@ -292,7 +278,7 @@ def naclip_stages(b: DenseBench) -> list[Stage]:
         )
         for dtype, baseline in (
             ("fp32", f"dense {size}: batched windows fp32"),
-            ("bf16", f"dense {size}: batched windows bf16 (fastest)"),
+            ("bf16", f"dense {size}: batched windows bf16"),
         )
     ]
     stages += [
@@ -338,24 +324,22 @@ def refine_stages(b: DenseBench) -> list[Stage]:
     return [
         Stage("dense", f"SAM2 embedding {b.w}×{b.h} (set_image)", b.new_predictor, repeats=rep(3)),
         Stage("dense", separate, b.refine_separate, repeats=rep(3), setup=predictor),
-        Stage(
+        *precision_modes(
+            b.ctx,
             "dense",
-            "refine: 60 points, batched decoder fp32 (exact) + vote",
-            lambda: b.refine_batched("fp32"),
+            "decoder",
+            b.refine_batched,
+            {"fp32": "", "bf16": ""},
+            lambda mode: (
+                "refine: 60 points, "
+                + (mode if "default" in mode else f"batched decoder {mode}")
+                + (" (exact)" if mode == "fp32" else "")
+                + " + vote"
+            ),
             repeats=rep(3),
             paired=True,
             baseline=separate,
             setup=predictor,
-        ),
-        Stage(
-            "dense",
-            "refine: 60 points, batched decoder, product precision + vote",
-            lambda: b.refine_batched("auto"),
-            repeats=rep(3),
-            paired=True,
-            baseline=separate,
-            setup=predictor,
-            note=f"decoder in {b.product_precision()}",
         ),
     ]
 

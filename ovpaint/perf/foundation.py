@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,21 @@ def stages(ctx: PerfContext) -> list[Stage]:
     from ovpaint.core.image_io import load_image, save_image
     from ovpaint.models import clip_loader, sam2_loader
 
-    tmp = Path(tempfile.mkdtemp(prefix="ovpaint-perf-"))
-    big = tmp / "photo.jpg"
     side = (1200, 900) if ctx.quick else (6000, 4000)
+
+    def big() -> Path:
+        return ctx.temp_dir("foundation") / "photo.jpg"
 
     def make_image() -> None:
         rng = np.random.default_rng(0)
         img = rng.integers(0, 255, (side[1] // 8, side[0] // 8, 3), dtype=np.uint8)
-        save_image(big, np.repeat(np.repeat(img, 8, 0), 8, 1), quality=90)
+        save_image(big(), np.repeat(np.repeat(img, 8, 0), 8, 1), quality=90)
 
     return [
         Stage(
             "foundation",
             f"load {side[0]}×{side[1]} JPEG",
-            lambda: load_image(big),
+            lambda: load_image(big()),
             repeats=ctx.repeats(3),
             setup=make_image,
         ),

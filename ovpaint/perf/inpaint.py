@@ -12,7 +12,7 @@ import copy
 
 import numpy as np
 
-from ovpaint.perf import FixedModels, PerfContext, Stage
+from ovpaint.perf import FixedModels, PerfContext, Stage, product_default
 
 # stabilityai/stable-diffusion-2-inpainting unet/config.json and vae/config.json (architecture).
 SD2_INPAINT_UNET = dict(
@@ -65,6 +65,12 @@ def _fast_unet(cache: dict):
         unet, _ = _real_parts(cache)
         cache["unet_fast"] = make_bf16_unet(copy.deepcopy(unet))
     return cache["unet_fast"]
+
+
+def _product_unet(cache: dict, precision: str):
+    """The UNet as the ModelManager leaves it on a CPU: tuned (``tune_for_cpu``) when the
+    measured choice is bf16, stock fp32 otherwise."""
+    return _fast_unet(cache) if precision == "bf16" else _real_parts(cache)[0]
 
 
 def _unet_step(unet_of):
@@ -142,8 +148,8 @@ def _pipeline_bundle(ctx: PerfContext, cache: dict):
             pipe.set_progress_bar_config(disable=True)
             cache["bundle"] = inpaint_loader.InpaintBundle(pipe, "sd2-inpaint-random", "sd", 512)
         if ctx.device.type == "cpu":
-            # as the ModelManager does by default: the UNet in bf16 where the CPU has it
-            inpaint_loader.tune_for_cpu(cache["bundle"])
+            # as the ModelManager does by default: the UNet in bf16 where measured faster
+            inpaint_loader.tune_for_cpu(cache["bundle"], ctx.precision("unet"))
     return cache["bundle"]
 
 
@@ -156,7 +162,7 @@ def _whole_call(ctx: PerfContext, cache: dict, height: int, width: int, steps: i
     cy, cx = height // 2, width // 2
     mask[cy - 120 : cy + 120, cx - 150 : cx + 150] = True  # 300×240: fits a 512 crop with context
     settings = InpaintSettings(mode="replace", prompt="a red car", steps=steps, seed=0)
-    manager = FixedModels(inpaint=lambda: _pipeline_bundle(ctx, cache))
+    manager = FixedModels(ctx, inpaint=lambda: _pipeline_bundle(ctx, cache))
 
     def run():
         return inpaint(image, mask, settings, manager=manager)
@@ -180,8 +186,17 @@ def stages(ctx: PerfContext) -> list[Stage]:
             ),
             Stage(
                 "inpaint",
-                "UNet step 512² CFG, bf16 + channels-last + SDPA (product on CPU)",
+                "UNet step 512² CFG, bf16 + channels-last + SDPA",
                 _unet_step(lambda: _fast_unet(cache)),
+                repeats=rep(2),
+                baseline="UNet step 512² CFG, stock fp32",
+            ),
+            product_default(
+                ctx,
+                "inpaint",
+                "UNet step 512² CFG, product default",
+                "unet",
+                lambda precision: _unet_step(lambda: _product_unet(cache, precision))(),
                 repeats=rep(2),
                 baseline="UNet step 512² CFG, stock fp32",
             ),

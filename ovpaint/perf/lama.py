@@ -86,7 +86,7 @@ def _removal(ctx: PerfContext, cache: dict, height: int, width: int, engine: str
     from ovpaint.pipelines.inpainting.inpaint import InpaintSettings, inpaint
 
     image, mask = _photo(height, width)
-    models = FixedModels(lama=lambda: _bundle(ctx, cache), inpaint=sd_bundle)
+    models = FixedModels(ctx, lama=lambda: _bundle(ctx, cache), inpaint=sd_bundle)
     settings = InpaintSettings(mode="remove", engine=engine, seed=0)
 
     def run():

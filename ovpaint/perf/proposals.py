@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovpaint.perf import FixedModels, PerfContext, Stage
+from ovpaint.perf import INT8_NOTE, FixedModels, PerfContext, Stage, precision_modes
 from ovpaint.perf.bundles import clip_bundle, sam2_bundle, scene
 
 
@@ -110,34 +110,31 @@ def _scoring_stages(ctx: PerfContext) -> list[Stage]:
 
     one = ProposalSettings(clip_batch=1, low_precision_cpu=False)
     batched = ProposalSettings()
-    batched_fp32 = ProposalSettings(low_precision_cpu=False)
     base = f"score {n} masks × 3 scales: one CLIP call per crop and scale (fp32)"
 
-    def run(settings):
-        def go():
-            d = inputs()
-            return mask_features(clip_bundle(ctx), d["image"], (d["masks"], d["boxes"]), settings)
+    def run(settings, precision):
+        d = inputs()
+        masks = (d["masks"], d["boxes"])
+        return mask_features(clip_bundle(ctx), d["image"], masks, settings, precision=precision)
 
-        return go
+    def batched_in(precision):
+        return run(batched, precision)
+
+    def name_of(mode):
+        return f"score {n} masks × 3 scales: " + (mode if "default" in mode else f"batched {mode}")
 
     return [
-        Stage("proposals", base, run(one), repeats=1, warmup=0),
-        Stage(
+        Stage("proposals", base, lambda: run(one, "fp32"), repeats=1, warmup=0),
+        *precision_modes(
+            ctx,
             "proposals",
-            f"score {n} masks × 3 scales: batched (fp32)",
-            run(batched_fp32),
+            "scoring",
+            batched_in,
+            {"fp32": "", "bf16": "", "int8": INT8_NOTE},
+            name_of,
             repeats=1,
             warmup=0,
             baseline=base,
-        ),
-        Stage(
-            "proposals",
-            f"score {n} masks × 3 scales: batched (product setting)",
-            run(batched),
-            repeats=1,
-            warmup=0,
-            baseline=base,
-            note="bf16 autocast on CPU, fp16/bf16 on GPU",
         ),
     ]
 
@@ -156,7 +153,8 @@ def _click_stage(ctx: PerfContext) -> list[Stage]:
         session.sam2_predictor(bundle)  # the cached embedding: not part of a click
         mask = np.zeros((h, w), bool)
         mask[h // 4 : h // 2, w // 4 : w // 2] = True
-        state["clicks"] = ClickSession(session, FixedModels(sam2=lambda: bundle), initial_mask=mask)
+        models = FixedModels(ctx, sam2=lambda: bundle)
+        state["clicks"] = ClickSession(session, models, initial_mask=mask)
 
     def click() -> None:
         x, y = float(rng.integers(0, w)), float(rng.integers(0, h))

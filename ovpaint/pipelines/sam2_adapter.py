@@ -114,3 +114,47 @@ def predict_logits(
     """sam2's own decoder call on prompts already in model coordinates: (full-size mask
     logits, predicted IoUs, low-resolution logits), three masks per prompt."""
     return predictor._predict(coords, labels, multimask_output=True, return_logits=True)
+
+
+def decoder_stand_in(device: torch.device) -> Any:
+    """SAM 2.1's prompt encoder and mask decoder (its real sizes: 256 channels, a 64×64 image
+    embedding, high-resolution features at 256² and 128²) with random weights and a random
+    image embedding, shaped as a ``SAM2ImagePredictor`` after ``set_image`` as far as the
+    prompt decoder reads it (its private ``_features``): for timing the decoder (the
+    calibration's ``decoder`` workload) without building the image encoder."""
+    from types import SimpleNamespace
+
+    from sam2.modeling.sam.mask_decoder import MaskDecoder
+    from sam2.modeling.sam.prompt_encoder import PromptEncoder
+    from sam2.modeling.sam.transformer import TwoWayTransformer
+
+    prompt_encoder = PromptEncoder(
+        embed_dim=256,
+        image_embedding_size=(64, 64),
+        input_image_size=(1024, 1024),
+        mask_in_chans=16,
+    )
+    decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+        transformer_dim=256,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+        use_high_res_features=True,
+        iou_prediction_use_sigmoid=True,
+        pred_obj_scores=True,
+        pred_obj_scores_mlp=True,
+        use_multimask_token_for_obj_ptr=True,
+    )
+    model = SimpleNamespace(
+        sam_prompt_encoder=prompt_encoder.eval().to(device),
+        sam_mask_decoder=decoder.eval().to(device),
+    )
+    features = {
+        "image_embed": torch.randn(1, 256, 64, 64, device=device),
+        "high_res_feats": [
+            torch.randn(1, 32, 256, 256, device=device),
+            torch.randn(1, 64, 128, 128, device=device),
+        ],
+    }
+    return SimpleNamespace(model=model, _features=features, device=device)

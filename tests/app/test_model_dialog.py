@@ -53,3 +53,48 @@ def test_states_local_copy_and_offline_download(qtbot, tmp_path):
     assert not dialog.cancel_button.isEnabled()
     dialog.done(0)
     assert (tmp_path / "settings.json").exists()
+
+
+def test_precision_table_shows_the_measured_choice_and_measures_again(qtbot, tmp_path, monkeypatch):
+    """The dialog lists every workload's measured precision and speed ratios; Measure Again
+    runs the calibration on the worker pool (with progress) and refreshes the table."""
+    import torch
+
+    from ovpaint.app.model_dialog import ModelDialog
+    from ovpaint.app.workers import WorkerPool
+    from ovpaint.models import calibration as C
+    from ovpaint.models.manager import ModelManager
+
+    def probe(device, precision):  # a quick stand-in: a matrix product in that precision
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.float32}
+        a = torch.ones(64, 64, dtype=dtype[precision])
+        return lambda: a @ a
+
+    fakes = {
+        "quick": C.Workload("quick", "a quick product", probe, int8=True),
+        "other": C.Workload("other", "another product", probe),
+    }
+    monkeypatch.setattr(C, "_WORKLOADS", fakes)
+    settings = Settings(tmp_path / "settings.json")
+    calibrator = C.Calibrator(tmp_path / "precision.json")
+    manager = ModelManager(profile="tiny", device="cpu", settings=settings, calibrator=calibrator)
+    dialog = ModelDialog(manager, settings, WorkerPool())
+    qtbot.addWidget(dialog)
+    table = dialog.precision_table
+    assert table.rowCount() == 2
+    assert [table.item(r, 1).text() for r in range(2)] == ["not measured yet"] * 2
+
+    events = []
+    dialog.int8.setChecked(True)
+    assert calibrator.allow_int8 and settings["int8_vit"]
+    monkeypatch.setattr(dialog, "_on_progress", events.append)
+    dialog.measure_precision()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=30_000)
+    assert "Measured in" in dialog.status.text()
+    stored = calibrator.stored(manager.device)
+    for row, name in enumerate(sorted(fakes)):
+        result = stored.results[name]
+        assert table.item(row, 1).text() == result.choice
+        assert ("int8" in table.item(row, 2).text()) == (name == "quick")
+    assert any(e.stage.startswith("measuring") for e in events)
+    assert "measured in" in dialog.precision_note.text().lower()

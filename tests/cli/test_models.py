@@ -189,7 +189,13 @@ def test_perf_machine_stages_bound_the_speedups(capsys, tmp_path):
     code, out, _ = _run(capsys, "perf", "--quick", "--only", "machine", "--json", str(out_json))
     assert code == 0
     stages = json.loads(out_json.read_text())["stages"]
-    assert len(stages) == 3 and all(s["error"] is None for s in stages)
+    assert len(stages) == 4 and all(s["error"] is None for s in stages)
     compared = [s for s in stages if s["baseline"]]
     assert len(compared) == 2 and all(s["speedup"] > 0 for s in compared)
     assert "int8" in out
+    # a fresh calibration: each workload's measured choice and ratios, stored for the product
+    [calibration] = [s for s in stages if "calibration" in s["name"]]
+    for workload in ("dense", "scoring", "decoder", "unet"):
+        assert f"{workload}: " in calibration["note"]
+    code, out, _ = _run(capsys, "models", "list")
+    assert code == 0 and "not measured" not in out and "dense" in out

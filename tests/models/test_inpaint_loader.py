@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fixed_precision import FixedCalibrator, manager_measuring
 
 from ovpaint.core.errors import ModelUnavailable
 from ovpaint.models import inpaint_loader
@@ -64,12 +65,11 @@ def _unet_call(bundle, seed=0):
         )[0]
 
 
-@pytest.mark.skipif(not inpaint_loader.cpu_has_fast_bf16(), reason="no native bf16 on this CPU")
 def test_cpu_tuning_runs_the_unet_in_bf16_behind_fp32_inputs_and_outputs():
     reference = inpaint_loader.build_tiny(0)
     tuned = inpaint_loader.build_tiny(0)
-    assert inpaint_loader.tune_for_cpu(tuned) and tuned.unet_bf16
-    assert inpaint_loader.tune_for_cpu(tuned)  # idempotent: no second set of hooks
+    assert inpaint_loader.tune_for_cpu(tuned, "bf16") and tuned.unet_bf16
+    assert inpaint_loader.tune_for_cpu(tuned, "bf16")  # idempotent: no second set of hooks
     assert tuned.pipe.unet.dtype == torch.bfloat16
     assert tuned.pipe.text_encoder.dtype == torch.float32 and tuned.pipe.vae.dtype == torch.float32
     want, _ = _unet_call(reference)
@@ -80,26 +80,31 @@ def test_cpu_tuning_runs_the_unet_in_bf16_behind_fp32_inputs_and_outputs():
     assert err < 0.05, float(err)  # bf16 rounding, not a different computation
 
 
-def test_manager_tunes_only_when_the_setting_allows(monkeypatch):
-    from ovpaint.core.settings import Settings
-    from ovpaint.models.manager import ModelManager
-
-    monkeypatch.setattr(inpaint_loader, "cpu_has_fast_bf16", lambda: True)
-    on = ModelManager(profile="tiny", device="cpu")
-    off = ModelManager(
-        profile="tiny", device="cpu", settings=Settings(values={"cpu_bf16_unet": False})
-    )
-    assert on.get("inpaint").unet_bf16 and on.get("inpaint").pipe.unet.dtype == torch.bfloat16
-    assert not off.get("inpaint").unet_bf16
-    assert off.get("inpaint").pipe.unet.dtype == torch.float32
-    state = {s.role: s for s in on.states()}["inpaint"]
+def test_manager_tunes_the_unet_where_bf16_was_measured_faster_and_allowed():
+    fast = manager_measuring("bf16")  # e.g. the AMD EPYC: bf16 2.4× fp32
+    slow = manager_measuring("fp32")  # e.g. the Intel Xeon: bf16 0.6× fp32
+    off = manager_measuring("bf16", cpu_bf16_unet=False)
+    assert fast.get("inpaint").unet_bf16 and fast.get("inpaint").pipe.unet.dtype == torch.bfloat16
+    assert fast.calibrator.asked == ["unet"]
+    assert not slow.get("inpaint").unet_bf16
+    assert slow.get("inpaint").pipe.unet.dtype == torch.float32
+    assert not off.get("inpaint").unet_bf16 and off.calibrator.asked == []
+    state = {s.role: s for s in fast.states()}["inpaint"]
     assert "UNet bf16" in state.dtype
 
 
-def test_cpu_tuning_is_skipped_without_native_bf16(monkeypatch):
-    monkeypatch.setattr(inpaint_loader, "cpu_has_fast_bf16", lambda: False)
+def test_an_explicit_dtype_overrides_the_measurement():
+    from ovpaint.models.manager import ModelManager
+
+    forced = ModelManager(profile="tiny", device="cpu", dtype="fp32")
+    forced.calibrator = FixedCalibrator("bf16")
+    assert forced.precision("unet") == "fp32" and forced.calibrator.asked == []
+    assert not forced.get("inpaint").unet_bf16
+
+
+def test_cpu_tuning_is_skipped_when_fp32_was_measured_faster():
     bundle = inpaint_loader.build_tiny(0)
-    assert not inpaint_loader.tune_for_cpu(bundle)
+    assert not inpaint_loader.tune_for_cpu(bundle, "fp32")
     assert bundle.pipe.unet.dtype == torch.float32
 
 

@@ -176,6 +176,9 @@ def diffusion_filler(
 ) -> Iterator[DiffusionFiller]:
     """The inpainting model held for the session, its scheduler and step count chosen for the
     device it computes on (``strength`` overrides the settings', for a refinement pass)."""
+    measure = getattr(ctx.manager, "precision", None)  # the UNet's: measured on first use here,
+    if measure is not None:  # with progress, rather than silently while the model loads
+        measure("unet", progress=ctx.progress)
     with ctx.manager.use("inpaint") as bundle:
         settings = ctx.settings.for_device(bundle.device.type)
         if strength is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -42,7 +42,6 @@ from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
 from ovpaint.models.clip_loader import ClipBundle
-from ovpaint.models.device import cpu_has_fast_bf16
 from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
 from ovpaint.pipelines.segmentation.settings import DenseSettings
@@ -144,23 +143,45 @@ def _embed(visual: Any, x: torch.Tensor, interp: str = "size") -> tuple[torch.Te
 def low_weights(clip: ClipBundle, dtype: torch.dtype) -> dict:
     """The low-precision weights of a CLIP bundle's vision tower, for :func:`_linear`: converted
     once per bundle and dropped with it (converting ViT-B/16's 85 M weights took 64 ms, 9 % of
-    a dense pass, on 2 cores; the copy holds 170 MB in bf16)."""
+    a dense pass, on 2 cores; the copy holds 170 MB in bf16, 85 MB in int8)."""
     return clip.derived.get(("low_weights", dtype), lambda: {"dtype": dtype})
+
+
+def _low_copy(weight: torch.Tensor, dtype: torch.dtype) -> tuple:
+    if dtype != torch.int8:
+        return (weight.to(dtype),)
+    # int8 per output channel, stored in×out for torch._int_mm
+    scale = weight.float().abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    quantised = torch.round(weight.float() / scale[:, None]).to(torch.int8)
+    return quantised.t().contiguous(), scale
+
+
+def _int8_product(y: torch.Tensor, weight_t: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Dynamic int8 ``y @ Wᵀ``: each row of ``y`` quantised with its own scale, the product
+    in int32, then scaled back by the row and the weight's per-channel scales."""
+    flat = y.reshape(-1, y.shape[-1]).float()
+    row_scale = flat.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12).div_(127.0)
+    quantised = torch.round(flat / row_scale).to(torch.int8)
+    out = torch._int_mm(quantised, weight_t).float().mul_(row_scale).mul_(scale)
+    return out.view(*y.shape[:-1], -1)
 
 
 def _linear(
     layer_w: torch.Tensor, layer_b: torch.Tensor | None, y: torch.Tensor, low: dict | None
 ) -> torch.Tensor:
     """``F.linear``; with ``low`` (a cache of low-precision weights) the product runs in that
-    precision and its result returns to the stream's dtype."""
+    precision (bf16/fp16, or dynamic int8) and its result returns to the stream's dtype."""
     if low is None:
         return F.linear(y, layer_w, layer_b)
     stamp = (layer_w._version, layer_w.device)  # a weight changed in place or moved: remade
     entry = low.get(id(layer_w))
     if entry is None or entry[0] != stamp:
-        entry = low[id(layer_w)] = (stamp, layer_w.to(low["dtype"]))
-    w = entry[1]
-    out = F.linear(y.to(w.dtype), w).to(y.dtype)
+        entry = low[id(layer_w)] = (stamp, *_low_copy(layer_w, low["dtype"]))
+    if low["dtype"] == torch.int8:
+        out = _int8_product(y, entry[1], entry[2]).to(y.dtype)
+    else:
+        w = entry[1]
+        out = F.linear(y.to(w.dtype), w).to(y.dtype)
     return out + layer_b if layer_b is not None else out
 
 
@@ -326,16 +347,89 @@ def dense_embeddings(
     return head_embeddings(visual, taps, (gh, gw), layers, weights, low, last), gh, gw
 
 
-def compute_dtype(name: str, device: torch.device, model_dtype: torch.dtype) -> torch.dtype:
-    if name == "fp32":
-        return torch.float32
-    if name == "bf16":
-        return torch.bfloat16
+_DTYPE_OF = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
+
+
+def compute_dtype(
+    name: str, device: torch.device, model_dtype: torch.dtype, workload: str = "dense"
+) -> torch.dtype:
+    """The dtype a setting names. ``auto`` on a CPU is the precision measured fastest for
+    ``workload`` on this machine (callers holding a manager resolve it through the manager
+    first, so ``--dtype`` applies); on a GPU it is the model's (chosen there by measurement
+    when the manager loaded it)."""
+    if name == "auto":
+        if device.type != "cpu":
+            return model_dtype
+        from ovpaint.models.calibration import Calibrator
+
+        name = Calibrator().choice(workload, device)
     if name == "fp16":
         return torch.float16 if device.type != "cpu" else torch.bfloat16
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
-    return model_dtype
+    if name == "int8" and device.type != "cpu":
+        return model_dtype  # int8 products are a CPU mode
+    return _DTYPE_OF[name]
+
+
+def resolve_precision(
+    name: str,
+    manager: Any,
+    workload: str,
+    *,
+    device: torch.device | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> str:
+    """A setting's precision with ``auto`` replaced by the manager's choice for ``workload``
+    (``--dtype``, else the measurement), so caches keyed on it change with the choice. Without
+    a manager, a CPU ``device`` gets the measured choice; otherwise ``auto`` stays."""
+    if name != "auto":
+        return name
+    choose = getattr(manager, "precision", None)
+    if choose is not None:
+        return choose(workload, progress=progress, cancel=cancel)
+    if device is not None and device.type == "cpu":
+        from ovpaint.models.calibration import Calibrator
+
+        return Calibrator().choice(workload, device, progress=progress, cancel=cancel)
+    return name
+
+
+VIT_B16 = {"width": 768, "heads": 12}
+
+
+def vit_block_probe(batch: int, tokens: int, kernel=None):
+    """A calibration probe: one ordinary ViT-B/16 block (width 768, 12 heads, quick GELU) on
+    ``batch`` × ``tokens``, through ``kernel(block, x, precision, low)`` (default:
+    :func:`vit_block`) with ``low`` the low-precision weight copies the dense pass keeps on a
+    CPU (None for fp32, and on a GPU, where the block's weights hold the precision)."""
+
+    def probe(device: torch.device, precision: str):
+        from open_clip.transformer import QuickGELU, ResidualAttentionBlock
+
+        width = VIT_B16["width"]
+        block = ResidualAttentionBlock(width, VIT_B16["heads"], act_layer=QuickGELU)
+        block = block.eval().requires_grad_(False)
+        x = torch.randn(batch, tokens, width)
+        if device.type != "cpu":
+            dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+            block.to(device, dtype[precision])
+            x = x.to(device, dtype[precision])
+            precision = "fp32"  # the weights already hold the precision
+        low = None if precision == "fp32" else {"dtype": _DTYPE_OF[precision]}
+        if kernel is not None:
+            return lambda: kernel(block, x, precision, low)
+
+        def run():
+            with torch.no_grad():
+                return vit_block(block, x, low=low)
+
+        return run
+
+    return probe
+
+
+# the dense pass: one batch of 6 windows (a 336×448 input) of 197 tokens
+dense_probe = vit_block_probe(6, 197)
 
 
 @dataclass
@@ -371,7 +465,7 @@ def _precision(
     visual = clip.model.visual
     device = next(visual.parameters()).device
     model_dtype = next(visual.parameters()).dtype
-    dtype = compute_dtype(settings.compute_dtype, device, model_dtype)
+    dtype = compute_dtype(settings.compute_dtype, device, model_dtype, "dense")
     low = low_weights(clip, dtype) if dtype != model_dtype and device.type == "cpu" else None
     return visual, device, model_dtype, low
 
@@ -806,6 +900,10 @@ def dense_probabilities(
     names, owner, classes = class_names(queries, settings.implicit_background)
     if not names:
         raise BadInput("Nothing to segment: no class names were given.")
+    precision = resolve_precision(
+        settings.compute_dtype, manager, "dense", progress=progress, cancel=cancel
+    )
+    settings = replace(settings, compute_dtype=precision)
     t0 = time.perf_counter()
     text = text_encoder_for(manager, settings.templates).encode(names, progress=progress)
     timings["text"] = time.perf_counter() - t0

@@ -65,7 +65,7 @@ class PromptDecoder:
         dec = model.sam_mask_decoder
         if not (dec.use_high_res_features and dec.pred_obj_scores):
             raise ValueError("this SAM2 decoder variant is not supported by the fast path")
-        # ``dtype`` (e.g. bf16 on a CPU with native bf16) runs the decoder in a reduced-precision
+        # ``dtype`` (e.g. bf16 where it was measured faster) runs the decoder in a reduced-precision
         # copy; the prompt encoder stays in the model's precision (point coordinates go through
         # Fourier features, which bf16 would blur) and its output is cast.
         self.dtype = dtype or next(dec.parameters()).dtype

@@ -30,7 +30,7 @@ from ovpaint.models.protocols import Derived, Models
 from ovpaint.models.sam2_loader import Sam2Bundle
 from ovpaint.pipelines import sam2_adapter
 from ovpaint.pipelines.result import SegmentationResult
-from ovpaint.pipelines.segmentation.dense import compute_dtype
+from ovpaint.pipelines.segmentation.dense import compute_dtype, resolve_precision
 from ovpaint.pipelines.segmentation.prompt_decoder import PromptDecoder
 from ovpaint.pipelines.segmentation.settings import DenseSettings, RefineSettings
 from ovpaint.pipelines.session import ImageSession
@@ -148,6 +148,27 @@ def decode_points(
     return torch.cat(masks).float(), torch.cat(ious).float()
 
 
+def decoder_probe(device: torch.device, precision: str):
+    """Calibration probe: one call of SAM2.1's prompt decoder as :func:`decode_points` makes
+    it (a call's prompts on the 64×64 embedding, masks included) in ``precision``. The
+    decoder (its reduced-precision copy, the image side of its first block) is made once, as
+    a refinement makes it once for all its calls."""
+    predictor = sam2_adapter.decoder_stand_in(device)
+    dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    n = CPU_PROMPTS_PER_CALL if device.type == "cpu" else GPU_PROMPTS_PER_CALL
+    coords = torch.rand(n, 1, 2, device=device) * 1024
+    labels = torch.ones((n, 1), dtype=torch.int, device=device)
+    with torch.inference_mode():
+        decoder = PromptDecoder(predictor, dtype, Derived())
+
+    def run():
+        with torch.inference_mode():
+            _, state = decoder.iou_and_state(coords, labels)
+            return decoder.masks_for(state, torch.arange(n))
+
+    return run
+
+
 def _decode_plain(
     predictor: Any, coords: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,11 +190,13 @@ def _decode_plain(
 
 def decoder_dtype(name: str, sam: Sam2Bundle) -> torch.dtype:
     """The mask decoder's precision for a setting (the dense path's rule, shared with it by the
-    ``compute_dtype`` setting). On a 2-core CPU with native bf16, 60 points take 3.2–3.7× less
-    time in bf16 than 60 fp32 ``predict`` calls (1.5× in fp32); on the perf scene 0.3 % of the
-    mask pixels and 0.013 % of the refined labels differ from fp32."""
+    ``compute_dtype`` setting; ``auto`` is the ``decoder`` workload's measured choice). On a
+    2-core CPU with fast bf16, 60 points take 3.2–3.7× less time in bf16 than 60 fp32
+    ``predict`` calls (1.5× in fp32); on the perf scene 0.3 % of the mask pixels and 0.013 % of
+    the refined labels differ from fp32. int8 is not a decoder mode: it runs fp32."""
     model_dtype = next(sam.model.parameters()).dtype
-    return compute_dtype(name, sam.device, model_dtype)
+    dtype = compute_dtype(name, sam.device, model_dtype, "decoder")
+    return model_dtype if dtype == torch.int8 else dtype
 
 
 def vote(
@@ -237,6 +260,9 @@ def refine_labels(
     info = {"points": [(p.x * scale_x, p.y * scale_y, p.label) for p in points]}
     if not points:
         return labels, info
+    precision = resolve_precision(
+        s.compute_dtype, manager, "decoder", progress=progress, cancel=cancel
+    )
     if cancel:
         cancel.check()
     t0 = time.perf_counter()
@@ -249,7 +275,7 @@ def refine_labels(
             cancel.check()
         t0 = time.perf_counter()
         xy = np.array([[(p.x + 0.5) * scale_x, (p.y + 0.5) * scale_y] for p in points], np.float32)
-        dtype = decoder_dtype(s.compute_dtype, sam)
+        dtype = decoder_dtype(precision, sam)
         low_res, _ = decode_points(
             predictor, xy, dtype=dtype, derived=sam.derived, progress=progress
         )

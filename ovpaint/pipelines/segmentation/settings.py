@@ -6,7 +6,8 @@ Each stage's section is a dataclass; :func:`parse_settings` fills every register
 defaults where nothing was given, and refuses an unknown section, an unknown key or a value
 of the wrong type with a message that names it. A stage's precision is its own setting
 (``dense.compute_dtype``, ``refine.compute_dtype``, ``proposal.low_precision_cpu``): no
-value drives two stages.
+value drives two stages. ``auto`` is the precision measured fastest for that stage's workload
+on this machine (``models/calibration.py``), unless ``--dtype`` names one.
 
 The four stages' sections are registered here; a method with settings of its own brings its
 section when it is registered (:func:`ovpaint.pipelines.segmentation.methods.register_method`).
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 from ovpaint.core.errors import BadInput
 from ovpaint.core.limits import MAX_CLICKS, MAX_DILATE_PX, MAX_SHORT_SIDE, float_in, int_in, text_in
 
-COMPUTE_DTYPES = ("auto", "fp32", "bf16", "fp16")
+COMPUTE_DTYPES = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def check_compute_dtype(name: str, section: str = "") -> None:
@@ -87,7 +88,7 @@ class DenseSettings:
     prob_thd: float = 0.0
     area_thd: float | None = None
     batch_size: int = 32  # windows per forward pass
-    compute_dtype: str = "auto"  # auto | fp32 | bf16 | fp16, for the dense pass only
+    compute_dtype: str = "auto"  # auto (measured) | fp32 | bf16 | fp16 | int8, dense pass only
     layers: tuple[int, ...] | None = None  # multi-layer aggregation, e.g. (3, 6, 9, 12)
     layer_weights: tuple[float, ...] | None = None  # equal when None
     templates: str = "openai80"
@@ -196,9 +197,8 @@ class RefineSettings:
     vote_threshold: float = 0.6
     refine_background: bool = True  # class 0 also gets prompts (trims over-grown classes)
     decoder_chunk: int = 16  # points whose masks are upsampled at once (memory bound)
-    # the mask decoder's precision, for the refinement only: auto = bf16 on a CPU with native
-    # bf16 (faster there, see refine.decoder_dtype), the model's own elsewhere; fp32 = sam2's
-    # exact operations
+    # the mask decoder's precision, for the refinement only: auto = the one measured fastest on
+    # this machine (see refine.decoder_dtype); fp32 = sam2's exact operations
     compute_dtype: str = "auto"
 
     def __post_init__(self) -> None:
@@ -258,7 +258,8 @@ class ProposalSettings:
     # 224/239/260/218, 336 px 520/485/598/623, 512 px 1548/1688/2044/1984): 6, 2 and 1.
     clip_batch_tokens: int = 1200
     templates: str = "four"  # the thesis found 4 templates better than 80 for this path
-    low_precision_cpu: bool = True  # bf16 autocast for the CLIP tower on CPUs with fast bf16
+    # the CLIP tower in the precision measured fastest here (workload "scoring"); False: fp32
+    low_precision_cpu: bool = True
     # --- selection
     background_words: tuple[str, ...] = BACKGROUND_WORDS
     background_weight: float = 0.3

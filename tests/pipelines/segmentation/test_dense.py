@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fixed_precision import manager_measuring
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.prompt import ClassQuery
@@ -123,6 +124,66 @@ def test_bf16_matches_fp32_mostly(tiny_manager, image):
     assert found.sum() > 500
     assert (a.labels == b.labels).mean() >= 0.999
     assert (a.labels == b.labels)[found].mean() >= 0.98
+
+
+@pytest.mark.parametrize("measured", ["fp32", "bf16", "int8"])
+def test_auto_runs_the_precision_measured_on_this_machine(image, measured):
+    """``auto`` is the manager's measured choice for the dense workload; the result is the one
+    of that precision named explicitly (same models, same kernels)."""
+    manager = manager_measuring(measured)
+    auto = segment(image, "dog, tree", method="dense", manager=manager)
+    assert manager.calibrator.asked == ["dense"]
+    named = segment(
+        image,
+        "dog, tree",
+        method="dense",
+        manager=manager,
+        settings={"dense.compute_dtype": measured},
+    )
+    assert np.array_equal(auto.labels, named.labels)
+    assert np.array_equal(auto.scores, named.scores)
+
+
+def test_int8_matches_fp32_mostly(tiny_manager, image):
+    s = ImageSession(image)
+    a, b = (
+        segment(
+            image,
+            "dog, tree",
+            method="dense",
+            manager=tiny_manager,
+            session=s,
+            settings={"dense.compute_dtype": p},
+        )
+        for p in ("fp32", "int8")
+    )
+    found = (a.labels != 0) | (b.labels != 0)
+    assert found.sum() > 500
+    assert (a.labels == b.labels).mean() >= 0.99
+    assert (a.labels == b.labels)[found].mean() >= 0.9
+
+
+def test_int8_product_is_the_quantised_product():
+    """Rows and weight channels that int8 holds exactly give the exact product; random data
+    stays within the rounding of 8 bits."""
+    gen = torch.Generator().manual_seed(0)
+    w_int = torch.randint(-127, 128, (48, 64), generator=gen).float()
+    w_int[:, 0] = 127  # each channel's largest magnitude is 127 units
+    w_scale = torch.rand(48, generator=gen) + 0.5
+    y_int = torch.randint(-127, 128, (2, 5, 64), generator=gen).float()
+    y_int[..., 0] = -127
+    y_scale = torch.rand(2, 5, 1, generator=gen) + 0.1
+    weight, y = w_int * w_scale[:, None], y_int * y_scale
+    entry = D._low_copy(weight, torch.int8)
+    assert entry[0].dtype == torch.int8 and entry[0].shape == (64, 48)
+    exact = torch.nn.functional.linear(y.double(), weight.double()).float()
+    got = D._int8_product(y, *entry)
+    torch.testing.assert_close(got, exact, rtol=1e-5, atol=1e-3)
+    y_rand = torch.randn(3, 7, 64, generator=gen)
+    w_rand = torch.randn(48, 64, generator=gen)
+    got = D._int8_product(y_rand, *D._low_copy(w_rand, torch.int8))
+    want = torch.nn.functional.linear(y_rand, w_rand)
+    assert float((got - want).norm() / want.norm()) < 0.02
 
 
 def test_low_precision_weights_are_kept_and_follow_changes(tiny_manager):

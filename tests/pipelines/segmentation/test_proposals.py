@@ -216,21 +216,18 @@ def test_batched_scoring_equals_one_crop_at_a_time(tiny_manager):
     with tiny_manager.use("clip") as clip:
         batched = mask_features(clip, image, (masks, boxes), s_batch)
         single = mask_features(clip, image, (masks, boxes), s_one)
-        low = mask_features(
-            clip,
-            image,
-            (masks, boxes),
-            ProposalSettings(clip_batch=4, scales=(224,), scale_weights=(1.0,)),
-        )
+        one_scale = ProposalSettings(clip_batch=4, scales=(224,), scale_weights=(1.0,))
+        low = {
+            p: mask_features(clip, image, (masks, boxes), one_scale, precision=p)
+            for p in ("bf16", "int8")
+        }
     for a, b in zip(batched, single, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    # bf16 on CPU (where the CPU has it: the product setting) stays close to fp32 in cosine
-    from ovpaint.models.device import cpu_has_fast_bf16
-
-    cos = (low[0] * batched[0]).sum(1)
-    assert cos.min() > 0.98
-    if cpu_has_fast_bf16():
-        assert not np.array_equal(low[0], batched[0])  # bf16 really ran
+    # the CPU's reduced precisions (bf16 autocast, dynamic int8 blocks) stay close to fp32
+    for precision, feats in low.items():
+        cos = (feats[0] * batched[0]).sum(1)
+        assert cos.min() > 0.98, precision
+        assert not np.array_equal(feats[0], batched[0])  # it really ran in that precision
     text = np.eye(batched[0].shape[1], dtype=np.float32)[:3]
     combined = combine_scales(batched, text, (0.5, 0.5))
     np.testing.assert_allclose(
@@ -478,3 +475,24 @@ def test_text_embeddings_come_from_the_shared_four_template_encoder(tiny_manager
     result = segment_proposals(session, parse_prompt("dog | puppy, cat"), tiny_manager, s)
     assert result.classes == ["background", "dog", "cat"]
     assert encoder.cached("puppy") and encoder.cached("empty space")
+
+
+def test_scoring_runs_the_precision_measured_on_this_machine():
+    from fixed_precision import manager_measuring
+
+    from ovpaint.pipelines.segmentation.proposals import scoring_precision, session_mask_features
+
+    manager = manager_measuring("int8")
+    assert scoring_precision(ProposalSettings(), manager) == "int8"
+    assert scoring_precision(ProposalSettings(low_precision_cpu=False), manager) == "fp32"
+    image = _image()
+    masks = np.zeros((3, *image.shape[:2]), bool)
+    masks[0, 10:60, 20:90] = masks[1, 40:90, 5:50] = masks[2, :, 60:] = True
+    boxes = np.array([[20, 10, 89, 59], [5, 40, 49, 89], [60, 0, 127, 95]], np.float32)
+    auto_masks = AutoMasks(masks, boxes, np.ones(3, np.float32), np.ones(3, np.float32), boxes)
+    settings = ProposalSettings(scales=(224,), scale_weights=(1.0,))
+    auto = session_mask_features(ImageSession(image), manager, auto_masks, settings)
+    with manager.use("clip") as clip:
+        named = mask_features(clip, image, auto_masks, settings, precision="int8")
+        exact = mask_features(clip, image, auto_masks, settings, precision="fp32")
+    assert np.array_equal(auto[0], named[0]) and not np.array_equal(auto[0], exact[0])

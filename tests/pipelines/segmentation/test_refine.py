@@ -261,3 +261,26 @@ def test_refine_precision_setting():
 
     assert R.decoder_dtype("fp32", Sam()) == torch.float32
     assert R.decoder_dtype("bf16", Sam()) == torch.bfloat16
+    assert R.decoder_dtype("int8", Sam()) == torch.float32  # int8 is no decoder mode
+
+
+def test_refined_auto_runs_the_decoder_precision_measured_on_this_machine():
+    from fixed_precision import manager_measuring
+
+    from ovpaint.pipelines.segmentation.segment import segment
+
+    rng = np.random.default_rng(1)
+    image = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+    image[20:70, 30:90] = (200, 40, 40)
+    for measured in ("fp32", "bf16"):
+        manager = manager_measuring(measured)
+        auto = segment(image, "dog, tree", method="refined", manager=manager)
+        assert manager.calibrator.asked == ["dense", "decoder"]
+        named = segment(
+            image,
+            "dog, tree",
+            method="refined",
+            manager=manager,
+            settings={"dense.compute_dtype": measured, "refine.compute_dtype": measured},
+        )
+        assert auto.extras["points"] and np.array_equal(auto.labels, named.labels)

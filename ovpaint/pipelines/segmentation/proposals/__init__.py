@@ -53,6 +53,7 @@ from ovpaint.pipelines.segmentation.proposals.scoring import (
     encode_images,
     mask_crop,
     mask_features,
+    scoring_precision,
 )
 from ovpaint.pipelines.segmentation.proposals.selection import (
     Instance,
@@ -78,6 +79,7 @@ __all__ = [
     "mask_features",
     "mask_iou_matrix",
     "mask_nms",
+    "scoring_precision",
     "segment_proposals",
     "select_masks",
     "session_mask_features",
@@ -148,6 +150,7 @@ def session_mask_features(
 ) -> list[np.ndarray]:
     """CLIP features of the candidate masks' crops, computed once per image and settings
     (they do not depend on the text, so a new query costs one matrix product)."""
+    precision = scoring_precision(settings, manager, progress=progress, cancel=cancel)
     with manager.use("clip") as clip:
         key = (
             "proposal_features",
@@ -157,7 +160,7 @@ def session_mask_features(
             settings.scales,
             settings.crop_margin,
             settings.min_area_ratio,
-            settings.low_precision_cpu,
+            precision,
             len(masks),
         )
         cached = session.get(key)
@@ -167,7 +170,9 @@ def session_mask_features(
         if masks.masks.shape[1:] != image.shape[:2]:  # masks made at the work size
             mh, mw = masks.masks.shape[1:]
             image = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA)
-        feats = mask_features(clip, image, masks, settings, progress=progress, cancel=cancel)
+        feats = mask_features(
+            clip, image, masks, settings, progress=progress, cancel=cancel, precision=precision
+        )
     return session.put(key, feats)
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.models.clip_loader import ClipBundle
+from ovpaint.pipelines.segmentation import dense as _dense
 from ovpaint.pipelines.segmentation.proposals.amg import AutoMasks
 from ovpaint.pipelines.segmentation.settings import ProposalSettings
 
@@ -42,33 +43,57 @@ def _resize_square(square: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=interp)
 
 
-def encode_images(visual: Any, pixels: torch.Tensor) -> torch.Tensor:
+def encode_images(visual: Any, pixels: torch.Tensor, low: dict | None = None) -> torch.Tensor:
     """CLIP image embeddings (L2-normalised) of a batch at any size divisible by the patch.
 
     open_clip's own forward with the positional embedding interpolated (bicubic, as the dense
-    path does) to the input's grid.
+    path does) to the input's grid; with ``low`` (the dense path's low-precision weight copies,
+    e.g. int8) its blocks run through the dense path's :func:`vit_block` instead.
     """
-    from ovpaint.pipelines.segmentation.dense import _embed
+    from ovpaint.pipelines.segmentation.dense import _embed, vit_block
 
     x, _, _ = _embed(visual, pixels)  # (patch dropout is the identity in eval mode)
-    x = visual.transformer(x)
+    if low is None:
+        x = visual.transformer(x)
+    else:
+        for block in visual.transformer.resblocks:
+            x = vit_block(block, x, low=low)
     pooled, _ = visual._pool(x)
     if visual.proj is not None:
         pooled = pooled @ visual.proj
     return F.normalize(pooled.float(), dim=-1)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype, low_precision_cpu: bool):
+def _autocast(device: torch.device, dtype: torch.dtype, precision: str):
     import contextlib
 
-    if device.type == "cpu" and low_precision_cpu:
-        from ovpaint.models.device import cpu_has_fast_bf16
-
-        if cpu_has_fast_bf16():
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+    if device.type == "cpu" and precision in ("bf16", "fp16"):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
         return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()
+
+
+def scoring_precision(settings: ProposalSettings, manager: Any = None, **kwargs: Any) -> str:
+    """The CLIP tower's precision for mask scoring: fp32 when ``low_precision_cpu`` is off,
+    else the ``scoring`` workload's (``--dtype``, else measured; see ``resolve_precision``,
+    which takes ``device``, ``progress`` and ``cancel``)."""
+    from ovpaint.pipelines.segmentation.dense import resolve_precision
+
+    if not settings.low_precision_cpu:
+        return "fp32"
+    return resolve_precision("auto", manager, "scoring", **kwargs)
+
+
+def _scoring_kernel(block: Any, x: torch.Tensor, precision: str, low: dict | None):
+    """One ViT block as :func:`mask_features` runs it in ``precision`` (calibration probe):
+    int8 through the dense path's blocks, bf16 under autocast, fp32 as open_clip runs it."""
+    with torch.no_grad(), _autocast(x.device, x.dtype, precision):
+        return _dense.vit_block(block, x, low=low) if precision == "int8" else block(x)
+
+
+# mask scoring: one 512 px crop (1025 tokens), the scale that costs most
+scoring_probe = _dense.vit_block_probe(1, 1025, _scoring_kernel)
 
 
 def mask_features(
@@ -79,11 +104,13 @@ def mask_features(
     *,
     cancel: CancelToken | None = None,
     progress: Progress | None = None,
+    precision: str | None = None,
 ) -> list[np.ndarray]:
     """CLIP embeddings of every mask's crop, one N×D array per scale (text-independent, so a
     session caches them and a new query costs one matrix product).
 
-    ``masks`` is an :class:`AutoMasks` or a ``(masks, boxes)`` pair.
+    ``masks`` is an :class:`AutoMasks` or a ``(masks, boxes)`` pair; ``precision`` as
+    :func:`scoring_precision` gives it (by default measured on this machine).
     """
     s = settings or ProposalSettings()
     mask_arr, boxes = (masks.masks, masks.boxes) if isinstance(masks, AutoMasks) else masks
@@ -101,7 +128,10 @@ def mask_features(
     done = 0
     # no_grad, not inference_mode: autocast caches its low-precision weight copies only
     # outside inference mode (bf16 under inference_mode was 4× slower than fp32 on a CPU)
-    with torch.no_grad(), _autocast(device, clip_bundle.dtype, s.low_precision_cpu):
+    precision = precision or scoring_precision(s, device=device)
+    int8 = precision == "int8" and device.type == "cpu"
+    low = _dense.low_weights(clip_bundle, torch.int8) if int8 else None
+    with torch.no_grad(), _autocast(device, clip_bundle.dtype, precision):
         for size in s.scales:
             feats = []
             step = max(1, s.clip_batch)
@@ -115,7 +145,7 @@ def mask_features(
                 batch = np.stack([_resize_square(sq, size) for sq in squares[a : a + step]])
                 x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
                 x = ((x - mean) / std).to(clip_bundle.dtype)
-                feats.append(encode_images(visual, x).cpu())
+                feats.append(encode_images(visual, x, low).cpu())
                 done += len(batch)
                 if progress:
                     progress.update(done)
