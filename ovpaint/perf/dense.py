@@ -171,7 +171,11 @@ class DenseBench:
     def naclip_requery_setup(self):
         """The image's features and PAMR for "dog, sky" cached, and the text of every name
         the unseen-name stage will ask for (so it times PAMR, not the text encoder)."""
-        self.encoder.encode([f"unseen {i}" for i in range(self.UNSEEN_NAMES)])
+        from ovpaint.pipelines.segmentation.settings import NaclipSettings
+        from ovpaint.pipelines.text import text_encoder_for
+
+        encoder = text_encoder_for(self.models, NaclipSettings().templates)  # the pipeline's
+        encoder.encode([f"unseen {i}" for i in range(self.UNSEEN_NAMES)])
         self.unseen = itertools.count()
         self.naclip_requery("dog, sky")
 
