@@ -33,6 +33,7 @@ from ovpaint.eval.report import (
     images_line,
     machine_info,
     references_for,
+    references_markdown,
     report_dict,
     report_paths,
     write_report,
@@ -209,16 +210,8 @@ def comparison_markdown(data: dict) -> str:
         lines.append(
             f"| {c['id']} | {c['name']} | " + " | ".join(_pct(c["iou"][m]) for m in methods) + " |"
         )
-    lines += [
-        "",
-        "Classes absent from every method's ground truth and prediction are left out.",
-        "",
-        "## References (NOT measured here)",
-        "",
-        "| source | kind | mIoU (%) |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {r['source']} | {r['kind']} | {r['mIoU']:.2f} |" for r in data["references"]]
+    lines += ["", "Classes absent from every method's ground truth and prediction are left out."]
+    lines += references_markdown(data["references"])
     lines += ["", f"Machine: `{json.dumps(data['machine'], default=str)}`", ""]
     return "\n".join(lines)
 

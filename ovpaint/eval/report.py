@@ -118,6 +118,20 @@ def images_line(data: dict) -> str:
     )
 
 
+def references_markdown(references: list[dict]) -> list[str]:
+    """The report's section of published and claimed numbers (Markdown lines)."""
+    return [
+        "",
+        "## References (NOT measured here)",
+        "",
+        "Published by others with real weights, or claimed in the thesis and not "
+        "reproduced; for orientation only.",
+        "",
+        "| source | kind | mIoU (%) |",
+        "|---|---|---|",
+    ] + [f"| {r['source']} | {r['kind']} | {r['mIoU']:.2f} |" for r in references]
+
+
 def markdown(data: dict) -> str:
     m = data["metrics"]
     lines = [
@@ -155,19 +169,8 @@ def markdown(data: dict) -> str:
             f"| {c['id']} | {c['name']} | {_pct(c['iou'])} | {_pct(c['f1'])} | "
             f"{_pct(c['boundary_f1'])} | {c['gt_pixels']} |"
         )
-    lines += [
-        "",
-        "Classes absent from both ground truth and prediction are left out (nan).",
-        "",
-        "## References (NOT measured here)",
-        "",
-        "Published by others with real weights, or claimed in the thesis and not "
-        "reproduced; for orientation only.",
-        "",
-        "| source | kind | mIoU (%) |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {r['source']} | {r['kind']} | {r['mIoU']:.2f} |" for r in data["references"]]
+    lines += ["", "Classes absent from both ground truth and prediction are left out (nan)."]
+    lines += references_markdown(data["references"])
     if data.get("messages"):
         lines += ["", "## Notes", ""] + [f"- {msg}" for msg in data["messages"]]
     lines += [

@@ -112,57 +112,43 @@ def dense_method(name: str | None) -> Method:
 
 
 # --------------------------------------------------------------------------- built-in methods
-def _run_dense(session, queries, models, settings: SegmentSettings, *, progress=None, cancel=None):
-    from ovpaint.pipelines.segmentation.dense import segment_dense
+def _dense_run(section: str, name: str) -> MethodRun:
+    """The run of a dense method whose settings are the section ``section``."""
 
-    return segment_dense(session, queries, models, settings.dense, progress=progress, cancel=cancel)
+    def run(session, queries, models, settings: SegmentSettings, *, progress=None, cancel=None):
+        from ovpaint.pipelines.segmentation.dense import segment_dense
 
+        return segment_dense(
+            session,
+            queries,
+            models,
+            settings[section],
+            progress=progress,
+            cancel=cancel,
+            name=name,
+        )
 
-def _run_refined(
-    session, queries, models, settings: SegmentSettings, *, progress=None, cancel=None
-):
-    from ovpaint.pipelines.segmentation.refine import segment_refined
-
-    return segment_refined(
-        session,
-        queries,
-        models,
-        settings.dense,
-        settings.refine,
-        progress=progress,
-        cancel=cancel,
-    )
+    return run
 
 
-def _run_naclip(session, queries, models, settings: SegmentSettings, *, progress=None, cancel=None):
-    from ovpaint.pipelines.segmentation.dense import segment_dense
+def _refined_run(section: str, name: str) -> MethodRun:
+    """The run of the dense map of the section ``section`` refined with SAM2 prompts."""
 
-    return segment_dense(
-        session,
-        queries,
-        models,
-        settings["naclip"],
-        progress=progress,
-        cancel=cancel,
-        name="naclip",
-    )
+    def run(session, queries, models, settings: SegmentSettings, *, progress=None, cancel=None):
+        from ovpaint.pipelines.segmentation.refine import segment_refined
 
+        return segment_refined(
+            session,
+            queries,
+            models,
+            settings[section],
+            settings.refine,
+            progress=progress,
+            cancel=cancel,
+            name=name,
+        )
 
-def _run_naclip_refined(
-    session, queries, models, settings: SegmentSettings, *, progress=None, cancel=None
-):
-    from ovpaint.pipelines.segmentation.refine import segment_refined
-
-    return segment_refined(
-        session,
-        queries,
-        models,
-        settings["naclip"],
-        settings.refine,
-        progress=progress,
-        cancel=cancel,
-        name="naclip-refined",
-    )
+    return run
 
 
 def _run_proposal(
@@ -204,7 +190,7 @@ register_method(
         "dense CLIP map refined with SAM2 (sharp edges)",
         DENSE,
         ("clip", "sam2"),
-        _run_refined,
+        _refined_run("dense", "refined"),
         {"dense": DenseSettings, "refine": RefineSettings},
         cost=5.0,
     )
@@ -228,7 +214,7 @@ register_method(
         "dense CLIP map only (fastest, coarse edges)",
         DENSE,
         ("clip",),
-        _run_dense,
+        _dense_run("dense", "dense"),
         {"dense": DenseSettings},
         cost=1.0,
     )
@@ -253,7 +239,7 @@ register_method(
         "dense CLIP map with neighbourhood attention, refined by the image's edges (PAMR)",
         DENSE,
         ("clip",),
-        _run_naclip,
+        _dense_run("naclip", "naclip"),
         {"naclip": NaclipSettings},
         cost=1.2,
     )
@@ -265,7 +251,7 @@ register_method(
         "the NACLIP map refined with SAM2 (sharp edges)",
         DENSE,
         ("clip", "sam2"),
-        _run_naclip_refined,
+        _refined_run("naclip", "naclip-refined"),
         {"naclip": NaclipSettings, "refine": RefineSettings},
         cost=5.2,
     )

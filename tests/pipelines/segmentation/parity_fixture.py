@@ -41,3 +41,23 @@ def load_parity_fixture(path: Path, model_id: str) -> tuple[dict, ClipBundle, di
     )
     arrays = {k: z[k] for k in z.files if not k.startswith("weight/")}
     return cfg, bundle, arrays
+
+
+def fixture_names(cfg: dict) -> list[str]:
+    """Every class's names, flattened in order (the rows of ``text_features``)."""
+    return [n for names in cfg["class_names"] for n in names]
+
+
+def check_name_class(cfg: dict, arrays: dict) -> None:
+    """``name_class`` in the arrays maps each name to its class as the ``.json`` lists them."""
+    owner = [i for i, names in enumerate(cfg["class_names"]) for _ in names]
+    assert list(arrays["name_class"]) == owner
+
+
+def check_text_features(cfg: dict, bundle: ClipBundle, arrays: dict, cache_dir, atol: float):
+    """Our 80-template text features of the fixture's names against its ``text_features``."""
+    from ovpaint.pipelines.text import TextEncoder
+
+    got = TextEncoder(bundle, "openai80", cache_dir=cache_dir).encode(fixture_names(cfg)).numpy()
+    assert got.shape == arrays["text_features"].shape
+    np.testing.assert_allclose(got, arrays["text_features"], atol=atol, rtol=0)

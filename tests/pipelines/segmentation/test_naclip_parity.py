@@ -18,8 +18,12 @@ from ovpaint.pipelines.segmentation import dense as D
 from ovpaint.pipelines.segmentation.pamr import pamr
 from ovpaint.pipelines.segmentation.settings import NaclipSettings
 from ovpaint.pipelines.session import ImageSession
-from ovpaint.pipelines.text import TextEncoder
-from tests.pipelines.segmentation.parity_fixture import fixture_path, load_parity_fixture
+from tests.pipelines.segmentation.parity_fixture import (
+    check_name_class,
+    check_text_features,
+    fixture_path,
+    load_parity_fixture,
+)
 
 FIXTURE = fixture_path("NACLIP_PARITY_FIXTURE", "naclip_parity_tiny.npz")
 
@@ -37,10 +41,6 @@ def fx():
 
 def _tol(cfg, key):
     return float(cfg["tolerances"][key])
-
-
-def _names(cfg):
-    return [n for names in cfg["class_names"] for n in names]
 
 
 def _settings(cfg, preset: str, **extra) -> NaclipSettings:
@@ -91,14 +91,12 @@ def _guide(a):
 
 def test_name_class_matches_json(fx):
     cfg, _, a = fx
-    owner = [i for i, names in enumerate(cfg["class_names"]) for _ in names]
-    assert list(a["name_class"]) == owner
+    check_name_class(cfg, a)
 
 
 def test_text_features(fx, tmp_path):
     cfg, bundle, a = fx
-    got = TextEncoder(bundle, "openai80", cache_dir=tmp_path).encode(_names(cfg))
-    _close(got, a["text_features"], _tol(cfg, "text_features"))
+    check_text_features(cfg, bundle, a, tmp_path, _tol(cfg, "text_features"))
 
 
 def test_preprocessing(fx):

@@ -13,7 +13,13 @@ import torch
 
 from ovpaint.pipelines.segmentation import dense as D
 from ovpaint.pipelines.text import TextEncoder
-from tests.pipelines.segmentation.parity_fixture import fixture_path, load_parity_fixture
+from tests.pipelines.segmentation.parity_fixture import (
+    check_name_class,
+    check_text_features,
+    fixture_names,
+    fixture_path,
+    load_parity_fixture,
+)
 
 FIXTURE = fixture_path("SCLIP_PARITY_FIXTURE", "sclip_parity_tiny.npz")
 
@@ -27,22 +33,14 @@ def fx():
     return load_parity_fixture(FIXTURE, "parity-fixture")
 
 
-def _names(cfg):
-    return [n for names in cfg["class_names"] for n in names]
-
-
 def test_name_class_matches_json(fx):
     cfg, _, a = fx
-    owner = [i for i, names in enumerate(cfg["class_names"]) for _ in names]
-    assert list(a["name_class"]) == owner
+    check_name_class(cfg, a)
 
 
 def test_text_features(fx, tmp_path):
     cfg, bundle, a = fx
-    enc = TextEncoder(bundle, "openai80", cache_dir=tmp_path)
-    got = enc.encode(_names(cfg)).numpy()
-    assert got.shape == a["text_features"].shape
-    np.testing.assert_allclose(got, a["text_features"], atol=1e-5, rtol=0)
+    check_text_features(cfg, bundle, a, tmp_path, 1e-5)
 
 
 def test_preprocessing(fx):
@@ -99,7 +97,7 @@ def test_postprocessing(fx, preset):
 def test_end_to_end_from_image(fx, tmp_path):
     """From the uint8 image through our own preprocessing, text encoder and presets."""
     cfg, bundle, a = fx
-    text = TextEncoder(bundle, "openai80", cache_dir=tmp_path).encode(_names(cfg))
+    text = TextEncoder(bundle, "openai80", cache_dir=tmp_path).encode(fixture_names(cfg))
     x = D.preprocess(
         a["image_uint8"], cfg["preprocess"]["short_side"], 2048, bundle.mean, bundle.std
     )
