@@ -219,7 +219,7 @@ class WorkloadResult:
     def as_json(self) -> dict:
         return {
             "choice": self.choice,
-            "times": {p: round(t, 6) for p, t in self.times.items()},
+            "times": dict(self.times),  # unrounded: the stored choice is checked against them
             "candidates": list(self.candidates),
         }
 

@@ -256,6 +256,20 @@ def test_an_unwritable_cache_costs_a_measurement_not_an_error(tmp_path, fake_reg
     assert cal.choice("alpha", CPU) == "bf16"
 
 
+def test_microsecond_times_keep_their_choice_through_the_file(tmp_path):
+    """A fast workload's times survive the JSON unrounded: rounded to microseconds, 1.1 µs
+    against 1.23 µs would read as a tie, contradict the stored bf16 and be dropped."""
+    times = {"fp32": 1.234567e-6, "bf16": 1.1e-6}
+    result = C.WorkloadResult("fast", C.choose(times), times, ("fp32", "bf16"))
+    assert result.choice == "bf16"
+    signature = C.machine_signature(CPU)
+    machine = C.MachineCalibration(signature, {"fast": result}, 0.1, 1.0)
+    path = tmp_path / "c.json"
+    C.write_file(path, {C.signature_key(signature): machine})
+    [read] = C.read_file(path).values()
+    assert read.results["fast"].choice == "bf16" and read.results["fast"].times == times
+
+
 def test_one_candidate_is_not_timed(tmp_path, fake_registry, monkeypatch):
     clock, calls = fake_registry
     monkeypatch.setattr("ovpaint.models.device.cpu_has_fast_bf16", lambda: False)
