@@ -153,7 +153,7 @@ def test_calibrate_stores_by_signature_and_measures_once(tmp_path, fake_registry
     [(key, entry)] = data["machines"].items()
     assert key == C.signature_key(C.machine_signature(CPU))
     assert entry["signature"]["threads"] == torch.get_num_threads()
-    assert entry["workloads"]["beta"]["times"] == {"fp32": 1.0, "bf16": 1.6}
+    assert entry["workloads"]["beta"]["times"] == pytest.approx({"fp32": 1.0, "bf16": 1.6})
 
 
 def test_allowing_int8_measures_again_only_the_workloads_it_changes(tmp_path, fake_registry):
