@@ -60,6 +60,17 @@ def _umask() -> int:
     return _UMASK
 
 
+# why a write failed, by errno, as the end of "Cannot write PATH: ..."
+_WRITE_REASONS = {
+    errno.EROFS: "the disk is read-only",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOTDIR: "part of the path is a file, not a folder",
+    errno.EEXIST: "it already exists",
+    errno.ENOENT: "its folder does not exist",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
 def write_error(exc: OSError, path: str | os.PathLike, what: str = "") -> OvpaintError:
     """The one-line error for an OSError met while writing ``path`` (exit 2, or 5 when the
     disk is full). ``what`` names the option (``--out``) when there is one."""
@@ -67,18 +78,8 @@ def write_error(exc: OSError, path: str | os.PathLike, what: str = "") -> Ovpain
     code = exc.errno
     if code == errno.ENOSPC or code == getattr(errno, "EDQUOT", -1):
         return DiskFull(f"Disk full while writing {path}; nothing was written.")
-    if code == errno.EROFS:
-        return BadInput(f"Cannot write {label}: the disk is read-only.")
-    if code == errno.EISDIR:
-        return BadInput(f"Cannot write {label}: it is a folder, not a file.")
-    if code == errno.ENOTDIR:
-        return BadInput(f"Cannot write {label}: part of the path is a file, not a folder.")
-    if code == errno.EEXIST:
-        return BadInput(f"Cannot write {label}: it already exists.")
-    if code == errno.ENOENT:
-        return BadInput(f"Cannot write {label}: its folder does not exist.")
-    if code == errno.ENAMETOOLONG:
-        return BadInput(f"Cannot write {label}: the name is too long.")
+    if code in _WRITE_REASONS:
+        return BadInput(f"Cannot write {label}: {_WRITE_REASONS[code]}.")
     if code in (errno.EACCES, errno.EPERM) or isinstance(exc, PermissionError):
         return BadInput(f"No permission to write {label}.")
     return BadInput(f"Cannot write {label}: {exc.strerror or exc}.")
