@@ -26,6 +26,7 @@ _state: dict = {}
 
 def log_dir() -> Path:
     """``<user data>/logs``, or a folder in the temp dir when the data folder is unwritable."""
+    from ovpaint.core.errors import BadInput
     from ovpaint.core.paths import data_dir
 
     try:
@@ -35,7 +36,7 @@ def log_dir() -> Path:
         probe.write_text("", "utf-8")
         probe.unlink()
         return folder
-    except OSError:
+    except (OSError, BadInput):  # BadInput: the data folder setting names an unusable place
         folder = Path(tempfile.gettempdir()) / "ovpaint-logs"
         folder.mkdir(parents=True, exist_ok=True)
         return folder

@@ -42,9 +42,6 @@ def test_log_rotates(fresh_logs, monkeypatch):
 def test_unwritable_data_folder_falls_back_to_temp(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv("OVPAINT_DATA_DIR", str(blocker / "data"))
-    import ovpaint.core.paths as paths
-
-    monkeypatch.setattr(paths, "data_dir", lambda: blocker)  # a file: logs/ cannot be made
+    monkeypatch.setenv("OVPAINT_DATA_DIR", str(blocker / "data"))  # under a file
     folder = logs.log_dir()
     assert folder.is_dir() and "ovpaint-logs" in folder.name
