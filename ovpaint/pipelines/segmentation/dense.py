@@ -814,20 +814,6 @@ def _pamr_guide(guide_input: torch.Tensor, work_hw: tuple[int, int]) -> torch.Te
     return guide[0]
 
 
-def refine_logits(
-    logits: torch.Tensor, guide_input: torch.Tensor, original_hw: tuple[int, int], s: DenseSettings
-) -> torch.Tensor:
-    """PAMR on work-size logits, guided by the network input resized to the work size (the
-    reference resizes it to the original size; at a capped work size the guide is downscaled
-    with the maps and the dilations scaled with them)."""
-    from ovpaint.pipelines.segmentation.pamr import pamr
-
-    hw = tuple(logits.shape[-2:])
-    return pamr(
-        logits, _pamr_guide(guide_input, hw), s.pamr_steps, _pamr_geometry(hw, original_hw, s)
-    )
-
-
 @dataclass
 class PamrCache:
     """PAMR's results for one image, feature set and work size: its step matrix and each

@@ -159,15 +159,6 @@ def test_pamr_logits(fx):
     steps, dilations = cfg["pamr"]["steps"], cfg["pamr"]["dilations"]
     got = pamr(torch.from_numpy(a["final_logits"][0]), _guide(a), steps, dilations)
     _close(got, a["final_logits_pamr"][0], _tol(cfg, "embeddings_and_logits_abs"))
-    # the pipeline's step: the guide from the network input at the work size (here the original)
-    s = _settings(cfg, "default")
-    got = D.refine_logits(
-        torch.from_numpy(a["final_logits"][0]),
-        torch.from_numpy(a["input_normalized"]),
-        _original_hw(a),
-        s,
-    )
-    _close(got, a["final_logits_pamr"][0], _tol(cfg, "embeddings_and_logits_abs"))
 
 
 @pytest.mark.parametrize("preset", ["nopamr", "nopamr_thd", "default"])
