@@ -209,6 +209,19 @@ class ModelManager:
         self._tune(role, loader, bundle)
         return _Slot(role, spec.id, bundle, dtype)
 
+    def measure_for(self, role: str, *, progress: Any = None, cancel: Any = None) -> None:
+        """Measure the precision that loading ``role``'s model will ask for, now (with
+        progress) rather than silently inside the load; nothing when the load will not ask
+        (a named dtype, or CPU tuning switched off)."""
+        owner = _workload_of(role)
+        if owner is None or self.requested_dtype != "auto":
+            return
+        setting = family(role).cpu_tuning
+        if self.device.type == "cuda" or (
+            self.device.type == "cpu" and setting and self.settings[setting]
+        ):
+            self.precision(owner.name, progress=progress, cancel=cancel)
+
     def _tune(self, role: str, loader: Any, bundle: Bundle) -> None:
         """The family's speed-ups for computing on the CPU (the inpainting UNet in bf16), when
         its setting allows them and its workload was measured faster in bf16 here."""

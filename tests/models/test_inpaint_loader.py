@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from fixed_precision import FixedCalibrator, manager_measuring
@@ -91,6 +92,20 @@ def test_manager_tunes_the_unet_where_bf16_was_measured_faster_and_allowed():
     assert not off.get("inpaint").unet_bf16 and off.calibrator.asked == []
     state = {s.role: s for s in fast.states()}["inpaint"]
     assert "UNet bf16" in state.dtype
+
+
+def test_inpainting_measures_the_unet_only_when_its_load_will_use_it(tmp_path):
+    from ovpaint.pipelines.inpainting import inpaint
+
+    image = np.full((64, 64, 3), 120, np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 20:40] = True
+    for allowed in (True, False):
+        manager = manager_measuring("bf16", cpu_bf16_unet=allowed)
+        inpaint.inpaint(
+            image, mask, manager=manager, settings=inpaint.InpaintSettings(engine="sd", steps=2)
+        )
+        assert set(manager.calibrator.asked) == ({"unet"} if allowed else set())
 
 
 def test_an_explicit_dtype_overrides_the_measurement():

@@ -176,9 +176,9 @@ def diffusion_filler(
 ) -> Iterator[DiffusionFiller]:
     """The inpainting model held for the session, its scheduler and step count chosen for the
     device it computes on (``strength`` overrides the settings', for a refinement pass)."""
-    measure = getattr(ctx.manager, "precision", None)  # the UNet's: measured on first use here,
-    if measure is not None:  # with progress, rather than silently while the model loads
-        measure("unet", progress=ctx.progress)
+    measure = getattr(ctx.manager, "measure_for", None)  # the UNet's precision, when the load
+    if measure is not None:  # will ask for it: measured here with progress, not silently in it
+        measure("inpaint", progress=ctx.progress)
     with ctx.manager.use("inpaint") as bundle:
         settings = ctx.settings.for_device(bundle.device.type)
         if strength is not None:
