@@ -159,15 +159,16 @@ def _precision_rows(calibrator, calibration, device) -> dict:
     return rows
 
 
-def _stored_calibration(settings, device_type: str) -> dict:
-    """This machine's stored precision choices (nothing is measured here)."""
+def _stored_calibration(settings, device_type: str, calibration=None) -> dict:
+    """This machine's precision choices: ``calibration`` when just measured, else the stored
+    ones (nothing is measured here)."""
     import torch
 
     from ovpaint.models.calibration import machine_signature
 
     device = torch.device(device_type)
     calibrator = _calibrator(settings)
-    calibration = calibrator.stored(device)
+    calibration = calibration or calibrator.stored(device)
     return {
         "device": device.type,
         "dtype_setting": settings["dtype"],
@@ -204,7 +205,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     calibrator = _calibrator(settings)
     print(f"ovpaint: measuring each workload's precisions on {device.type}…", file=sys.stderr)
     calibration = calibrator.calibrate(device, force=True)
-    data = _stored_calibration(settings, device_type)
+    data = _stored_calibration(settings, device_type, calibration)
     if args.json:
         print_json(data)
         return 0

@@ -325,3 +325,15 @@ def test_models_calibrate_and_list_show_the_choice_and_ratios(fake_registry, cap
     out = capsys.readouterr().out
     assert "alpha    bf16" in out and "beta     fp32" in out
     assert "the speed of fp32" in out
+
+
+def test_models_calibrate_shows_what_it_measured_when_it_cannot_store_it(
+    fake_registry, capsys, tmp_path, monkeypatch
+):
+    from ovpaint.cli import main
+
+    monkeypatch.setenv("OVPAINT_CACHE_DIR", str(tmp_path))
+    (tmp_path / C.FILE_NAME).mkdir()  # the file's place is taken: nothing can be stored
+    assert main(["models", "calibrate", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["workloads"]["alpha"]["choice"] == "bf16"
