@@ -298,7 +298,7 @@ class MaskPanel(QWidget):
         self.reset()
         mask = layer.mask
         if op == "invert":
-            after = ~mask if mask.dtype == np.bool_ else (255 - mask).astype(np.uint8)
+            after = mask_ops.invert(mask)
         elif op == "clear":
             after = np.zeros_like(mask)
         else:

@@ -182,7 +182,12 @@ def adjust(mask: np.ndarray, grow_px: int = 0, feather_px: int = 0) -> np.ndarra
 
 
 def invert(mask: np.ndarray) -> np.ndarray:
-    return ~np.asarray(mask, dtype=bool)
+    """The mask's complement in its own kind: a boolean mask flipped, a soft (uint8) one
+    as 255 − value, so a feathered edge stays feathered."""
+    mask = np.asarray(mask)
+    if mask.dtype == np.uint8:
+        return 255 - mask
+    return ~mask.astype(bool, copy=False)
 
 
 def component_distance(

@@ -104,6 +104,8 @@ def test_invert_and_bbox():
     m[1:3, 2:5] = True
     assert bbox(m) == (2, 1, 5, 3)
     assert np.array_equal(invert(invert(m)), m) and invert(m).sum() == 48 - 6
+    soft = np.array([[0, 10, 255]], np.uint8)  # a feathered edge stays soft
+    assert invert(soft).dtype == np.uint8 and invert(soft).tolist() == [[255, 245, 0]]
 
 
 def _random_masks(rng, count: int):
