@@ -209,11 +209,14 @@ def check_output_file(
     overwrite: bool = True,
     inputs: Iterable[str | os.PathLike] = (),
     exists_hint: str = "",
+    probed: set[Path] | None = None,
 ) -> Path:
     """Check, before any work, that ``path`` can be written as a file: it is none of
     ``inputs``, not a folder or a special file, absent when ``overwrite`` is False, and its
     folder exists or can be created on a writable disk. Raises the one-line BadInput that
-    writing would have raised at the end; creates nothing."""
+    writing would have raised at the end; creates nothing. ``probed``: folders already found
+    writable by the caller's earlier checks (updated), so a set of files in one folder probes
+    it once."""
     path = Path(path).expanduser()
     label = f"{what} {path}" if what else str(path)
     for source in inputs:
@@ -233,7 +236,10 @@ def check_output_file(
             raise BadInput(f"Cannot write {label}: it is a pipe or device, not a file.")
         if not overwrite:
             raise BadInput(f"{label} exists{'; ' + exists_hint if exists_hint else ''}.")
-    _check_folder_writable(path.parent, what, path)
+    if probed is None or path.parent not in probed:
+        _check_folder_writable(path.parent, what, path)
+        if probed is not None:
+            probed.add(path.parent)
     return path
 
 

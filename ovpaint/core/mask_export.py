@@ -163,10 +163,11 @@ def check_mask_set(
     """Before any work: the set's files are distinct, none is an input, each can be written
     (see :func:`ovpaint.core.fileio.check_output_file`)."""
     seen: dict[Path, Path] = {}
+    probed: set[Path] = set()  # the set's files share their folder: probe it once
     inputs = list(inputs)
     for path in paths:
         key = Path(os.path.abspath(path))
         if key in seen:
             raise BadInput(f"{what + ' ' if what else ''}{path} would be written twice in one set.")
         seen[key] = path
-        check_output_file(path, what=what, inputs=inputs)
+        check_output_file(path, what=what, inputs=inputs, probed=probed)

@@ -67,3 +67,16 @@ def test_an_input_is_never_a_target(tmp_path):
         mask_export.write_mask_set(tmp_path / "photo", CLASSES, labels=_labels(), inputs=[original])
     assert original.read_bytes() == b"the user's file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.labels.png"]
+
+
+def test_a_mask_set_probes_its_folder_once(tmp_path, monkeypatch):
+    from ovpaint.core import fileio, mask_export
+
+    probes = []
+    real = fileio._check_folder_writable
+    monkeypatch.setattr(
+        fileio, "_check_folder_writable", lambda *a: (probes.append(a[0]), real(*a))
+    )
+    paths = [tmp_path / f"photo.mask-{i:02d}-class.png" for i in range(5)]
+    mask_export.check_mask_set(paths)
+    assert probes == [tmp_path]
