@@ -55,12 +55,13 @@ from ovpaint.core.fileio import (
 )
 from ovpaint.core.image_io import DEFAULT_MAX_PIXELS, open_limited
 from ovpaint.core.jobs import CancelToken, Progress
-from ovpaint.core.limits import MAX_OFFSET, float_in, int_in
+from ovpaint.core.limits import MAX_OFFSET, float_in, int_in, text_in
 from ovpaint.core.locks import OwnerLock, is_held, pid_alive
 from ovpaint.core.safeio import (
     load_json,
     open_regular,
     read_all,
+    read_json_file,
     safe_name,
     under_root,
     zip_member,
@@ -324,10 +325,9 @@ def _clean_old_save_folders(path: Path) -> None:
 def _members_of(path: Path) -> set[str]:
     """Our members the folder's current manifest uses (none when it is unreadable)."""
     try:
-        with open_regular(
-            under_root(path, MANIFEST, "The project"), MAX_MANIFEST_BYTES, MANIFEST
-        ) as fh:
-            info = load_json(read_all(fh, MAX_MANIFEST_BYTES, MANIFEST), MANIFEST)
+        info = read_json_file(
+            under_root(path, MANIFEST, "The project"), MANIFEST, max_bytes=MAX_MANIFEST_BYTES
+        )
     except (OSError, BadInput):
         return set()
     if not isinstance(info, dict):
@@ -480,14 +480,6 @@ def _choice(value: Any, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _text(value: Any, what: str, limit: int, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise BadInput(f"{what} must be a text of at most {limit} characters.")
-    return value
-
-
 def _flag(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
         raise BadInput(f"{what} must be true or false.")
@@ -543,7 +535,7 @@ def load_project(
         alpha = None
         if info.get("alpha") is not None:
             alpha = reader.array(info["alpha"], "L", exact=(width, height))
-        source = _text(info.get("source"), f"{path.name}: the source", 4096, optional=True)
+        source = text_in(info.get("source"), f"{path.name}: the source", 4096, optional=True)
         doc = Document(rgb, alpha, path=source)
         ids: set[str] = set()
         for done, entry in enumerate(layers_info, start=1):
@@ -587,14 +579,14 @@ def _layer_from(entry: Any, reader: _Reader, doc: Document, what: str) -> Layer:
     if not isinstance(meta, dict):
         raise BadInput(f"{what}: its details (meta) are not a JSON object.")
     common: dict[str, Any] = {
-        "name": _text(entry.get("name"), f"{what}: the name", MAX_NAME),
+        "name": text_in(entry.get("name"), f"{what}: the name", MAX_NAME),
         "visible": _flag(entry.get("visible", True), f"{what}: visible"),
         "opacity": float_in(entry.get("opacity", 1.0), f"{what}: the opacity", 0.0, 1.0),
         "meta": meta,
     }
     layer_id = entry.get("id")
     if layer_id:
-        common["id"] = _text(layer_id, f"{what}: the id", 64)
+        common["id"] = text_in(layer_id, f"{what}: the id", 64)
     kind = _choice(entry.get("kind"), ("mask", "image"), f"{what}: the kind")
     if kind == "mask":
         color = entry.get("color")
