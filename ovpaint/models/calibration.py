@@ -429,7 +429,15 @@ class Calibrator:
             return None
         result = calibration.results.get(workload.name)
         wanted = candidates(workload, device, self.allow_int8)
-        return result if result is not None and result.candidates == wanted else None
+        if result is None or not set(wanted) <= set(result.candidates):
+            return None
+        if result.candidates == wanted:
+            return result
+        # fewer candidates than were timed (int8 switched off): choose among their times
+        times = {p: result.times[p] for p in wanted if p in result.times}
+        if set(times) != set(wanted):
+            return None
+        return WorkloadResult(workload.name, choose(times), times, wanted)
 
     def choice(
         self,

@@ -165,6 +165,9 @@ def test_allowing_int8_measures_again_only_the_workloads_it_changes(tmp_path, fa
     assert with_int8.choice("alpha", CPU) == "bf16"  # unchanged candidates: not measured
     assert with_int8.choice("beta", CPU) == "int8"
     assert measured(calls) == {("beta", "fp32"), ("beta", "bf16"), ("beta", "int8")}
+    calls.clear()  # int8 off again: the times of fp32 and bf16 are still there
+    assert C.Calibrator(path, clock=clock).choice("beta", CPU) == "fp32"
+    assert measured(calls) == set()
 
 
 @pytest.mark.parametrize("change", ["cpu", "threads", "torch", "cores"])
