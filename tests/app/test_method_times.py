@@ -49,3 +49,24 @@ def test_proposal_grid_is_cheaper_on_a_cpu_and_says_so(qtbot, window):
     assert panel.method_settings("proposal") == {"proposal": {"points_per_side": 16}}
     panel.grid.setCurrentIndex(panel.grid.findData(32))
     assert panel.method_settings("hybrid") == {"proposal": {"points_per_side": 32}}
+
+
+def test_the_chosen_grid_reaches_the_proposal_run(qtbot, window, image_file, monkeypatch):
+    from dataclasses import replace
+
+    grids = []
+
+    def recorded(session, queries, manager, settings, **kw):
+        grids.append(settings.proposal.points_per_side)
+        return scripted.scripted(session, queries, manager, settings, **kw)
+
+    monkeypatch.setitem(METHODS, "proposal", replace(METHODS["proposal"], run=recorded))
+    open_in(qtbot, window, image_file)
+    panel = window.prompt
+    panel.method.setCurrentIndex(panel.method.findData("proposal"))
+    for grid in (16, 32):
+        panel.grid.setCurrentIndex(panel.grid.findData(grid))
+        panel.prompt.setText("sky")
+        qtbot.mouseClick(panel.button, Qt.MouseButton.LeftButton)
+        wait_idle(qtbot, window)
+    assert grids == [16, 32]
