@@ -192,6 +192,21 @@ def test_large_image_draws_from_a_small_pyramid_level(qtbot, window, tmp_path):
     assert item.tiles_rendered - fitted <= 40  # 100 %: only the visible tiles
 
 
+def test_tiles_over_the_frame_budget_are_left_for_the_next_frames(qtbot, window, tmp_path):
+    big = np.repeat(np.repeat(scene_image(200, 300), 8, axis=0), 8, axis=1)  # 2400×1600
+    path = tmp_path / "big.png"
+    Image.fromarray(big).save(path, compress_level=0)
+    open_in(qtbot, window, path, timeout=60_000)
+    canvas, item = window.canvas, window.canvas.base_item
+    canvas.budget.seconds = 0.0  # no time to make any tile in a frame
+    canvas.actual_size()  # a zoom level whose tiles were never made
+    before = item.tiles_rendered
+    canvas.viewport().repaint()
+    assert canvas.rendering and item.tiles_rendered - before <= 1
+    canvas.render_all()  # screenshots: every visible tile now, whatever it costs
+    assert not canvas.rendering and item.tiles_rendered > before
+
+
 def test_batch_action_opens_the_batch_dialog(qtbot, window):
     from PySide6.QtGui import QAction
 
