@@ -20,13 +20,14 @@ from PySide6.QtWidgets import (
 
 from ovpaint.app.commands import (
     AddLayersCommand,
+    PreparedEdit,
     SelectCommand,
     SetLayerPropertyCommand,
     StepCommand,
-    mask_edit,
+    prepare_edit,
 )
 from ovpaint.app.context import EditorContext
-from ovpaint.core.document import Document, MaskDiff, MaskLayer, class_key, mask_diff
+from ovpaint.core.document import Document, MaskLayer, class_key
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.prompt import parse_prompt
 from ovpaint.pipelines.segmentation.settings import CPU_GRID, THESIS_GRID
@@ -101,15 +102,16 @@ def short_time(seconds: float) -> str:
 
 @dataclass
 class ClassMask:
-    """One class of a segmentation run, ready for the UI thread: its mask, whether anything
-    was found, and its difference from the class's previous mask (computed in the worker)."""
+    """One class of a segmentation run, ready for the UI thread: whether anything was found,
+    and its mask as an edit of the class layer's mask when the job was submitted."""
 
     name: str
-    mask: np.ndarray
     found: bool
-    previous: np.ndarray | None = None  # the class layer's mask when the job was submitted
-    diff: MaskDiff | None = None  # previous → mask (None: equal), when ``diffed``
-    diffed: bool = False  # previous and mask were compared (both boolean)
+    edit: PreparedEdit
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.edit.mask
 
 
 def segment_job(
@@ -145,10 +147,8 @@ def segment_job(
     for index, name in enumerate(result.classes[1:], start=1):
         cancel.check()
         mask = result.labels == index
-        before = previous.get(class_key(name))
-        diffed = before is not None and before.dtype == mask.dtype and before.shape == mask.shape
-        diff = mask_diff(before, mask) if diffed else None
-        classes.append(ClassMask(name, mask, bool(mask.any()), before, diff, diffed))
+        edit = prepare_edit(previous.get(class_key(name)), mask)
+        classes.append(ClassMask(name, bool(mask.any()), edit))
     return result, classes
 
 
@@ -306,9 +306,7 @@ class PromptPanel(QWidget):
                     )
                 )
                 continue
-            known = item.diffed and item.previous is layer.mask
-            label = f"Segment {layer.name}"
-            step.add(mask_edit(doc, layer, item.mask, label, item.diff if known else None, known))
+            step.add(item.edit.command(doc, layer, f"Segment {layer.name}"))
             if {k: layer.meta.get(k) for k in meta} != meta:
                 step.add(SetLayerPropertyCommand(doc, layer, "meta", {**layer.meta, **meta}))
             touched.append(layer)
