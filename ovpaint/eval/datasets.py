@@ -7,8 +7,10 @@ Every reader turns its dataset's label convention into the one the metrics use: 
 Errors name the file: a missing split file, a missing image or annotation, an image whose size
 differs from its annotation's. A dataset folder is input from outside: an id list is read up to
 :data:`MAX_LIST_BYTES`, each id must be one file name, listed once, and every image and
-annotation (an entry that is a link included) must lie in its folder; an annotation of another
-size than its image is refused from its header, before it is decoded.
+annotation (an entry that is a link included) must lie in its folder; an image or annotation
+larger than the byte cap of the image loader (:func:`~ovpaint.core.image_io.image_byte_cap`)
+is refused from its size and one of another size than its image from its header, both before
+anything is decoded.
 
 Each dataset is one reader class plus one :class:`DatasetSpec` registered once
 (:func:`register_dataset`): its aliases, the split it reads, the settings preset per method

@@ -108,6 +108,33 @@ def test_an_id_listed_twice_is_refused(tmp_path):
         open_dataset("voc", root)
 
 
+@pytest.mark.parametrize("member", ["image", "annotation"])
+def test_an_image_or_annotation_over_the_byte_cap_is_refused_before_it_is_decoded(
+    tmp_path, monkeypatch, member
+):
+    """A file of the dataset larger than the cap is refused from its size, naming the file
+    and the cap; PIL never sees it (the other file of the pair still loads)."""
+    from ovpaint.core import image_io
+
+    root, info, _ = _voc(tmp_path, n_images=1)
+    ds = open_dataset("voc", root)
+    sample = ds.samples[0]
+    cap = max(sample.image_path.stat().st_size, sample.label_path.stat().st_size) + 16
+    big = sample.image_path if member == "image" else sample.label_path
+    with open(big, "ab") as f:  # bytes after the image's end: decoders ignore them
+        f.write(bytes(4096))
+    opened = []
+    real_open = image_io.Image.open
+    monkeypatch.setattr(image_io.Image, "open", lambda fp: opened.append(fp) or real_open(fp))
+    monkeypatch.setattr(image_io, "image_byte_cap", lambda pixels, per_pixel=8: cap)
+    with pytest.raises(BadInput) as err:
+        ds.load(sample)
+    message = str(err.value)
+    assert str(big) in message and f"larger than {cap / 1000:.1f} KB" in message
+    assert "\n" not in message
+    assert len(opened) == (0 if member == "image" else 1)  # only the image was decoded
+
+
 def test_an_annotation_of_another_size_is_refused_before_it_is_decoded(tmp_path):
     root, info, _ = _voc(tmp_path, n_images=1)
     label = root / "SegmentationClass" / f"{info.ids[0]}.png"
