@@ -198,3 +198,54 @@ def test_a_state_line_with_a_negative_index_is_done_again(tmp_path):
     again = run_benchmark("voc", root, "oracle", segment_fn=Segmenter(info.colors), out_path=out)
     assert again.resumed_images == 1
     assert np.array_equal(again.matrix, first.matrix)
+
+
+@pytest.mark.parametrize(
+    "layout, folder",
+    [
+        ("cocostuff", "images/val2017"),
+        ("ade20k", "ADEChallengeData2016/images/validation"),
+    ],
+)
+def test_a_listed_folder_is_read_up_to_a_limit(tmp_path, monkeypatch, layout, folder):
+    """A folder of more entries than the limit is refused after reading one past it, not
+    listed whole; at the limit every image is taken, in name order."""
+    from ovpaint.core import safeio
+    from ovpaint.eval import datasets
+
+    root = tmp_path / layout
+    ids = make_synthetic(layout, root, n_images=3).ids
+    images = root / folder
+    for i in range(40):  # not images, but entries a listing must read past
+        (images / f"notes-{i:02d}.txt").write_text("x")
+    read = []
+    real_scandir = safeio.os.scandir
+
+    class Counting:  # the images folder's listing, counting the entries taken from it
+        def __init__(self, path):
+            self.inner = real_scandir(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def __iter__(self):
+            for entry in self.inner:
+                read.append(entry.name)
+                yield entry
+
+    def scandir(path="."):
+        return Counting(path) if os.path.samefile(path, images) else real_scandir(path)
+
+    monkeypatch.setattr(safeio.os, "scandir", scandir)
+    monkeypatch.setattr(datasets, "MAX_FOLDER_ENTRIES", 10)
+    with pytest.raises(BadInput) as err:
+        open_dataset(layout, root)
+    message = str(err.value)
+    assert str(images) in message and "more than 10 entries" in message
+    assert len(read) == 11  # stopped at the first entry past the limit
+    monkeypatch.setattr(datasets, "MAX_FOLDER_ENTRIES", 43)
+    ds = open_dataset(layout, root)
+    assert [s.id for s in ds.samples] == sorted(ids)
