@@ -125,12 +125,14 @@ class ComputeSummary:
         return " · ".join(parts) + (f" — {self.note}" if self.note else "")
 
     def short_text(self) -> str:
-        """For a status bar: "cpu · dense bf16, decoder fp32" (the rest is in :meth:`text`)."""
-        return (
-            ("tiny test models · " if self.tiny else "")
-            + f"{self.device} · "
-            + (self.precision_text())
-        )
+        """For a status bar: "cpu · dense bf16, decoder fp32", or "cpu · bf16 for every
+        workload" when all were measured alike (the rest is in :meth:`text`)."""
+        found = set(self.precisions.values())
+        if self.forced is None and len(found) == 1 and set(workloads()) <= set(self.precisions):
+            precision = f"{found.pop()} for every workload"
+        else:
+            precision = self.precision_text()
+        return ("tiny test models · " if self.tiny else "") + f"{self.device} · {precision}"
 
     def report_fields(self) -> dict[str, Any]:
         """What a report records: ``device`` (plain words), the weights' dtype and

@@ -105,3 +105,18 @@ def test_the_selftest_report_names_device_and_precision(tiny_manager):
     assert info["device"] == "cpu"
     assert info["precision"] == {name: "fp32" for name in sorted(workloads())}
     assert info["precision_source"] == "dtype setting"
+
+
+def test_the_status_text_is_short_when_every_workload_was_measured_alike(tmp_path, monkeypatch):
+    alike = dict.fromkeys(MEASURED, "bf16")
+    calibrator = stored_calibrator(tmp_path / "precision.json", alike, monkeypatch)
+    manager = ModelManager(profile="tiny", device="cpu", calibrator=calibrator)
+    assert (
+        manager.compute_summary().short_text() == "tiny test models · cpu · bf16 for every workload"
+    )
+    assert "compute decoder bf16, dense bf16, scoring bf16, unet bf16" in manager.banner()
+    mixed = ModelManager(profile="tiny", device="cpu", calibrator=calibrator)
+    stored_calibrator(tmp_path / "precision.json", {"dense": "bf16"}, monkeypatch)
+    assert mixed.compute_summary().short_text() == (
+        "tiny test models · cpu · dense bf16 (others measured on first use)"
+    )
