@@ -53,7 +53,7 @@ from ovpaint.core.fileio import (
     atomic_write_text,
     clean_stale_temps,
 )
-from ovpaint.core.image_io import DEFAULT_MAX_PIXELS, open_limited
+from ovpaint.core.image_io import DEFAULT_MAX_PIXELS, image_byte_cap, open_limited
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.limits import MAX_OFFSET, float_in, int_in, text_in
 from ovpaint.core.locks import OwnerLock, is_held, pid_alive
@@ -419,7 +419,7 @@ class _Reader:
         ``within``, checked from the header before decoding."""
         channels = 3 if mode == "RGB" else 1
         bound = exact or within or (self.max_pixels, 1)
-        cap = _png_cap(bound[0] * bound[1], channels)
+        cap = image_byte_cap(bound[0] * bound[1], channels)
         what = f"{name} in {self.path.name}"
         try:
             with self.open(name, cap) as stream, open_limited(stream, what, self.max_pixels) as img:
@@ -449,12 +449,6 @@ class _Reader:
         if self.zip is not None:
             self.zip.close()
             self._fh.close()
-
-
-def _png_cap(pixels: int, channels: int) -> int:
-    """The most bytes a PNG of ``pixels`` may take: stored (uncompressed) rows with their
-    filter byte, the deflate and chunk framing, and room for ancillary chunks."""
-    return int(pixels * channels * 1.01) + (4 << 20)
 
 
 def _check_zip_directory(fh: IO[bytes], name: str) -> None:
