@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-from PySide6.QtWidgets import QApplication, QMessageBox
-
 from ovpaint.core.settings import Settings
 from ovpaint.models.calibration import workloads
 from ovpaint.models.manager import ModelManager
@@ -30,32 +27,10 @@ def _reads_on(calibrator, monkeypatch) -> list[bool]:
     return on_ui
 
 
-@pytest.fixture
-def make_window(qtbot, monkeypatch):
-    from ovpaint.app.main_window import MainWindow
-
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
-    made = []
-
-    def make(manager):
-        window = MainWindow(manager, settings=Settings())
-        qtbot.addWidget(window)
-        window.resize(1000, 700)
-        window.show()
-        made.append(window)
-        return window
-
-    yield make
-    for window in made:
-        window.workers.cancel_all()
-        window.workers.wait_for_done(20_000)
-    QApplication.processEvents()
-
-
-def test_the_status_bar_names_the_stored_precisions(qtbot, tmp_path, monkeypatch, make_window):
+def test_the_status_bar_names_the_stored_precisions(qtbot, tmp_path, monkeypatch, window_of):
     calibrator = stored_calibrator(tmp_path / "precision.json", MEASURED, monkeypatch)
     on_ui = _reads_on(calibrator, monkeypatch)
-    window = make_window(ModelManager(profile="tiny", device="cpu", calibrator=calibrator))
+    window = window_of(ModelManager(profile="tiny", device="cpu", calibrator=calibrator))
     label = window.profile_label
     expected = "tiny test models · cpu · decoder fp32, dense bf16, scoring bf16, unet bf16"
     qtbot.waitUntil(lambda: label.text() == expected, timeout=10_000)
@@ -64,9 +39,9 @@ def test_the_status_bar_names_the_stored_precisions(qtbot, tmp_path, monkeypatch
     assert calibrator.measured == []
 
 
-def test_the_status_bar_says_what_an_operation_ran_in(qtbot, image_file, make_window):
+def test_the_status_bar_says_what_an_operation_ran_in(qtbot, image_file, window_of):
     manager = manager_measuring("bf16")
-    window = make_window(manager)
+    window = window_of(manager)
     label = window.profile_label
     open_in(qtbot, window, image_file)
     assert label.text() == "tiny test models · cpu · precision measured per workload on first use"
