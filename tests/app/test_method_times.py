@@ -7,7 +7,6 @@ import time
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 from ovpaint.app.prompt_panel import short_time
 from ovpaint.pipelines.segmentation.methods import METHODS
@@ -81,10 +80,8 @@ LOAD_S = 1.5  # added to each model load, so loading outweighs a tiny model's co
 
 
 @pytest.fixture
-def cold_window(qtbot, monkeypatch):
+def cold_window(window_of, monkeypatch):
     """A window whose tiny models are not loaded yet, each load taking ``LOAD_S`` longer."""
-    from ovpaint.app.main_window import MainWindow
-    from ovpaint.core.settings import Settings
     from ovpaint.models.manager import ModelManager
 
     manager = ModelManager(profile="tiny", device="cpu", dtype="fp32")
@@ -95,15 +92,7 @@ def cold_window(qtbot, monkeypatch):
         return real_load(role)
 
     monkeypatch.setattr(manager, "_load", slow_load)
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
-    win = MainWindow(manager, settings=Settings())
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.workers.cancel_all()
-    win.workers.wait_for_done(20_000)
+    return window_of(manager)
 
 
 def test_the_expected_time_leaves_out_loading_the_models(qtbot, cold_window, image_file):
