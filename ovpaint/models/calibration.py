@@ -59,9 +59,11 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 RANK = {"fp32": 0, "fp16": 1, "bf16": 1, "int8": 2}
 MARGIN = 1.10
 # a choice is settled when it would stand with the margin this much stricter or looser: the
-# best of two runs still varies by up to ~15 % on a shared 2-core machine
-DOUBT = 1.25
+# best of two runs still varies by up to ~15 % on a shared 2-core machine; a first run alone
+# carries one-off costs (first calls were up to 50 % slower on a 2-core AMD EPYC)
+DOUBT, FIRST_RUN_DOUBT = 1.25, 1.6
 BUDGET_S = 3.0  # all workloads together, probes' construction included (imports apart)
+# rounds run even over the budget while the choice is not settled, and rounds at most
 MIN_ROUNDS, MAX_ROUNDS = 2, 7
 MAX_FILE_BYTES = 256_000
 MAX_MACHINES = 16  # signatures kept in the file (thread counts, torch versions, devices)
@@ -410,23 +412,24 @@ def time_candidates(
     cancel: CancelToken | None = None,
     settle: bool = True,
 ) -> dict[str, float]:
-    """Best time per candidate: rounds in which every candidate runs once (the order rotates),
-    at least ``MIN_ROUNDS``; then more while the choice is not :func:`settled` (unless
-    ``settle`` is False) and the next round, costed at the best times so far, fits in
-    ``budget_s``. The fastest run, not the median: a first run's one-off costs (weight copies,
-    kernel set-up) and other programs only ever add time, so the minimum is the closest to
-    what the candidate costs, and no run is spent on a separate warm-up (with two rounds, each
-    candidate costs two calls)."""
+    """Best time per candidate: rounds in which every candidate runs once (the order rotates)
+    until the choice is :func:`settled` (unless ``settle`` is False): after one round with
+    ``FIRST_RUN_DOUBT``, after more with ``DOUBT``. Unsettled, at least ``MIN_ROUNDS`` run,
+    and more while the next round, costed at the best times so far, fits in ``budget_s``.
+    The fastest run, not the median: a first run's one-off costs (weight copies, kernel
+    set-up) and other programs only ever add time, so the minimum is the closest to what the
+    candidate costs, and no run is spent on a separate warm-up."""
     device = device or torch.device("cpu")
     names = list(runs)
     start = clock()
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(MAX_ROUNDS):
-        if round_index >= MIN_ROUNDS:
+        if round_index:
             best = {name: min(values) for name, values in samples.items()}
-            if settle and "fp32" in best and settled(best):
+            doubt = FIRST_RUN_DOUBT if round_index == 1 else DOUBT
+            if settle and "fp32" in best and settled(best, doubt=doubt):
                 break
-            if clock() - start + sum(best.values()) > budget_s:
+            if round_index >= MIN_ROUNDS and clock() - start + sum(best.values()) > budget_s:
                 break
         if cancel:
             cancel.check()
@@ -554,9 +557,9 @@ class Calibrator:
         stored result, or all of them with ``force``; store and return the calibration.
 
         The budget is shared by every workload measured on this device in proportion to its
-        ``share``: workload *i* must be done by the start plus the shares up to *i*, so a
-        fast workload leaves its time to the next ones and measuring some workloads alone
-        takes their shares only."""
+        ``share``: a workload has its share, less any time the ones before it took over
+        theirs (it must be done by the start plus the shares up to it); measuring some
+        workloads alone takes their shares only."""
         registered = workloads()
         chosen: list[Workload] = []
         for name in names if names is not None else sorted(registered):
@@ -592,11 +595,12 @@ class Calibrator:
                     cancel.check()
                 share_done += workload.share
                 deadline = started + self.budget_s * share_done / total_share
+                own = self.budget_s * workload.share / total_share
                 calibration.results[workload.name] = measure_workload(
                     workload,
                     device,
                     candidates(workload, device, self.allow_int8),
-                    deadline - self.clock(),
+                    min(own, deadline - self.clock()),
                     clock=self.clock,
                     cancel=cancel,
                 )

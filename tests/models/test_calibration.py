@@ -88,8 +88,10 @@ def test_time_candidates_interleaves_and_never_starts_a_round_that_would_not_fit
 @pytest.mark.parametrize(
     ("costs", "rounds"),
     [
-        ({"fp32": 0.3, "bf16": 0.1}, C.MIN_ROUNDS),  # bf16 3× faster: settled at once
-        ({"fp32": 0.1, "bf16": 0.3}, C.MIN_ROUNDS),  # bf16 3× slower: settled too
+        # 3× faster or slower: settled by the first round, even were a first run 60 % slow
+        ({"fp32": 0.3, "bf16": 0.1}, 1),
+        ({"fp32": 0.1, "bf16": 0.3}, 1),
+        ({"fp32": 0.15, "bf16": 0.1}, C.MIN_ROUNDS),  # 1.5×: a second round settles it
         ({"fp32": 0.1, "bf16": 0.09}, 7),  # 1.11×, on the margin: rounds until the budget
     ],
 )
@@ -135,7 +137,7 @@ def test_time_candidates_keep_each_candidates_fastest_run():
     assert C.choose(times) == "bf16"
 
 
-def test_time_candidates_runs_the_minimum_rounds_even_over_budget():
+def test_an_unsettled_choice_gets_the_minimum_rounds_even_over_budget():
     clock = FakeClock()
     counts = {"fp32": 0, "bf16": 0}
 
@@ -349,9 +351,25 @@ def test_calibrate_shares_one_budget_and_keeps_imports_out_of_it(
     rounds = {
         name: sum(1 for c in calls if c[0] == "run" and c[1] == name) // 2 for name in registry
     }
-    # alpha: 1 s (its third of 3 s) holds 5 rounds of 0.195 s; beta: up to 3 s holds 10 more,
-    # capped at MAX_ROUNDS
+    # alpha: its third of 3 s holds 5 rounds of 0.195 s (0.975 s), beta its two thirds: 10,
+    # capped at MAX_ROUNDS (the time alpha left is not passed on)
     assert rounds == {"alpha": 5, "beta": C.MAX_ROUNDS}
+    assert calibration.seconds == pytest.approx((5 + C.MAX_ROUNDS) * 0.195)
+
+
+def test_a_workload_over_its_share_shortens_the_next_ones(tmp_path, fake_registry, monkeypatch):
+    clock, calls = fake_registry
+    registry = {
+        "alpha": fake_workload("alpha", {"fp32": 0.5, "bf16": 0.49}, clock, calls),  # 2 s
+        "beta": fake_workload("beta", {"fp32": 0.1, "bf16": 0.099}, clock, calls),
+        "gamma": fake_workload("gamma", {"fp32": 0.1, "bf16": 0.099}, clock, calls),
+    }
+    monkeypatch.setattr(C, "_WORKLOADS", registry)
+    C.Calibrator(tmp_path / "c.json", clock=clock, budget_s=3.0).calibrate(CPU)
+    rounds = {n: sum(1 for c in calls if c[0] == "run" and c[1] == n) // 2 for n in registry}
+    # alpha took 2 s of its 1 s share; beta must end by 2 s (past already): minimum rounds;
+    # gamma by 3 s: 1 s less the 0.4 s beta took
+    assert rounds == {"alpha": C.MIN_ROUNDS, "beta": C.MIN_ROUNDS, "gamma": 3}
 
 
 def test_a_workload_that_follows_another_on_a_gpu_is_not_measured_there(
