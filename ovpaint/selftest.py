@@ -179,7 +179,7 @@ def runtime_info(manager) -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "cuda_available": bool(torch.cuda.is_available()),
-        "device": manager.choice.describe(),
+        **manager.compute_summary().report_fields(),
         "frozen": bool(getattr(sys, "frozen", False)),
     }
     return info
@@ -287,6 +287,8 @@ def run_engine_checks(test: SelfTest, manager, folder: Path) -> None:
         test.check(
             "write and read PNG", lambda: _check_round_trip(folder, segmented.labels, painted)
         )
+    # the precisions the checks ran in (the stored measurement is read, never redone)
+    test.report.info.update(manager.compute_summary().report_fields())
 
 
 def tiny_manager(device: str | None = None, dtype: str | None = None):

@@ -14,7 +14,7 @@ from ovpaint.app.context import EditorContext
 from ovpaint.app.workers import error_message
 from ovpaint.core import project
 from ovpaint.core.document import Document, composite, label_map
-from ovpaint.core.errors import BadInput
+from ovpaint.core.errors import BadInput, DiskFull
 from ovpaint.core.fileio import check_output_dir, check_output_file
 from ovpaint.core.image_io import IMAGE_EXTENSIONS, load_image, save_image
 from ovpaint.core.mask_export import check_mask_set, mask_set_paths, write_mask_set
@@ -205,7 +205,15 @@ class FileController(QObject):
                 path = path.with_suffix(project.SUFFIX)
         self.save_project(path)
 
-    def save_project(self, path: Path) -> None:
+    def save_project(self, path: Path) -> bool:
+        """Save the document as a project at ``path`` on the worker; False when nothing was
+        started because the location cannot be written (said in the banner at once, while
+        the user still has the dialog in mind, not after the layers were compressed)."""
+        try:
+            project.check_save_target(path)
+        except (BadInput, DiskFull) as exc:
+            self._refused(exc, topic="save")
+            return False
         doc = self.context.document
         snap = project.snapshot(doc)
         self.context.run_job(
@@ -215,6 +223,7 @@ class FileController(QObject):
             title="Save project",
             on_done=lambda p: self._saved(doc, Path(p)),
         )
+        return True
 
     def _saved(self, doc: Document, path: Path) -> None:
         self.project_path = path
@@ -264,7 +273,7 @@ class FileController(QObject):
                 return False
         try:  # said now, while the user still has the dialog in mind, not after the blend
             check_output_file(path)
-        except BadInput as exc:
+        except (BadInput, DiskFull) as exc:
             self._refused(exc)
             return False
         base, paint, alpha = doc.rgb, doc.paint_layers(), doc.alpha  # blended in the worker
@@ -304,7 +313,7 @@ class FileController(QObject):
         try:  # every file of the set, before the job (see export_masks_job)
             check_output_dir(folder)
             check_mask_set(paths, inputs=[doc.path] if doc.path else [])
-        except BadInput as exc:
+        except (BadInput, DiskFull) as exc:
             self._refused(exc)
             return False
         self.context.run_job(
@@ -323,8 +332,8 @@ class FileController(QObject):
     def _status(self, text: str) -> None:
         self.context.banner.show_message(text, "info")
 
-    def _refused(self, exc: BadInput) -> None:
-        self.context.banner.show_message(error_message(exc), "error", topic="export")
+    def _refused(self, exc: BadInput | DiskFull, topic: str = "export") -> None:
+        self.context.banner.show_message(error_message(exc), "error", topic=topic)
 
     # ------------------------------------------------------------------ autosave / recovery
     def autosave(self) -> None:

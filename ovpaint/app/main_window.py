@@ -79,11 +79,9 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.mask_dock, self.inpaint_dock)
         self.mask_dock.raise_()
 
-        self.profile_label = QLabel(
-            ("tiny test models · " if manager.is_tiny else "") + manager.choice.describe()
-        )
+        self.profile_label = QLabel()
         self.profile_label.setObjectName("profileLabel")
-        self.profile_label.setToolTip(self.profile_note())
+        self.show_compute(manager.compute_summary(stored=False))
         self.op_label = QLabel("")
         self.op_label.setObjectName("lastOperationLabel")
         self.zoom_label = QLabel("")
@@ -116,6 +114,7 @@ class MainWindow(QMainWindow):
         self.files.recent_changed.connect(self._fill_recent)
         self.files.project_path_changed.connect(self._update_title)
         self._fill_recent(self.files.recent())
+        self._read_compute()
 
     # ------------------------------------------------------------------ construction
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
@@ -152,6 +151,26 @@ class MainWindow(QMainWindow):
                 )
             )
         return " ".join(notes)
+
+    def show_compute(self, summary) -> None:
+        """The status bar's device and each workload's precision (a ``ComputeSummary``)."""
+        self._compute = summary
+        self.profile_label.setText(summary.short_text())
+        self.profile_label.setToolTip(
+            "\n".join(filter(None, (self.profile_note(), summary.text())))
+        )
+
+    def _read_compute(self) -> None:
+        """The precisions stored for this machine, read on the worker pool (a file read): until
+        they arrive, and until a workload runs, the status bar names none."""
+        if self.manager.requested_dtype != "auto":
+            return  # the setting decides every workload: nothing to read
+        manager = self.manager
+        self.workers.submit(
+            lambda progress, cancel: manager.compute_summary(),
+            name="Read precision",
+            on_done=self.show_compute,
+        )
 
     def _action(
         self,
@@ -368,6 +387,7 @@ class MainWindow(QMainWindow):
 
         if self._model_dialog is None or not self._model_dialog.isVisible():
             self._model_dialog = ModelDialog(self.manager, self.settings, self.workers, self)
+            self._model_dialog.compute_changed.connect(self.show_compute)
             self._model_dialog.setModal(False)
         self._model_dialog.show()
         self._model_dialog.raise_()
@@ -447,6 +467,10 @@ class MainWindow(QMainWindow):
 
     def _operation_finished(self, title: str, seconds: float) -> None:
         self.op_label.setText(f"{title}: {seconds:.2f} s")
+        # the precisions the operation ran in (held by the manager: no file is read)
+        self.show_compute(
+            self._compute.with_precisions(self.manager.known_precisions(stored=False))
+        )
 
     # drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802

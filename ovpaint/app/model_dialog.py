@@ -2,13 +2,13 @@
 download with progress, cancel and resume, or point at files already on disk; device,
 precision and GPU memory budget, and the precision measured fastest on this machine for each
 workload (measured again on request). Opened at the first start while a model is missing, from
-Models → Get Models…, and from any "model missing" message. Downloads and measurements run
-on the worker pool.
+Models → Get Models…, and from any "model missing" message. Downloads, measurements and the
+read of the stored measurement run on the worker pool.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -31,6 +31,7 @@ from ovpaint.app.workers import JobHandle, WorkerPool, error_message
 from ovpaint.core.options import DEVICES, DTYPES
 from ovpaint.core.settings import Settings
 
+APPLY_NOTE = "Device and precision changes apply at the next start."
 PRECISION_COLUMNS = ("Workload", "Runs in", "Speed vs fp32 (measured here)")
 COLUMNS = ("Used for", "Model", "Size", "Licence", "State", "Device", "Precision", "Memory")
 STATE_TEXT = {
@@ -58,6 +59,8 @@ def _size(n: int | None) -> str:
 
 
 class ModelDialog(QDialog):
+    compute_changed = Signal(object)  # a ComputeSummary read after a measurement or change
+
     def __init__(self, manager, settings: Settings, workers: WorkerPool, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
@@ -65,6 +68,8 @@ class ModelDialog(QDialog):
         self.resize(980, 640)
         self.manager, self.settings, self.workers = manager, settings, workers
         self.job: JobHandle | None = None
+        self.precision_read: JobHandle | None = None  # the stored measurement being read
+        self._precision_request = 0
         self._queue: list = []
         self.intro = QLabel()
         self.intro.setObjectName("modelIntro")
@@ -159,11 +164,10 @@ class ModelDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Precision", self.dtype)
         form.addRow("GPU memory budget", self.budget)
-        note = QLabel(
-            f"Now: {manager.banner()}. Device and precision changes apply at the next start."
-        )
-        note.setWordWrap(True)
-        form.addRow(note)
+        self.now_note = QLabel(f"Now: {manager.compute_summary(stored=False).text()}. {APPLY_NOTE}")
+        self.now_note.setObjectName("computeNow")
+        self.now_note.setWordWrap(True)
+        form.addRow(self.now_note)
         form.addRow(self.at_start)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         box.rejected.connect(self.reject)
@@ -241,35 +245,58 @@ class ModelDialog(QDialog):
         return 0
 
     def refresh_precision(self) -> None:
-        """The stored measurement of this machine (nothing is measured here)."""
-        from ovpaint.models.calibration import ratio_text, workloads
+        """Read this machine's stored measurement on the worker pool (a file read, kept off
+        the UI thread; nothing is measured) and show it when it arrives. A newer read
+        supersedes one still running, so the table never shows an older answer."""
+        from ovpaint.models.precision_summary import stored_precision
 
-        calibrator = self.manager.calibrator
-        calibration = calibrator.stored(self.manager.device)
-        rows = sorted(workloads().items())
-        self.precision_table.setRowCount(len(rows))
-        for row, (name, workload) in enumerate(rows):
-            result = calibrator.valid_result(calibration, workload, self.manager.device)
-            if result is None:
-                values = (workload.title, "not measured yet", "measured on first use")
+        manager = self.manager
+
+        def read(progress, cancel):
+            return stored_precision(manager.calibrator, manager.device), manager.compute_summary()
+
+        self._precision_request += 1
+        request = self._precision_request
+        self.precision_read = self.workers.submit(
+            read,
+            name="Read precision",
+            on_done=lambda found: self._show_precision(request, *found),
+            on_error=lambda exc: self._precision_failed(request, exc),
+            on_cancelled=lambda: self._precision_failed(request, None),
+        )
+
+    def _show_precision(self, request: int, stored, summary) -> None:
+        if request != self._precision_request:
+            return
+        self.precision_read = None
+        self.precision_table.setRowCount(len(stored.rows))
+        for index, row in enumerate(stored.rows):
+            if row.choice is None:
+                values = (row.title, "not measured yet", "measured on first use")
             else:
-                ratios = ratio_text(result.ratios())
-                values = (workload.title, result.choice, ratios or "nothing else to time")
+                values = (row.title, row.choice, row.speed_text() or "nothing else to time")
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
-                item.setToolTip(f"{name}: {value}")
-                self.precision_table.setItem(row, col, item)
+                item.setToolTip(f"{row.name}: {value}")
+                self.precision_table.setItem(index, col, item)
         self.precision_table.resizeColumnToContents(0)
-        signature = calibration.signature if calibration else None
         where = ""
-        if signature:
-            where = signature.get("gpu") or (f"{signature['cpu']}, {signature['threads']} threads")
-            where = f" on {where} (measured in {calibration.seconds:.1f} s)"
+        if stored.measured_in_s is not None:
+            where = f" on {stored.where()} (measured in {stored.measured_in_s:.1f} s)"
         override = self.manager.requested_dtype
         note = f"Precision chosen per workload by measuring{where}."
         if override != "auto":
             note += f" The precision setting '{override}' overrides it."
         self.precision_note.setText(note)
+        self.now_note.setText(f"Now: {summary.text()}. {APPLY_NOTE}")
+        self.compute_changed.emit(summary)
+
+    def _precision_failed(self, request: int, exc: BaseException | None) -> None:
+        if request != self._precision_request:
+            return
+        self.precision_read = None
+        if exc is not None:
+            self.precision_note.setText(f"The stored measurement: {error_message(exc)}")
 
     def _int8_toggled(self, checked: bool) -> None:
         self.settings["int8_vit"] = checked
@@ -407,6 +434,8 @@ class ModelDialog(QDialog):
         if self.job is not None:
             self._queue = []
             self.job.cancel()
+        if self.precision_read is not None:
+            self.precision_read.cancel()
         self.settings["device"] = self.device.currentText()
         self.settings["dtype"] = self.dtype.currentText()
         self.settings["gpu_memory_budget_gb"] = self.budget.value()

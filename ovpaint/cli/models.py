@@ -114,14 +114,14 @@ def _list(args: argparse.Namespace) -> int:
                 "default": default,
             }
         )
-    calibration = _stored_calibration(settings, device_type)
+    stored = _stored_precision(settings, device_type)
     if args.json:
         print_json(
             {
                 "device": device_type,
                 "model_dir": str(store.root),
                 "models": rows,
-                "precision": calibration,
+                "precision": _precision_json(stored, settings, device_type),
             }
         )
         return 0
@@ -134,7 +134,7 @@ def _list(args: argparse.Namespace) -> int:
             f"{mark} {r['id']:18s} {r['role']:8s} {r['size_bytes'] / 1e9:6.2f} GB  "
             f"{state:10s} {r['title']}{where}"
         )
-    _print_precision(calibration, device_type)
+    _print_precision(stored, settings)
     return 0
 
 
@@ -144,55 +144,39 @@ def _calibrator(settings):
     return Calibrator(allow_int8=bool(settings["int8_vit"]))
 
 
-def _precision_rows(calibrator, calibration, device) -> dict:
-    from ovpaint.models.calibration import workloads
-
-    rows = {}
-    for name, workload in sorted(workloads().items()):
-        result = calibrator.valid_result(calibration, workload, device)
-        rows[name] = {
-            "title": workload.title,
-            "choice": result.choice if result else None,
-            "seconds": result.times if result else None,
-            "speed_vs_fp32": result.ratios() if result else None,
-        }
-    return rows
-
-
-def _stored_calibration(settings, device_type: str, calibration=None) -> dict:
+def _stored_precision(settings, device_type: str, calibration=None):
     """This machine's precision choices: ``calibration`` when just measured, else the stored
     ones (nothing is measured here)."""
     import torch
 
-    from ovpaint.models.calibration import machine_signature
+    from ovpaint.models.precision_summary import stored_precision
 
-    device = torch.device(device_type)
-    calibrator = _calibrator(settings)
-    calibration = calibration or calibrator.stored(device)
+    return stored_precision(_calibrator(settings), torch.device(device_type), calibration)
+
+
+def _precision_json(stored, settings, device_type: str) -> dict:
     return {
-        "device": device.type,
+        "device": device_type,
         "dtype_setting": settings["dtype"],
-        "signature": machine_signature(device),
-        "measured_in_s": round(calibration.seconds, 2) if calibration else None,
-        "workloads": _precision_rows(calibrator, calibration, device),
+        "signature": stored.signature,
+        "measured_in_s": stored.measured_in_s,
+        "workloads": {row.name: row.as_json() for row in stored.rows},
     }
 
 
-def _print_precision(data: dict, device_type: str) -> None:
-    from ovpaint.models.calibration import ratio_text
-
-    sig = data["signature"]
-    where = sig.get("gpu") or f"{sig['cpu']}, {sig['cores']} cores, {sig['threads']} threads"
-    print(f"\nCompute precision on {where} (measured; `ovpaint models calibrate` to redo):")
-    for name, row in data["workloads"].items():
-        if row["choice"] is None:
+def _print_precision(stored, settings) -> None:
+    print(
+        f"\nCompute precision on {stored.where()} (measured; `ovpaint models calibrate` to redo):"
+    )
+    for row in stored.rows:
+        if row.choice is None:
             text = "not measured yet (measured on first use)"
         else:
-            ratios = ratio_text(row["speed_vs_fp32"])
-            text = row["choice"] + (f"  ({ratios} the speed of fp32)" if ratios else "")
-        print(f"  {name:8s} {text}  — {row['title']}")
-    if data["dtype_setting"] != "auto":
-        print(f"  (the dtype setting '{data['dtype_setting']}' overrides these choices)")
+            ratios = row.speed_text()
+            text = row.choice + (f"  ({ratios} the speed of fp32)" if ratios else "")
+        print(f"  {row.name:8s} {text}  — {row.title}")
+    if settings["dtype"] != "auto":
+        print(f"  (the dtype setting '{settings['dtype']}' overrides these choices)")
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -205,9 +189,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     calibrator = _calibrator(settings)
     print(f"ovpaint: measuring each workload's precisions on {device.type}…", file=sys.stderr)
     calibration = calibrator.calibrate(device, force=True)
-    data = _stored_calibration(settings, device_type, calibration)
+    stored = _stored_precision(settings, device_type, calibration)
     if args.json:
-        print_json(data)
+        print_json(_precision_json(stored, settings, device_type))
         return 0
     loading = (
         f" (after {calibration.load_seconds:.1f} s loading the code it runs)"
@@ -215,7 +199,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         else ""
     )
     print(f"Measured in {calibration.seconds:.1f} s{loading}; stored in {calibrator.path}.")
-    _print_precision(data, device_type)
+    _print_precision(stored, settings)
     return 0
 
 

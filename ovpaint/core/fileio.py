@@ -179,8 +179,8 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 def _check_folder_writable(folder: Path, what: str, label: Path) -> None:
     """``folder`` (or, when it does not exist yet, the folder that will hold it) can be
-    written. Probes with a real file when the folder exists, so ACLs and read-only mounts
-    are seen; leaves nothing behind."""
+    written. Probes with a real file of one byte when the folder exists, so ACLs, read-only
+    mounts and a disk without room are seen; leaves nothing behind."""
     base = _existing_ancestor(folder)
     if not base.is_dir():
         raise BadInput(f"Cannot write {what} {label}: {base} is a file, not a folder.")
@@ -197,9 +197,14 @@ def _check_folder_writable(folder: Path, what: str, label: Path) -> None:
         fd, probe = tempfile.mkstemp(prefix=".ovpaint-probe-", dir=folder)
     except OSError as exc:
         raise write_error(exc, label, what) from exc
-    os.close(fd)
-    with suppress(OSError):
-        os.unlink(probe)
+    try:
+        os.write(fd, b"\0")  # an empty file needs no room on the disk; a byte does
+    except OSError as exc:
+        raise write_error(exc, label, what) from exc
+    finally:
+        os.close(fd)
+        with suppress(OSError):
+            os.unlink(probe)
 
 
 def check_output_file(

@@ -3,7 +3,8 @@
 Every path (CLI, batch, benchmark, app) loads through :func:`load_image`, so odd files get the
 same treatment everywhere: EXIF orientation applied; grayscale, palette, 16-bit, CMYK and
 alpha converted to 8-bit RGB with the alpha kept aside for export; a pixel limit against
-decompression bombs; one clear :class:`BadInput` for corrupt, truncated, empty or non-images.
+decompression bombs and a byte cap that follows it (:func:`image_byte_cap`); one clear
+:class:`BadInput` for corrupt, truncated, empty or non-images.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_save
+from ovpaint.core.safeio import open_regular
 
 DEFAULT_MAX_PIXELS = 250_000_000
+MAX_BYTES_PER_PIXEL = 8  # 16-bit RGBA (or CMYK) stored uncompressed: the largest pixels we read
+IMAGE_BYTES_MARGIN = 4 << 20  # what a file holds beside its pixels: EXIF, ICC, text, previews
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 EXPORT_FORMATS = {
     ".png": "PNG",
@@ -156,6 +160,30 @@ def open_limited(
         yield img
 
 
+def image_byte_cap(max_pixels: int, bytes_per_pixel: int = MAX_BYTES_PER_PIXEL) -> int:
+    """The most bytes an image file of at most ``max_pixels`` may take: every pixel stored
+    uncompressed at ``bytes_per_pixel``, 1% for framing (PNG filter bytes, deflate's stored
+    blocks, TIFF strips) and room for metadata. A larger file is not an image we would
+    decode, so it is refused before it is read."""
+    return int(max_pixels * bytes_per_pixel * 1.01) + IMAGE_BYTES_MARGIN
+
+
+@contextmanager
+def open_image_file(
+    path: Path, *, max_pixels: int | None = None, what: str = "The image file"
+) -> Iterator[Image.Image]:
+    """An image file opened for decoding under both limits: a regular file of at most
+    :func:`image_byte_cap` bytes (its size checked before a byte is read, and the stream
+    stopped there should it grow), then :func:`open_limited`'s pixel check from the header.
+    Too many bytes is a BadInput naming ``what``, the path and the cap."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    with (
+        open_regular(path, image_byte_cap(limit), f"{what} {path}") as stream,
+        open_limited(stream, path.name, limit) as img,
+    ):
+        yield img
+
+
 def require_regular_file(path: Path, what: str = "File") -> None:
     """Refuse before opening what is not a regular file: a pipe would block the reader
     forever, a device such as /dev/zero never ends."""
@@ -173,7 +201,7 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     if path.stat().st_size == 0:
         raise BadInput(f"The file is empty: {path}")
     try:
-        with open_limited(path, path.name, max_pixels) as img:
+        with open_image_file(path, max_pixels=max_pixels) as img:
             fmt = img.format
             source_mode = img.mode
             img.load()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ovpaint.core.errors import BadInput
 from ovpaint.core.fileio import atomic_save
-from ovpaint.core.image_io import open_limited, require_regular_file
+from ovpaint.core.image_io import open_image_file, require_regular_file
 
 
 def palette(n: int = 256) -> np.ndarray:
@@ -75,7 +75,7 @@ def load_label_png(
     path = Path(path)
     require_regular_file(path, "Mask file")
     try:
-        with open_limited(path, path.name) as img:
+        with open_image_file(path, what="The mask file") as img:
             if size is not None and tuple(img.size) != tuple(size):
                 raise BadInput(
                     f"{what or 'The image'} is {size[0]}×{size[1]} but {path} is "

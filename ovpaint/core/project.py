@@ -51,9 +51,11 @@ from ovpaint.core.fileio import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
+    check_output_dir,
+    check_output_file,
     clean_stale_temps,
 )
-from ovpaint.core.image_io import DEFAULT_MAX_PIXELS, open_limited
+from ovpaint.core.image_io import DEFAULT_MAX_PIXELS, image_byte_cap, open_limited
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.limits import MAX_OFFSET, float_in, int_in, text_in
 from ovpaint.core.locks import OwnerLock, is_held, pid_alive
@@ -207,6 +209,36 @@ def is_folder_target(path: str | os.PathLike) -> bool:
     return path.is_dir() or path.suffix.lower() not in (SUFFIX, ".zip")
 
 
+def check_save_target(path: str | os.PathLike) -> Path:
+    """Check, before any work, that a project can be saved at ``path`` (a zip for
+    ``.ovpaint``/``.zip`` names, a folder otherwise): the output checks of exports (a folder
+    or a special file in the way, a parent that is a file, a read-only or full disk, no
+    permission) and, for a folder, that it is an ovpaint project or empty. Raises the
+    BadInput (or DiskFull) the save would have met; creates nothing."""
+    path = Path(path).expanduser()
+    if is_folder_target(path):
+        _check_folder_project(path)
+        check_output_dir(path, what="the project folder")
+    else:
+        check_output_file(path, what="the project")
+    return path
+
+
+def _check_folder_project(path: Path) -> None:
+    """A folder project is saved only into a folder that is one already, or empty, and
+    whose own files are not links."""
+    if os.path.lexists(path) and not path.is_dir():
+        raise BadInput(f"{path} is a file; a folder project needs a folder name.")
+    if path.is_dir() and not (path / MANIFEST).exists() and any(path.iterdir()):
+        raise BadInput(
+            f"{path} is a folder that is not an ovpaint project; choose an empty "
+            "folder or a name ending in .ovpaint."
+        )
+    for inside in (path / "layers", path / MANIFEST):
+        if inside.is_symlink():
+            raise BadInput(f"{inside} is a link; a project folder must hold its own files.")
+
+
 def save_project(
     source: Document | Snapshot,
     path: str | os.PathLike,
@@ -247,16 +279,7 @@ def _save_folder(snap: Snapshot, entries, path: Path, progress, cancel) -> None:
     does not removed. A crash at any point leaves the old or the new project, complete, in
     its folder. Only our own members are ever removed; other files in the folder are kept.
     Unchanged layers are not written again."""
-    if os.path.lexists(path) and not path.is_dir():
-        raise BadInput(f"{path} is a file; a folder project needs a folder name.")
-    if path.is_dir() and not (path / MANIFEST).exists() and any(path.iterdir()):
-        raise BadInput(
-            f"{path} is a folder that is not an ovpaint project; choose an empty "
-            "folder or a name ending in .ovpaint."
-        )
-    for inside in (path / "layers", path / MANIFEST):
-        if inside.is_symlink():
-            raise BadInput(f"{inside} is a link; a project folder must hold its own files.")
+    _check_folder_project(path)
     (path / "layers").mkdir(parents=True, exist_ok=True)
     for folder in (path, path / "layers"):
         clean_stale_temps(folder)
@@ -419,7 +442,7 @@ class _Reader:
         ``within``, checked from the header before decoding."""
         channels = 3 if mode == "RGB" else 1
         bound = exact or within or (self.max_pixels, 1)
-        cap = _png_cap(bound[0] * bound[1], channels)
+        cap = image_byte_cap(bound[0] * bound[1], channels)
         what = f"{name} in {self.path.name}"
         try:
             with self.open(name, cap) as stream, open_limited(stream, what, self.max_pixels) as img:
@@ -449,12 +472,6 @@ class _Reader:
         if self.zip is not None:
             self.zip.close()
             self._fh.close()
-
-
-def _png_cap(pixels: int, channels: int) -> int:
-    """The most bytes a PNG of ``pixels`` may take: stored (uncompressed) rows with their
-    filter byte, the deflate and chunk framing, and room for ancillary chunks."""
-    return int(pixels * channels * 1.01) + (4 << 20)
 
 
 def _check_zip_directory(fh: IO[bytes], name: str) -> None:

@@ -9,7 +9,9 @@ Three rules, one implementation each, used by every reader of such files:
   against the declared size (``stat``, the zip directory) *and* while reading, so a lying size
   cannot make a reader swallow more;
 - JSON is parsed by :func:`load_json`: a size cap, a nesting limit, no NaN/Infinity, no
-  numbers that overflow a float.
+  numbers that overflow a float;
+- a folder someone else filled is listed by :func:`list_names`: read lazily and refused past
+  a number of entries, so a folder of millions of files is not taken in whole.
 """
 
 from __future__ import annotations
@@ -201,6 +203,27 @@ def zip_member(zf: zipfile.ZipFile, name: str, cap: int, what: str) -> Iterator[
     reader = BoundedReader(raw, min(cap, info.file_size), what)
     with io.BufferedReader(reader, CHUNK) as stream:
         yield stream
+
+
+# --------------------------------------------------------------------------- folders
+def list_names(folder: str | os.PathLike, max_entries: int, what: str) -> list[str]:
+    """The names of the entries in ``folder``, sorted. The listing is read lazily and stops
+    at the entry after ``max_entries``: a folder holding more is one BadInput naming
+    ``what``, the folder and the limit (a part of it, which part depending on the disk's
+    order, would not be the same set from one run to the next)."""
+    names: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if len(names) == max_entries:
+                    raise BadInput(
+                        f"{what} {folder} holds more than {max_entries:,} entries; "
+                        f"refusing to list it (at most {max_entries:,} are read)."
+                    )
+                names.append(entry.name)
+    except OSError as exc:
+        raise BadInput(f"Cannot list {what} {folder}: {exc.strerror or exc}.") from exc
+    return sorted(names)
 
 
 # --------------------------------------------------------------------------- JSON

@@ -30,6 +30,8 @@ from ovpaint.eval.datasets import Dataset, open_dataset
 from ovpaint.eval.report import (
     _pct,
     _png,
+    compute_fields,
+    compute_line,
     images_line,
     machine_info,
     references_for,
@@ -171,7 +173,7 @@ def comparison_dict(comparison: Comparison, *, manager=None) -> dict:
         "seed": first.seed,
         "summary": summary,
         "per_class": per_class,
-        "device": None if manager is None else manager.choice.describe(),
+        **compute_fields(manager),
         "machine": machine_info(),
         "references": references_for(first.dataset),
         "runs": runs,
@@ -212,7 +214,7 @@ def comparison_markdown(data: dict) -> str:
         )
     lines += ["", "Classes absent from every method's ground truth and prediction are left out."]
     lines += references_markdown(data["references"])
-    lines += ["", f"Machine: `{json.dumps(data['machine'], default=str)}`", ""]
+    lines += ["", f"Machine: `{json.dumps(data['machine'], default=str)}`", *compute_line(data), ""]
     return "\n".join(lines)
 
 

@@ -6,9 +6,12 @@ Every reader turns its dataset's label convention into the one the metrics use: 
 
 Errors name the file: a missing split file, a missing image or annotation, an image whose size
 differs from its annotation's. A dataset folder is input from outside: an id list is read up to
-:data:`MAX_LIST_BYTES`, each id must be one file name, listed once, and every image and
-annotation (an entry that is a link included) must lie in its folder; an annotation of another
-size than its image is refused from its header, before it is decoded.
+:data:`MAX_LIST_BYTES` and a folder is listed up to :data:`MAX_FOLDER_ENTRIES` entries (more is
+refused, never cut to a part that depends on the disk's order); each id must be one file name,
+listed once, and every image and annotation (an entry that is a link included) must lie in its
+folder; an image or annotation larger than the image loader's byte cap
+(:func:`~ovpaint.core.image_io.image_byte_cap`) is refused from its size, one of another size
+than its image from its header, both before anything is decoded.
 
 Each dataset is one reader class plus one :class:`DatasetSpec` registered once
 (:func:`register_dataset`): its aliases, the split it reads, the settings preset per method
@@ -32,11 +35,12 @@ from ovpaint.core.image_io import LoadedImage, load_image
 from ovpaint.core.masks import load_label_png
 from ovpaint.core.paths import resource
 from ovpaint.core.prompt import ClassQuery
-from ovpaint.core.safeio import read_regular, safe_name, under_root
+from ovpaint.core.safeio import list_names, read_regular, safe_name, under_root
 from ovpaint.pipelines.segmentation.settings import THESIS_GRID, VOC_DENSE, VOC_NACLIP
 
 IGNORE = 255
 MAX_LIST_BYTES = 16 << 20  # an id list (VOC's val: 17 KB, trainaug: 127 KB); class lists too
+MAX_FOLDER_ENTRIES = 200_000  # a listed images folder (COCO's train2017: 118,287 images)
 
 
 @dataclass(frozen=True)
@@ -191,9 +195,12 @@ def _first_existing(candidates: list[Path], marker: str) -> Path | None:
 
 
 def _pair_by_stem(images_dir: Path, labels_dir: Path, label_for) -> list[Sample]:
+    """The images of ``images_dir`` in name order, each with its annotation; the folder is
+    listed up to :data:`MAX_FOLDER_ENTRIES` entries."""
     samples = []
-    for entry in sorted(images_dir.iterdir()):
-        if entry.suffix.lower() not in (".jpg", ".jpeg", ".png") or entry.name.startswith("."):
+    for name in list_names(images_dir, MAX_FOLDER_ENTRIES, "The images folder"):
+        entry = images_dir / name
+        if entry.suffix.lower() not in (".jpg", ".jpeg", ".png") or name.startswith("."):
             continue
         img = under_root(images_dir, entry.name, f"The image {entry}")
         label = label_for(entry.stem)

@@ -81,6 +81,24 @@ def machine_info() -> dict:
     return info
 
 
+def compute_fields(manager) -> dict:
+    """Where the models computed and in which precision per workload (``device``,
+    ``weights_dtype``, ``precision``, ``precision_source``; None without a manager). What was
+    measured before or during the run is read; nothing is measured for a report."""
+    if manager is None:
+        return {"device": None, "weights_dtype": None, "precision": None, "precision_source": None}
+    return manager.compute_summary().report_fields()
+
+
+def compute_line(data: dict) -> list[str]:
+    """The Markdown line saying the device and each workload's precision, if recorded."""
+    if not data.get("device"):
+        return []
+    precision = ", ".join(f"{name} {p}" for name, p in (data.get("precision") or {}).items())
+    source = data.get("precision_source") or "measured"
+    return [f"Compute: {data['device']}; precision ({source}): {precision or 'none recorded'}"]
+
+
 def report_dict(result: BenchmarkResult, *, manager=None) -> dict:
     data = {
         "ovpaint_version": __version__,
@@ -97,7 +115,7 @@ def report_dict(result: BenchmarkResult, *, manager=None) -> dict:
         "seconds_per_image": {k: round(v, 4) for k, v in result.seconds_per_image.items()},
         "settings": result.settings,
         "models": result.models,
-        "device": None if manager is None else manager.choice.describe(),
+        **compute_fields(manager),
         "machine": machine_info(),
         "image_ids": result.image_ids,
         "confusion_matrix": result.matrix.tolist(),
@@ -177,6 +195,7 @@ def markdown(data: dict) -> str:
         "",
         f"Settings: `{json.dumps(data['settings'], default=str)}`",
         f"Machine: `{json.dumps(data['machine'], default=str)}`",
+        *compute_line(data),
         "",
     ]
     return "\n".join(lines)

@@ -26,10 +26,17 @@ class DeviceChoice:
     def dtype_name(self) -> str:
         return DTYPE_NAMES[self.dtype]
 
-    def describe(self) -> str:
-        text = f"{self.device.type} / {self.dtype_name}"
+    @property
+    def device_name(self) -> str:
+        """The device in plain words: "cpu", "mps" or the GPU's name."""
         if self.device.type == "cuda":
-            text = f"{torch.cuda.get_device_name(self.device)} ({self.dtype_name})"
+            return torch.cuda.get_device_name(self.device)
+        return self.device.type
+
+    def describe(self) -> str:
+        text = f"{self.device_name} / {self.dtype_name}"
+        if self.device.type == "cuda":
+            text = f"{self.device_name} ({self.dtype_name})"
         return text + (f" — {self.note}" if self.note else "")
 
 

@@ -28,6 +28,7 @@ from ovpaint.core.settings import Settings
 from ovpaint.models import device as devices
 from ovpaint.models.calibration import Calibrator, Workload, workloads
 from ovpaint.models.fixes import unavailable
+from ovpaint.models.precision_summary import AS_COMPUTED, ComputeSummary, stored_precision
 from ovpaint.models.protocols import Bundle
 from ovpaint.models.registry import FAMILIES, ModelSpec, family, get_spec, roles
 from ovpaint.models.store import ModelStore
@@ -92,6 +93,7 @@ class ModelManager:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()  # guards _slots and placement decisions
         self._load_locks: dict[str, threading.Lock] = {}
+        self._ran: dict[str, str] = {}  # workload -> the precision precision() last gave it
 
     # ----------------------------------------------------------------- description
     @property
@@ -107,24 +109,47 @@ class ModelManager:
         return self.profile == "tiny"
 
     def banner(self) -> str:
-        """One line for status bars and CLI summaries; says plainly when weights are fake."""
-        parts = []
-        if self.is_tiny:
-            parts.append("TINY TEST MODELS (random weights: results are meaningless)")
-        text = self.choice.describe()
-        if self.requested_dtype == "auto":  # the dtype is the weights'; compute is measured
-            name = self.choice.dtype_name
-            text = text.replace(f"/ {name}", "/ measured precision", 1)
-            text = text.replace(f"({name})", "(measured precision)", 1)
-        parts.append(text)
-        return " · ".join(parts)
+        """One line for status bars and CLI summaries: the device, the weights' dtype and each
+        workload's compute precision; says plainly when weights are fake. Reads the stored
+        calibration (not on a UI thread); never measures."""
+        return self.compute_summary().text()
 
     def precision(self, workload: str, *, progress: Any = None, cancel: Any = None) -> str:
         """The compute precision of ``workload``: ``--dtype``/the dtype setting when given,
         else the one measured fastest on this machine (measured now if it never was)."""
         if self.requested_dtype != "auto":
             return devices.DTYPE_NAMES[self.dtype]
-        return self.calibrator.choice(workload, self.device, progress=progress, cancel=cancel)
+        chosen = self.calibrator.choice(workload, self.device, progress=progress, cancel=cancel)
+        with self._lock:
+            self._ran[workload] = chosen
+        return chosen
+
+    def known_precisions(self, *, stored: bool = True) -> dict[str, str]:
+        """Each workload's compute precision as far as it is known without measuring: with
+        ``--dtype``/the dtype setting, that one for every workload; else what each workload
+        was last given by :meth:`precision`, and (``stored``) this machine's stored choice for
+        the others. ``stored`` reads the calibration file; nothing is ever measured here."""
+        if self.requested_dtype != "auto":
+            return {name: devices.DTYPE_NAMES[self.dtype] for name in sorted(workloads())}
+        known = stored_precision(self.calibrator, self.device).choices() if stored else {}
+        with self._lock:
+            known.update(self._ran)
+        return dict(sorted(known.items()))
+
+    def compute_summary(self, *, stored: bool = True) -> ComputeSummary:
+        """The device and the precisions of :meth:`known_precisions`, for status bars and
+        reports (``stored`` as there)."""
+        forced = None if self.requested_dtype == "auto" else self.choice.dtype_name
+        # on a GPU with auto, each model is stored in its workload's measured precision
+        weights = AS_COMPUTED if forced is None and self.device.type == "cuda" else None
+        return ComputeSummary(
+            self.choice.device_name,
+            weights or self.choice.dtype_name,
+            self.known_precisions(stored=stored),
+            forced,
+            self.choice.note,
+            self.is_tiny,
+        )
 
     def storage_dtype(self, role: str) -> torch.dtype:
         """The dtype a role's weights load in: on a GPU with ``auto``, the measured precision

@@ -34,21 +34,34 @@ def image_file(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, tiny_manager, monkeypatch):
+def window_of(qtbot, monkeypatch):
+    """Makes a real MainWindow on a given manager, shown; its jobs are stopped at the end."""
     from ovpaint.app.main_window import MainWindow
     from ovpaint.core.settings import Settings
 
     # dialogs would block a test: any question is answered "discard/no" unless a test says else
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
-    win = MainWindow(tiny_manager, settings=Settings())
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.workers.cancel_all()
-    win.workers.wait_for_done(20_000)
+    made = []
+
+    def make(manager):
+        win = MainWindow(manager, settings=Settings())
+        qtbot.addWidget(win)
+        win.resize(1000, 700)
+        win.show()
+        qtbot.waitExposed(win)
+        made.append(win)
+        return win
+
+    yield make
+    for win in made:
+        win.workers.cancel_all()
+        win.workers.wait_for_done(20_000)
     QApplication.processEvents()
+
+
+@pytest.fixture
+def window(window_of, tiny_manager):
+    return window_of(tiny_manager)
 
 
 def open_in(qtbot, win, path, timeout=20_000):

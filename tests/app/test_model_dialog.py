@@ -81,6 +81,7 @@ def test_precision_table_shows_the_measured_choice_and_measures_again(qtbot, tmp
     dialog = ModelDialog(manager, settings, WorkerPool())
     qtbot.addWidget(dialog)
     table = dialog.precision_table
+    qtbot.waitUntil(lambda: dialog.precision_read is None, timeout=10_000)
     assert table.rowCount() == 2
     assert [table.item(r, 1).text() for r in range(2)] == ["not measured yet"] * 2
 
@@ -90,6 +91,7 @@ def test_precision_table_shows_the_measured_choice_and_measures_again(qtbot, tmp
     monkeypatch.setattr(dialog, "_on_progress", events.append)
     dialog.measure_precision()
     qtbot.waitUntil(lambda: dialog.job is None, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.precision_read is None, timeout=10_000)
     assert "Measured in" in dialog.status.text()
     stored = calibrator.stored(manager.device)
     for row, name in enumerate(sorted(fakes)):

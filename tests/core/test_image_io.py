@@ -176,6 +176,20 @@ def test_pixel_limit_refuses_from_the_header(tmp_path, side, limit, words):
     assert words in str(err.value) and "max_image_megapixels" in str(err.value)
 
 
+def test_byte_cap_follows_the_pixel_limit(tmp_path, monkeypatch):
+    """A file far larger than any image of the allowed pixels could be is refused from its
+    size, before decoding; the cap grows with the pixel limit the user sets."""
+    from ovpaint.core import image_io
+
+    monkeypatch.setattr(image_io, "IMAGE_BYTES_MARGIN", 0)  # the cap is then 8.08 B/pixel
+    path = save_image(tmp_path / "x.png", _rgb(24, 32))
+    with open(path, "ab") as f:  # trailing bytes: the pixels decode as before
+        f.write(bytes(20_000))
+    with pytest.raises(BadInput, match=r"x\.png is larger than 8\.1 KB"):
+        load_image(path, max_pixels=1000)
+    assert np.array_equal(load_image(path, max_pixels=3000).rgb, _rgb(24, 32))
+
+
 def test_pil_global_limit_restored(tmp_path):
     before = Image.MAX_IMAGE_PIXELS
     save_image(tmp_path / "x.png", _rgb())

@@ -108,6 +108,33 @@ def test_an_id_listed_twice_is_refused(tmp_path):
         open_dataset("voc", root)
 
 
+@pytest.mark.parametrize("member", ["image", "annotation"])
+def test_an_image_or_annotation_over_the_byte_cap_is_refused_before_it_is_decoded(
+    tmp_path, monkeypatch, member
+):
+    """A file of the dataset larger than the cap is refused from its size, naming the file
+    and the cap; PIL never sees it (the other file of the pair still loads)."""
+    from ovpaint.core import image_io
+
+    root, info, _ = _voc(tmp_path, n_images=1)
+    ds = open_dataset("voc", root)
+    sample = ds.samples[0]
+    cap = max(sample.image_path.stat().st_size, sample.label_path.stat().st_size) + 16
+    big = sample.image_path if member == "image" else sample.label_path
+    with open(big, "ab") as f:  # bytes after the image's end: decoders ignore them
+        f.write(bytes(4096))
+    opened = []
+    real_open = image_io.Image.open
+    monkeypatch.setattr(image_io.Image, "open", lambda fp: opened.append(fp) or real_open(fp))
+    monkeypatch.setattr(image_io, "image_byte_cap", lambda pixels, per_pixel=8: cap)
+    with pytest.raises(BadInput) as err:
+        ds.load(sample)
+    message = str(err.value)
+    assert str(big) in message and f"larger than {cap / 1000:.1f} KB" in message
+    assert "\n" not in message
+    assert len(opened) == (0 if member == "image" else 1)  # only the image was decoded
+
+
 def test_an_annotation_of_another_size_is_refused_before_it_is_decoded(tmp_path):
     root, info, _ = _voc(tmp_path, n_images=1)
     label = root / "SegmentationClass" / f"{info.ids[0]}.png"
@@ -171,3 +198,54 @@ def test_a_state_line_with_a_negative_index_is_done_again(tmp_path):
     again = run_benchmark("voc", root, "oracle", segment_fn=Segmenter(info.colors), out_path=out)
     assert again.resumed_images == 1
     assert np.array_equal(again.matrix, first.matrix)
+
+
+@pytest.mark.parametrize(
+    "layout, folder",
+    [
+        ("cocostuff", "images/val2017"),
+        ("ade20k", "ADEChallengeData2016/images/validation"),
+    ],
+)
+def test_a_listed_folder_is_read_up_to_a_limit(tmp_path, monkeypatch, layout, folder):
+    """A folder of more entries than the limit is refused after reading one past it, not
+    listed whole; at the limit every image is taken, in name order."""
+    from ovpaint.core import safeio
+    from ovpaint.eval import datasets
+
+    root = tmp_path / layout
+    ids = make_synthetic(layout, root, n_images=3).ids
+    images = root / folder
+    for i in range(40):  # not images, but entries a listing must read past
+        (images / f"notes-{i:02d}.txt").write_text("x")
+    read = []
+    real_scandir = safeio.os.scandir
+
+    class Counting:  # the images folder's listing, counting the entries taken from it
+        def __init__(self, path):
+            self.inner = real_scandir(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def __iter__(self):
+            for entry in self.inner:
+                read.append(entry.name)
+                yield entry
+
+    def scandir(path="."):
+        return Counting(path) if os.path.samefile(path, images) else real_scandir(path)
+
+    monkeypatch.setattr(safeio.os, "scandir", scandir)
+    monkeypatch.setattr(datasets, "MAX_FOLDER_ENTRIES", 10)
+    with pytest.raises(BadInput) as err:
+        open_dataset(layout, root)
+    message = str(err.value)
+    assert str(images) in message and "more than 10 entries" in message
+    assert len(read) == 11  # stopped at the first entry past the limit
+    monkeypatch.setattr(datasets, "MAX_FOLDER_ENTRIES", 43)
+    ds = open_dataset(layout, root)
+    assert [s.id for s in ds.samples] == sorted(ids)
