@@ -6,6 +6,7 @@ Mask edits keep only the box that changed (before and after bytes), so a brush s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,33 @@ def mask_edit(
         if diff is None:
             return None
     return MaskEditCommand(doc, layer, after, text, diff=diff)
+
+
+@dataclass(frozen=True)
+class PreparedEdit:
+    """A layer's new mask together with its comparison to the mask it replaces, both made on a
+    worker: comparing two 24 MP masks takes longer than a UI frame, so the UI thread only
+    swaps the result in. ``diff`` is ``before`` → ``mask`` (None: equal) when ``diffed``;
+    masks of another dtype or shape are not compared (the edit replaces the mask whole)."""
+
+    mask: np.ndarray
+    before: np.ndarray | None  # the layer's mask the worker was given (None: a new layer)
+    diff: MaskDiff | None = None
+    diffed: bool = False
+
+    def command(self, doc: Document, layer: MaskLayer, text: str) -> MaskEditCommand | None:
+        """The undo step that puts ``mask`` into ``layer``, None when nothing changes. The
+        worker's comparison is used while the layer still holds the mask it was made from;
+        an edit made meanwhile (a brush stroke, undo) is compared again here."""
+        known = self.diffed and self.before is layer.mask
+        return mask_edit(doc, layer, self.mask, text, self.diff if known else None, known)
+
+
+def prepare_edit(before: np.ndarray | None, after: np.ndarray) -> PreparedEdit:
+    """Worker-side: ``after`` with its comparison to ``before``, the mask it will replace.
+    Arrays are never edited in place, so ``before`` still identifies that mask later."""
+    diffed = before is not None and before.dtype == after.dtype and before.shape == after.shape
+    return PreparedEdit(after, before, mask_diff(before, after) if diffed else None, diffed)
 
 
 class StepCommand(QUndoCommand):

@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from ovpaint.app.canvas import Canvas
-from ovpaint.app.commands import mask_edit
+from ovpaint.app.commands import PreparedEdit, mask_edit, prepare_edit
 from ovpaint.app.context import EditorContext
 from ovpaint.app.icons import icon, tip
 from ovpaint.app.workers import JobHandle
 from ovpaint.core import masks as mask_ops
-from ovpaint.core.document import Document, MaskDiff, MaskLayer, mask_diff
+from ovpaint.core.document import Document, MaskLayer
 
 MAX_GROW = 200
 MAX_FEATHER = 200
@@ -39,22 +39,21 @@ PREVIEW_DELAY_MS = 40
 
 @dataclass
 class Adjusted:
-    """A mask adjusted off the UI thread, with what it was made from."""
+    """A mask adjusted off the UI thread: the slider values and the edit from the layer's mask
+    it was computed from."""
 
-    source: np.ndarray  # the layer's mask it was computed from
     params: tuple[int, int]  # grow, feather
-    mask: np.ndarray
-    diff: MaskDiff | None  # source → mask (None: equal), when ``diffed``
-    diffed: bool
+    edit: PreparedEdit
+
+    def is_for(self, layer: MaskLayer, params: tuple[int, int]) -> bool:
+        return self.edit.before is layer.mask and self.params == params
 
 
 def adjust_job(source: np.ndarray, grow_px: int, feather_px: int, *, progress, cancel):
     progress.stage("adjust mask")
     after = mask_ops.adjust(source, grow_px, feather_px)
     cancel.check()
-    diffed = after.dtype == source.dtype
-    diff = mask_diff(source, after) if diffed else None
-    return Adjusted(source, (grow_px, feather_px), after, diff, diffed)
+    return Adjusted((grow_px, feather_px), prepare_edit(source, after))
 
 
 def _slider_row(maximum: int, minimum: int, name: str, tooltip: str):
@@ -224,10 +223,10 @@ class MaskPanel(QWidget):
 
     def _preview_ready(self, adjusted: Adjusted) -> None:
         layer = self.layer
-        if layer is None or adjusted.source is not layer.mask or adjusted.params != self.params:
+        if layer is None or not adjusted.is_for(layer, self.params):
             return  # stale: the slider or the mask moved on
         self.preview = adjusted
-        self.canvas.preview_mask(layer, adjusted.mask, None)
+        self.canvas.preview_mask(layer, adjusted.edit.mask, None)
         self._refresh()
         if self._pending_apply:
             self._pending_apply = False
@@ -261,7 +260,7 @@ class MaskPanel(QWidget):
         if layer is None or doc is None or self.params == (0, 0):
             return False
         ready = self.preview
-        if ready is None or ready.source is not layer.mask or ready.params != self.params:
+        if ready is None or not ready.is_for(layer, self.params):
             self._pending_apply = True  # apply as soon as the preview for these values lands
             self._timer.stop()
             self._compute()
@@ -269,9 +268,7 @@ class MaskPanel(QWidget):
         grow_px, feather_px = ready.params
         words = [f"grow {grow_px:+d} px"] if grow_px else []
         words += [f"feather {feather_px} px"] if feather_px else []
-        command = mask_edit(
-            doc, layer, ready.mask, f"{', '.join(words)}: {layer.name}", ready.diff, ready.diffed
-        )
+        command = ready.edit.command(doc, layer, f"{', '.join(words)}: {layer.name}")
         self._committing = True
         try:
             if command is not None:

@@ -3,7 +3,9 @@ when it is segmented again."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -20,13 +22,14 @@ from PySide6.QtWidgets import (
 
 from ovpaint.app.commands import (
     AddLayersCommand,
+    PreparedEdit,
     SelectCommand,
     SetLayerPropertyCommand,
     StepCommand,
-    mask_edit,
+    prepare_edit,
 )
 from ovpaint.app.context import EditorContext
-from ovpaint.core.document import Document, MaskDiff, MaskLayer, class_key, mask_diff
+from ovpaint.core.document import Document, MaskLayer, class_key
 from ovpaint.core.errors import BadInput, ModelUnavailable
 from ovpaint.core.prompt import parse_prompt
 from ovpaint.pipelines.segmentation.settings import CPU_GRID, THESIS_GRID
@@ -101,15 +104,44 @@ def short_time(seconds: float) -> str:
 
 @dataclass
 class ClassMask:
-    """One class of a segmentation run, ready for the UI thread: its mask, whether anything
-    was found, and its difference from the class's previous mask (computed in the worker)."""
+    """One class of a segmentation run, ready for the UI thread: whether anything was found,
+    and its mask as an edit of the class layer's mask when the job was submitted."""
 
     name: str
-    mask: np.ndarray
     found: bool
-    previous: np.ndarray | None = None  # the class layer's mask when the job was submitted
-    diff: MaskDiff | None = None  # previous → mask (None: equal), when ``diffed``
-    diffed: bool = False  # previous and mask were compared (both boolean)
+    edit: PreparedEdit
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.edit.mask
+
+
+@dataclass
+class SegmentRun:
+    """A segmentation as the worker hands it to the UI thread: the result, its classes ready
+    to apply, and the seconds spent loading models before it (once per session)."""
+
+    result: Any
+    classes: list[ClassMask]
+    loading_seconds: float = 0.0
+
+
+def load_models(method: str, manager, *, progress, cancel) -> float:
+    """Load the models ``method`` needs that are not loaded yet, as a stage of its own, and
+    return the seconds it took: the job bar says why the first run waits, and the time to
+    expect from the method leaves this once-only cost out."""
+    from ovpaint.pipelines.segmentation.methods import get_method
+
+    missing = [role for role in get_method(method).roles if manager.device_of(role) is None]
+    if not missing:
+        return 0.0
+    started = time.perf_counter()
+    progress.stage("loading models", len(missing))
+    for done, role in enumerate(missing, start=1):
+        cancel.check()
+        manager.get(role)
+        progress.update(done, message=manager.model_id(role))
+    return time.perf_counter() - started
 
 
 def segment_job(
@@ -124,11 +156,12 @@ def segment_job(
     progress,
     cancel,
 ):
-    """Worker-side: the same pipeline entry the CLI uses, then everything full-size the result
-    needs (one mask per class, its difference from the class's previous mask), so applying it
-    on the UI thread costs little even on a 24 MP image."""
+    """Worker-side: the models first, then the same pipeline entry the CLI uses, then
+    everything full-size the result needs (one mask per class, its difference from the class's
+    previous mask), so applying it on the UI thread costs little even on a 24 MP image."""
     from ovpaint.pipelines.segmentation.segment import segment
 
+    loading = load_models(method, manager, progress=progress, cancel=cancel)
     session = session_of()
     result = segment(
         rgb,
@@ -145,11 +178,9 @@ def segment_job(
     for index, name in enumerate(result.classes[1:], start=1):
         cancel.check()
         mask = result.labels == index
-        before = previous.get(class_key(name))
-        diffed = before is not None and before.dtype == mask.dtype and before.shape == mask.shape
-        diff = mask_diff(before, mask) if diffed else None
-        classes.append(ClassMask(name, mask, bool(mask.any()), before, diff, diffed))
-    return result, classes
+        edit = prepare_edit(previous.get(class_key(name)), mask)
+        classes.append(ClassMask(name, bool(mask.any()), edit))
+    return SegmentRun(result, classes, loading)
 
 
 def class_layer(doc: Document, name: str) -> MaskLayer | None:
@@ -229,7 +260,8 @@ class PromptPanel(QWidget):
         return None
 
     def record_time(self, method: str, seconds: float) -> None:
-        """Keep how long ``method`` took here: the method list shows it as the time to expect."""
+        """Keep how long ``method`` took here, its models already loaded: the method list shows
+        it as the time to expect."""
         grid = self.grid.currentData() if uses_proposals(method) else 0
         times = dict(self.context.settings["method_seconds"] or {})
         times[run_key(method, grid or 0)] = round(float(seconds), 2)
@@ -279,10 +311,11 @@ class PromptPanel(QWidget):
             on_done=lambda out: self._done(doc, method, out, text),
         )
 
-    def _done(self, doc: Document, method: str, out, text: str) -> None:
+    def _done(self, doc: Document, method: str, run: SegmentRun, text: str) -> None:
         if self.context.last_operation is not None:
-            self.record_time(method, self.context.last_operation[1])
-        self.apply(doc, *out, text)
+            seconds = self.context.last_operation[1] - run.loading_seconds
+            self.record_time(method, max(seconds, 0.0))
+        self.apply(doc, run.result, run.classes, text)
 
     def apply(self, doc: Document, result, classes: list[ClassMask], text: str) -> None:
         """One layer per class: a class seen before gets its new mask in its own layer (the
@@ -306,9 +339,7 @@ class PromptPanel(QWidget):
                     )
                 )
                 continue
-            known = item.diffed and item.previous is layer.mask
-            label = f"Segment {layer.name}"
-            step.add(mask_edit(doc, layer, item.mask, label, item.diff if known else None, known))
+            step.add(item.edit.command(doc, layer, f"Segment {layer.name}"))
             if {k: layer.meta.get(k) for k in meta} != meta:
                 step.add(SetLayerPropertyCommand(doc, layer, "meta", {**layer.meta, **meta}))
             touched.append(layer)

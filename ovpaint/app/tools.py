@@ -9,16 +9,20 @@ job changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
 from ovpaint.app.canvas import Canvas
-from ovpaint.app.commands import AddLayersCommand, MaskEditCommand, mask_edit
+from ovpaint.app.commands import (
+    AddLayersCommand,
+    MaskEditCommand,
+    PreparedEdit,
+    mask_edit,
+    prepare_edit,
+)
 from ovpaint.app.context import EditorContext
-from ovpaint.core.document import Document, MaskDiff, MaskLayer, mask_diff, region_union
+from ovpaint.core.document import Document, MaskLayer, mask_diff, region_union
 
 # Pan is the default: a click to focus the window or to pick a layer never starts a model job.
 TOOLS = ("pan", "positive", "negative", "box", "brush", "eraser")
@@ -52,14 +56,6 @@ class _ClickHolder:
         self.session = None
 
 
-@dataclass
-class ClickResult:
-    mask: np.ndarray  # in the dtype of the mask it edits (bool for a new mask)
-    before: np.ndarray | None  # the edited layer's mask when the click was made
-    diff: MaskDiff | None  # before → mask (None: equal), when ``diffed``
-    diffed: bool
-
-
 def click_job(holder: _ClickHolder, op: str, args: tuple, before, *, progress, cancel):
     """Worker-side: one SAM2 decoder call on the cached embedding (the first click of an image
     also computes the embedding), and the full-size work on its mask (dtype, difference from
@@ -73,9 +69,8 @@ def click_job(holder: _ClickHolder, op: str, args: tuple, before, *, progress, c
         holder.session.undo()
         cancel.check()
     if before is not None and before.dtype != np.bool_:
-        mask = mask.astype(np.uint8) * np.uint8(255)
-    diffed = before is not None and before.shape == mask.shape and before.dtype == mask.dtype
-    return ClickResult(mask, before, mask_diff(before, mask) if diffed else None, diffed)
+        mask = mask.astype(np.uint8) * np.uint8(255)  # in the dtype of the mask it edits
+    return prepare_edit(before, mask)
 
 
 class ToolController(QObject):
@@ -375,7 +370,7 @@ class ToolController(QObject):
         if self._click is holder:
             self._reset_prompts()
 
-    def _apply_click(self, holder: _ClickHolder, result: ClickResult, text: str) -> None:
+    def _apply_click(self, holder: _ClickHolder, result: PreparedEdit, text: str) -> None:
         doc = holder.doc
         layer = holder.layer
         self._applying_click = True
@@ -386,11 +381,12 @@ class ToolController(QObject):
                 self.context.push(AddLayersCommand(doc, [layer], f"{text}: new mask"))
                 holder.layer = layer
                 return
-            after = result.mask
-            if after.dtype != layer.mask.dtype:  # the layer changed type meanwhile
+            if result.mask.dtype == layer.mask.dtype:
+                command = result.command(doc, layer, text)
+            else:  # the layer changed type meanwhile
+                after = result.mask
                 after = after >= 128 if layer.mask.dtype == np.bool_ else after.view(np.uint8) * 255
-            known = result.diffed and result.before is layer.mask and after is result.mask
-            command = mask_edit(doc, layer, after, text, result.diff if known else None, known)
+                command = mask_edit(doc, layer, after, text)
             if command is not None:
                 self.context.push(command)
         finally:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +26,23 @@ from ovpaint.core.safeio import load_json, read_regular
 MAX_SETTINGS_BYTES = 1 << 20
 MAX_SETTINGS_DEPTH = 8
 MAX_RECENT = 50
+MAX_TEXT = 4096
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting: its default (whose type values must have), help text, and optionally the
+    choices or the range allowed, and ``validate``: what the setting's own values must be
+    beyond their type (it gets the value in the setting's type and returns the value to keep,
+    cleaned, or raises ValueError saying why it cannot be used)."""
+
     name: str
     default: Any
     help: str
     choices: tuple | None = None
     lo: float | None = None  # numbers: the range they must be in
     hi: float | None = None
+    validate: Callable[[Any], Any] | None = None
 
     def fresh_default(self) -> Any:
         """The default, copied when mutable so no caller can change the table's value."""
@@ -73,15 +81,26 @@ class Setting:
             raise ValueError(f"{value} is not in {self.lo:g}…{self.hi:g}")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{value!r:.60} is not one of {', '.join(map(str, self.choices))}")
-        if self.name == "recent_files":
-            value = [v for v in value if isinstance(v, str) and len(v) < 4096][:MAX_RECENT]
-        elif self.name == "local_model_paths":
-            bad = [k for k, v in value.items() if not isinstance(v, str) or not v]
-            if bad:
-                raise ValueError(f"the entries for {', '.join(map(str, bad))[:80]} are not paths")
-        elif isinstance(self.default, str) and len(value) > 4096:
+        if isinstance(self.default, str) and len(value) > MAX_TEXT:
             raise ValueError("the text is too long")
+        if self.validate is not None:
+            value = self.validate(value)
         return value
+
+
+def recent_files(value: list) -> list:
+    """The paths among ``value`` (texts of a sane length), the newest ``MAX_RECENT``: a list
+    edited by hand loses its odd entries, not the rest."""
+    return [v for v in value if isinstance(v, str) and len(v) < MAX_TEXT][:MAX_RECENT]
+
+
+def model_paths(value: dict) -> dict:
+    """Model id → path, every path a non-empty text (it is resolved and checked where it is
+    used, against the model's files)."""
+    bad = [k for k, v in value.items() if not isinstance(v, str) or not v]
+    if bad:
+        raise ValueError(f"the entries for {', '.join(map(str, bad))[:80]} are not paths")
+    return value
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -130,7 +149,7 @@ SETTINGS: tuple[Setting, ...] = (
         hi=1000,
     ),
     Setting("overlay_opacity", 0.5, "Opacity of mask overlays on the canvas.", lo=0.0, hi=1.0),
-    Setting("recent_files", [], "Recently opened files."),
+    Setting("recent_files", [], "Recently opened files.", validate=recent_files),
     Setting(
         "autosave_seconds",
         120,
@@ -138,7 +157,12 @@ SETTINGS: tuple[Setting, ...] = (
         lo=0,
         hi=86400,
     ),
-    Setting("local_model_paths", {}, "Model id → local file or folder chosen by the user."),
+    Setting(
+        "local_model_paths",
+        {},
+        "Model id → local file or folder chosen by the user.",
+        validate=model_paths,
+    ),
     Setting(
         "method_seconds",
         {},
