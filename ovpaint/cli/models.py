@@ -193,7 +193,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.json:
         print_json(_precision_json(stored, settings, device_type))
         return 0
-    print(f"Measured in {calibration.seconds:.1f} s; stored in {calibrator.path}.")
+    loading = (
+        f" (after {calibration.load_seconds:.1f} s loading the code it runs)"
+        if calibration.load_seconds >= 0.05
+        else ""
+    )
+    print(f"Measured in {calibration.seconds:.1f} s{loading}; stored in {calibrator.path}.")
     _print_precision(stored, settings)
     return 0
 

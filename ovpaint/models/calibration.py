@@ -18,7 +18,14 @@ on a shared machine hits all of them), keeps the lower precision only when it is
 signature (CPU model, core count, torch version, thread count; the GPU for CUDA). A changed
 signature, a new candidate set or a corrupt file means a new measurement, never a crash.
 Flags only decide which candidates are worth timing (bf16 is not timed on an x86 CPU without
-bf16 instructions). The whole calibration is bounded by ``BUDGET_S`` on a 2-core CPU.
+bf16 instructions).
+
+The whole calibration (probes' construction and timing) is bounded by ``BUDGET_S``: each
+workload's timing ends at its share of the budget, a round that would not fit is not started,
+and rounds stop as soon as the choice is settled (it would stand if any candidate's time moved
+by ``DOUBT``). What is not in the bound is importing the code the probes run (open_clip,
+diffusers, sam2: ``Workload.code``), which a pipeline has done before it uses a workload; it is
+timed apart (``MachineCalibration.load_seconds``).
 """
 
 from __future__ import annotations
@@ -43,14 +50,20 @@ from ovpaint.core.jobs import CancelToken, Progress
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
+# bumped whenever a probe changes: times stored for other probes are measured again
+SCHEMA = 2
 FILE_NAME = "precision-calibration.json"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # a precision's rank: lower ranks are more exact; a higher rank must win by MARGIN over the best
 # lower one to be chosen
 RANK = {"fp32": 0, "fp16": 1, "bf16": 1, "int8": 2}
 MARGIN = 1.10
-BUDGET_S = 3.0  # all workloads together, probes' construction included
+# a choice is settled when it would stand with the margin this much stricter or looser: the
+# best of two runs still varies by up to ~15 % on a shared 2-core machine; a first run alone
+# carries one-off costs (first calls were up to 50 % slower on a 2-core AMD EPYC)
+DOUBT, FIRST_RUN_DOUBT = 1.25, 1.6
+BUDGET_S = 3.0  # all workloads together, probes' construction included (imports apart)
+# rounds run even over the budget while the choice is not settled, and rounds at most
 MIN_ROUNDS, MAX_ROUNDS = 2, 7
 MAX_FILE_BYTES = 256_000
 MAX_MACHINES = 16  # signatures kept in the file (thread counts, torch versions, devices)
@@ -69,7 +82,10 @@ class Workload:
     function or as ``"module:function"``. ``int8``:
     int8 is a candidate on a CPU (when the ``int8_vit`` setting allows it). ``share``: its
     part of the time budget. ``role``: the model whose storage precision this workload
-    decides on a GPU (``clip``, ``sam2``, ``inpaint``), or ``""``."""
+    decides on a GPU (``clip``, ``sam2``, ``inpaint``), or ``""``. ``code``: the modules its
+    probe runs (imported before the timing starts, outside the budget). ``gpu_follows``: on
+    a GPU this workload computes in the weights' precision, which workload ``gpu_follows``
+    decides: it is not measured there, and its choice is that workload's."""
 
     name: str
     title: str
@@ -77,6 +93,8 @@ class Workload:
     int8: bool = False
     share: float = 1.0
     role: str = ""
+    code: tuple[str, ...] = ()
+    gpu_follows: str = ""
 
     def probe_function(self) -> Probe:
         if not isinstance(self.probe, str):
@@ -85,6 +103,14 @@ class Workload:
 
         module, _, attr = self.probe.partition(":")
         return getattr(importlib.import_module(module), attr)
+
+    def load_code(self) -> Probe:
+        """Import what the probe runs (untimed by the budget); returns the probe."""
+        import importlib
+
+        for module in self.code:
+            importlib.import_module(module)
+        return self.probe_function()
 
 
 _WORKLOADS: dict[str, Workload] = {}
@@ -193,6 +219,13 @@ def choose(times: dict[str, float], margin: float = MARGIN) -> str:
     return chosen
 
 
+def settled(times: dict[str, float], margin: float = MARGIN, doubt: float = DOUBT) -> bool:
+    """Whether the choice from ``times`` would stand if the times compared moved by a factor
+    ``doubt`` either way (the margin ``doubt`` times stricter or looser): more rounds could
+    only confirm it."""
+    return choose(times, margin * doubt) == choose(times, margin / doubt)
+
+
 def ratio_text(ratios: dict[str, float]) -> str:
     """``{"bf16": 1.9}`` as "bf16 1.90×" (speeds relative to fp32), "" for none."""
     return ", ".join(f"{p} {r:.2f}×" for p, r in ratios.items())
@@ -230,6 +263,7 @@ class MachineCalibration:
     results: dict[str, WorkloadResult] = field(default_factory=dict)
     seconds: float = 0.0  # time the last measurement took, probes' construction included
     measured_at: float = 0.0
+    load_seconds: float = 0.0  # importing the probes' code before it (not stored)
 
     def as_json(self) -> dict:
         return {
@@ -289,19 +323,24 @@ def _parse_machine(data: Any) -> MachineCalibration | None:
     return MachineCalibration(data["signature"], results, float(seconds), float(when))
 
 
-def read_file(path: Path) -> dict[str, MachineCalibration]:
-    """The stored calibrations by signature key; {} for a missing, oversized or corrupt file
-    (it is then measured again and rewritten)."""
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes, or None when missing, unreadable or over the cap (logged)."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        return {}
+        return None
     except OSError as exc:
         log.warning("precision calibration %s unreadable (%s); measuring again", path, exc)
-        return {}
+        return None
     if len(raw) > MAX_FILE_BYTES:
         log.warning("precision calibration %s is over %d bytes; ignored", path, MAX_FILE_BYTES)
+        return None
+    return raw
+
+
+def _parse_file(raw: bytes | None, path: Path) -> dict[str, MachineCalibration]:
+    if raw is None:
         return {}
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -319,6 +358,35 @@ def read_file(path: Path) -> dict[str, MachineCalibration]:
         if isinstance(key, str) and parsed is not None and signature_key(parsed.signature) == key:
             out[key] = parsed
     return out
+
+
+def read_file(path: Path) -> dict[str, MachineCalibration]:
+    """The stored calibrations by signature key; {} for a missing, oversized or corrupt file
+    (it is then measured again and rewritten)."""
+    return _parse_file(_read_bytes(path), path)
+
+
+_READS: dict[Path, tuple[bytes, dict[str, MachineCalibration]]] = {}
+_READS_LOCK = threading.Lock()
+
+
+def read_file_cached(path: Path) -> dict[str, MachineCalibration]:
+    """:func:`read_file`, parsed again only when the file's bytes changed: every pipeline stage
+    asks for its precision, and that costs a read of a few kB, not a parse and a check of
+    every field. The calibrations returned are shared: do not change them."""
+    raw = _read_bytes(path)
+    if raw is None:
+        return {}
+    with _READS_LOCK:
+        hit = _READS.get(path)
+        if hit is not None and hit[0] == raw:
+            return dict(hit[1])
+    machines = _parse_file(raw, path)
+    with _READS_LOCK:
+        if len(_READS) >= 8:
+            _READS.clear()
+        _READS[path] = (raw, machines)
+    return dict(machines)
 
 
 def write_file(path: Path, machines: dict[str, MachineCalibration]) -> None:
@@ -342,19 +410,27 @@ def time_candidates(
     device: torch.device | None = None,
     clock: Callable[[], float] = time.perf_counter,
     cancel: CancelToken | None = None,
+    settle: bool = True,
 ) -> dict[str, float]:
-    """Best time per candidate: rounds in which every candidate runs once (the order rotates),
-    at least ``MIN_ROUNDS`` and while the budget lasts. The fastest run, not the median: a
-    first run's one-off costs (weight copies, kernel set-up) and other programs only ever add
-    time, so the minimum is the closest to what the candidate costs, and no run is spent on a
-    separate warm-up (with two rounds, each candidate costs two calls)."""
+    """Best time per candidate: rounds in which every candidate runs once (the order rotates)
+    until the choice is :func:`settled` (unless ``settle`` is False): after one round with
+    ``FIRST_RUN_DOUBT``, after more with ``DOUBT``. Unsettled, at least ``MIN_ROUNDS`` run,
+    and more while the next round, costed at the best times so far, fits in ``budget_s``.
+    The fastest run, not the median: a first run's one-off costs (weight copies, kernel
+    set-up) and other programs only ever add time, so the minimum is the closest to what the
+    candidate costs, and no run is spent on a separate warm-up."""
     device = device or torch.device("cpu")
     names = list(runs)
     start = clock()
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(MAX_ROUNDS):
-        if round_index >= MIN_ROUNDS and clock() - start >= budget_s:
-            break
+        if round_index:
+            best = {name: min(values) for name, values in samples.items()}
+            doubt = FIRST_RUN_DOUBT if round_index == 1 else DOUBT
+            if settle and "fp32" in best and settled(best, doubt=doubt):
+                break
+            if round_index >= MIN_ROUNDS and clock() - start + sum(best.values()) > budget_s:
+                break
         if cancel:
             cancel.check()
         shift = round_index % len(names)
@@ -375,15 +451,19 @@ def measure_workload(
     clock: Callable[[], float] = time.perf_counter,
     cancel: CancelToken | None = None,
 ) -> WorkloadResult:
+    """Build the workload's probe in each precision and time them; the probes' construction
+    is part of ``budget_s``."""
     if len(precisions) == 1:  # nothing to compare: not timed
         return WorkloadResult(workload.name, precisions[0], {}, tuple(precisions))
+    started = clock()
     runs = {}
     probe = workload.probe_function()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         for precision in precisions:
             runs[precision] = probe(device, precision)
-    times = time_candidates(runs, budget_s, device=device, clock=clock, cancel=cancel)
+    left = budget_s - (clock() - started)
+    times = time_candidates(runs, left, device=device, clock=clock, cancel=cancel)
     return WorkloadResult(workload.name, choose(times), times, tuple(precisions))
 
 
@@ -420,13 +500,22 @@ class Calibrator:
 
     def stored(self, device: torch.device) -> MachineCalibration | None:
         """This machine's stored calibration (without measuring), or None."""
-        return read_file(self.path).get(signature_key(machine_signature(device)))
+        return read_file_cached(self.path).get(signature_key(machine_signature(device)))
+
+    @staticmethod
+    def measured_as(workload: Workload, device: torch.device) -> Workload:
+        """The workload whose measurement decides ``workload`` on ``device``: itself, or on a
+        GPU the one it follows."""
+        if device.type != "cpu" and workload.gpu_follows:
+            return get_workload(workload.gpu_follows)
+        return workload
 
     def valid_result(
         self, calibration: MachineCalibration | None, workload: Workload, device: torch.device
     ) -> WorkloadResult | None:
         if calibration is None:
             return None
+        workload = self.measured_as(workload, device)
         result = calibration.results.get(workload.name)
         wanted = candidates(workload, device, self.allow_int8)
         if result is None or not set(wanted) <= set(result.candidates):
@@ -448,11 +537,11 @@ class Calibrator:
         cancel: CancelToken | None = None,
     ) -> str:
         """The precision for workload ``name`` on ``device``, measured first if needed."""
-        workload = get_workload(name)
+        workload = self.measured_as(get_workload(name), device)
         found = self.valid_result(self.stored(device), workload, device)
         if found is None:
-            calibration = self.calibrate(device, [name], progress=progress, cancel=cancel)
-            found = calibration.results[name]
+            calibration = self.calibrate(device, [workload.name], progress=progress, cancel=cancel)
+            found = calibration.results[workload.name]
         return found.choice
 
     def calibrate(
@@ -465,11 +554,23 @@ class Calibrator:
         cancel: CancelToken | None = None,
     ) -> MachineCalibration:
         """Measure the named workloads (every registered one by default) that have no valid
-        stored result, or all of them with ``force``; store and return the calibration."""
+        stored result, or all of them with ``force``; store and return the calibration.
+
+        The budget is shared by every workload measured on this device in proportion to its
+        ``share``: a workload has its share, less any time the ones before it took over
+        theirs (it must be done by the start plus the shares up to it); measuring some
+        workloads alone takes their shares only."""
         registered = workloads()
-        chosen = [registered[n] for n in (names if names is not None else sorted(registered))]
+        chosen: list[Workload] = []
+        for name in names if names is not None else sorted(registered):
+            workload = self.measured_as(registered[name], device)
+            if workload not in chosen:
+                chosen.append(workload)
+        total_share = (
+            sum(w.share for w in registered.values() if self.measured_as(w, device) is w) or 1.0
+        )
         with _MEASURE_LOCK:
-            machines = read_file(self.path)
+            machines = read_file(self.path)  # fresh objects: the cached ones are not changed
             signature = machine_signature(device)
             key = signature_key(signature)
             calibration = machines.get(key) or MachineCalibration(signature)
@@ -477,19 +578,31 @@ class Calibrator:
             if not todo:
                 return calibration
             self._say(len(todo))
-            # the budget is shared by all registered workloads, so measuring some of them
-            # alone takes their share only
-            total_share = sum(w.share for w in registered.values()) or 1.0
-            started = self.clock()
+            if progress:
+                progress.stage("loading the code to measure", total=len(todo))
+            loading = self.clock()
+            for index, workload in enumerate(todo):
+                workload.load_code()
+                if progress:
+                    progress.update(index + 1)
+            calibration.load_seconds = self.clock() - loading
             if progress:
                 progress.stage("measuring the fastest precision (once)", total=len(todo))
+            started = self.clock()
+            share_done = 0.0
             for index, workload in enumerate(todo):
                 if cancel:
                     cancel.check()
-                precisions = candidates(workload, device, self.allow_int8)
-                budget = self.budget_s * workload.share / total_share
+                share_done += workload.share
+                deadline = started + self.budget_s * share_done / total_share
+                own = self.budget_s * workload.share / total_share
                 calibration.results[workload.name] = measure_workload(
-                    workload, device, precisions, budget, clock=self.clock, cancel=cancel
+                    workload,
+                    device,
+                    candidates(workload, device, self.allow_int8),
+                    min(own, deadline - self.clock()),
+                    clock=self.clock,
+                    cancel=cancel,
                 )
                 if progress:
                     progress.update(index + 1, message=workload.title)
@@ -520,6 +633,7 @@ register_workload(
         "ovpaint.pipelines.segmentation.dense:dense_probe",
         int8=True,
         role="clip",
+        code=("open_clip.transformer",),
     )
 )
 register_workload(
@@ -528,6 +642,8 @@ register_workload(
         "CLIP ViT-B/16 block, mask scoring (a 512 px crop, 1025 tokens)",
         "ovpaint.pipelines.segmentation.proposals.scoring:scoring_probe",
         int8=True,
+        code=("open_clip.transformer",),
+        gpu_follows="dense",  # on a GPU, scoring runs in the CLIP weights' precision
     )
 )
 register_workload(
@@ -535,6 +651,7 @@ register_workload(
         "decoder",
         "SAM2 prompt decoder, one call of point prompts",
         "ovpaint.pipelines.segmentation.refine:decoder_probe",
+        code=("sam2.modeling.sam.mask_decoder",),
     )
 )
 register_workload(
@@ -544,5 +661,6 @@ register_workload(
         "ovpaint.models.inpaint_loader:unet_block_probe",
         share=1.5,
         role="inpaint",
+        code=("diffusers.models.unets.unet_2d_blocks",),
     )
 )

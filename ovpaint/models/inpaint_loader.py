@@ -151,7 +151,9 @@ def unet_block_probe(device: torch.device, precision: str):
     as :func:`make_bf16_unet` runs it (bf16 weights and channels-last activations)."""
     from diffusers.models.unets.unet_2d_blocks import CrossAttnDownBlock2D
 
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    from ovpaint.models.device import DTYPES
+
+    dtype = DTYPES[precision]
     block = CrossAttnDownBlock2D(
         in_channels=320,
         out_channels=320,

@@ -63,10 +63,7 @@ def fake_workload(name: str, cost: dict[str, float], clock: FakeClock, calls: li
     return C.Workload(name, f"fake {name}", probe, **kw)
 
 
-def test_time_candidates_interleaves_and_stops_at_the_budget():
-    clock, calls = FakeClock(), []
-    order = []
-
+def _costing(order: list, clock: FakeClock, costs: dict[str, float]) -> dict:
     def run_of(p, cost):
         def run():
             order.append(p)
@@ -74,13 +71,52 @@ def test_time_candidates_interleaves_and_stops_at_the_budget():
 
         return run
 
-    runs = {"fp32": run_of("fp32", 0.3), "bf16": run_of("bf16", 0.1)}
-    times = C.time_candidates(runs, budget_s=1.5, clock=clock)
+    return {p: run_of(p, cost) for p, cost in costs.items()}
+
+
+def test_time_candidates_interleaves_and_never_starts_a_round_that_would_not_fit():
+    clock, order = FakeClock(), []
+    runs = _costing(order, clock, {"fp32": 0.3, "bf16": 0.1})
+    times = C.time_candidates(runs, budget_s=1.5, clock=clock, settle=False)
     assert times == {"fp32": pytest.approx(0.3), "bf16": pytest.approx(0.1)}
-    # rounds with the order rotating, until the budget is spent (no separate warm-up)
-    assert order == ["fp32", "bf16", "bf16", "fp32", "fp32", "bf16", "bf16", "fp32"]
-    assert clock.now == pytest.approx(1.6)  # 4 rounds of 0.4
-    assert not calls
+    # rounds with the order rotating (no separate warm-up); a fourth round (0.4 s after 1.2)
+    # would end past the budget, so it is not started
+    assert order == ["fp32", "bf16", "bf16", "fp32", "fp32", "bf16"]
+    assert clock.now == pytest.approx(1.2) and clock.now <= 1.5
+
+
+@pytest.mark.parametrize(
+    ("costs", "rounds"),
+    [
+        # 3× faster or slower: settled by the first round, even were a first run 60 % slow
+        ({"fp32": 0.3, "bf16": 0.1}, 1),
+        ({"fp32": 0.1, "bf16": 0.3}, 1),
+        ({"fp32": 0.15, "bf16": 0.1}, C.MIN_ROUNDS),  # 1.5×: a second round settles it
+        ({"fp32": 0.1, "bf16": 0.09}, 7),  # 1.11×, on the margin: rounds until the budget
+    ],
+)
+def test_time_candidates_stop_when_the_choice_is_settled(costs, rounds):
+    clock, order = FakeClock(), []
+    C.time_candidates(_costing(order, clock, costs), budget_s=10.0, clock=clock)
+    assert len(order) == 2 * rounds
+
+
+@pytest.mark.parametrize(
+    ("times", "is_settled"),
+    [
+        ({"fp32": 1.0, "bf16": 0.42}, True),  # 2.4×
+        ({"fp32": 1.0, "bf16": 1.64}, True),  # 0.61×
+        ({"fp32": 1.0, "bf16": 0.70}, True),  # 1.43×: bf16 even with a margin 25 % stricter
+        ({"fp32": 1.0, "bf16": 0.85}, False),  # 1.18×: a 10 % change of one time flips it
+        ({"fp32": 1.0, "bf16": 1.05}, False),
+        ({"fp32": 1.0, "bf16": 0.5, "int8": 0.47}, False),  # int8 vs bf16 undecided
+        ({"fp32": 1.0}, True),
+    ],
+)
+def test_settled_means_a_change_of_doubt_in_the_times_would_not_change_the_choice(
+    times, is_settled
+):
+    assert C.settled(times) is is_settled
 
 
 def test_time_candidates_keep_each_candidates_fastest_run():
@@ -95,12 +131,13 @@ def test_time_candidates_keep_each_candidates_fastest_run():
     def bf16():
         clock.now += 0.4 + next(disturbed)
 
-    times = C.time_candidates({"fp32": fp32, "bf16": bf16}, budget_s=100.0, clock=clock)
+    runs = {"fp32": fp32, "bf16": bf16}
+    times = C.time_candidates(runs, budget_s=100.0, clock=clock, settle=False)
     assert times == {"fp32": pytest.approx(1.0), "bf16": pytest.approx(0.4)}
     assert C.choose(times) == "bf16"
 
 
-def test_time_candidates_runs_the_minimum_rounds_even_over_budget():
+def test_an_unsettled_choice_gets_the_minimum_rounds_even_over_budget():
     clock = FakeClock()
     counts = {"fp32": 0, "bf16": 0}
 
@@ -271,6 +308,114 @@ def test_microsecond_times_keep_their_choice_through_the_file(tmp_path):
     C.write_file(path, {C.signature_key(signature): machine})
     [read] = C.read_file(path).values()
     assert read.results["fast"].choice == "bf16" and read.results["fast"].times == times
+
+
+def test_probe_construction_is_part_of_the_budget():
+    """A probe that takes most of the budget to build leaves time for the minimum rounds only."""
+    clock = FakeClock()
+    costs = {"fp32": 0.1, "bf16": 0.099}  # unsettled: would run until the budget
+
+    def probe(device, precision):
+        clock.now += 0.8  # building it (weights, low-precision copies)
+        return lambda: setattr(clock, "now", clock.now + costs[precision])
+
+    workload = C.Workload("slowbuild", "slow to build", probe)
+    C.measure_workload(workload, CPU, ("fp32", "bf16"), budget_s=2.0, clock=clock)
+    # 1.6 s building, 2 rounds (0.4 s): a third round would end past 2.0 s
+    assert clock.now == pytest.approx(1.6 + 2 * 0.199)
+
+
+def test_calibrate_shares_one_budget_and_keeps_imports_out_of_it(
+    tmp_path, fake_registry, monkeypatch
+):
+    """Each workload must end by its share of the budget, counted from the common start: an
+    undecided first workload uses its share only, and the code the probes run is loaded
+    before the clock starts (timed apart)."""
+    clock, calls = fake_registry
+    imported = []
+
+    def fake_import(name):
+        imported.append((name, clock.now))
+        clock.now += 2.0  # a slow first import
+        return json
+
+    monkeypatch.setattr("importlib.import_module", fake_import)
+    registry = {
+        "alpha": fake_workload("alpha", {"fp32": 0.1, "bf16": 0.095}, clock, calls, code=("m",)),
+        "beta": fake_workload("beta", {"fp32": 0.1, "bf16": 0.095}, clock, calls, share=2.0),
+    }
+    monkeypatch.setattr(C, "_WORKLOADS", registry)
+    calibration = C.Calibrator(tmp_path / "c.json", clock=clock, budget_s=3.0).calibrate(CPU)
+    assert imported == [("m", 0.0)] and calibration.load_seconds == pytest.approx(2.0)
+    assert calibration.seconds <= 3.0 + 1e-9  # the imports are not in it
+    rounds = {
+        name: sum(1 for c in calls if c[0] == "run" and c[1] == name) // 2 for name in registry
+    }
+    # alpha: its third of 3 s holds 5 rounds of 0.195 s (0.975 s), beta its two thirds: 10,
+    # capped at MAX_ROUNDS (the time alpha left is not passed on)
+    assert rounds == {"alpha": 5, "beta": C.MAX_ROUNDS}
+    assert calibration.seconds == pytest.approx((5 + C.MAX_ROUNDS) * 0.195)
+
+
+def test_a_workload_over_its_share_shortens_the_next_ones(tmp_path, fake_registry, monkeypatch):
+    clock, calls = fake_registry
+    registry = {
+        "alpha": fake_workload("alpha", {"fp32": 0.5, "bf16": 0.49}, clock, calls),  # 2 s
+        "beta": fake_workload("beta", {"fp32": 0.1, "bf16": 0.099}, clock, calls),
+        "gamma": fake_workload("gamma", {"fp32": 0.1, "bf16": 0.099}, clock, calls),
+    }
+    monkeypatch.setattr(C, "_WORKLOADS", registry)
+    C.Calibrator(tmp_path / "c.json", clock=clock, budget_s=3.0).calibrate(CPU)
+    rounds = {n: sum(1 for c in calls if c[0] == "run" and c[1] == n) // 2 for n in registry}
+    # alpha took 2 s of its 1 s share; beta must end by 2 s (past already): minimum rounds;
+    # gamma by 3 s: 1 s less the 0.4 s beta took
+    assert rounds == {"alpha": C.MIN_ROUNDS, "beta": C.MIN_ROUNDS, "gamma": 3}
+
+
+def test_a_workload_that_follows_another_on_a_gpu_is_not_measured_there(
+    tmp_path, fake_registry, monkeypatch
+):
+    clock, calls = fake_registry
+    registry = {
+        "alpha": fake_workload("alpha", {"fp32": 1.0, "bf16": 0.4}, clock, calls),
+        "beta": fake_workload(
+            "beta", {"fp32": 1.0, "bf16": 2.0}, clock, calls, gpu_follows="alpha"
+        ),
+    }
+    monkeypatch.setattr(C, "_WORKLOADS", registry)
+    monkeypatch.setattr(C, "candidates", lambda workload, device, allow: ("fp32", "bf16"))
+    gpu = torch.device("meta")  # any device other than the CPU
+    cal = C.Calibrator(tmp_path / "c.json", clock=clock)
+    assert cal.choice("beta", gpu) == "bf16"  # alpha's measured choice
+    assert measured(calls) == {("alpha", "fp32"), ("alpha", "bf16")}
+    calibration = cal.calibrate(gpu, force=True)
+    assert set(calibration.results) == {"alpha"}
+    assert cal.valid_result(calibration, registry["beta"], gpu).choice == "bf16"
+    calls.clear()
+    assert cal.choice("beta", CPU) == "fp32"  # on the CPU it is measured itself
+    assert measured(calls) == {("beta", "fp32"), ("beta", "bf16")}
+
+
+def test_cached_reads_parse_again_exactly_when_the_bytes_change(
+    tmp_path, fake_registry, monkeypatch
+):
+    clock, _ = fake_registry
+    path, data = _valid_file(tmp_path, clock)
+    parses = []
+    original = C._parse_machine
+    monkeypatch.setattr(C, "_parse_machine", lambda item: parses.append(1) or original(item))
+    first = C.read_file_cached(path)
+    assert first and len(parses) == 1
+    assert C.read_file_cached(path) == first and len(parses) == 1  # unchanged: not parsed
+    [entry] = data["machines"].values()
+    entry["workloads"]["alpha"]["times"]["fp32"] = 1.5  # same length, other bytes
+    text = json.dumps(data, indent=1, sort_keys=True)
+    assert len(text) == len(path.read_text())
+    path.write_text(text)
+    [changed] = C.read_file_cached(path).values()
+    assert len(parses) == 2 and changed.results["alpha"].times["fp32"] == 1.5
+    path.unlink()
+    assert C.read_file_cached(path) == {}
 
 
 def test_one_candidate_is_not_timed(tmp_path, fake_registry, monkeypatch):

@@ -57,7 +57,8 @@ def lama_fill(
         else:
             mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
     device = bundle.device
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
+    # a copy (the caller's image may be read-only, which torch.from_numpy warns about)
+    x = torch.tensor(image, dtype=torch.float32, device=device).permute(2, 0, 1)[None]
     m = torch.from_numpy(mask).to(device)[None, None]
     with torch.inference_mode():
         result = predict(bundle.generator, x / 255.0, m, on_layer)

@@ -41,6 +41,7 @@ from ovpaint.core.errors import BadInput
 from ovpaint.core.jobs import CancelToken, Progress
 from ovpaint.core.paths import read_list, resource
 from ovpaint.core.prompt import ClassQuery
+from ovpaint.models import device as devices
 from ovpaint.models.clip_loader import ClipBundle
 from ovpaint.models.protocols import Models
 from ovpaint.pipelines.result import BACKGROUND, SegmentationResult
@@ -347,7 +348,7 @@ def dense_embeddings(
     return head_embeddings(visual, taps, (gh, gw), layers, weights, low, last), gh, gw
 
 
-_DTYPE_OF = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
+_DTYPE_OF = {**devices.DTYPES, "int8": torch.int8}  # the storage precisions and int8 products
 
 
 def compute_dtype(
@@ -411,9 +412,8 @@ def vit_block_probe(batch: int, tokens: int, kernel=None):
         block = block.eval().requires_grad_(False)
         x = torch.randn(batch, tokens, width)
         if device.type != "cpu":
-            dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-            block.to(device, dtype[precision])
-            x = x.to(device, dtype[precision])
+            block.to(device, devices.DTYPES[precision])
+            x = x.to(device, devices.DTYPES[precision])
             precision = "fp32"  # the weights already hold the precision
         low = None if precision == "fp32" else {"dtype": _DTYPE_OF[precision]}
         if kernel is not None:

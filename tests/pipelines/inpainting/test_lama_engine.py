@@ -281,3 +281,21 @@ def test_lama_computes_in_fp32_even_under_a_bf16_manager():
     manager = ModelManager(profile="tiny", device="cpu", dtype="bf16")
     with manager.use("lama") as bundle:
         assert bundle.dtype == torch.float32
+
+
+def test_a_read_only_image_is_filled_without_a_warning(tiny_manager):
+    """Images shared with a session or the app's layers are read-only arrays: LaMa copies
+    them instead of handing them to torch.from_numpy (which warns on every first use)."""
+    import warnings
+
+    from ovpaint.pipelines.inpainting.lama import lama_fill
+
+    image = _image(40, 48)
+    image.flags.writeable = False
+    hole = np.zeros((40, 48), bool)
+    hole[10:20, 12:30] = True
+    with tiny_manager.use("lama") as bundle, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        filled = lama_fill(bundle, image, hole, max_side=1024)
+    assert filled.shape == image.shape and filled.dtype == np.uint8
+    assert np.array_equal(filled[~hole], image[~hole])
