@@ -102,15 +102,16 @@ class ComputeSummary:
         merged = {**self.precisions, **precisions}
         return ComputeSummary(self.device, self.weights, merged, None, self.note, self.tiny)
 
-    def precision_text(self) -> str:
-        """ "dense bf16, decoder fp32 (others measured on first use)", "fp32 (set)"."""
+    def precision_text(self, *, short: bool = False) -> str:
+        """ "dense bf16, decoder fp32 (others measured on first use)", "fp32 (set)"; ``short``
+        leaves out the workloads not measured yet (a status bar's room)."""
         if self.forced is not None:
             return f"{self.forced} (set)"
         if not self.precisions:
             return f"precision {FIRST_USE}"
         known = ", ".join(f"{name} {p}" for name, p in sorted(self.precisions.items()))
         rest = set(workloads()) - set(self.precisions)
-        return known + (" (others measured on first use)" if rest else "")
+        return known + (" (others measured on first use)" if rest and not short else "")
 
     def device_text(self) -> str:
         """The device in plain words, with the reason a present GPU is not used."""
@@ -125,13 +126,14 @@ class ComputeSummary:
         return " · ".join(parts) + (f" — {self.note}" if self.note else "")
 
     def short_text(self) -> str:
-        """For a status bar: "cpu · dense bf16, decoder fp32", or "cpu · bf16 for every
-        workload" when all were measured alike (the rest is in :meth:`text`)."""
+        """For a status bar: "cpu · dense bf16, decoder fp32" (what is known; at 1200 px the
+        job bar shares the line), or "cpu · bf16 for every workload" when all were measured
+        alike (the rest is in :meth:`text`, the tooltip)."""
         found = set(self.precisions.values())
         if self.forced is None and len(found) == 1 and set(workloads()) <= set(self.precisions):
             precision = f"{found.pop()} for every workload"
         else:
-            precision = self.precision_text()
+            precision = self.precision_text(short=True)
         return ("tiny test models · " if self.tiny else "") + f"{self.device} · {precision}"
 
     def report_fields(self) -> dict[str, Any]:

@@ -117,6 +117,4 @@ def test_the_status_text_is_short_when_every_workload_was_measured_alike(tmp_pat
     assert "compute decoder bf16, dense bf16, scoring bf16, unet bf16" in manager.banner()
     mixed = ModelManager(profile="tiny", device="cpu", calibrator=calibrator)
     stored_calibrator(tmp_path / "precision.json", {"dense": "bf16"}, monkeypatch)
-    assert mixed.compute_summary().short_text() == (
-        "tiny test models · cpu · dense bf16 (others measured on first use)"
-    )
+    assert mixed.compute_summary().short_text() == "tiny test models · cpu · dense bf16"
